@@ -1,0 +1,10 @@
+//! The SCIM 2.0 protocol (RFC 7643, RFC 7644), pure: no I/O, no async.
+
+pub mod error;
+pub mod filter;
+pub mod patch;
+pub mod projection;
+pub mod resource;
+pub mod schema;
+
+pub use error::{ScimError, ScimResult, ScimType};
