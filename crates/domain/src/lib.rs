@@ -1,1 +1,11 @@
-//! placeholder
+//! What Custodian knows, independent of HTTP and SQL: the people and groups an identity
+//! provider sends, the operators who use Custodian and their roles, and the storage
+//! traits that the store crate implements.
+
+pub mod access;
+pub mod idp;
+pub mod store;
+
+pub use access::{ApiUser, NewApiUser, Role, TokenDigest};
+pub use idp::{ListPage, ListQuery, ScimRecord, ScimRequestEntry, SortOrder, StoredMember};
+pub use store::{Precondition, Store, StoreError, StoreResult, Written};

@@ -478,7 +478,7 @@ impl ResourceKind {
     }
     pub fn extensions(self) -> &'static [&'static SchemaDef] {
         match self {
-            ResourceKind::User => &[&ENTERPRISE_USER],
+            ResourceKind::User => USER_EXTENSIONS,
             ResourceKind::Group => &[],
         }
     }
@@ -502,6 +502,8 @@ impl ResourceKind {
         })
     }
 }
+
+static USER_EXTENSIONS: &[&SchemaDef] = &[&ENTERPRISE_USER];
 
 pub static ALL_KINDS: &[ResourceKind] = &[ResourceKind::User, ResourceKind::Group];
 

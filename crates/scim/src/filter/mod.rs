@@ -5,7 +5,7 @@
 mod eval;
 mod parser;
 
-pub use eval::{matches, value_key, CompareKey};
+pub use eval::{literal_key, matches, value_key, CompareKey};
 pub use parser::{parse_filter, MAX_FILTER_DEPTH, MAX_FILTER_LEN, MAX_FILTER_TERMS};
 
 use crate::schema::ResolvedAttr;

@@ -1,0 +1,82 @@
+//! The storage interface. The store crate implements it for SQLite and PostgreSQL; every
+//! method that changes something runs in one transaction.
+
+use async_trait::async_trait;
+use custodian_scim::ScimError;
+use custodian_scim::patch::PatchRequest;
+use custodian_scim::resource::ResourceInput;
+use custodian_scim::schema::ResourceKind;
+
+use crate::access::{ApiUser, NewApiUser, TokenDigest};
+use crate::idp::{ListPage, ListQuery, ScimRecord, ScimRequestEntry, StoredMember};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The client's request cannot be applied: answered as a SCIM error.
+    #[error(transparent)]
+    Scim(#[from] ScimError),
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database failed; the message is for logs, never for clients.
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What a write returns: the record as stored and whether a POST reactivated an
+/// existing, deactivated user instead of creating one.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub record: ScimRecord,
+    pub reactivated: bool,
+}
+
+/// `If-Match` as the store sees it: `None` for no precondition.
+pub type Precondition = Option<String>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // --- operators and tokens ---
+    async fn create_api_user(&self, user: NewApiUser) -> StoreResult<ApiUser>;
+    async fn list_api_users(&self) -> StoreResult<Vec<ApiUser>>;
+    /// Deletes an operator (and its tokens) by id or name.
+    async fn delete_api_user(&self, id_or_name: &str) -> StoreResult<ApiUser>;
+    /// Adds a token to an existing operator.
+    async fn add_token(&self, user_id: i64, token: TokenDigest) -> StoreResult<()>;
+    /// The operator a token belongs to, if the token exists and is not revoked.
+    async fn authenticate_token(&self, token: TokenDigest) -> StoreResult<Option<ApiUser>>;
+
+    // --- SCIM resources ---
+    async fn scim_create(&self, kind: ResourceKind, input: ResourceInput) -> StoreResult<Written>;
+    async fn scim_get(&self, kind: ResourceKind, id: &str) -> StoreResult<ScimRecord>;
+    async fn scim_list(&self, kind: ResourceKind, query: &ListQuery) -> StoreResult<ListPage>;
+    async fn scim_replace(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        input: ResourceInput,
+        if_match: Precondition,
+    ) -> StoreResult<Written>;
+    async fn scim_patch(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        patch: &PatchRequest,
+        if_match: Precondition,
+    ) -> StoreResult<Written>;
+    async fn scim_delete(&self, kind: ResourceKind, id: &str, if_match: Precondition) -> StoreResult<()>;
+    /// The direct members of a group.
+    async fn group_members(&self, group_id: &str) -> StoreResult<Vec<StoredMember>>;
+    /// The groups of a user or group: direct ones and those inherited through nesting.
+    async fn groups_of(&self, member_id: &str) -> StoreResult<Vec<StoredMember>>;
+    async fn scim_count(&self, kind: ResourceKind) -> StoreResult<u64>;
+
+    // --- the IdP connection ---
+    /// Appends to the history (written in batches: see the server's request recorder).
+    async fn record_scim_requests(&self, entries: Vec<ScimRequestEntry>) -> StoreResult<()>;
+    /// The most recent requests, newest first.
+    async fn recent_scim_requests(&self, limit: u32) -> StoreResult<Vec<ScimRequestEntry>>;
+}

@@ -1,0 +1,85 @@
+//! The JSON API (Fleet-compatible shapes): its one error → response mapping and routes.
+
+mod scim_status;
+
+use axum::Router;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use custodian_domain::{ApiUser, StoreError};
+use serde_json::json;
+
+use crate::app::AppState;
+
+/// An error on the JSON API: `{"message", "errors": [{"name", "reason"}]}`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    pub errors: Vec<(String, String)>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError { status, message: message.into(), errors: Vec::new() }
+    }
+    pub fn unauthorized() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "Authentication required").with_error("base", "send 'Authorization: Bearer <API token>'")
+    }
+    pub fn with_error(mut self, name: impl Into<String>, reason: impl Into<String>) -> Self {
+        self.errors.push((name.into(), reason.into()));
+        self
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::new(StatusCode::NOT_FOUND, "Resource Not Found"),
+            StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, m),
+            StoreError::Scim(e) => ApiError::new(
+                StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
+                e.detail,
+            ),
+            StoreError::Database(m) => {
+                tracing::error!(error = %m, "database error on an API request");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let errors: Vec<_> = self.errors.iter().map(|(n, r)| json!({"name": n, "reason": r})).collect();
+        let mut response = (self.status, axum::Json(json!({"message": self.message, "errors": errors}))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"custodian\""));
+        }
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The operator a request's bearer token belongs to, whatever its role.
+pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> ApiResult<ApiUser> {
+    let token = crate::auth::bearer_token(headers).ok_or_else(ApiError::unauthorized)?;
+    state
+        .store
+        .authenticate_token(crate::auth::digest_token(token))
+        .await?
+        .ok_or_else(ApiError::unauthorized)
+}
+
+pub fn router() -> Router<AppState> {
+    let mut r = Router::new();
+    for prefix in ["/api/v1/fleet", "/api/latest/fleet"] {
+        r = r
+            .route(&format!("{prefix}/scim/details"), get(scim_status::details))
+            .route(&format!("{prefix}/scim/requests"), get(scim_status::requests));
+    }
+    r
+}

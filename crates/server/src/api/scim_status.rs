@@ -1,0 +1,63 @@
+//! The IdP connection status: the last SCIM request and the recent history.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri};
+use custodian_domain::ScimRequestEntry;
+use serde_json::{Value, json};
+
+use super::{ApiResult, authenticate};
+use crate::app::AppState;
+
+fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// `GET /api/v1/fleet/scim/details`: Fleet's shape.
+pub async fn details(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    authenticate(&state, &headers).await?;
+    state.recorder.flush().await;
+    let last = state.store.recent_scim_requests(1).await?.into_iter().next();
+    let last_request = last.map(|e| {
+        json!({
+            "status": if e.succeeded() { "success" } else { "error" },
+            "details": e.detail.unwrap_or_default(),
+            "requested_at": rfc3339(e.requested_at),
+        })
+    });
+    Ok(Json(json!({"last_request": last_request})))
+}
+
+fn entry_json(e: &ScimRequestEntry) -> Value {
+    json!({
+        "requested_at": rfc3339(e.requested_at),
+        "method": e.method,
+        "path": e.path,
+        "status": e.status,
+        "success": e.succeeded(),
+        "details": e.detail,
+        "user_agent": e.user_agent,
+        "duration_ms": (e.duration_ms * 1000.0).round() / 1000.0,
+    })
+}
+
+/// `GET /api/v1/fleet/scim/requests`: the recent SCIM requests, newest first.
+pub async fn requests(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> ApiResult<Json<Value>> {
+    authenticate(&state, &headers).await?;
+    state.recorder.flush().await;
+    let params = crate::scim::QueryParams::parse(uri.query());
+    let limit = match params.get("per_page") {
+        None => 100,
+        Some(v) => v.parse::<u32>().map_err(|_| {
+            super::ApiError::new(axum::http::StatusCode::BAD_REQUEST, "Invalid per_page")
+                .with_error("per_page", "must be a whole number from 1 to 1000")
+        })?,
+    }
+    .clamp(1, 1000);
+    let entries = state.store.recent_scim_requests(limit).await?;
+    Ok(Json(json!({"requests": entries.iter().map(entry_json).collect::<Vec<_>>()})))
+}

@@ -1,0 +1,55 @@
+//! API tokens: 32 random bytes, shown once, stored as a SHA-256 digest.
+
+use axum::http::HeaderMap;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use custodian_domain::TokenDigest;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+/// A new token and its digest. The token is printed once and then forgotten.
+pub fn generate_token() -> (String, TokenDigest) {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let token = URL_SAFE_NO_PAD.encode(bytes);
+    let digest = digest_token(&token);
+    (token, digest)
+}
+
+pub fn digest_token(token: &str) -> TokenDigest {
+    TokenDigest(Sha256::digest(token.as_bytes()).into())
+}
+
+/// The bearer token of a request, if its `Authorization` header carries one.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_random_and_digests_stable() {
+        let (a, da) = generate_token();
+        let (b, _) = generate_token();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43);
+        assert!(digest_token(&a) == da);
+    }
+
+    #[test]
+    fn only_bearer_scheme_is_accepted() {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", "Bearer abc".parse().unwrap());
+        assert_eq!(bearer_token(&h), Some("abc"));
+        h.insert("authorization", "non-token".parse().unwrap());
+        assert_eq!(bearer_token(&h), None);
+        h.insert("authorization", "Basic abc".parse().unwrap());
+        assert_eq!(bearer_token(&h), None);
+    }
+}

@@ -1,0 +1,10 @@
+//! Custodian's server: the HTTP surfaces (SCIM, JSON API), authentication and the CLI.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod recorder;
+pub mod scim;
+
+pub use app::{App, AppConfig};

@@ -1,0 +1,280 @@
+//! The SCIM 2.0 service provider (RFC 7644): routes, the one error → response mapping
+//! for SCIM, and the middleware that authenticates and records every request.
+
+mod bulk;
+mod discovery;
+mod resources;
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{NestedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::Utc;
+use custodian_domain::{ApiUser, ScimRequestEntry, StoreError};
+use custodian_scim::ScimError;
+use serde_json::Value;
+
+use crate::app::AppState;
+
+pub const SCIM_CONTENT_TYPE: &str = "application/scim+json";
+/// The largest request body accepted on SCIM routes; advertised as bulk.maxPayloadSize.
+pub const MAX_PAYLOAD_BYTES: usize = 8 * 1024 * 1024;
+pub const MAX_BULK_OPERATIONS: usize = 1000;
+/// The largest page (`count`) served; advertised as filter.maxResults.
+pub const MAX_RESULTS: u64 = 1000;
+pub const DEFAULT_COUNT: u64 = 100;
+
+/// The mount points of the SCIM service provider.
+pub const MOUNTS: &[&str] = &["/api/v1/fleet/scim", "/api/latest/fleet/scim", "/scim/v2"];
+
+/// An error answered on a SCIM route.
+#[derive(Debug)]
+pub struct ScimApiError(pub ScimError);
+
+/// The detail of a failed SCIM request, carried in the response so that the recorder
+/// can keep it in the connection history.
+#[derive(Debug, Clone)]
+pub struct ErrorDetail(pub String);
+
+impl From<ScimError> for ScimApiError {
+    fn from(e: ScimError) -> Self {
+        ScimApiError(e)
+    }
+}
+
+impl From<StoreError> for ScimApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Scim(e) => ScimApiError(e),
+            StoreError::NotFound => ScimApiError(ScimError::not_found("Resource not found")),
+            StoreError::Conflict(msg) => ScimApiError(ScimError::uniqueness(msg)),
+            StoreError::Database(msg) => {
+                // The cause goes to the log; the client gets no internals.
+                tracing::error!(error = %msg, "database error on a SCIM request");
+                ScimApiError(ScimError::new(500, None, "Internal server error"))
+            }
+        }
+    }
+}
+
+impl IntoResponse for ScimApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = scim_json(status, &self.0.to_json());
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"custodian\""));
+        }
+        response.extensions_mut().insert(ErrorDetail(self.0.detail));
+        response
+    }
+}
+
+pub type ScimResult<T> = Result<T, ScimApiError>;
+
+/// A JSON response with the SCIM media type.
+pub fn scim_json(status: StatusCode, body: &Value) -> Response {
+    let mut response = (status, body.to_string()).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_CONTENT_TYPE));
+    response
+}
+
+/// The base URL of the SCIM service provider as this request reached it: the public URL
+/// when one is configured, else the request's Host, plus the mount point used.
+pub fn base_url(state: &AppState, headers: &HeaderMap, nested: &NestedPath) -> String {
+    let origin = match &state.config.public_url {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("localhost");
+            let proto = headers
+                .get("x-forwarded-proto")
+                .and_then(|h| h.to_str().ok())
+                .filter(|p| *p == "https" || *p == "http")
+                .unwrap_or("http");
+            format!("{proto}://{host}")
+        }
+    };
+    format!("{origin}{}", nested.as_str())
+}
+
+/// Parses a request body as a JSON object; checks the media type first.
+pub fn parse_body(headers: &HeaderMap, body: &Bytes) -> ScimResult<Value> {
+    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
+        let media = ct.split(';').next().unwrap_or("").trim();
+        if !(media == SCIM_CONTENT_TYPE || media == "application/json" || media.ends_with("+json")) {
+            return Err(ScimError::new(
+                415,
+                None,
+                "Unsupported media type: send application/scim+json or application/json",
+            )
+            .into());
+        }
+    }
+    if body.is_empty() {
+        return Err(ScimError::invalid_syntax("The request body is empty").into());
+    }
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ScimError::invalid_syntax(format!("The request body is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(ScimError::invalid_syntax("The request body must be a JSON object").into());
+    }
+    Ok(value)
+}
+
+/// Query parameters with case-insensitive names (RFC 7644 treats them like attributes).
+pub struct QueryParams(HashMap<String, String>);
+
+impl QueryParams {
+    pub fn parse(query: Option<&str>) -> Self {
+        let map = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.into_owned()))
+            .collect();
+        QueryParams(map)
+    }
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+}
+
+/// The routes of one mount point.
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/ServiceProviderConfig", get(discovery::service_provider_config))
+        .route("/Schemas", get(discovery::schemas))
+        .route("/Schemas/{id}", get(discovery::schema))
+        .route("/ResourceTypes", get(discovery::resource_types))
+        .route("/ResourceTypes/{id}", get(discovery::resource_type))
+        .route("/Users", get(resources::list_users).post(resources::create_user))
+        .route("/Users/.search", post(resources::search_users))
+        .route(
+            "/Users/{id}",
+            get(resources::get_user)
+                .put(resources::replace_user)
+                .patch(resources::patch_user)
+                .delete(resources::delete_user),
+        )
+        .route("/Groups", get(resources::list_groups).post(resources::create_group))
+        .route("/Groups/.search", post(resources::search_groups))
+        .route(
+            "/Groups/{id}",
+            get(resources::get_group)
+                .put(resources::replace_group)
+                .patch(resources::patch_group)
+                .delete(resources::delete_group),
+        )
+        .route("/.search", post(resources::search_root))
+        .route("/Bulk", post(bulk::bulk))
+        .route("/Me", axum::routing::any(me))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state, authenticate_and_record))
+}
+
+async fn me() -> ScimApiError {
+    ScimError::new(501, None, "/Me is not supported: Custodian's clients are provisioning services, not end users").into()
+}
+
+async fn not_found() -> ScimApiError {
+    ScimError::not_found("No such SCIM endpoint").into()
+}
+
+async fn method_not_allowed() -> ScimApiError {
+    ScimError::new(405, None, "Method not allowed on this SCIM endpoint").into()
+}
+
+/// Authenticates the bearer token (maintainer or admin), runs the request, and records
+/// it in the IdP connection's history. Unauthenticated requests are not recorded: they
+/// would let anyone on the network overwrite the connection status.
+async fn authenticate_and_record(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let user = match authenticate(&state, request.headers()).await {
+        Ok(user) => user,
+        Err(e) => return e.into_response(),
+    };
+    if !user.role.can_write() {
+        return ScimApiError(ScimError::new(
+            403,
+            None,
+            "This token's role (observer) cannot provision: use a maintainer or admin token",
+        ))
+        .into_response();
+    }
+    let method = request.method().to_string();
+    let path = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().chars().take(512).collect())
+        .unwrap_or_default();
+    let user_agent = request
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(255).collect());
+    request.extensions_mut().insert(user);
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let detail = (status >= 400).then(|| {
+        response
+            .extensions()
+            .get::<ErrorDetail>()
+            .map(|d| d.0.chars().take(255).collect())
+            .unwrap_or_else(|| format!("HTTP {status}"))
+    });
+    state.recorder.record(ScimRequestEntry {
+        requested_at: Utc::now(),
+        method,
+        path,
+        status,
+        detail,
+        user_agent,
+        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+    });
+    response
+}
+
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> ScimResult<ApiUser> {
+    let unauthorized = || {
+        ScimApiError(ScimError::new(
+            401,
+            None,
+            "Authentication required: send 'Authorization: Bearer <API token>'",
+        ))
+    };
+    let token = crate::auth::bearer_token(headers).ok_or_else(unauthorized)?;
+    let user = state
+        .store
+        .authenticate_token(crate::auth::digest_token(token))
+        .await
+        .map_err(ScimApiError::from)?;
+    user.ok_or_else(unauthorized)
+}
+
+/// Reads a request body, refusing more than the advertised maximum with 413.
+pub async fn read_body(body: Body) -> ScimResult<Bytes> {
+    axum::body::to_bytes(body, MAX_PAYLOAD_BYTES).await.map_err(|e| {
+        let too_large = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
+            .any(|e| e.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ScimApiError(ScimError::new(
+                413,
+                None,
+                format!("The request body is larger than the {MAX_PAYLOAD_BYTES} bytes accepted"),
+            ))
+        } else {
+            ScimApiError(ScimError::invalid_syntax("The request body could not be read"))
+        }
+    })
+}

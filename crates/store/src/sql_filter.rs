@@ -1,0 +1,465 @@
+//! SCIM filters translated into SQL over the attribute index (`scim_values`), with every
+//! value bound, never spliced. The outer query names the resource table `r`.
+//!
+//! The semantics mirror `custodian_scim::filter::matches` exactly (a differential
+//! property test holds the two together): a comparison on a multi-valued attribute is
+//! true when any value satisfies it, `ne` is `not eq`, `eq null` is "not present".
+
+use custodian_scim::ScimError;
+use custodian_scim::filter::{CompValue, CompareKey, CompareOp, Filter, literal_key};
+use custodian_scim::schema::{AttrLocation, AttrType, ResolvedAttr, ResourceKind};
+use sqlx::{Database, Encode, QueryBuilder, Type};
+
+use crate::index::{is_numeric, key_columns};
+
+/// What differs between the SQL dialects for filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    fn contains(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "instr",
+            Dialect::Postgres => "strpos",
+        }
+    }
+    /// Text ordering must be by code point on both backends, as Rust's `str` orders.
+    fn byte_order(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " COLLATE \"C\"",
+        }
+    }
+}
+
+/// The types a filter binds; both backends encode them.
+pub trait FilterDb: Database
+where
+    for<'q> String: Encode<'q, Self> + Type<Self>,
+    for<'q> f64: Encode<'q, Self> + Type<Self>,
+{
+}
+impl FilterDb for sqlx::Sqlite {}
+impl FilterDb for sqlx::Postgres {}
+
+pub struct FilterSql {
+    pub dialect: Dialect,
+    pub kind: ResourceKind,
+}
+
+/// The column that holds an attribute's values in `scim_values`.
+fn value_column(attr: &ResolvedAttr) -> &'static str {
+    if is_numeric(attr.leaf().ty) { "num_value" } else { "text_value" }
+}
+
+fn is_members(kind: ResourceKind, attr: &ResolvedAttr) -> bool {
+    kind == ResourceKind::Group && attr.location == AttrLocation::Core && attr.attr.name == "members"
+}
+
+fn is_groups(kind: ResourceKind, attr: &ResolvedAttr) -> bool {
+    kind == ResourceKind::User && attr.location == AttrLocation::Core && attr.attr.name == "groups"
+}
+
+/// The `path >= 'x.' AND path < 'x/'` range that selects every sub-attribute of a complex
+/// attribute ('/' follows '.' in every collation we use).
+fn prefix_bounds(attr: &ResolvedAttr) -> (String, String) {
+    let base = ResolvedAttr { sub: None, ..*attr }.canonical_path();
+    (format!("{base}."), format!("{base}/"))
+}
+
+impl FilterSql {
+    pub fn push<'a, DB>(&self, qb: &mut QueryBuilder<'a, DB>, filter: &Filter) -> Result<(), ScimError>
+    where
+        DB: FilterDb,
+        for<'q> String: Encode<'q, DB> + Type<DB>,
+        for<'q> f64: Encode<'q, DB> + Type<DB>,
+    {
+        match filter {
+            Filter::And(a, b) | Filter::Or(a, b) => {
+                qb.push("(");
+                self.push(qb, a)?;
+                qb.push(if matches!(filter, Filter::And(..)) { " AND " } else { " OR " });
+                self.push(qb, b)?;
+                qb.push(")");
+            }
+            Filter::Not(inner) => {
+                qb.push("(NOT ");
+                self.push(qb, inner)?;
+                qb.push(")");
+            }
+            Filter::Present(attr) => self.push_present(qb, attr)?,
+            Filter::Compare { attr, op, value } => self.push_compare(qb, attr, *op, value)?,
+            Filter::ValuePath { attr, filter } => self.push_value_path(qb, attr, filter)?,
+        }
+        Ok(())
+    }
+
+    fn push_present<'a, DB>(&self, qb: &mut QueryBuilder<'a, DB>, attr: &ResolvedAttr) -> Result<(), ScimError>
+    where
+        DB: FilterDb,
+        for<'q> String: Encode<'q, DB> + Type<DB>,
+        for<'q> f64: Encode<'q, DB> + Type<DB>,
+    {
+        if attr.location == AttrLocation::Common {
+            // id and meta are always present; externalId is indexed like any attribute.
+            if attr.attr.name != "externalId" {
+                qb.push("(1=1)");
+                return Ok(());
+            }
+        }
+        if is_members(self.kind, attr) {
+            qb.push("(EXISTS (SELECT 1 FROM scim_members pm WHERE pm.group_seq = r.seq))");
+            return Ok(());
+        }
+        if is_groups(self.kind, attr) {
+            qb.push("(EXISTS (SELECT 1 FROM scim_members pm WHERE pm.member_seq = r.seq))");
+            return Ok(());
+        }
+        qb.push("(r.seq IN (SELECT resource_seq FROM scim_values WHERE kind = ");
+        qb.push_bind(self.kind.name().to_string());
+        self.push_path_condition(qb, attr, "");
+        qb.push("))");
+        Ok(())
+    }
+
+    /// ` AND path = ...`, or the prefix range for a complex attribute named alone.
+    fn push_path_condition<'a, DB>(&self, qb: &mut QueryBuilder<'a, DB>, attr: &ResolvedAttr, alias: &str)
+    where
+        DB: FilterDb,
+        for<'q> String: Encode<'q, DB> + Type<DB>,
+        for<'q> f64: Encode<'q, DB> + Type<DB>,
+    {
+        if attr.attr.ty == AttrType::Complex && attr.sub.is_none() {
+            let (lo, hi) = prefix_bounds(attr);
+            qb.push(format_args!(" AND {alias}path >= "));
+            qb.push_bind(lo);
+            qb.push(format_args!(" AND {alias}path < "));
+            qb.push_bind(hi);
+        } else {
+            qb.push(format_args!(" AND {alias}path = "));
+            qb.push_bind(attr.canonical_path());
+        }
+    }
+
+    fn push_compare<'a, DB>(
+        &self,
+        qb: &mut QueryBuilder<'a, DB>,
+        attr: &ResolvedAttr,
+        op: CompareOp,
+        value: &CompValue,
+    ) -> Result<(), ScimError>
+    where
+        DB: FilterDb,
+        for<'q> String: Encode<'q, DB> + Type<DB>,
+        for<'q> f64: Encode<'q, DB> + Type<DB>,
+    {
+        if *value == CompValue::Null {
+            return match op {
+                CompareOp::Eq => {
+                    qb.push("(NOT ");
+                    self.push_present(qb, attr)?;
+                    qb.push(")");
+                    Ok(())
+                }
+                CompareOp::Ne => self.push_present(qb, attr),
+                _ => Err(ScimError::invalid_filter("null can only be compared with eq or ne")),
+            };
+        }
+        if op == CompareOp::Ne {
+            qb.push("(NOT ");
+            self.push_compare(qb, attr, CompareOp::Eq, value)?;
+            qb.push(")");
+            return Ok(());
+        }
+        if is_members(self.kind, attr) || is_groups(self.kind, attr) {
+            return self.push_membership(qb, attr, op, value);
+        }
+        if attr.location == AttrLocation::Common {
+            match (attr.attr.name, attr.sub.map(|s| s.name)) {
+                ("id", _) => return self.push_column_compare(qb, "r.id", attr, op, value),
+                ("meta", Some("created")) => return self.push_column_compare(qb, "r.created", attr, op, value),
+                ("meta", Some("lastModified")) => {
+                    return self.push_column_compare(qb, "r.last_modified", attr, op, value);
+                }
+                ("meta", Some("resourceType")) => {
+                    let matched = matches!(value, CompValue::String(s) if op == CompareOp::Eq && s == self.kind.name());
+                    qb.push(if matched { "(1=1)" } else { "(1=0)" });
+                    return Ok(());
+                }
+                ("meta", _) => {
+                    return Err(ScimError::invalid_filter(format!(
+                        "filtering on '{}' is not supported",
+                        attr.canonical_path()
+                    )));
+                }
+                _ => {}
+            }
+        }
+        qb.push("(r.seq IN (SELECT resource_seq FROM scim_values WHERE kind = ");
+        qb.push_bind(self.kind.name().to_string());
+        self.push_path_condition(qb, attr, "");
+        qb.push(" AND ");
+        self.push_value_compare(qb, value_column(attr), attr, op, value)?;
+        qb.push("))");
+        Ok(())
+    }
+
+    fn push_column_compare<'a, DB>(
+        &self,
+        qb: &mut QueryBuilder<'a, DB>,
+        column: &str,
+        attr: &ResolvedAttr,
+        op: CompareOp,
+        value: &CompValue,
+    ) -> Result<(), ScimError>
+    where
+        DB: FilterDb,
+        for<'q> String: Encode<'q, DB> + Type<DB>,
+        for<'q> f64: Encode<'q, DB> + Type<DB>,
+    {
+        qb.push("(");
+        self.push_value_compare(qb, column, attr, op, value)?;
+        qb.push(")");
+        Ok(())
+    }
+
+    /// `column op value` for a non-null literal and an operator other than `ne`.
+    fn push_value_compare<'a, DB>(
+        &self,
+        qb: &mut QueryBuilder<'a, DB>,
+        column: &str,
+        attr: &ResolvedAttr,
+        op: CompareOp,
+        value: &CompValue,
+    ) -> Result<(), ScimError>
+    where
+        DB: FilterDb,
+        for<'q> String: Encode<'q, DB> + Type<DB>,
+        for<'q> f64: Encode<'q, DB> + Type<DB>,
+    {
+        let leaf = attr.leaf();
+        let key = literal_key(leaf, value);
+        // The column kind is told by its name, with or without a table alias.
+        let numeric_column = column.ends_with("num_value");
+        let key = match key {
+            Some(k @ (CompareKey::Num(_) | CompareKey::Bool(_))) if numeric_column => k,
+            Some(k @ (CompareKey::Str(_) | CompareKey::Time(_))) if !numeric_column => k,
+            // A literal of another type than the attribute's never matches.
+            _ => {
+                qb.push("1=0");
+                return Ok(());
+            }
+        };
+        let (text, num) = key_columns(key);
+        match (text, num) {
+            (Some(text), _) => self.push_text_compare(qb, column, op, text),
+            (None, Some(num)) => {
+                let sql_op = match op {
+                    CompareOp::Eq => "=",
+                    CompareOp::Gt => ">",
+                    CompareOp::Ge => ">=",
+                    CompareOp::Lt => "<",
+                    CompareOp::Le => "<=",
+                    _ => {
+                        qb.push("1=0");
+                        return Ok(());
+                    }
+                };
+                qb.push(format_args!("{column} {sql_op} "));
+                qb.push_bind(num);
+            }
+            (None, None) => {
+                qb.push("1=0");
+            }
+        }
+        Ok(())
+    }
+
+    fn push_text_compare<'a, DB>(&self, qb: &mut QueryBuilder<'a, DB>, column: &str, op: CompareOp, text: String)
+    where
+        DB: FilterDb,
+        for<'q> String: Encode<'q, DB> + Type<DB>,
+        for<'q> f64: Encode<'q, DB> + Type<DB>,
+    {
+        let collate = self.dialect.byte_order();
+        match op {
+            CompareOp::Co | CompareOp::Sw | CompareOp::Ew if text.is_empty() => {
+                // Every string contains, starts and ends with the empty string.
+                qb.push(format_args!("{column} IS NOT NULL"));
+            }
+            CompareOp::Co => {
+                qb.push(format_args!("{}({column}, ", self.dialect.contains()));
+                qb.push_bind(text);
+                qb.push(") > 0");
+            }
+            CompareOp::Sw => {
+                qb.push(format_args!("substr({column}, 1, length("));
+                qb.push_bind(text.clone());
+                qb.push(")) = ");
+                qb.push_bind(text);
+            }
+            CompareOp::Ew => {
+                qb.push(format_args!("length({column}) >= length("));
+                qb.push_bind(text.clone());
+                qb.push(format_args!(") AND substr({column}, length({column}) - length("));
+                qb.push_bind(text.clone());
+                qb.push(") + 1) = ");
+                qb.push_bind(text);
+            }
+            CompareOp::Eq | CompareOp::Ne => {
+                qb.push(format_args!("{column} = "));
+                qb.push_bind(text);
+            }
+            CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le => {
+                let sql_op = match op {
+                    CompareOp::Gt => ">",
+                    CompareOp::Ge => ">=",
+                    CompareOp::Lt => "<",
+                    _ => "<=",
+                };
+                qb.push(format_args!("{column}{collate} {sql_op} "));
+                qb.push_bind(text);
+                qb.push(collate);
+            }
+        }
+    }
+
+    /// `members eq "<id>"` on groups and `groups eq "<id>"` on users, through the
+    /// membership table (nested groups included for a user's groups).
+    fn push_membership<'a, DB>(
+        &self,
+        qb: &mut QueryBuilder<'a, DB>,
+        attr: &ResolvedAttr,
+        op: CompareOp,
+        value: &CompValue,
+    ) -> Result<(), ScimError>
+    where
+        DB: FilterDb,
+        for<'q> String: Encode<'q, DB> + Type<DB>,
+        for<'q> f64: Encode<'q, DB> + Type<DB>,
+    {
+        let on_value = attr.sub.is_none_or(|s| s.name == "value");
+        let CompValue::String(id) = value else {
+            qb.push("(1=0)");
+            return Ok(());
+        };
+        if !on_value || op != CompareOp::Eq {
+            return Err(ScimError::invalid_filter(format!(
+                "'{}' can only be filtered with 'eq' on its value",
+                attr.attr.name
+            )));
+        }
+        if is_members(self.kind, attr) {
+            qb.push(
+                "(r.seq IN (SELECT mm.group_seq FROM scim_members mm \
+                 JOIN scim_resources mx ON mx.seq = mm.member_seq WHERE mx.id = ",
+            );
+            qb.push_bind(id.clone());
+            qb.push("))");
+        } else {
+            qb.push(
+                "(r.seq IN (WITH RECURSIVE below(s) AS (\
+                 SELECT seq FROM scim_resources WHERE kind = 'Group' AND id = ",
+            );
+            qb.push_bind(id.clone());
+            qb.push(
+                " UNION SELECT bm.member_seq FROM scim_members bm JOIN below ON bm.group_seq = below.s) \
+                 SELECT s FROM below))",
+            );
+        }
+        Ok(())
+    }
+
+    fn push_value_path<'a, DB>(
+        &self,
+        qb: &mut QueryBuilder<'a, DB>,
+        attr: &ResolvedAttr,
+        inner: &Filter,
+    ) -> Result<(), ScimError>
+    where
+        DB: FilterDb,
+        for<'q> String: Encode<'q, DB> + Type<DB>,
+        for<'q> f64: Encode<'q, DB> + Type<DB>,
+    {
+        if is_members(self.kind, attr) || is_groups(self.kind, attr) {
+            // Only `members[value eq "<id>"]` has a meaning on the membership table.
+            if let Filter::Compare { attr: a, op, value } = inner {
+                return self.push_membership(qb, a, *op, value);
+            }
+            return Err(ScimError::invalid_filter(format!(
+                "'{}' can only be filtered with 'value eq'",
+                attr.attr.name
+            )));
+        }
+        qb.push("(r.seq IN (SELECT e.resource_seq FROM scim_values e WHERE e.kind = ");
+        qb.push_bind(self.kind.name().to_string());
+        self.push_path_condition(qb, &ResolvedAttr { sub: None, ..*attr }, "e.");
+        qb.push(" AND ");
+        self.push_element_filter(qb, inner)?;
+        qb.push("))");
+        Ok(())
+    }
+
+    /// A filter inside `attr[...]`, evaluated on one element (`e.resource_seq`, `e.elem`).
+    fn push_element_filter<'a, DB>(&self, qb: &mut QueryBuilder<'a, DB>, filter: &Filter) -> Result<(), ScimError>
+    where
+        DB: FilterDb,
+        for<'q> String: Encode<'q, DB> + Type<DB>,
+        for<'q> f64: Encode<'q, DB> + Type<DB>,
+    {
+        match filter {
+            Filter::And(a, b) | Filter::Or(a, b) => {
+                qb.push("(");
+                self.push_element_filter(qb, a)?;
+                qb.push(if matches!(filter, Filter::And(..)) { " AND " } else { " OR " });
+                self.push_element_filter(qb, b)?;
+                qb.push(")");
+            }
+            Filter::Not(inner) => {
+                qb.push("(NOT ");
+                self.push_element_filter(qb, inner)?;
+                qb.push(")");
+            }
+            Filter::Present(attr) => {
+                qb.push("EXISTS (SELECT 1 FROM scim_values v WHERE v.resource_seq = e.resource_seq AND v.elem = e.elem");
+                self.push_path_condition(qb, attr, "v.");
+                qb.push(")");
+            }
+            Filter::Compare { attr, op, value } => {
+                if *value == CompValue::Null {
+                    let present = Filter::Present(*attr);
+                    return match op {
+                        CompareOp::Eq => {
+                            qb.push("(NOT ");
+                            self.push_element_filter(qb, &present)?;
+                            qb.push(")");
+                            Ok(())
+                        }
+                        CompareOp::Ne => self.push_element_filter(qb, &present),
+                        _ => Err(ScimError::invalid_filter("null can only be compared with eq or ne")),
+                    };
+                }
+                if *op == CompareOp::Ne {
+                    qb.push("(NOT ");
+                    let eq = Filter::Compare { attr: *attr, op: CompareOp::Eq, value: value.clone() };
+                    self.push_element_filter(qb, &eq)?;
+                    qb.push(")");
+                    return Ok(());
+                }
+                qb.push("EXISTS (SELECT 1 FROM scim_values v WHERE v.resource_seq = e.resource_seq AND v.elem = e.elem");
+                self.push_path_condition(qb, attr, "v.");
+                qb.push(" AND ");
+                let column = if value_column(attr) == "num_value" { "v.num_value" } else { "v.text_value" };
+                self.push_value_compare(qb, column, attr, *op, value)?;
+                qb.push(")");
+            }
+            Filter::ValuePath { .. } => {
+                return Err(ScimError::invalid_filter("value paths cannot be nested"));
+            }
+        }
+        Ok(())
+    }
+}

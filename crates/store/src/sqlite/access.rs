@@ -1,0 +1,127 @@
+//! Operators and their tokens.
+
+use custodian_domain::{ApiUser, NewApiUser, Role, StoreError, StoreResult, TokenDigest};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+use subtle::ConstantTimeEq;
+
+use super::{SqliteStore, db_err, is_unique_violation};
+use crate::time;
+
+fn user_from_row(row: &SqliteRow) -> StoreResult<ApiUser> {
+    let role: String = row.try_get("role").map_err(db_err)?;
+    let created_at: String = row.try_get("created_at").map_err(db_err)?;
+    Ok(ApiUser {
+        id: row.try_get("id").map_err(db_err)?,
+        name: row.try_get("name").map_err(db_err)?,
+        email: row.try_get("email").map_err(db_err)?,
+        role: role.parse::<Role>().map_err(|e| StoreError::Database(e.to_string()))?,
+        api_only: row.try_get::<i64, _>("api_only").map_err(db_err)? != 0,
+        created_at: time::from_text(&created_at)?,
+    })
+}
+
+const USER_COLUMNS: &str = "id, name, email, role, api_only, created_at";
+
+impl SqliteStore {
+    pub(super) async fn create_api_user_impl(&self, user: NewApiUser) -> StoreResult<ApiUser> {
+        let now = time::to_text(time::now());
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        let inserted = sqlx::query(&format!(
+            "INSERT INTO api_users (name, name_norm, email, email_norm, role, api_only, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {USER_COLUMNS}"
+        ))
+        .bind(&user.name)
+        .bind(user.name.to_lowercase())
+        .bind(&user.email)
+        .bind(user.email.as_ref().map(|e| e.to_lowercase()))
+        .bind(user.role.as_str())
+        .bind(user.api_only as i64)
+        .bind(&now)
+        .fetch_one(&mut *tx)
+        .await;
+        let row = match inserted {
+            Ok(row) => row,
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Conflict(format!(
+                    "a user named '{}' (or with that email) already exists",
+                    user.name
+                )));
+            }
+            Err(e) => return Err(db_err(e)),
+        };
+        let created = user_from_row(&row)?;
+        if let Some(token) = user.token {
+            insert_token(&mut tx, created.id, token, &now).await?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(created)
+    }
+
+    pub(super) async fn list_api_users_impl(&self) -> StoreResult<Vec<ApiUser>> {
+        let rows = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM api_users ORDER BY id"))
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    pub(super) async fn delete_api_user_impl(&self, id_or_name: &str) -> StoreResult<ApiUser> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        let id: Option<i64> = id_or_name.parse().ok();
+        let row = sqlx::query(&format!(
+            "DELETE FROM api_users WHERE id = ? OR name_norm = ? RETURNING {USER_COLUMNS}"
+        ))
+        .bind(id)
+        .bind(id_or_name.to_lowercase())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let row = row.ok_or(StoreError::NotFound)?;
+        let user = user_from_row(&row)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(user)
+    }
+
+    pub(super) async fn add_token_impl(&self, user_id: i64, token: TokenDigest) -> StoreResult<()> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        insert_token(&mut tx, user_id, token, &time::to_text(time::now())).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    pub(super) async fn authenticate_token_impl(&self, token: TokenDigest) -> StoreResult<Option<ApiUser>> {
+        let rows = sqlx::query(&format!(
+            "SELECT t.digest, u.{} FROM api_tokens t JOIN api_users u ON u.id = t.user_id \
+             WHERE t.lookup = ? AND t.revoked_at IS NULL",
+            USER_COLUMNS.replace(", ", ", u.")
+        ))
+        .bind(token.lookup_key())
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_err)?;
+        for row in rows {
+            let digest: Vec<u8> = row.try_get("digest").map_err(db_err)?;
+            if bool::from(digest.as_slice().ct_eq(&token.0)) {
+                return user_from_row(&row).map(Some);
+            }
+        }
+        Ok(None)
+    }
+}
+
+async fn insert_token(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    user_id: i64,
+    token: TokenDigest,
+    now: &str,
+) -> StoreResult<()> {
+    sqlx::query("INSERT INTO api_tokens (user_id, lookup, digest, created_at) VALUES (?, ?, ?, ?)")
+        .bind(user_id)
+        .bind(token.lookup_key())
+        .bind(token.0.to_vec())
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}

@@ -1,0 +1,164 @@
+//! The SQLite store: the embedded default. One writer connection (SQLite has one writer
+//! anyway; this avoids lock upgrades between our own connections) and a pool of readers
+//! that WAL lets run beside it. Every write is one `BEGIN IMMEDIATE` transaction.
+
+mod access;
+mod requests;
+mod scim;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use custodian_domain::StoreError;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+pub struct SqliteStore {
+    read: SqlitePool,
+    write: SqlitePool,
+}
+
+pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+impl SqliteStore {
+    /// Opens (creating the folder and file when missing) and migrates the database.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Database(format!("invalid SQLite URL '{url}': {e}")))?;
+        if let Some(parent) = options.get_filename().parent() {
+            if !parent.as_os_str().is_empty() && !Path::new(parent).exists() {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    StoreError::Database(format!("cannot create the database folder {}: {e}", parent.display()))
+                })?;
+            }
+        }
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: an acknowledged write survives a power loss, not only a crash.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("temp_store", "memory")
+            .pragma("cache_size", "-65536");
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.clone())
+            .await
+            .map_err(db_err)?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&write)
+            .await
+            .map_err(|e| StoreError::Database(format!("migration failed: {e}")))?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(db_err)?;
+        Ok(SqliteStore { read, write })
+    }
+
+    /// Closes both pools, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+}
+
+#[async_trait::async_trait]
+impl custodian_domain::Store for SqliteStore {
+    async fn create_api_user(&self, user: custodian_domain::NewApiUser) -> custodian_domain::StoreResult<custodian_domain::ApiUser> {
+        self.create_api_user_impl(user).await
+    }
+    async fn list_api_users(&self) -> custodian_domain::StoreResult<Vec<custodian_domain::ApiUser>> {
+        self.list_api_users_impl().await
+    }
+    async fn delete_api_user(&self, id_or_name: &str) -> custodian_domain::StoreResult<custodian_domain::ApiUser> {
+        self.delete_api_user_impl(id_or_name).await
+    }
+    async fn add_token(&self, user_id: i64, token: custodian_domain::TokenDigest) -> custodian_domain::StoreResult<()> {
+        self.add_token_impl(user_id, token).await
+    }
+    async fn authenticate_token(
+        &self,
+        token: custodian_domain::TokenDigest,
+    ) -> custodian_domain::StoreResult<Option<custodian_domain::ApiUser>> {
+        self.authenticate_token_impl(token).await
+    }
+    async fn scim_create(
+        &self,
+        kind: custodian_scim::schema::ResourceKind,
+        input: custodian_scim::resource::ResourceInput,
+    ) -> custodian_domain::StoreResult<custodian_domain::Written> {
+        self.scim_create_impl(kind, input).await
+    }
+    async fn scim_get(
+        &self,
+        kind: custodian_scim::schema::ResourceKind,
+        id: &str,
+    ) -> custodian_domain::StoreResult<custodian_domain::ScimRecord> {
+        self.scim_get_impl(kind, id).await
+    }
+    async fn scim_list(
+        &self,
+        kind: custodian_scim::schema::ResourceKind,
+        query: &custodian_domain::ListQuery,
+    ) -> custodian_domain::StoreResult<custodian_domain::ListPage> {
+        self.scim_list_impl(kind, query).await
+    }
+    async fn scim_replace(
+        &self,
+        kind: custodian_scim::schema::ResourceKind,
+        id: &str,
+        input: custodian_scim::resource::ResourceInput,
+        if_match: custodian_domain::Precondition,
+    ) -> custodian_domain::StoreResult<custodian_domain::Written> {
+        self.scim_replace_impl(kind, id, input, if_match).await
+    }
+    async fn scim_patch(
+        &self,
+        kind: custodian_scim::schema::ResourceKind,
+        id: &str,
+        patch: &custodian_scim::patch::PatchRequest,
+        if_match: custodian_domain::Precondition,
+    ) -> custodian_domain::StoreResult<custodian_domain::Written> {
+        self.scim_patch_impl(kind, id, patch, if_match).await
+    }
+    async fn scim_delete(
+        &self,
+        kind: custodian_scim::schema::ResourceKind,
+        id: &str,
+        if_match: custodian_domain::Precondition,
+    ) -> custodian_domain::StoreResult<()> {
+        self.scim_delete_impl(kind, id, if_match).await
+    }
+    async fn group_members(&self, group_id: &str) -> custodian_domain::StoreResult<Vec<custodian_domain::StoredMember>> {
+        self.group_members_impl(group_id).await
+    }
+    async fn groups_of(&self, member_id: &str) -> custodian_domain::StoreResult<Vec<custodian_domain::StoredMember>> {
+        self.groups_of_impl(member_id).await
+    }
+    async fn scim_count(&self, kind: custodian_scim::schema::ResourceKind) -> custodian_domain::StoreResult<u64> {
+        self.scim_count_impl(kind).await
+    }
+    async fn record_scim_requests(
+        &self,
+        entries: Vec<custodian_domain::ScimRequestEntry>,
+    ) -> custodian_domain::StoreResult<()> {
+        self.record_scim_requests_impl(entries).await
+    }
+    async fn recent_scim_requests(
+        &self,
+        limit: u32,
+    ) -> custodian_domain::StoreResult<Vec<custodian_domain::ScimRequestEntry>> {
+        self.recent_scim_requests_impl(limit).await
+    }
+}

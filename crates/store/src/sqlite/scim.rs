@@ -1,0 +1,571 @@
+//! SCIM users and groups on SQLite.
+
+use std::collections::{HashMap, HashSet};
+
+use custodian_domain::idp::version_of_etag;
+use custodian_domain::{
+    ListPage, ListQuery, Precondition, ScimRecord, SortOrder, StoreError, StoreResult, StoredMember, Written,
+};
+use custodian_scim::ScimError;
+use custodian_scim::filter::value_key;
+use custodian_scim::patch::{MemberChange, PatchRequest, apply_patch};
+use custodian_scim::resource::{MemberKind, MemberRef, ResourceInput, display_of};
+use custodian_scim::schema::{AttrLocation, ResolvedAttr, ResourceKind};
+use serde_json::Value;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+
+use super::{SqliteStore, db_err, is_unique_violation};
+use crate::index::{index_rows, is_numeric};
+use crate::sql_filter::{Dialect, FilterSql};
+use crate::time;
+
+type Tx<'a> = Transaction<'a, Sqlite>;
+
+/// The unique, normalised name of a resource: userName for users, displayName for groups.
+fn unique_norm(kind: ResourceKind, doc: &Value) -> StoreResult<String> {
+    let attr_name = match kind {
+        ResourceKind::User => "userName",
+        ResourceKind::Group => "displayName",
+    };
+    let def = kind
+        .core_schema()
+        .attribute(attr_name)
+        .ok_or_else(|| StoreError::Database(format!("schema lacks {attr_name}")))?;
+    match doc.get(attr_name).and_then(|v| value_key(def, v)) {
+        Some(custodian_scim::filter::CompareKey::Str(s)) => Ok(s),
+        _ => Err(ScimError::invalid_value(format!("'{attr_name}' is required")).into()),
+    }
+}
+
+fn active_of(kind: ResourceKind, doc: &Value) -> Option<i64> {
+    match kind {
+        // A user without `active` is active (RFC 7643 leaves it to the provider).
+        ResourceKind::User => Some(doc.get("active").and_then(Value::as_bool).unwrap_or(true) as i64),
+        ResourceKind::Group => None,
+    }
+}
+
+fn kind_of(s: &str) -> StoreResult<ResourceKind> {
+    match s {
+        "User" => Ok(ResourceKind::User),
+        "Group" => Ok(ResourceKind::Group),
+        other => Err(StoreError::Database(format!("unknown resource kind '{other}'"))),
+    }
+}
+
+fn member_kind(kind: ResourceKind) -> MemberKind {
+    match kind {
+        ResourceKind::User => MemberKind::User,
+        ResourceKind::Group => MemberKind::Group,
+    }
+}
+
+const RECORD_COLUMNS: &str = "r.seq, r.id, r.kind, r.doc, r.created, r.last_modified, r.version";
+
+fn record_from_row(row: &SqliteRow) -> StoreResult<ScimRecord> {
+    let doc: String = row.try_get("doc").map_err(db_err)?;
+    let kind: String = row.try_get("kind").map_err(db_err)?;
+    let created: String = row.try_get("created").map_err(db_err)?;
+    let last_modified: String = row.try_get("last_modified").map_err(db_err)?;
+    Ok(ScimRecord {
+        id: row.try_get("id").map_err(db_err)?,
+        kind: kind_of(&kind)?,
+        doc: serde_json::from_str(&doc).map_err(|e| StoreError::Database(format!("bad document: {e}")))?,
+        created: time::from_text(&created)?,
+        last_modified: time::from_text(&last_modified)?,
+        version: row.try_get("version").map_err(db_err)?,
+    })
+}
+
+/// A resource loaded for writing: its row number and current state.
+struct Loaded {
+    seq: i64,
+    record: ScimRecord,
+}
+
+async fn load_for_write(tx: &mut Tx<'_>, kind: ResourceKind, id: &str) -> StoreResult<Loaded> {
+    let row = sqlx::query(&format!(
+        "SELECT {RECORD_COLUMNS} FROM scim_resources r WHERE r.id = ? AND r.kind = ?"
+    ))
+    .bind(id)
+    .bind(kind.name())
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db_err)?
+    .ok_or(StoreError::NotFound)?;
+    Ok(Loaded { seq: row.try_get("seq").map_err(db_err)?, record: record_from_row(&row)? })
+}
+
+fn check_precondition(record: &ScimRecord, if_match: &Precondition) -> StoreResult<()> {
+    match if_match.as_deref().map(str::trim) {
+        None | Some("*") => Ok(()),
+        Some(tags) => {
+            let ok = tags.split(',').any(|t| version_of_etag(t) == Some(record.version));
+            if ok {
+                Ok(())
+            } else {
+                Err(ScimError::precondition_failed(format!(
+                    "the resource has changed: its version is {}",
+                    record.etag()
+                ))
+                .into())
+            }
+        }
+    }
+}
+
+async fn write_index(tx: &mut Tx<'_>, seq: i64, kind: ResourceKind, doc: &Value) -> StoreResult<()> {
+    sqlx::query("DELETE FROM scim_values WHERE resource_seq = ?")
+        .bind(seq)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    let rows = index_rows(kind, doc);
+    for chunk in rows.chunks(500) {
+        let mut qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT INTO scim_values (resource_seq, kind, path, elem, text_value, num_value) ");
+        qb.push_values(chunk, |mut b, r| {
+            b.push_bind(seq)
+                .push_bind(kind.name())
+                .push_bind(r.path.clone())
+                .push_bind(r.elem)
+                .push_bind(r.text.clone())
+                .push_bind(r.num);
+        });
+        qb.build().execute(&mut **tx).await.map_err(db_err)?;
+    }
+    Ok(())
+}
+
+/// Fails with 409 when another resource of this kind has the same unique name.
+async fn ensure_unique(tx: &mut Tx<'_>, kind: ResourceKind, norm: &str, except_seq: Option<i64>) -> StoreResult<()> {
+    let other: Option<i64> = sqlx::query_scalar("SELECT seq FROM scim_resources WHERE kind = ? AND unique_norm = ?")
+        .bind(kind.name())
+        .bind(norm)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    match other {
+        Some(seq) if Some(seq) != except_seq => Err(ScimError::uniqueness(match kind {
+            ResourceKind::User => "a user with this userName already exists",
+            ResourceKind::Group => "a group with this displayName already exists",
+        })
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+/// Resolves member ids to row numbers; an unknown id is the client's error.
+async fn resolve_members(tx: &mut Tx<'_>, group_seq: i64, refs: &[MemberRef]) -> StoreResult<Vec<i64>> {
+    let ids: Vec<&str> = {
+        let mut seen = HashSet::new();
+        refs.iter().map(|m| m.value.as_str()).filter(|v| seen.insert(*v)).collect()
+    };
+    let mut found: HashMap<String, i64> = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT seq, id FROM scim_resources WHERE id IN (");
+        let mut sep = qb.separated(", ");
+        for id in chunk {
+            sep.push_bind(*id);
+        }
+        qb.push(")");
+        for row in qb.build().fetch_all(&mut **tx).await.map_err(db_err)? {
+            found.insert(row.try_get("id").map_err(db_err)?, row.try_get("seq").map_err(db_err)?);
+        }
+    }
+    let mut seqs = Vec::with_capacity(ids.len());
+    for id in ids {
+        match found.get(id) {
+            Some(&seq) if seq == group_seq => {
+                return Err(ScimError::invalid_value("a group cannot be a member of itself").into());
+            }
+            Some(&seq) => seqs.push(seq),
+            None => {
+                return Err(ScimError::invalid_value(format!("member '{id}' does not exist")).into());
+            }
+        }
+    }
+    Ok(seqs)
+}
+
+/// Adds members; those already present are left alone. Returns how many were added.
+async fn add_members(tx: &mut Tx<'_>, group_seq: i64, seqs: &[i64]) -> StoreResult<u64> {
+    let mut added = 0;
+    for chunk in seqs.chunks(500) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT INTO scim_members (group_seq, member_seq) ");
+        qb.push_values(chunk, |mut b, s| {
+            b.push_bind(group_seq).push_bind(*s);
+        });
+        qb.push(" ON CONFLICT DO NOTHING");
+        added += qb.build().execute(&mut **tx).await.map_err(db_err)?.rows_affected();
+    }
+    Ok(added)
+}
+
+/// Removes the members with these ids; absent ones are ignored. Returns how many went.
+async fn remove_members(tx: &mut Tx<'_>, group_seq: i64, ids: &[String]) -> StoreResult<u64> {
+    let mut removed = 0;
+    for chunk in ids.chunks(500) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("DELETE FROM scim_members WHERE group_seq = ");
+        qb.push_bind(group_seq);
+        qb.push(" AND member_seq IN (SELECT seq FROM scim_resources WHERE id IN (");
+        let mut sep = qb.separated(", ");
+        for id in chunk {
+            sep.push_bind(id.as_str());
+        }
+        qb.push("))");
+        removed += qb.build().execute(&mut **tx).await.map_err(db_err)?.rows_affected();
+    }
+    Ok(removed)
+}
+
+/// Makes the membership exactly `seqs`, touching only the difference.
+async fn replace_members(tx: &mut Tx<'_>, group_seq: i64, seqs: &[i64]) -> StoreResult<u64> {
+    let current: Vec<i64> = sqlx::query_scalar("SELECT member_seq FROM scim_members WHERE group_seq = ?")
+        .bind(group_seq)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    let wanted: HashSet<i64> = seqs.iter().copied().collect();
+    let current: HashSet<i64> = current.into_iter().collect();
+    let to_remove: Vec<i64> = current.difference(&wanted).copied().collect();
+    let to_add: Vec<i64> = wanted.difference(&current).copied().collect();
+    let mut changed = 0;
+    for chunk in to_remove.chunks(500) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("DELETE FROM scim_members WHERE group_seq = ");
+        qb.push_bind(group_seq);
+        qb.push(" AND member_seq IN (");
+        let mut sep = qb.separated(", ");
+        for s in chunk {
+            sep.push_bind(*s);
+        }
+        qb.push(")");
+        changed += qb.build().execute(&mut **tx).await.map_err(db_err)?.rows_affected();
+    }
+    changed += add_members(tx, group_seq, &to_add).await?;
+    Ok(changed)
+}
+
+/// Writes a resource's new state: document, derived columns, index and version.
+async fn update_resource(tx: &mut Tx<'_>, loaded: &Loaded, doc: &Value, doc_changed: bool) -> StoreResult<ScimRecord> {
+    let kind = loaded.record.kind;
+    let now = time::now();
+    let version = loaded.record.version + 1;
+    if doc_changed {
+        let norm = unique_norm(kind, doc)?;
+        ensure_unique(tx, kind, &norm, Some(loaded.seq)).await?;
+        let result = sqlx::query(
+            "UPDATE scim_resources SET doc = ?, unique_norm = ?, display = ?, active = ?, \
+             last_modified = ?, version = ? WHERE seq = ?",
+        )
+        .bind(doc.to_string())
+        .bind(&norm)
+        .bind(display_of(kind, doc))
+        .bind(active_of(kind, doc))
+        .bind(time::to_text(now))
+        .bind(version)
+        .bind(loaded.seq)
+        .execute(&mut **tx)
+        .await;
+        match result {
+            Err(e) if is_unique_violation(&e) => return Err(ScimError::uniqueness("the name is already taken").into()),
+            other => other.map_err(db_err)?,
+        };
+        write_index(tx, loaded.seq, kind, doc).await?;
+    } else {
+        sqlx::query("UPDATE scim_resources SET last_modified = ?, version = ? WHERE seq = ?")
+            .bind(time::to_text(now))
+            .bind(version)
+            .bind(loaded.seq)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+    }
+    Ok(ScimRecord { doc: doc.clone(), last_modified: now, version, ..loaded.record.clone() })
+}
+
+impl SqliteStore {
+    pub(super) async fn scim_create_impl(&self, kind: ResourceKind, input: ResourceInput) -> StoreResult<Written> {
+        let norm = unique_norm(kind, &input.doc)?;
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        let existing: Option<(String, Option<i64>)> =
+            sqlx::query_as("SELECT id, active FROM scim_resources WHERE kind = ? AND unique_norm = ?")
+                .bind(kind.name())
+                .bind(&norm)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        if let Some((id, active)) = existing {
+            // Okta reactivates a user by POSTing it again with active: true.
+            let reactivates = kind == ResourceKind::User
+                && active == Some(0)
+                && input.doc.get("active").and_then(Value::as_bool) == Some(true);
+            if !reactivates {
+                return Err(ScimError::uniqueness(match kind {
+                    ResourceKind::User => "a user with this userName already exists",
+                    ResourceKind::Group => "a group with this displayName already exists",
+                })
+                .into());
+            }
+            let loaded = load_for_write(&mut tx, kind, &id).await?;
+            let record = update_resource(&mut tx, &loaded, &input.doc, true).await?;
+            tx.commit().await.map_err(db_err)?;
+            return Ok(Written { record, reactivated: true });
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let now = time::now();
+        let inserted = sqlx::query_scalar(
+            "INSERT INTO scim_resources (id, kind, doc, unique_norm, display, active, created, last_modified, version) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1) RETURNING seq",
+        )
+        .bind(&id)
+        .bind(kind.name())
+        .bind(input.doc.to_string())
+        .bind(&norm)
+        .bind(display_of(kind, &input.doc))
+        .bind(active_of(kind, &input.doc))
+        .bind(time::to_text(now))
+        .bind(time::to_text(now))
+        .fetch_one(&mut *tx)
+        .await;
+        let seq: i64 = match inserted {
+            Ok(seq) => seq,
+            Err(e) if is_unique_violation(&e) => return Err(ScimError::uniqueness("the name is already taken").into()),
+            Err(e) => return Err(db_err(e)),
+        };
+        write_index(&mut tx, seq, kind, &input.doc).await?;
+        if let (ResourceKind::Group, Some(members)) = (kind, &input.members) {
+            let seqs = resolve_members(&mut tx, seq, members).await?;
+            add_members(&mut tx, seq, &seqs).await?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        let record = ScimRecord { id, kind, doc: input.doc, created: now, last_modified: now, version: 1 };
+        Ok(Written { record, reactivated: false })
+    }
+
+    pub(super) async fn scim_get_impl(&self, kind: ResourceKind, id: &str) -> StoreResult<ScimRecord> {
+        let row = sqlx::query(&format!(
+            "SELECT {RECORD_COLUMNS} FROM scim_resources r WHERE r.id = ? AND r.kind = ?"
+        ))
+        .bind(id)
+        .bind(kind.name())
+        .fetch_optional(&self.read)
+        .await
+        .map_err(db_err)?
+        .ok_or(StoreError::NotFound)?;
+        record_from_row(&row)
+    }
+
+    pub(super) async fn scim_list_impl(&self, kind: ResourceKind, query: &ListQuery) -> StoreResult<ListPage> {
+        let translator = FilterSql { dialect: Dialect::Sqlite, kind };
+        let mut count_qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new("SELECT COUNT(*) FROM scim_resources r WHERE r.kind = ");
+        count_qb.push_bind(kind.name());
+        if let Some(f) = &query.filter {
+            count_qb.push(" AND ");
+            translator.push(&mut count_qb, f)?;
+        }
+        // One snapshot for the count and the page, so that they agree.
+        let mut tx = self.read.begin().await.map_err(db_err)?;
+        let total: i64 = count_qb.build_query_scalar().fetch_one(&mut *tx).await.map_err(db_err)?;
+        let mut records = Vec::new();
+        let offset = query.start_index.saturating_sub(1);
+        if query.count > 0 && offset < total as u64 {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+                "SELECT {RECORD_COLUMNS} FROM scim_resources r WHERE r.kind = "
+            ));
+            qb.push_bind(kind.name());
+            if let Some(f) = &query.filter {
+                qb.push(" AND ");
+                translator.push(&mut qb, f)?;
+            }
+            push_order(&mut qb, kind, query.sort_by.as_ref(), query.sort_order);
+            qb.push(" LIMIT ");
+            qb.push_bind(query.count.min(i64::MAX as u64) as i64);
+            qb.push(" OFFSET ");
+            qb.push_bind(offset.min(i64::MAX as u64) as i64);
+            for row in qb.build().fetch_all(&mut *tx).await.map_err(db_err)? {
+                records.push(record_from_row(&row)?);
+            }
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(ListPage { total_results: total as u64, records })
+    }
+
+    pub(super) async fn scim_replace_impl(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        input: ResourceInput,
+        if_match: Precondition,
+    ) -> StoreResult<Written> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        let loaded = load_for_write(&mut tx, kind, id).await?;
+        check_precondition(&loaded.record, &if_match)?;
+        // Members left out of a PUT are kept: emptying a large group because a client
+        // omitted the attribute would be far worse than keeping it.
+        if let (ResourceKind::Group, Some(members)) = (kind, &input.members) {
+            let seqs = resolve_members(&mut tx, loaded.seq, members).await?;
+            replace_members(&mut tx, loaded.seq, &seqs).await?;
+        }
+        let record = update_resource(&mut tx, &loaded, &input.doc, true).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Written { record, reactivated: false })
+    }
+
+    pub(super) async fn scim_patch_impl(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        patch: &PatchRequest,
+        if_match: Precondition,
+    ) -> StoreResult<Written> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        let loaded = load_for_write(&mut tx, kind, id).await?;
+        check_precondition(&loaded.record, &if_match)?;
+        let mut doc = loaded.record.doc.clone();
+        let outcome = apply_patch(kind, &mut doc, patch)?;
+        let mut members_changed = 0;
+        for change in &outcome.member_changes {
+            members_changed += match change {
+                MemberChange::Add(refs) => {
+                    let seqs = resolve_members(&mut tx, loaded.seq, refs).await?;
+                    add_members(&mut tx, loaded.seq, &seqs).await?
+                }
+                MemberChange::Remove(ids) => remove_members(&mut tx, loaded.seq, ids).await?,
+                MemberChange::RemoveAll => replace_members(&mut tx, loaded.seq, &[]).await?,
+                MemberChange::Replace(refs) => {
+                    let seqs = resolve_members(&mut tx, loaded.seq, refs).await?;
+                    replace_members(&mut tx, loaded.seq, &seqs).await?
+                }
+            };
+        }
+        let record = if outcome.doc_changed || members_changed > 0 {
+            update_resource(&mut tx, &loaded, &doc, outcome.doc_changed).await?
+        } else {
+            // Nothing changed (a repeated member add, say): no new version.
+            loaded.record
+        };
+        tx.commit().await.map_err(db_err)?;
+        Ok(Written { record, reactivated: false })
+    }
+
+    pub(super) async fn scim_delete_impl(&self, kind: ResourceKind, id: &str, if_match: Precondition) -> StoreResult<()> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        let loaded = load_for_write(&mut tx, kind, id).await?;
+        check_precondition(&loaded.record, &if_match)?;
+        // Index rows and memberships (both ways) go with it: ON DELETE CASCADE.
+        sqlx::query("DELETE FROM scim_resources WHERE seq = ?")
+            .bind(loaded.seq)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    pub(super) async fn group_members_impl(&self, group_id: &str) -> StoreResult<Vec<StoredMember>> {
+        let rows = sqlx::query(
+            "SELECT x.id, x.kind, x.display FROM scim_resources g \
+             JOIN scim_members m ON m.group_seq = g.seq \
+             JOIN scim_resources x ON x.seq = m.member_seq \
+             WHERE g.id = ? ORDER BY m.member_seq",
+        )
+        .bind(group_id)
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|row| {
+                let kind: String = row.try_get("kind").map_err(db_err)?;
+                Ok(StoredMember {
+                    id: row.try_get("id").map_err(db_err)?,
+                    kind: member_kind(kind_of(&kind)?),
+                    display: row.try_get("display").map_err(db_err)?,
+                    direct: true,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn groups_of_impl(&self, member_id: &str) -> StoreResult<Vec<StoredMember>> {
+        // Depth is capped so that a membership cycle cannot recurse for ever.
+        let rows = sqlx::query(
+            "WITH RECURSIVE up(g, depth) AS ( \
+               SELECT m.group_seq, 1 FROM scim_members m JOIN scim_resources x ON x.seq = m.member_seq \
+               WHERE x.id = ? \
+               UNION SELECT m.group_seq, up.depth + 1 FROM scim_members m JOIN up ON m.member_seq = up.g \
+               WHERE up.depth < 32) \
+             SELECT r.id, r.display, MIN(up.depth) AS depth FROM up JOIN scim_resources r ON r.seq = up.g \
+             GROUP BY r.seq ORDER BY r.display, r.id",
+        )
+        .bind(member_id)
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredMember {
+                    id: row.try_get("id").map_err(db_err)?,
+                    kind: MemberKind::Group,
+                    display: row.try_get("display").map_err(db_err)?,
+                    direct: row.try_get::<i64, _>("depth").map_err(db_err)? == 1,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn scim_count_impl(&self, kind: ResourceKind) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM scim_resources WHERE kind = ?")
+            .bind(kind.name())
+            .fetch_one(&self.read)
+            .await
+            .map_err(db_err)?;
+        Ok(n as u64)
+    }
+}
+
+/// ORDER BY for `sortBy`/`sortOrder`; unassigned values sort last either way, and the
+/// row number breaks ties so that pages are stable.
+fn push_order(qb: &mut QueryBuilder<Sqlite>, kind: ResourceKind, sort_by: Option<&ResolvedAttr>, order: SortOrder) {
+    let dir = match order {
+        SortOrder::Ascending => "ASC",
+        SortOrder::Descending => "DESC",
+    };
+    let Some(attr) = sort_by else {
+        qb.push(" ORDER BY r.seq");
+        return;
+    };
+    let expr_start = qb.sql().len();
+    let _ = expr_start;
+    match (attr.location, attr.attr.name, attr.sub.map(|s| s.name)) {
+        (AttrLocation::Common, "id", _) => {
+            qb.push(format_args!(" ORDER BY r.id {dir}, r.seq"));
+        }
+        (AttrLocation::Common, "meta", Some("created")) => {
+            qb.push(format_args!(" ORDER BY r.created {dir}, r.seq"));
+        }
+        (AttrLocation::Common, "meta", Some("lastModified")) => {
+            qb.push(format_args!(" ORDER BY r.last_modified {dir}, r.seq"));
+        }
+        _ => {
+            let column = if is_numeric(attr.leaf().ty) { "num_value" } else { "text_value" };
+            let path = if attr.sub.is_none() && attr.attr.ty == custodian_scim::schema::AttrType::Complex {
+                ResolvedAttr { sub: attr.attr.sub_attribute("value"), ..*attr }.canonical_path()
+            } else {
+                attr.canonical_path()
+            };
+            let sub = format!(
+                "(SELECT MIN(s.{column}) FROM scim_values s WHERE s.resource_seq = r.seq AND s.kind = '{}' AND s.path = ",
+                kind.name()
+            );
+            qb.push(" ORDER BY ");
+            qb.push(&sub);
+            qb.push_bind(path.clone());
+            qb.push(") IS NULL, ");
+            qb.push(&sub);
+            qb.push_bind(path);
+            qb.push(format_args!(") {dir}, r.seq"));
+        }
+    }
+}
