@@ -1,0 +1,8 @@
+//! Custodian's integration tests: one binary, each test against a real listener on
+//! 127.0.0.1:0 with its own fresh database.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+mod scim_auth;

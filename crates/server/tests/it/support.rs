@@ -1,0 +1,184 @@
+//! The test harness: `TestApp::spawn()` starts Custodian on a free port with a fresh
+//! SQLite database and a maintainer token; helpers send SCIM requests.
+
+use std::sync::Arc;
+
+use custodian::{App, AppConfig};
+use custodian_domain::{NewApiUser, Role, Store};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+pub const SCIM: &str = "/api/v1/fleet/scim";
+
+pub struct TestApp {
+    pub base: String,
+    pub store: Arc<dyn Store>,
+    /// A maintainer's token.
+    pub token: String,
+    pub client: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+/// A response read whole: status, headers and the body parsed as JSON when it is JSON.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts a SCIM error body (RFC 7644 §3.12) with this status and scimType.
+    pub fn assert_scim_error(&self, status: u16, scim_type: Option<&str>) {
+        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.text);
+        assert_eq!(self.header("content-type"), Some("application/scim+json"), "body: {}", self.text);
+        assert_eq!(self.body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error", "body: {}", self.text);
+        assert_eq!(self.body["status"], Value::String(status.to_string()), "body: {}", self.text);
+        match scim_type {
+            Some(t) => assert_eq!(self.body["scimType"], t, "body: {}", self.text),
+            None => assert!(self.body.get("scimType").is_none(), "unexpected scimType: {}", self.text),
+        }
+        assert!(self.body["detail"].as_str().is_some_and(|d| !d.is_empty()), "no detail: {}", self.text);
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/custodian.db", dir.path().display());
+        let store = custodian_store::open(&url).await.unwrap();
+        let token = Self::create_token_in(&store, "okta", Role::Maintainer).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = App::new(store.clone(), AppConfig::default());
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            app.serve(listener, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        TestApp {
+            base: format!("http://{addr}"),
+            store,
+            token,
+            client: reqwest::Client::new(),
+            shutdown: Some(tx),
+            server: Some(server),
+            _dir: dir,
+        }
+    }
+
+    async fn create_token_in(store: &Arc<dyn Store>, name: &str, role: Role) -> String {
+        let (token, digest) = custodian::auth::generate_token();
+        store
+            .create_api_user(NewApiUser { name: name.into(), email: None, role, api_only: true, token: Some(digest) })
+            .await
+            .unwrap();
+        token
+    }
+
+    /// A new API-only user with this role; returns its token.
+    pub async fn token_with_role(&self, name: &str, role: Role) -> String {
+        Self::create_token_in(&self.store, name, role).await
+    }
+
+    /// Sends a request with the maintainer token; `path` is relative to the server root.
+    pub async fn request(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        self.request_as(Some(&self.token), method, path, body).await
+    }
+
+    pub async fn request_as(&self, token: Option<&str>, method: Method, path: &str, body: Option<Value>) -> Reply {
+        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/scim+json; charset=utf-8").body(b.to_string());
+        }
+        Self::read(req.send().await.unwrap()).await
+    }
+
+    pub async fn read(resp: reqwest::Response) -> Reply {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply { status, headers, body, text }
+    }
+
+    pub async fn get(&self, scim_path: &str) -> Reply {
+        self.request(Method::GET, &format!("{SCIM}{scim_path}"), None).await
+    }
+    pub async fn post(&self, scim_path: &str, body: Value) -> Reply {
+        self.request(Method::POST, &format!("{SCIM}{scim_path}"), Some(body)).await
+    }
+    pub async fn put(&self, scim_path: &str, body: Value) -> Reply {
+        self.request(Method::PUT, &format!("{SCIM}{scim_path}"), Some(body)).await
+    }
+    pub async fn patch(&self, scim_path: &str, body: Value) -> Reply {
+        self.request(Method::PATCH, &format!("{SCIM}{scim_path}"), Some(body)).await
+    }
+    pub async fn delete(&self, scim_path: &str) -> Reply {
+        self.request(Method::DELETE, &format!("{SCIM}{scim_path}"), None).await
+    }
+
+    /// Creates a user the way Okta does and returns its id.
+    pub async fn create_user(&self, user_name: &str) -> String {
+        let r = self.post("/Users", okta_user(user_name, "Test", "User")).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        r.body["id"].as_str().unwrap().to_string()
+    }
+
+    /// Creates an empty group and returns its id.
+    pub async fn create_group(&self, name: &str) -> String {
+        let r = self
+            .post(
+                "/Groups",
+                serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name, "members": []}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        r.body["id"].as_str().unwrap().to_string()
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap();
+        }
+    }
+}
+
+/// The body Okta sends to create a user.
+pub fn okta_user(user_name: &str, given: &str, family: &str) -> Value {
+    serde_json::json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": user_name,
+        "name": {"givenName": given, "familyName": family},
+        "emails": [{"primary": true, "value": user_name, "type": "work"}],
+        "displayName": format!("{given} {family}"),
+        "locale": "en-US",
+        "externalId": format!("00u{}", user_name.len()),
+        "groups": [],
+        "password": "1mz050nq",
+        "active": true
+    })
+}
+
+/// URL-encodes a filter for a query string.
+pub fn enc(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
