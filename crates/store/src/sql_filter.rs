@@ -6,7 +6,7 @@
 //! true when any value satisfies it, `ne` is `not eq`, `eq null` is "not present".
 
 use custodian_scim::ScimError;
-use custodian_scim::filter::{CompValue, CompareKey, CompareOp, Filter, literal_key};
+use custodian_scim::filter::{CompValue, CompareKey, CompareOp, Filter, literal_key, matches};
 use custodian_scim::schema::{AttrLocation, AttrType, ResolvedAttr, ResourceKind};
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
@@ -185,8 +185,10 @@ impl FilterSql {
                     return self.push_column_compare(qb, "r.last_modified", attr, op, value);
                 }
                 ("meta", Some("resourceType")) => {
-                    let matched = matches!(value, CompValue::String(s) if op == CompareOp::Eq && s == self.kind.name());
-                    qb.push(if matched { "(1=1)" } else { "(1=0)" });
+                    // A constant per resource type: evaluate it here, as the evaluator would.
+                    let doc = serde_json::json!({"meta": {"resourceType": self.kind.name()}});
+                    let term = Filter::Compare { attr: *attr, op, value: value.clone() };
+                    qb.push(if matches(&term, &doc) { "(1=1)" } else { "(1=0)" });
                     return Ok(());
                 }
                 ("meta", _) => {
