@@ -22,11 +22,40 @@
 
 set -euo pipefail
 
-# The checkers, pinned: a new release may add checks, which must not break CI unannounced.
+# The checkers, with every dependency pinned (scim2-models and scim2-client hold much of
+# scim2-tester's validation): a new release may add checks, which must not break CI
+# unannounced. To move on, install scim2-cli and scim-sanity into a scratch venv, paste its
+# `pip freeze` here, and triage what the new versions report.
+PINNED_PACKAGES="
+annotated-types==0.8.0
+anyio==4.16.0
+click==8.5.1
+colorama==0.4.6
+dnspython==2.9.2
+docutils==0.23
+email-validator==2.4.0
+h11==0.16.0
+httpcore2==2.16.2
+httpx2==2.16.2
+idna==3.20
+lark==1.3.1
+pydanclick==0.5.1
+pydantic==2.14.4
+pydantic_core==2.50.5
+Pygments==2.21.0
+scim-sanity==0.7.4
+scim2-cli==0.6.0
+scim2-client==0.13.2
+scim2-models==0.12.3
+scim2-tester==0.5.2
+sphinx-click-rst-to-ansi-formatter==0.2.0
+truststore==0.10.5
+typing-inspection==0.4.5
+typing_extensions==4.16.0
+"
 SCIM2_CLI_VERSION=0.6.0
-SCIM_SANITY_VERSION=0.7.4
-# scim2-cli pulls scim2-tester in; pin it too, since it holds the checks themselves.
 SCIM2_TESTER_VERSION=0.5.2
+SCIM_SANITY_VERSION=0.7.4
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="${1:-$REPO/target/release/custodian}"
@@ -46,22 +75,20 @@ command -v curl >/dev/null || die "curl is required"
 command -v python3 >/dev/null || die "python3 is required"
 
 # --- The checkers' virtualenv -------------------------------------------------------------
-# (Re)installed when missing or when it does not hold the pinned versions.
+# (Re)installed when missing or when it does not hold exactly the pinned packages.
+pinned() { grep -v '^$' <<<"$PINNED_PACKAGES" | tr 'A-Z_' 'a-z-' | sort; }
 venv_ok() {
     [[ -x "$VENV/bin/scim2" && -x "$VENV/bin/scim-sanity" ]] || return 1
     local frozen
-    frozen="$("$VENV/bin/pip" freeze 2>/dev/null)" || return 1
-    grep -qix "scim2-cli==$SCIM2_CLI_VERSION" <<<"$frozen" &&
-        grep -qix "scim-sanity==$SCIM_SANITY_VERSION" <<<"$frozen" &&
-        grep -qix "scim2-tester==$SCIM2_TESTER_VERSION" <<<"$frozen"
+    frozen="$("$VENV/bin/pip" freeze --disable-pip-version-check 2>/dev/null | tr 'A-Z_' 'a-z-' | sort)" || return 1
+    [[ "$frozen" == "$(pinned)" ]]
 }
 if ! venv_ok; then
     log "installing the conformance checkers into $VENV"
-    python3 -m venv "$VENV" || die "python3 -m venv failed (on Debian: apt-get install python3-venv)"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check \
-        "scim2-cli==$SCIM2_CLI_VERSION" \
-        "scim2-tester==$SCIM2_TESTER_VERSION" \
-        "scim-sanity==$SCIM_SANITY_VERSION" || die "pip install of the checkers failed"
+    python3 -m venv --clear "$VENV" || die "python3 -m venv failed (on Debian: apt-get install python3-venv)"
+    # shellcheck disable=SC2086 # one package==version per word
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check $PINNED_PACKAGES ||
+        die "pip install of the checkers failed"
 fi
 
 # --- A fresh server ---------------------------------------------------------------------
@@ -74,6 +101,10 @@ cleanup() {
         for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
         kill -9 "$SERVER_PID" 2>/dev/null || true
         wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    # On a shared database, revoke the operator (and its token) made for this run.
+    if [[ -n "${CONFORMANCE_DATABASE_URL:-}" && -n "${TOKEN:-}" ]]; then
+        "$BIN" user delete "$TOKEN_NAME" --database "$DATABASE" >/dev/null 2>&1 || true
     fi
     if [[ "${CONFORMANCE_KEEP:-}" == 1 ]]; then
         log "kept $WORK"

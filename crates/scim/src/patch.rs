@@ -12,7 +12,7 @@ use crate::error::{ScimError, ScimResult};
 use crate::filter::{CompValue, CompareOp, Filter, matches, parse_filter};
 use crate::resource::{
     MemberRef, canon_attr, canon_element, get_ci, is_absent, is_group_members, is_primary,
-    parse_members, parse_resource, resolve_attr_path, schema_by_urn,
+    parse_members, parse_resource, schema_by_urn,
 };
 use crate::schema::{
     AttrLocation, AttrType, AttributeDef, Mutability, ResolvedAttr, ResourceKind, SchemaDef,
@@ -232,7 +232,7 @@ fn parse_path(kind: ResourceKind, path: &str) -> ScimResult<Option<Target>> {
     }
     let Some(open) = path.find('[') else {
         return Ok(
-            resolve_attr_path(kind, path).map(|res| Target::Attr(AttrTarget { res, filter: None }))
+            kind.resolve_path(path).map(|res| Target::Attr(AttrTarget { res, filter: None }))
         );
     };
     let bad = || {
@@ -242,7 +242,7 @@ fn parse_path(kind: ResourceKind, path: &str) -> ScimResult<Option<Target>> {
     let close = closing_bracket(path, open).ok_or_else(bad)?;
     let inner = path.get(open + 1..close).ok_or_else(bad)?;
     let after = path.get(close + 1..).ok_or_else(bad)?.trim();
-    let Some(res) = resolve_attr_path(kind, prefix) else {
+    let Some(res) = kind.resolve_path(prefix) else {
         return Ok(None);
     };
     if res.sub.is_some() || !res.attr.multi_valued || res.attr.ty != AttrType::Complex {

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use crate::error::ScimResult;
-use crate::resource::{is_absent, resolve_attr_path};
+use crate::resource::{is_absent};
 use crate::schema::{AttrLocation, AttributeDef, ResourceKind, Returned};
 
 /// One attribute named in `attributes` or `excludedAttributes`.
@@ -171,6 +171,27 @@ impl Projection {
     }
 
     fn project_attr(&self, ext: Option<&str>, def: &AttributeDef, value: Value) -> Option<Value> {
+        let value = self.project_attr_whole(ext, def, value)?;
+        if def.sub_attributes.iter().all(|s| s.returned == Returned::Default || s.returned == Returned::Always) {
+            return Some(value);
+        }
+        // Sub-attributes returned "never", or "request" and not asked for by name, go.
+        let asked = |sub: &AttributeDef| match &self.mode {
+            Mode::Include(sels) => {
+                sels.iter().any(|s| s.selects(ext, def) && s.sub.is_some_and(|d| d.name == sub.name))
+            }
+            _ => false,
+        };
+        retain_subs(value, |name| {
+            def.sub_attribute(name).is_none_or(|sub| match sub.returned {
+                Returned::Never => false,
+                Returned::Request => asked(sub),
+                Returned::Default | Returned::Always => true,
+            })
+        })
+    }
+
+    fn project_attr_whole(&self, ext: Option<&str>, def: &AttributeDef, value: Value) -> Option<Value> {
         match def.returned {
             Returned::Always => return Some(value),
             Returned::Never => return None,
@@ -223,7 +244,7 @@ fn selector(kind: ResourceKind, path: &str) -> Option<Selector> {
             sub: None,
         });
     }
-    let r = resolve_attr_path(kind, path)?;
+    let r = kind.resolve_path(path)?;
     let ext = match r.location {
         AttrLocation::Extension(urn) => Some(urn),
         AttrLocation::Core | AttrLocation::Common => None,

@@ -13,8 +13,7 @@ use serde_json::{Map, Value, json};
 
 use crate::error::{ScimError, ScimResult};
 use crate::schema::{
-    AttrType, AttributeDef, COMMON_ATTRIBUTES, Mutability, ResolvedAttr, ResourceKind, SchemaDef,
-    split_urn,
+    AttrType, AttributeDef, COMMON_ATTRIBUTES, Mutability, ResourceKind, SchemaDef,
 };
 
 /// What a member of a group is.
@@ -257,23 +256,6 @@ pub(crate) fn schema_by_urn(kind: ResourceKind, urn: &str) -> Option<&'static Sc
     std::iter::once(kind.core_schema())
         .chain(kind.extensions().iter().copied())
         .find(|s| s.id.eq_ignore_ascii_case(urn))
-}
-
-/// Like `ResourceKind::resolve_path`, and also finds an extension attribute named without
-/// its URN: Entra sends `"path": "manager"` for the enterprise manager.
-pub(crate) fn resolve_attr_path(kind: ResourceKind, path: &str) -> Option<ResolvedAttr> {
-    kind.resolve_path(path).or_else(|| {
-        if split_urn(path).0.is_some() {
-            return None;
-        }
-        let (attr, sub) = match path.split_once('.') {
-            Some((a, s)) => (a, Some(s)),
-            None => (path, None),
-        };
-        kind.extensions()
-            .iter()
-            .find_map(|e| kind.resolve(Some(e.id), attr, sub))
-    })
 }
 
 /// The canonical form of an extension object; unknown and readOnly attributes dropped.

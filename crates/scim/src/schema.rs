@@ -379,8 +379,11 @@ static MEMBER_SUBS: &[AttributeDef] = &[
     AttributeDef::string("$ref", "The URI corresponding to a SCIM resource that is a member of this Group.")
         .references(&["User", "Group"])
         .mutability(Mutability::Immutable),
-    AttributeDef::string("display", "A human-readable name for the member.")
-        .mutability(Mutability::ReadOnly),
+    // Derived from the member's own name, so it is returned only when asked for: a
+    // client that compares what it PATCHed with what comes back must not see it.
+    AttributeDef::string("display", "A human-readable name for the member (returned when requested).")
+        .mutability(Mutability::ReadOnly)
+        .returned(Returned::Request),
     AttributeDef::string("type", "A label indicating the type of resource, e.g., 'User' or 'Group'.")
         .canonical(&["User", "Group"])
         .mutability(Mutability::Immutable),
@@ -550,7 +553,8 @@ impl ResolvedAttr {
 
 impl ResourceKind {
     /// Resolves `[urn:]attr[.sub]` (already split) against this resource type, without
-    /// regard to case. `urn` is the schema URN written before the attribute, if any.
+    /// regard to case. `urn` is the schema URN written before the attribute, if any;
+    /// without one, common and core attributes are looked up first, then extensions.
     pub fn resolve(self, urn: Option<&str>, attr: &str, sub: Option<&str>) -> Option<ResolvedAttr> {
         let (location, def) = match urn {
             Some(urn) => {
@@ -572,7 +576,11 @@ impl ResourceKind {
                 } else if let Some(d) = self.core_schema().attribute(attr) {
                     (AttrLocation::Core, d)
                 } else {
-                    return None;
+                    // Entra writes extension attributes without their URN ("manager",
+                    // "department"); names do not collide between our schemas.
+                    self.extensions()
+                        .iter()
+                        .find_map(|e| e.attribute(attr).map(|d| (AttrLocation::Extension(e.id), d)))?
                 }
             }
         };

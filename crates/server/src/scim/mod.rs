@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{NestedPath, Request, State};
+use axum::extract::{NestedPath, OriginalUri, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -213,11 +213,13 @@ async fn authenticate_and_record(State(state): State<AppState>, mut request: Req
         .into_response();
     }
     let method = request.method().to_string();
-    let path = request
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str().chars().take(512).collect())
-        .unwrap_or_default();
+    // The URI as the client sent it (mount point included), not as the nested router sees it.
+    let uri = request
+        .extensions()
+        .get::<OriginalUri>()
+        .map(|u| u.0.clone())
+        .unwrap_or_else(|| request.uri().clone());
+    let path = history_path(&uri);
     let user_agent = request
         .headers()
         .get(header::USER_AGENT)
@@ -243,6 +245,29 @@ async fn authenticate_and_record(State(state): State<AppState>, mut request: Req
         duration_ms: started.elapsed().as_secs_f64() * 1000.0,
     });
     response
+}
+
+/// The path and query kept in the history: at most 512 characters, with the values of
+/// parameters that may carry a secret (a misconfigured client's `access_token`) masked.
+fn history_path(uri: &axum::http::Uri) -> String {
+    let mut out = uri.path().to_string();
+    if let Some(query) = uri.query() {
+        let masked: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) if is_secret_param(k) => format!("{k}=***"),
+                _ => pair.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&masked.join("&"));
+    }
+    out.chars().take(512).collect()
+}
+
+fn is_secret_param(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["token", "password", "secret", "key", "auth"].iter().any(|s| name.contains(s))
 }
 
 async fn authenticate(state: &AppState, headers: &HeaderMap) -> ScimResult<ApiUser> {

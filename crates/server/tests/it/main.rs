@@ -5,4 +5,9 @@
 
 mod support;
 
+mod entra;
+mod okta;
+mod cli;
 mod scim_auth;
+mod scim_protocol;
+mod scim_status;

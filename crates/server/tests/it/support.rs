@@ -182,3 +182,100 @@ pub fn okta_user(user_name: &str, given: &str, family: &str) -> Value {
 pub fn enc(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+impl TestApp {
+    /// Sends a request with the maintainer token, a raw body with its content type, and
+    /// extra headers; `path` is relative to the server root.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(&str, String)>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut req = self.client.request(method, format!("{}{}", self.base, path)).bearer_auth(&self.token);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some((ct, b)) = body {
+            req = req.header("content-type", ct).body(b);
+        }
+        Self::read(req.send().await.unwrap()).await
+    }
+
+    /// Sends a SCIM JSON body with extra headers; `scim_path` is relative to the SCIM base.
+    pub async fn send_json(
+        &self,
+        method: Method,
+        scim_path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let body = body.map(|b| ("application/scim+json; charset=utf-8", b.to_string()));
+        self.send(method, &format!("{SCIM}{scim_path}"), body, headers).await
+    }
+
+    /// Creates a user from a full body and returns the created resource.
+    pub async fn create_user_with(&self, body: Value) -> Value {
+        let r = self.post("/Users", body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        r.body
+    }
+
+    /// Creates a group with these members and returns its id.
+    pub async fn create_group_with(&self, name: &str, members: &[&str]) -> String {
+        let members: Vec<Value> = members.iter().map(|m| serde_json::json!({"value": m})).collect();
+        let r = self
+            .post(
+                "/Groups",
+                serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name, "members": members}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        r.body["id"].as_str().unwrap().to_string()
+    }
+
+    /// GETs a list and asserts 200; returns the reply.
+    pub async fn list(&self, scim_path: &str) -> Reply {
+        let r = self.get(scim_path).await;
+        assert_eq!(r.status, StatusCode::OK, "GET {scim_path}: {}", r.text);
+        r
+    }
+
+    /// The sorted member ids of a group, read back with GET.
+    pub async fn member_ids(&self, group_id: &str) -> Vec<String> {
+        let r = self.get(&format!("/Groups/{group_id}")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        member_values(&r.body)
+    }
+}
+
+/// The sorted `members[].value` of a group body (an absent `members` is empty).
+pub fn member_values(group: &Value) -> Vec<String> {
+    let mut v: Vec<String> = group["members"]
+        .as_array()
+        .map(|a| a.iter().map(|m| m["value"].as_str().unwrap().to_string()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// The ids of the `Resources` of a ListResponse, in order.
+pub fn resource_ids(list: &Value) -> Vec<String> {
+    list["Resources"]
+        .as_array()
+        .map(|a| a.iter().map(|r| r["id"].as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// `?filter=<encoded>` for a query string.
+pub fn filter_q(f: &str) -> String {
+    format!("filter={}", enc(f))
+}
+
+/// A sorted list of owned strings.
+pub fn sorted(items: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = items.iter().map(|s| s.to_string()).collect();
+    v.sort();
+    v
+}

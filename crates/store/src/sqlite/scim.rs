@@ -156,7 +156,9 @@ async fn ensure_unique(tx: &mut Tx<'_>, kind: ResourceKind, norm: &str, except_s
     }
 }
 
-/// Resolves member ids to row numbers; an unknown id is the client's error.
+/// Resolves member ids to row numbers. Ids that name no resource are skipped (and
+/// logged): ids are ours, so such a member can never arrive later, and refusing the
+/// whole PATCH would fail an IdP's push over one stale reference.
 async fn resolve_members(tx: &mut Tx<'_>, group_seq: i64, refs: &[MemberRef]) -> StoreResult<Vec<i64>> {
     let ids: Vec<&str> = {
         let mut seen = HashSet::new();
@@ -175,16 +177,18 @@ async fn resolve_members(tx: &mut Tx<'_>, group_seq: i64, refs: &[MemberRef]) ->
         }
     }
     let mut seqs = Vec::with_capacity(ids.len());
+    let mut unknown = 0usize;
     for id in ids {
         match found.get(id) {
             Some(&seq) if seq == group_seq => {
                 return Err(ScimError::invalid_value("a group cannot be a member of itself").into());
             }
             Some(&seq) => seqs.push(seq),
-            None => {
-                return Err(ScimError::invalid_value(format!("member '{id}' does not exist")).into());
-            }
+            None => unknown += 1,
         }
+    }
+    if unknown > 0 {
+        tracing::warn!(unknown, "group membership change named members that do not exist; they were skipped");
     }
     Ok(seqs)
 }
