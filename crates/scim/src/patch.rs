@@ -11,12 +11,10 @@ use serde_json::{Map, Value};
 use crate::error::{ScimError, ScimResult};
 use crate::filter::{CompValue, CompareOp, Filter, matches, parse_filter};
 use crate::resource::{
-    MemberRef, canon_attr, canon_element, get_ci, is_absent, is_group_members, is_primary,
-    parse_members, parse_resource, schema_by_urn,
+    MemberRef, canon_attr, canon_element, get_ci, is_absent, is_group_members, is_primary, parse_members,
+    parse_resource, schema_by_urn,
 };
-use crate::schema::{
-    AttrLocation, AttrType, AttributeDef, Mutability, ResolvedAttr, ResourceKind, SchemaDef,
-};
+use crate::schema::{AttrLocation, AttrType, AttributeDef, Mutability, ResolvedAttr, ResourceKind, SchemaDef};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PatchOpKind {
@@ -58,30 +56,20 @@ pub struct PatchOutcome {
 /// `Operations` member already says what the body is. An empty `Operations` list is a
 /// valid no-op (Entra's validator sends one).
 pub fn parse_patch(body: &Value) -> ScimResult<PatchRequest> {
-    let obj = body
-        .as_object()
-        .ok_or_else(|| ScimError::invalid_syntax("the PATCH body must be a JSON object"))?;
+    let obj = body.as_object().ok_or_else(|| ScimError::invalid_syntax("the PATCH body must be a JSON object"))?;
     let ops = match get_ci(obj, "Operations") {
         Some(Value::Array(ops)) => ops,
         Some(_) => return Err(ScimError::invalid_syntax("Operations must be an array")),
         None => {
-            return Err(ScimError::invalid_syntax(
-                "the PATCH body has no Operations",
-            ));
+            return Err(ScimError::invalid_syntax("the PATCH body has no Operations"));
         }
     };
-    let ops = ops
-        .iter()
-        .enumerate()
-        .map(|(i, op)| parse_op(i, op))
-        .collect::<ScimResult<_>>()?;
+    let ops = ops.iter().enumerate().map(|(i, op)| parse_op(i, op)).collect::<ScimResult<_>>()?;
     Ok(PatchRequest { ops })
 }
 
 fn parse_op(i: usize, v: &Value) -> ScimResult<PatchOp> {
-    let obj = v
-        .as_object()
-        .ok_or_else(|| ScimError::invalid_syntax(format!("Operations[{i}] must be an object")))?;
+    let obj = v.as_object().ok_or_else(|| ScimError::invalid_syntax(format!("Operations[{i}] must be an object")))?;
     // Entra capitalises ops ("Replace"); RFC 7644 does not make them case-sensitive.
     let op = match get_ci(obj, "op").and_then(Value::as_str) {
         Some(s) if s.eq_ignore_ascii_case("add") => PatchOpKind::Add,
@@ -98,22 +86,16 @@ fn parse_op(i: usize, v: &Value) -> ScimResult<PatchOp> {
         Some(Value::String(s)) if s.trim().is_empty() => None,
         Some(Value::String(s)) => Some(s.trim().to_string()),
         Some(_) => {
-            return Err(ScimError::invalid_syntax(format!(
-                "Operations[{i}].path must be a string"
-            )));
+            return Err(ScimError::invalid_syntax(format!("Operations[{i}].path must be a string")));
         }
     };
     let value = get_ci(obj, "value").cloned();
     match op {
         PatchOpKind::Remove if path.is_none() => {
-            return Err(ScimError::no_target(format!(
-                "Operations[{i}]: remove needs a path"
-            )));
+            return Err(ScimError::no_target(format!("Operations[{i}]: remove needs a path")));
         }
         PatchOpKind::Add | PatchOpKind::Replace if value.is_none() => {
-            return Err(ScimError::invalid_syntax(format!(
-                "Operations[{i}]: add and replace need a value"
-            )));
+            return Err(ScimError::invalid_syntax(format!("Operations[{i}]: add and replace need a value")));
         }
         _ => {}
     }
@@ -121,11 +103,7 @@ fn parse_op(i: usize, v: &Value) -> ScimResult<PatchOp> {
 }
 
 /// Applies every operation to `doc` (left untouched on error).
-pub fn apply_patch(
-    kind: ResourceKind,
-    doc: &mut Value,
-    req: &PatchRequest,
-) -> ScimResult<PatchOutcome> {
+pub fn apply_patch(kind: ResourceKind, doc: &mut Value, req: &PatchRequest) -> ScimResult<PatchOutcome> {
     let mut work = match doc {
         Value::Object(m) => m.clone(),
         _ => Map::new(),
@@ -142,10 +120,7 @@ pub fn apply_patch(
     let canonical = parse_resource(kind, &Value::Object(work))?.doc;
     let doc_changed = canonical != *doc;
     *doc = canonical;
-    Ok(PatchOutcome {
-        doc_changed,
-        member_changes: changes,
-    })
+    Ok(PatchOutcome { doc_changed, member_changes: changes })
 }
 
 /// Where an operation points.
@@ -185,15 +160,10 @@ fn apply_op(
             apply_target(kind, doc, op.op, &target, op.value.as_ref(), false, changes)
         }
         None => {
-            let value = op
-                .value
-                .as_ref()
-                .ok_or_else(|| ScimError::invalid_syntax("add and replace need a value"))?;
-            let obj = value.as_object().ok_or_else(|| {
-                ScimError::invalid_value(
-                    "without a path, the value must be an object of attributes",
-                )
-            })?;
+            let value = op.value.as_ref().ok_or_else(|| ScimError::invalid_syntax("add and replace need a value"))?;
+            let obj = value
+                .as_object()
+                .ok_or_else(|| ScimError::invalid_value("without a path, the value must be an object of attributes"))?;
             apply_attributes(kind, doc, op.op, None, obj, changes)
         }
     }
@@ -231,13 +201,9 @@ fn parse_path(kind: ResourceKind, path: &str) -> ScimResult<Option<Target>> {
         return Ok(Some(Target::Schema(schema)));
     }
     let Some(open) = path.find('[') else {
-        return Ok(
-            kind.resolve_path(path).map(|res| Target::Attr(AttrTarget { res, filter: None }))
-        );
+        return Ok(kind.resolve_path(path).map(|res| Target::Attr(AttrTarget { res, filter: None })));
     };
-    let bad = || {
-        ScimError::invalid_path("a value filter must be written attr[filter] or attr[filter].sub")
-    };
+    let bad = || ScimError::invalid_path("a value filter must be written attr[filter] or attr[filter].sub");
     let prefix = path.get(..open).ok_or_else(bad)?.trim();
     let close = closing_bracket(path, open).ok_or_else(bad)?;
     let inner = path.get(open + 1..close).ok_or_else(bad)?;
@@ -256,17 +222,11 @@ fn parse_path(kind: ResourceKind, path: &str) -> ScimResult<Option<Target>> {
     } else {
         let name = after.strip_prefix('.').ok_or_else(bad)?;
         Some(res.attr.sub_attribute(name).ok_or_else(|| {
-            ScimError::invalid_path(format!(
-                "'{}' has no sub-attribute '{name}'",
-                res.canonical_path()
-            ))
+            ScimError::invalid_path(format!("'{}' has no sub-attribute '{name}'", res.canonical_path()))
         })?)
     };
     let filter = parse_filter(kind, &format!("{}[{inner}]", res.canonical_path()))?;
-    Ok(Some(Target::Attr(AttrTarget {
-        res: ResolvedAttr { sub, ..res },
-        filter: Some(filter),
-    })))
+    Ok(Some(Target::Attr(AttrTarget { res: ResolvedAttr { sub, ..res }, filter: Some(filter) })))
 }
 
 /// The index of the `]` closing the `[` at `open`, skipping quoted strings.
@@ -299,11 +259,7 @@ fn apply_target(
         Target::Attr(t) => t,
     };
     let def = t.res.attr;
-    if def.mutability == Mutability::ReadOnly
-        || t.res
-            .sub
-            .is_some_and(|s| s.mutability == Mutability::ReadOnly)
-    {
+    if def.mutability == Mutability::ReadOnly || t.res.sub.is_some_and(|s| s.mutability == Mutability::ReadOnly) {
         if pathless {
             return Ok(());
         }
@@ -322,11 +278,7 @@ fn apply_target(
         (_, None) => return Err(ScimError::invalid_syntax("add and replace need a value")),
     };
     with_container(doc, t.res.location, |c| {
-        if def.multi_valued {
-            apply_multi(c, op, t, value)
-        } else {
-            apply_single(c, op, t, value)
-        }
+        if def.multi_valued { apply_multi(c, op, t, value) } else { apply_single(c, op, t, value) }
     })
 }
 
@@ -346,17 +298,10 @@ fn apply_schema(
             doc.remove(schema.id);
             Ok(())
         }
-        (PatchOpKind::Remove, _) => {
-            Err(ScimError::invalid_path("the core schema cannot be removed"))
-        }
+        (PatchOpKind::Remove, _) => Err(ScimError::invalid_path("the core schema cannot be removed")),
         (_, Some(v)) if is_absent(v) => Ok(()),
-        (_, Some(Value::Object(obj))) => {
-            apply_attributes(kind, doc, op, Some(schema), obj, changes)
-        }
-        (_, Some(_)) => Err(ScimError::invalid_value(format!(
-            "the value for {} must be an object",
-            schema.id
-        ))),
+        (_, Some(Value::Object(obj))) => apply_attributes(kind, doc, op, Some(schema), obj, changes),
+        (_, Some(_)) => Err(ScimError::invalid_value(format!("the value for {} must be an object", schema.id))),
         (_, None) => Err(ScimError::invalid_syntax("add and replace need a value")),
     }
 }
@@ -385,12 +330,7 @@ fn with_container(
 }
 
 /// A single-valued attribute, or a sub-attribute of a single-valued complex one.
-fn apply_single(
-    c: &mut Map<String, Value>,
-    op: PatchOpKind,
-    t: &AttrTarget,
-    value: Option<&Value>,
-) -> ScimResult<()> {
+fn apply_single(c: &mut Map<String, Value>, op: PatchOpKind, t: &AttrTarget, value: Option<&Value>) -> ScimResult<()> {
     let def = t.res.attr;
     let path = t.path();
     if def.ty != AttrType::Complex {
@@ -400,10 +340,7 @@ fn apply_single(
                 Ok(())
             }
             _ => {
-                let v = value
-                    .map(|v| canon_attr(def, &path, v))
-                    .transpose()?
-                    .flatten();
+                let v = value.map(|v| canon_attr(def, &path, v)).transpose()?.flatten();
                 set_or_unassign(c, def.name, v, op);
                 Ok(())
             }
@@ -422,17 +359,10 @@ fn apply_single(
             obj.remove(sub.name);
         }
         (_, Some(sub)) => {
-            let v = value
-                .map(|v| canon_attr(sub, &path, v))
-                .transpose()?
-                .flatten();
+            let v = value.map(|v| canon_attr(sub, &path, v)).transpose()?.flatten();
             set_or_unassign(&mut obj, sub.name, v, op);
         }
-        (_, None) => match value
-            .map(|v| raw_element(def, &path, v))
-            .transpose()?
-            .flatten()
-        {
+        (_, None) => match value.map(|v| raw_element(def, &path, v)).transpose()?.flatten() {
             // A complex value is merged: sub-attributes not named are left unchanged
             // (RFC 7644 §3.5.2.1, §3.5.2.3).
             Some(raw) => merge_subs(def, &path, &mut obj, &raw)?,
@@ -464,11 +394,7 @@ fn set_or_unassign(c: &mut Map<String, Value>, key: &str, v: Option<Value>, op: 
 
 /// The raw (not yet canonical) object given for one complex value: an object, a
 /// one-element list of one (Entra's manager), or a bare string read as `{"value": s}`.
-fn raw_element(
-    def: &AttributeDef,
-    path: &str,
-    v: &Value,
-) -> ScimResult<Option<Map<String, Value>>> {
+fn raw_element(def: &AttributeDef, path: &str, v: &Value) -> ScimResult<Option<Map<String, Value>>> {
     match v {
         _ if is_absent(v) => Ok(None),
         Value::Array(items) => match items.iter().find(|x| !is_absent(x)) {
@@ -481,9 +407,7 @@ fn raw_element(
             o.insert("value".to_string(), Value::String(s.clone()));
             Ok(Some(o))
         }
-        _ => Err(ScimError::invalid_value(format!(
-            "{path} must be a complex value (an object)"
-        ))),
+        _ => Err(ScimError::invalid_value(format!("{path} must be a complex value (an object)"))),
     }
 }
 
@@ -523,71 +447,44 @@ struct Slot {
     claims_primary: bool,
 }
 
-fn apply_multi(
-    c: &mut Map<String, Value>,
-    op: PatchOpKind,
-    t: &AttrTarget,
-    value: Option<&Value>,
-) -> ScimResult<()> {
+fn apply_multi(c: &mut Map<String, Value>, op: PatchOpKind, t: &AttrTarget, value: Option<&Value>) -> ScimResult<()> {
     let def = t.res.attr;
     let path = t.path();
     let mut slots: Vec<Slot> = match c.get(def.name) {
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| Slot {
-                value: v.clone(),
-                touched: false,
-                claims_primary: false,
-            })
-            .collect(),
+        Some(Value::Array(items)) => {
+            items.iter().map(|v| Slot { value: v.clone(), touched: false, claims_primary: false }).collect()
+        }
         _ => Vec::new(),
     };
     match (&t.filter, t.res.sub) {
         (None, None) => match op {
-            PatchOpKind::Remove => match value
-                .filter(|v| !v.is_null())
-                .map(|v| canon_attr(def, &path, v))
-                .transpose()?
-            {
-                // `remove` with a value list removes only those values (the Entra way of
-                // removing group members, applied to every multi-valued attribute).
-                Some(Some(Value::Array(given))) => {
-                    slots.retain(|s| !given.iter().any(|g| same_element(def, &s.value, g)));
+            PatchOpKind::Remove => {
+                match value.filter(|v| !v.is_null()).map(|v| canon_attr(def, &path, v)).transpose()? {
+                    // `remove` with a value list removes only those values (the Entra way of
+                    // removing group members, applied to every multi-valued attribute).
+                    Some(Some(Value::Array(given))) => {
+                        slots.retain(|s| !given.iter().any(|g| same_element(def, &s.value, g)));
+                    }
+                    Some(_) => {}
+                    None => slots.clear(),
                 }
-                Some(_) => {}
-                None => slots.clear(),
-            },
+            }
             PatchOpKind::Replace => {
-                let given = value
-                    .map(|v| canon_attr(def, &path, v))
-                    .transpose()?
-                    .flatten();
+                let given = value.map(|v| canon_attr(def, &path, v)).transpose()?.flatten();
                 slots = array_items(given)
                     .into_iter()
-                    .map(|v| Slot {
-                        claims_primary: is_primary(&v),
-                        value: v,
-                        touched: true,
-                    })
+                    .map(|v| Slot { claims_primary: is_primary(&v), value: v, touched: true })
                     .collect();
             }
             PatchOpKind::Add => {
-                let given = value
-                    .map(|v| canon_attr(def, &path, v))
-                    .transpose()?
-                    .flatten();
+                let given = value.map(|v| canon_attr(def, &path, v)).transpose()?.flatten();
                 for item in array_items(given) {
                     let claims_primary = is_primary(&item);
                     // A value already there is not added twice; what the new one says
                     // about it (say, `primary`) is merged in.
-                    match slots
-                        .iter_mut()
-                        .find(|s| same_element(def, &s.value, &item))
-                    {
+                    match slots.iter_mut().find(|s| same_element(def, &s.value, &item)) {
                         Some(slot) => {
-                            if let (Value::Object(existing), Value::Object(new)) =
-                                (&mut slot.value, &item)
-                            {
+                            if let (Value::Object(existing), Value::Object(new)) = (&mut slot.value, &item) {
                                 existing.extend(new.clone());
                             } else {
                                 slot.value = item;
@@ -595,11 +492,7 @@ fn apply_multi(
                             slot.touched = true;
                             slot.claims_primary |= claims_primary;
                         }
-                        None => slots.push(Slot {
-                            value: item,
-                            touched: true,
-                            claims_primary,
-                        }),
+                        None => slots.push(Slot { value: item, touched: true, claims_primary }),
                     }
                 }
             }
@@ -609,10 +502,7 @@ fn apply_multi(
         (None, Some(sub)) => {
             let given = match op {
                 PatchOpKind::Remove => None,
-                _ => value
-                    .map(|v| canon_attr(sub, &path, v))
-                    .transpose()?
-                    .flatten(),
+                _ => value.map(|v| canon_attr(sub, &path, v)).transpose()?.flatten(),
             };
             if slots.is_empty() {
                 if let Some(v) = given {
@@ -637,11 +527,7 @@ fn apply_multi(
                     });
                 }
                 PatchOpKind::Add | PatchOpKind::Replace => {
-                    match value
-                        .map(|v| raw_element(def, &path, v))
-                        .transpose()?
-                        .flatten()
-                    {
+                    match value.map(|v| raw_element(def, &path, v)).transpose()?.flatten() {
                         None if op == PatchOpKind::Replace => {
                             let mut i = 0;
                             slots.retain(|_| {
@@ -658,11 +544,9 @@ fn apply_multi(
                         Some(raw) => {
                             for &i in &matched {
                                 if let Some(slot) = slots.get_mut(i) {
-                                    let mut obj =
-                                        slot.value.as_object().cloned().unwrap_or_default();
+                                    let mut obj = slot.value.as_object().cloned().unwrap_or_default();
                                     merge_subs(def, &path, &mut obj, &raw)?;
-                                    slot.claims_primary |=
-                                        get_ci(&raw, "primary").is_some() && is_primary_obj(&obj);
+                                    slot.claims_primary |= get_ci(&raw, "primary").is_some() && is_primary_obj(&obj);
                                     slot.value = Value::Object(obj);
                                     slot.touched = true;
                                 }
@@ -676,10 +560,7 @@ fn apply_multi(
             let matched = match_slots(t, filter, &slots);
             let given = match op {
                 PatchOpKind::Remove => None,
-                _ => value
-                    .map(|v| canon_attr(sub, &path, v))
-                    .transpose()?
-                    .flatten(),
+                _ => value.map(|v| canon_attr(sub, &path, v)).transpose()?.flatten(),
             };
             if matched.is_empty() {
                 // Add, and replace too (Entra's quirk), on a filter matching nothing create
@@ -713,10 +594,7 @@ fn apply_multi(
             kept.push(Slot { value: v, ..slot });
         }
     }
-    if let Some(winner) = kept
-        .iter()
-        .position(|s| s.claims_primary && is_primary(&s.value))
-    {
+    if let Some(winner) = kept.iter().position(|s| s.claims_primary && is_primary(&s.value)) {
         for (i, slot) in kept.iter_mut().enumerate() {
             if i != winner
                 && is_primary(&slot.value)
@@ -729,10 +607,7 @@ fn apply_multi(
     if kept.is_empty() {
         c.remove(def.name);
     } else {
-        c.insert(
-            def.name.to_string(),
-            Value::Array(kept.into_iter().map(|s| s.value).collect()),
-        );
+        c.insert(def.name.to_string(), Value::Array(kept.into_iter().map(|s| s.value).collect()));
     }
     Ok(())
 }
@@ -749,18 +624,9 @@ fn array_items(v: Option<Value>) -> Vec<Value> {
     }
 }
 
-fn push_new(
-    def: &AttributeDef,
-    path: &str,
-    slots: &mut Vec<Slot>,
-    obj: Map<String, Value>,
-) -> ScimResult<()> {
+fn push_new(def: &AttributeDef, path: &str, slots: &mut Vec<Slot>, obj: Map<String, Value>) -> ScimResult<()> {
     if let Some(v) = canon_element(def, path, &Value::Object(obj))? {
-        slots.push(Slot {
-            claims_primary: is_primary(&v),
-            value: v,
-            touched: true,
-        });
+        slots.push(Slot { claims_primary: is_primary(&v), value: v, touched: true });
     }
     Ok(())
 }
@@ -815,11 +681,7 @@ fn filter_template(filter: &Filter, path: &str) -> ScimResult<Map<String, Value>
     fn walk(f: &Filter, out: &mut Map<String, Value>) -> bool {
         match f {
             Filter::And(a, b) => walk(a, out) && walk(b, out),
-            Filter::Compare {
-                attr,
-                op: CompareOp::Eq,
-                value,
-            } => {
+            Filter::Compare { attr, op: CompareOp::Eq, value } => {
                 let v = match value {
                     CompValue::String(s) => Value::String(s.clone()),
                     CompValue::Bool(b) => Value::Bool(*b),
@@ -869,18 +731,14 @@ fn same_element(def: &AttributeDef, e: &Value, g: &Value) -> bool {
     }
     match (go.get("type"), def.sub_attribute("type")) {
         (None, _) => true,
-        (Some(gt), Some(type_def)) => eo
-            .get("type")
-            .is_some_and(|et| same_scalar(type_def, et, gt)),
+        (Some(gt), Some(type_def)) => eo.get("type").is_some_and(|et| same_scalar(type_def, et, gt)),
         (Some(gt), None) => eo.get("type") == Some(gt),
     }
 }
 
 fn same_scalar(def: &AttributeDef, a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::String(x), Value::String(y)) if !def.case_exact => {
-            x.to_lowercase() == y.to_lowercase()
-        }
+        (Value::String(x), Value::String(y)) if !def.case_exact => x.to_lowercase() == y.to_lowercase(),
         _ => a == b,
     }
 }
@@ -903,14 +761,10 @@ fn member_op(
             changes.push(MemberChange::Remove(ids));
         }
         (_, Some(_), _) => {
-            return Err(ScimError::invalid_path(
-                "a members[...] filter is supported with remove only",
-            ));
+            return Err(ScimError::invalid_path("a members[...] filter is supported with remove only"));
         }
         // Remove without a value empties the group…
-        (PatchOpKind::Remove, None, None | Some(Value::Null)) => {
-            changes.push(MemberChange::RemoveAll)
-        }
+        (PatchOpKind::Remove, None, None | Some(Value::Null)) => changes.push(MemberChange::RemoveAll),
         // …but with a value list it removes those members only, never all of them, even
         // when the list is empty (Entra and JumpCloud remove members this way).
         (PatchOpKind::Remove, None, Some(v)) => {
@@ -925,9 +779,7 @@ fn member_op(
                 changes.push(MemberChange::Add(refs));
             }
         }
-        (PatchOpKind::Replace, None, Some(v)) => {
-            changes.push(MemberChange::Replace(parse_members(v)?))
-        }
+        (PatchOpKind::Replace, None, Some(v)) => changes.push(MemberChange::Replace(parse_members(v)?)),
         (PatchOpKind::Add | PatchOpKind::Replace, None, None) => {
             return Err(ScimError::invalid_syntax("add and replace need a value"));
         }
@@ -940,11 +792,7 @@ fn member_filter_ids(filter: &Filter) -> ScimResult<Vec<String>> {
     fn walk(f: &Filter, out: &mut Vec<String>) -> bool {
         match f {
             Filter::Or(a, b) => walk(a, out) && walk(b, out),
-            Filter::Compare {
-                attr,
-                op: CompareOp::Eq,
-                value: CompValue::String(s),
-            } if attr.leaf().name == "value" => {
+            Filter::Compare { attr, op: CompareOp::Eq, value: CompValue::String(s) } if attr.leaf().name == "value" => {
                 out.push(s.clone());
                 true
             }
@@ -999,11 +847,7 @@ mod tests {
 
     #[test]
     fn okta_deactivate_pathless() {
-        let (doc, out) = user_patch(
-            jane(),
-            json!([{"op": "replace", "value": {"active": false}}]),
-        )
-        .unwrap();
+        let (doc, out) = user_patch(jane(), json!([{"op": "replace", "value": {"active": false}}])).unwrap();
         assert_eq!(doc["active"], json!(false));
         assert!(out.doc_changed);
         assert!(out.member_changes.is_empty());
@@ -1038,10 +882,7 @@ mod tests {
             out.member_changes,
             vec![
                 MemberChange::Remove(vec!["u1".into()]),
-                MemberChange::Add(vec![MemberRef {
-                    value: "u2".into(),
-                    kind: None
-                }]),
+                MemberChange::Add(vec![MemberRef { value: "u2".into(), kind: None }]),
             ]
         );
     }
@@ -1076,10 +917,7 @@ mod tests {
             json!([{"op": "Add", "path": "manager", "value": [{"$ref": "https://h/Users/m1", "value": "m1"}]}]),
         )
         .unwrap();
-        assert_eq!(
-            doc[ENTERPRISE_USER_SCHEMA],
-            json!({"manager": {"value": "m1", "$ref": "https://h/Users/m1"}})
-        );
+        assert_eq!(doc[ENTERPRISE_USER_SCHEMA], json!({"manager": {"value": "m1", "$ref": "https://h/Users/m1"}}));
         let (doc, out) = user_patch(
             doc,
             json!([{
@@ -1120,10 +958,7 @@ mod tests {
                 {"value": "jane2@home.example", "type": "home", "primary": true}
             ])
         );
-        assert_eq!(
-            doc["phoneNumbers"],
-            json!([{"value": "+1 555", "type": "mobile"}])
-        );
+        assert_eq!(doc["phoneNumbers"], json!([{"value": "+1 555", "type": "mobile"}]));
     }
 
     #[test]
@@ -1175,14 +1010,8 @@ mod tests {
             out.member_changes,
             vec![
                 MemberChange::Add(vec![
-                    MemberRef {
-                        value: "u1".into(),
-                        kind: None
-                    },
-                    MemberRef {
-                        value: "u2".into(),
-                        kind: None
-                    }
+                    MemberRef { value: "u1".into(), kind: None },
+                    MemberRef { value: "u2".into(), kind: None }
                 ]),
                 MemberChange::Remove(vec!["u1".into()]),
                 MemberChange::Remove(vec!["u3".into(), "u4".into()]),
@@ -1191,24 +1020,13 @@ mod tests {
                     kind: Some(crate::resource::MemberKind::User)
                 }]),
                 MemberChange::RemoveAll,
-                MemberChange::Add(vec![MemberRef {
-                    value: "u6".into(),
-                    kind: None
-                }]),
+                MemberChange::Add(vec![MemberRef { value: "u6".into(), kind: None }]),
             ]
         );
         assert!(!out.doc_changed);
-        let e = patch(
-            ResourceKind::Group,
-            g.clone(),
-            json!([{"op": "remove", "path": "members[display eq \"x\"]"}]),
-        );
+        let e = patch(ResourceKind::Group, g.clone(), json!([{"op": "remove", "path": "members[display eq \"x\"]"}]));
         assert_eq!(err_type(e), Some(ScimType::InvalidFilter));
-        let e = patch(
-            ResourceKind::Group,
-            g,
-            json!([{"op": "add", "path": "members", "value": [{"display": "x"}]}]),
-        );
+        let e = patch(ResourceKind::Group, g, json!([{"op": "add", "path": "members", "value": [{"display": "x"}]}]));
         assert_eq!(err_type(e), Some(ScimType::InvalidValue));
     }
 
@@ -1219,13 +1037,7 @@ mod tests {
         let mut doc = jane();
         let out = apply_patch(ResourceKind::User, &mut doc, &req).unwrap();
         assert_eq!(doc, jane());
-        assert_eq!(
-            out,
-            PatchOutcome {
-                doc_changed: false,
-                member_changes: vec![]
-            }
-        );
+        assert_eq!(out, PatchOutcome { doc_changed: false, member_changes: vec![] });
         // No schemas at all, lower-case key: tolerated.
         assert!(parse_patch(&json!({"operations": []})).is_ok());
     }
@@ -1234,62 +1046,26 @@ mod tests {
     fn parse_errors() {
         let t = |body: Value| parse_patch(&body).unwrap_err().scim_type;
         assert_eq!(t(json!([])), Some(ScimType::InvalidSyntax));
-        assert_eq!(
-            t(json!({"schemas": [PATCH_OP_SCHEMA]})),
-            Some(ScimType::InvalidSyntax)
-        );
-        assert_eq!(
-            t(json!({"Operations": [{"op": "move", "path": "x"}]})),
-            Some(ScimType::InvalidSyntax)
-        );
-        assert_eq!(
-            t(json!({"Operations": [{"op": "remove"}]})),
-            Some(ScimType::NoTarget)
-        );
-        assert_eq!(
-            t(json!({"Operations": [{"op": "add", "path": "title"}]})),
-            Some(ScimType::InvalidSyntax)
-        );
-        let req =
-            parse_patch(&json!({"Operations": [{"OP": "Add", "Path": " title ", "Value": "x"}]}))
-                .unwrap();
+        assert_eq!(t(json!({"schemas": [PATCH_OP_SCHEMA]})), Some(ScimType::InvalidSyntax));
+        assert_eq!(t(json!({"Operations": [{"op": "move", "path": "x"}]})), Some(ScimType::InvalidSyntax));
+        assert_eq!(t(json!({"Operations": [{"op": "remove"}]})), Some(ScimType::NoTarget));
+        assert_eq!(t(json!({"Operations": [{"op": "add", "path": "title"}]})), Some(ScimType::InvalidSyntax));
+        let req = parse_patch(&json!({"Operations": [{"OP": "Add", "Path": " title ", "Value": "x"}]})).unwrap();
         assert_eq!(
             req.ops,
-            vec![PatchOp {
-                op: PatchOpKind::Add,
-                path: Some("title".into()),
-                value: Some(json!("x"))
-            }]
+            vec![PatchOp { op: PatchOpKind::Add, path: Some("title".into()), value: Some(json!("x")) }]
         );
     }
 
     #[test]
     fn path_errors_and_read_only() {
         let ty = |ops: Value| err_type(user_patch(jane(), ops));
-        assert_eq!(
-            ty(json!([{"op": "replace", "path": "nope", "value": "x"}])),
-            Some(ScimType::InvalidPath)
-        );
-        assert_eq!(
-            ty(json!([{"op": "replace", "path": "name.nope", "value": "x"}])),
-            Some(ScimType::InvalidPath)
-        );
-        assert_eq!(
-            ty(json!([{"op": "replace", "path": "id", "value": "x"}])),
-            Some(ScimType::Mutability)
-        );
-        assert_eq!(
-            ty(json!([{"op": "replace", "path": "meta.created", "value": "x"}])),
-            Some(ScimType::Mutability)
-        );
-        assert_eq!(
-            ty(json!([{"op": "add", "path": "groups", "value": [{"value": "g"}]}])),
-            Some(ScimType::Mutability)
-        );
-        assert_eq!(
-            ty(json!([{"op": "replace", "path": "active", "value": "maybe"}])),
-            Some(ScimType::InvalidValue)
-        );
+        assert_eq!(ty(json!([{"op": "replace", "path": "nope", "value": "x"}])), Some(ScimType::InvalidPath));
+        assert_eq!(ty(json!([{"op": "replace", "path": "name.nope", "value": "x"}])), Some(ScimType::InvalidPath));
+        assert_eq!(ty(json!([{"op": "replace", "path": "id", "value": "x"}])), Some(ScimType::Mutability));
+        assert_eq!(ty(json!([{"op": "replace", "path": "meta.created", "value": "x"}])), Some(ScimType::Mutability));
+        assert_eq!(ty(json!([{"op": "add", "path": "groups", "value": [{"value": "g"}]}])), Some(ScimType::Mutability));
+        assert_eq!(ty(json!([{"op": "replace", "path": "active", "value": "maybe"}])), Some(ScimType::InvalidValue));
         assert_eq!(
             ty(json!([{"op": "replace", "path": "emails[type eq ]", "value": "x"}])),
             Some(ScimType::InvalidFilter)
@@ -1313,7 +1089,11 @@ mod tests {
         assert_eq!(e.scim_type, Some(ScimType::InvalidValue));
         assert_eq!(doc, jane());
         // Remove of something absent is a no-op.
-        let (doc, out) = user_patch(jane(), json!([{"op": "remove", "path": "emails[type eq \"home\"]"}, {"op": "remove", "path": "title"}])).unwrap();
+        let (doc, out) = user_patch(
+            jane(),
+            json!([{"op": "remove", "path": "emails[type eq \"home\"]"}, {"op": "remove", "path": "title"}]),
+        )
+        .unwrap();
         assert_eq!(doc, jane());
         assert!(!out.doc_changed);
     }
@@ -1345,10 +1125,7 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(
-            doc2["emails"],
-            json!([{"value": "JANE@example.com", "type": "work"}])
-        );
+        assert_eq!(doc2["emails"], json!([{"value": "JANE@example.com", "type": "work"}]));
         // replace without a filter replaces the whole list; replace with null removes.
         let (doc3, _) = user_patch(
             doc.clone(),
@@ -1386,25 +1163,15 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(
-            doc["name"],
-            json!({"familyName": "Doe", "givenName": "Janet", "honorificPrefix": "Dr"})
-        );
+        assert_eq!(doc["name"], json!({"familyName": "Doe", "givenName": "Janet", "honorificPrefix": "Dr"}));
         // The whole extension as a path.
         let (doc, _) = user_patch(
             doc,
             json!([{"op": "add", "path": ENTERPRISE_USER_SCHEMA, "value": {"division": "D", "manager": "m9"}}]),
         )
         .unwrap();
-        assert_eq!(
-            doc[ENTERPRISE_USER_SCHEMA],
-            json!({"division": "D", "manager": {"value": "m9"}})
-        );
-        let (doc, _) = user_patch(
-            doc,
-            json!([{"op": "remove", "path": ENTERPRISE_USER_SCHEMA}]),
-        )
-        .unwrap();
+        assert_eq!(doc[ENTERPRISE_USER_SCHEMA], json!({"division": "D", "manager": {"value": "m9"}}));
+        let (doc, _) = user_patch(doc, json!([{"op": "remove", "path": ENTERPRISE_USER_SCHEMA}])).unwrap();
         assert!(doc.get(ENTERPRISE_USER_SCHEMA).is_none());
     }
 }

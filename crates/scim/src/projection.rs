@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use crate::error::ScimResult;
-use crate::resource::{is_absent};
+use crate::resource::is_absent;
 use crate::schema::{AttrLocation, AttributeDef, ResourceKind, Returned};
 
 /// One attribute named in `attributes` or `excludedAttributes`.
@@ -43,10 +43,7 @@ pub struct Projection {
 impl Projection {
     /// The default projection: every attribute returned by default.
     pub fn all(kind: ResourceKind) -> Projection {
-        Projection {
-            kind,
-            mode: Mode::Default,
-        }
+        Projection { kind, mode: Mode::Default }
     }
 
     /// Parses the comma-separated lists of the query or of a SearchRequest. Attribute
@@ -61,11 +58,7 @@ impl Projection {
         excluded_attributes: Option<&str>,
     ) -> ScimResult<Projection> {
         let list = |s: &str| -> Vec<Selector> {
-            s.split(',')
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .filter_map(|p| selector(kind, p))
-                .collect()
+            s.split(',').map(str::trim).filter(|p| !p.is_empty()).filter_map(|p| selector(kind, p)).collect()
         };
         let mode = if let Some(a) = attributes.filter(|s| !s.trim().is_empty()) {
             Mode::Include(list(a))
@@ -94,12 +87,9 @@ impl Projection {
         };
         match &self.mode {
             Mode::Default => def.returned != Returned::Request && def.returned != Returned::Never,
-            Mode::Include(sels) => {
-                def.returned == Returned::Always || sels.iter().any(|s| s.selects(None, def))
-            }
+            Mode::Include(sels) => def.returned == Returned::Always || sels.iter().any(|s| s.selects(None, def)),
             Mode::Exclude(sels) => {
-                def.returned == Returned::Default
-                    && !sels.iter().any(|s| s.selects(None, def) && s.sub.is_none())
+                def.returned == Returned::Default && !sels.iter().any(|s| s.selects(None, def) && s.sub.is_none())
             }
         }
     }
@@ -115,11 +105,7 @@ impl Projection {
             if key == "schemas" {
                 continue;
             }
-            let projected = if let Some(ext) = kind
-                .extensions()
-                .iter()
-                .find(|e| e.id.eq_ignore_ascii_case(&key))
-            {
+            let projected = if let Some(ext) = kind.extensions().iter().find(|e| e.id.eq_ignore_ascii_case(&key)) {
                 self.project_extension(ext.id, ext.attributes, value)
             } else if let Some(def) = kind.resolve(None, &key, None).map(|r| r.attr) {
                 self.project_attr(None, def, value)
@@ -143,12 +129,7 @@ impl Projection {
         Value::Object(result)
     }
 
-    fn project_extension(
-        &self,
-        urn: &'static str,
-        attrs: &'static [AttributeDef],
-        value: Value,
-    ) -> Option<Value> {
+    fn project_extension(&self, urn: &'static str, attrs: &'static [AttributeDef], value: Value) -> Option<Value> {
         let whole = |sels: &[Selector]| sels.iter().any(|s| s.whole_extension(urn));
         match &self.mode {
             Mode::Include(sels) if whole(sels) => return Some(value),
@@ -207,11 +188,8 @@ impl Projection {
                     // Naming a complex attribute returns all its sub-attributes.
                     Some(value)
                 } else {
-                    let keep: Vec<&str> =
-                        mine.iter().filter_map(|s| s.sub.map(|d| d.name)).collect();
-                    retain_subs(value, |name| {
-                        keep.iter().any(|k| k.eq_ignore_ascii_case(name))
-                    })
+                    let keep: Vec<&str> = mine.iter().filter_map(|s| s.sub.map(|d| d.name)).collect();
+                    retain_subs(value, |name| keep.iter().any(|k| k.eq_ignore_ascii_case(name)))
                 }
             }
             Mode::Exclude(sels) => {
@@ -221,11 +199,8 @@ impl Projection {
                 } else if mine.is_empty() {
                     Some(value)
                 } else {
-                    let drop: Vec<&str> =
-                        mine.iter().filter_map(|s| s.sub.map(|d| d.name)).collect();
-                    retain_subs(value, |name| {
-                        !drop.iter().any(|k| k.eq_ignore_ascii_case(name))
-                    })
+                    let drop: Vec<&str> = mine.iter().filter_map(|s| s.sub.map(|d| d.name)).collect();
+                    retain_subs(value, |name| !drop.iter().any(|k| k.eq_ignore_ascii_case(name)))
                 }
             }
         }
@@ -233,27 +208,15 @@ impl Projection {
 }
 
 fn selector(kind: ResourceKind, path: &str) -> Option<Selector> {
-    if let Some(ext) = kind
-        .extensions()
-        .iter()
-        .find(|e| e.id.eq_ignore_ascii_case(path))
-    {
-        return Some(Selector {
-            ext: Some(ext.id),
-            attr: None,
-            sub: None,
-        });
+    if let Some(ext) = kind.extensions().iter().find(|e| e.id.eq_ignore_ascii_case(path)) {
+        return Some(Selector { ext: Some(ext.id), attr: None, sub: None });
     }
     let r = kind.resolve_path(path)?;
     let ext = match r.location {
         AttrLocation::Extension(urn) => Some(urn),
         AttrLocation::Core | AttrLocation::Common => None,
     };
-    Some(Selector {
-        ext,
-        attr: Some(r.attr),
-        sub: r.sub,
-    })
+    Some(Selector { ext, attr: Some(r.attr), sub: r.sub })
 }
 
 /// Keeps the sub-attributes `keep` accepts, in a complex value or in every element of a
@@ -372,9 +335,7 @@ mod tests {
     fn excluded_attributes() {
         let (p, v) = project(
             None,
-            Some(
-                "groups,emails.type,id,urn:ietf:params:scim:schemas:extension:enterprise:2.0:User,name.givenName",
-            ),
+            Some("groups,emails.type,id,urn:ietf:params:scim:schemas:extension:enterprise:2.0:User,name.givenName"),
         );
         assert_eq!(
             v,
@@ -396,17 +357,12 @@ mod tests {
     #[test]
     fn attributes_wins_over_excluded() {
         let (_, v) = project(Some("userName"), Some("userName"));
-        assert_eq!(
-            v,
-            json!({"schemas": [USER_SCHEMA], "id": "u1", "userName": "jane"})
-        );
+        assert_eq!(v, json!({"schemas": [USER_SCHEMA], "id": "u1", "userName": "jane"}));
     }
 
     #[test]
     fn includes_members_is_exact() {
-        let g = |a: Option<&str>, e: Option<&str>| {
-            Projection::parse(ResourceKind::Group, a, e).unwrap()
-        };
+        let g = |a: Option<&str>, e: Option<&str>| Projection::parse(ResourceKind::Group, a, e).unwrap();
         assert!(g(None, None).includes_members());
         assert!(!g(None, Some("members")).includes_members());
         assert!(!g(None, Some("Members")).includes_members());
@@ -414,13 +370,7 @@ mod tests {
         assert!(g(None, Some("displayName")).includes_members());
         assert!(!g(Some("displayName"), None).includes_members());
         assert!(g(Some("members.value"), None).includes_members());
-        assert!(
-            g(
-                Some("urn:ietf:params:scim:schemas:core:2.0:Group:members"),
-                None
-            )
-            .includes_members()
-        );
+        assert!(g(Some("urn:ietf:params:scim:schemas:core:2.0:Group:members"), None).includes_members());
         assert!(!g(None, None).includes_groups());
 
         let full = json!({
@@ -431,10 +381,7 @@ mod tests {
             "meta": {"resourceType": "Group"}
         });
         let v = g(Some("members.value"), None).apply(ResourceKind::Group, full.clone());
-        assert_eq!(
-            v,
-            json!({"schemas": [GROUP_SCHEMA], "id": "g1", "members": [{"value": "u1"}]})
-        );
+        assert_eq!(v, json!({"schemas": [GROUP_SCHEMA], "id": "g1", "members": [{"value": "u1"}]}));
         let v = g(None, Some("members")).apply(ResourceKind::Group, full);
         assert_eq!(
             v,

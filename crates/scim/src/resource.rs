@@ -12,9 +12,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
 use crate::error::{ScimError, ScimResult};
-use crate::schema::{
-    AttrType, AttributeDef, COMMON_ATTRIBUTES, Mutability, ResourceKind, SchemaDef,
-};
+use crate::schema::{AttrType, AttributeDef, COMMON_ATTRIBUTES, Mutability, ResourceKind, SchemaDef};
 
 /// What a member of a group is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -64,9 +62,7 @@ pub struct ResourceInput {
 
 /// Parses a POST or PUT body into the canonical document.
 pub fn parse_resource(kind: ResourceKind, body: &Value) -> ScimResult<ResourceInput> {
-    let obj = body
-        .as_object()
-        .ok_or_else(|| ScimError::invalid_syntax("the request body must be a JSON object"))?;
+    let obj = body.as_object().ok_or_else(|| ScimError::invalid_syntax("the request body must be a JSON object"))?;
     check_schemas(kind, obj)?;
 
     let mut doc = Map::new();
@@ -107,11 +103,7 @@ pub fn parse_resource(kind: ResourceKind, body: &Value) -> ScimResult<ResourceIn
     };
     let doc = Value::Object(doc);
     check_required(kind, &doc)?;
-    Ok(ResourceInput {
-        doc,
-        members,
-        password_supplied,
-    })
+    Ok(ResourceInput { doc, members, password_supplied })
 }
 
 /// `schemas` is optional on input (several clients omit it), but when present it must be
@@ -126,31 +118,19 @@ fn check_schemas(kind: ResourceKind, obj: &Map<String, Value>) -> ScimResult<()>
         Some(Value::Array(items)) => {
             let mut has_core = false;
             for item in items {
-                let s = item.as_str().ok_or_else(|| {
-                    ScimError::invalid_value("schemas must be an array of strings")
-                })?;
+                let s = item.as_str().ok_or_else(|| ScimError::invalid_value("schemas must be an array of strings"))?;
                 has_core |= s.eq_ignore_ascii_case(core);
             }
-            if has_core {
-                Ok(())
-            } else {
-                Err(ScimError::invalid_value(format!(
-                    "schemas must contain {core}"
-                )))
-            }
+            if has_core { Ok(()) } else { Err(ScimError::invalid_value(format!("schemas must contain {core}"))) }
         }
-        Some(_) => Err(ScimError::invalid_value(
-            "schemas must be an array of strings",
-        )),
+        Some(_) => Err(ScimError::invalid_value("schemas must be an array of strings")),
     }
 }
 
 /// The attributes found at the top level of a resource: the common ones, then the
 /// core schema's, in schema order (which is also the canonical order of the doc).
 fn top_level_attributes(kind: ResourceKind) -> impl Iterator<Item = &'static AttributeDef> {
-    COMMON_ATTRIBUTES
-        .iter()
-        .chain(kind.core_schema().attributes.iter())
+    COMMON_ATTRIBUTES.iter().chain(kind.core_schema().attributes.iter())
 }
 
 pub(crate) fn is_group_members(kind: ResourceKind, def: &AttributeDef) -> bool {
@@ -161,23 +141,13 @@ pub(crate) fn is_group_members(kind: ResourceKind, def: &AttributeDef) -> bool {
 pub(crate) fn check_required(kind: ResourceKind, doc: &Value) -> ScimResult<()> {
     for def in kind.core_schema().attributes.iter().filter(|d| d.required) {
         if doc.get(def.name).is_none_or(is_absent) {
-            return Err(ScimError::invalid_value(format!(
-                "{} is required",
-                def.name
-            )));
+            return Err(ScimError::invalid_value(format!("{} is required", def.name)));
         }
     }
     for schema in kind.extensions() {
         for def in schema.attributes.iter().filter(|d| d.required) {
-            if doc
-                .get(schema.id)
-                .and_then(|e| e.get(def.name))
-                .is_none_or(is_absent)
-            {
-                return Err(ScimError::invalid_value(format!(
-                    "{}:{} is required",
-                    schema.id, def.name
-                )));
+            if doc.get(schema.id).and_then(|e| e.get(def.name)).is_none_or(is_absent) {
+                return Err(ScimError::invalid_value(format!("{}:{} is required", schema.id, def.name)));
             }
         }
     }
@@ -199,10 +169,7 @@ pub(crate) fn parse_members(v: &Value) -> ScimResult<Vec<MemberRef>> {
 fn parse_member(v: &Value) -> ScimResult<MemberRef> {
     let bad_value = || ScimError::invalid_value("members.value must be a non-empty string");
     match v {
-        Value::String(s) if !s.is_empty() => Ok(MemberRef {
-            value: s.clone(),
-            kind: None,
-        }),
+        Value::String(s) if !s.is_empty() => Ok(MemberRef { value: s.clone(), kind: None }),
         Value::Object(o) => {
             let value = match get_ci(o, "value") {
                 Some(Value::String(s)) if !s.is_empty() => s.clone(),
@@ -211,13 +178,12 @@ fn parse_member(v: &Value) -> ScimResult<MemberRef> {
             let kind = match get_ci(o, "type") {
                 None | Some(Value::Null) => None,
                 Some(Value::String(t)) if t.is_empty() => None,
-                Some(Value::String(t)) => Some(MemberKind::parse(t).ok_or_else(|| {
-                    ScimError::invalid_value("members.type must be \"User\" or \"Group\"")
-                })?),
+                Some(Value::String(t)) => Some(
+                    MemberKind::parse(t)
+                        .ok_or_else(|| ScimError::invalid_value("members.type must be \"User\" or \"Group\""))?,
+                ),
                 Some(_) => {
-                    return Err(ScimError::invalid_value(
-                        "members.type must be \"User\" or \"Group\"",
-                    ));
+                    return Err(ScimError::invalid_value("members.type must be \"User\" or \"Group\""));
                 }
             };
             Ok(MemberRef { value, kind })
@@ -233,11 +199,7 @@ fn parse_member(v: &Value) -> ScimResult<MemberRef> {
 /// The value of `key` in `obj`, without regard to the key's case (RFC 7643 §2.1). An
 /// exact match wins over a case-insensitive one.
 pub(crate) fn get_ci<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    obj.get(key).or_else(|| {
-        obj.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v)
-    })
+    obj.get(key).or_else(|| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
 }
 
 /// "Unassigned" in the sense of RFC 7643 §2.5: null, and empty strings, arrays, objects.
@@ -263,9 +225,7 @@ pub(crate) fn canon_extension(schema: &SchemaDef, raw: &Value) -> ScimResult<Opt
     if is_absent(raw) {
         return Ok(None);
     }
-    let obj = raw
-        .as_object()
-        .ok_or_else(|| ScimError::invalid_value(format!("{} must be an object", schema.id)))?;
+    let obj = raw.as_object().ok_or_else(|| ScimError::invalid_value(format!("{} must be an object", schema.id)))?;
     let mut out = Map::new();
     for def in schema.attributes {
         let Some(v) = get_ci(obj, def.name) else {
@@ -310,9 +270,7 @@ pub(crate) fn canon_attr(def: &AttributeDef, path: &str, v: &Value) -> ScimResul
         }
         // A lone object for a multi-valued complex attribute (`"emails": {...}`) is read
         // as a one-element list: unambiguous, and cheaper than a 400 to the IdP.
-        Value::Object(_) if def.ty == AttrType::Complex => {
-            canon_element(def, path, v)?.into_iter().collect()
-        }
+        Value::Object(_) if def.ty == AttrType::Complex => canon_element(def, path, v)?.into_iter().collect(),
         Value::String(_) if def.ty == AttrType::Complex && def.sub_attribute("value").is_some() => {
             canon_element(def, path, v)?.into_iter().collect()
         }
@@ -328,11 +286,7 @@ pub(crate) fn canon_attr(def: &AttributeDef, path: &str, v: &Value) -> ScimResul
 
 /// One value of the attribute: one element of a multi-valued attribute, or the value
 /// of a single-valued one.
-pub(crate) fn canon_element(
-    def: &AttributeDef,
-    path: &str,
-    v: &Value,
-) -> ScimResult<Option<Value>> {
+pub(crate) fn canon_element(def: &AttributeDef, path: &str, v: &Value) -> ScimResult<Option<Value>> {
     if is_absent(v) {
         return Ok(None);
     }
@@ -349,9 +303,7 @@ pub(crate) fn canon_element(
             o
         }
         _ => {
-            return Err(ScimError::invalid_value(format!(
-                "{path} must be a complex value (an object)"
-            )));
+            return Err(ScimError::invalid_value(format!("{path} must be a complex value (an object)")));
         }
     };
     let mut out = Map::new();
@@ -406,10 +358,7 @@ fn canon_scalar(def: &AttributeDef, path: &str, v: &Value) -> ScimResult<Option<
             _ => return Err(wrong("a number")),
         },
         AttrType::DateTime => match v.as_str().map(DateTime::parse_from_rfc3339) {
-            Some(Ok(t)) => Value::String(
-                t.with_timezone(&Utc)
-                    .to_rfc3339_opts(SecondsFormat::AutoSi, true),
-            ),
+            Some(Ok(t)) => Value::String(t.with_timezone(&Utc).to_rfc3339_opts(SecondsFormat::AutoSi, true)),
             _ => return Err(wrong("an RFC 3339 date-time string")),
         },
         AttrType::Complex => return canon_element(def, path, v),
@@ -508,19 +457,13 @@ pub fn render(
             // An empty group has no `members` key: RFC 7643 §2.5 makes `[]` and an
             // absent attribute the same state, and the RFC examples omit unassigned ones.
             if let Some(ms) = members.filter(|m| !m.is_empty()) {
-                out.insert(
-                    "members".into(),
-                    Value::Array(ms.iter().map(render_member).collect()),
-                );
+                out.insert("members".into(), Value::Array(ms.iter().map(render_member).collect()));
             }
             continue;
         }
         if kind == ResourceKind::User && def.name == "groups" {
             if let Some(gs) = groups.filter(|g| !g.is_empty()) {
-                out.insert(
-                    "groups".into(),
-                    Value::Array(gs.iter().map(render_group).collect()),
-                );
+                out.insert("groups".into(), Value::Array(gs.iter().map(render_group).collect()));
             }
             continue;
         }
@@ -564,10 +507,7 @@ fn render_group(g: &GroupRefOut) -> Value {
         o.insert("display".into(), Value::String(d.clone()));
     }
     o.insert("$ref".into(), Value::String(g.location.clone()));
-    o.insert(
-        "type".into(),
-        Value::String(if g.direct { "direct" } else { "indirect" }.to_string()),
-    );
+    o.insert("type".into(), Value::String(if g.direct { "direct" } else { "indirect" }.to_string()));
     Value::Object(o)
 }
 
@@ -670,10 +610,7 @@ mod tests {
         }))
         .unwrap()
         .doc;
-        assert_eq!(
-            doc[ENTERPRISE_USER_SCHEMA],
-            json!({"manager": {"value": "m1"}})
-        );
+        assert_eq!(doc[ENTERPRISE_USER_SCHEMA], json!({"manager": {"value": "m1"}}));
         let doc = user(json!({
             "userName": "a",
             ENTERPRISE_USER_SCHEMA: {"manager": {"value": ""}}
@@ -700,15 +637,9 @@ mod tests {
 
     #[test]
     fn required_schemas_and_body_shape() {
-        assert_eq!(
-            user(json!({"userName": ""})).unwrap_err().scim_type,
-            Some(ScimType::InvalidValue)
-        );
+        assert_eq!(user(json!({"userName": ""})).unwrap_err().scim_type, Some(ScimType::InvalidValue));
         assert_eq!(user(json!({})).unwrap_err().detail, "userName is required");
-        assert_eq!(
-            user(json!([1])).unwrap_err().scim_type,
-            Some(ScimType::InvalidSyntax)
-        );
+        assert_eq!(user(json!([1])).unwrap_err().scim_type, Some(ScimType::InvalidSyntax));
         let e = user(json!({"schemas": [GROUP_SCHEMA], "userName": "a"})).unwrap_err();
         assert_eq!(e.scim_type, Some(ScimType::InvalidValue));
         assert!(user(json!({"schemas": "x", "userName": "a"})).is_err());
@@ -731,10 +662,7 @@ mod tests {
         }))
         .unwrap()
         .doc;
-        assert_eq!(
-            doc,
-            json!({"userName": "a", "phoneNumbers": [{"value": "+1"}]})
-        );
+        assert_eq!(doc, json!({"userName": "a", "phoneNumbers": [{"value": "+1"}]}));
     }
 
     #[test]
@@ -777,39 +705,20 @@ mod tests {
             }),
         )
         .unwrap();
-        assert_eq!(
-            input.doc,
-            json!({"externalId": "g1", "displayName": "Engineering"})
-        );
+        assert_eq!(input.doc, json!({"externalId": "g1", "displayName": "Engineering"}));
         assert_eq!(
             input.members,
             Some(vec![
-                MemberRef {
-                    value: "u1".into(),
-                    kind: None
-                },
-                MemberRef {
-                    value: "g2".into(),
-                    kind: Some(MemberKind::Group)
-                },
-                MemberRef {
-                    value: "u3".into(),
-                    kind: None
-                },
+                MemberRef { value: "u1".into(), kind: None },
+                MemberRef { value: "g2".into(), kind: Some(MemberKind::Group) },
+                MemberRef { value: "u3".into(), kind: None },
             ])
         );
         let none = parse_resource(ResourceKind::Group, &json!({"displayName": "x"})).unwrap();
         assert_eq!(none.members, None);
-        let empty = parse_resource(
-            ResourceKind::Group,
-            &json!({"displayName": "x", "members": []}),
-        )
-        .unwrap();
+        let empty = parse_resource(ResourceKind::Group, &json!({"displayName": "x", "members": []})).unwrap();
         assert_eq!(empty.members, Some(vec![]));
-        let bad = parse_resource(
-            ResourceKind::Group,
-            &json!({"displayName": "x", "members": [{"display": "x"}]}),
-        );
+        let bad = parse_resource(ResourceKind::Group, &json!({"displayName": "x", "members": [{"display": "x"}]}));
         assert_eq!(bad.unwrap_err().scim_type, Some(ScimType::InvalidValue));
         let bad = parse_resource(
             ResourceKind::Group,
@@ -859,13 +768,7 @@ mod tests {
                 }
             })
         );
-        let v = render(
-            ResourceKind::User,
-            &json!({"userName": "a"}),
-            &meta(),
-            None,
-            Some(&[]),
-        );
+        let v = render(ResourceKind::User, &json!({"userName": "a"}), &meta(), None, Some(&[]));
         assert_eq!(v["schemas"], json!([USER_SCHEMA]));
         assert!(v.get("groups").is_none());
     }
@@ -886,13 +789,7 @@ mod tests {
                 location: "https://h/Groups/g2".into(),
             },
         ];
-        let v = render(
-            ResourceKind::Group,
-            &json!({"displayName": "Eng"}),
-            &meta(),
-            Some(&members),
-            None,
-        );
+        let v = render(ResourceKind::Group, &json!({"displayName": "Eng"}), &meta(), Some(&members), None);
         assert_eq!(v["schemas"], json!([GROUP_SCHEMA]));
         assert_eq!(
             v["members"],
@@ -902,32 +799,14 @@ mod tests {
             ])
         );
         assert_eq!(v["meta"]["resourceType"], json!("Group"));
-        let v = render(
-            ResourceKind::Group,
-            &json!({"displayName": "Eng"}),
-            &meta(),
-            Some(&[]),
-            None,
-        );
+        let v = render(ResourceKind::Group, &json!({"displayName": "Eng"}), &meta(), Some(&[]), None);
         assert!(v.get("members").is_none());
     }
 
     #[test]
     fn display_names() {
-        assert_eq!(
-            display_of(ResourceKind::User, &json!({"userName": "a"})),
-            Some("a".into())
-        );
-        assert_eq!(
-            display_of(
-                ResourceKind::User,
-                &json!({"userName": "a", "displayName": "A"})
-            ),
-            Some("A".into())
-        );
-        assert_eq!(
-            display_of(ResourceKind::Group, &json!({"externalId": "x"})),
-            None
-        );
+        assert_eq!(display_of(ResourceKind::User, &json!({"userName": "a"})), Some("a".into()));
+        assert_eq!(display_of(ResourceKind::User, &json!({"userName": "a", "displayName": "A"})), Some("A".into()));
+        assert_eq!(display_of(ResourceKind::Group, &json!({"externalId": "x"})), None);
     }
 }

@@ -16,8 +16,7 @@ pub const SEARCH_REQUEST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:S
 pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 pub const BULK_REQUEST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
 pub const BULK_RESPONSE_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:BulkResponse";
-pub const SERVICE_PROVIDER_CONFIG_SCHEMA: &str =
-    "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
+pub const SERVICE_PROVIDER_CONFIG_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
 pub const RESOURCE_TYPE_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ResourceType";
 pub const SCHEMA_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Schema";
 
@@ -254,25 +253,35 @@ macro_rules! multi_value_subs {
             AttributeDef::string("display", "A human-readable name, primarily used for display purposes.")
                 .mutability(Mutability::ReadWrite),
             AttributeDef::string("type", TYPE_PRIMARY_SUBS_DOC).canonical($types),
-            AttributeDef::string("primary", "A Boolean value indicating the 'primary' or preferred attribute value for this attribute.")
-                .of_type(AttrType::Boolean),
+            AttributeDef::string(
+                "primary",
+                "A Boolean value indicating the 'primary' or preferred attribute value for this attribute.",
+            )
+            .of_type(AttrType::Boolean),
         ]
     };
 }
 
 static NAME_SUBS: &[AttributeDef] = &[
-    AttributeDef::string("formatted", "The full name, including all middle names, titles, and suffixes as appropriate, formatted for display."),
+    AttributeDef::string(
+        "formatted",
+        "The full name, including all middle names, titles, and suffixes as appropriate, formatted for display.",
+    ),
     AttributeDef::string("familyName", "The family name of the User, or last name in most Western languages."),
     AttributeDef::string("givenName", "The given name of the User, or first name in most Western languages."),
     AttributeDef::string("middleName", "The middle name(s) of the User."),
-    AttributeDef::string("honorificPrefix", "The honorific prefix(es) of the User, or title in most Western languages."),
-    AttributeDef::string("honorificSuffix", "The honorific suffix(es) of the User, or suffix in most Western languages."),
+    AttributeDef::string(
+        "honorificPrefix",
+        "The honorific prefix(es) of the User, or title in most Western languages.",
+    ),
+    AttributeDef::string(
+        "honorificSuffix",
+        "The honorific suffix(es) of the User, or suffix in most Western languages.",
+    ),
 ];
 
-static EMAIL_SUBS: &[AttributeDef] = multi_value_subs!(
-    AttributeDef::string("value", "Email addresses for the user."),
-    &["work", "home", "other"]
-);
+static EMAIL_SUBS: &[AttributeDef] =
+    multi_value_subs!(AttributeDef::string("value", "Email addresses for the user."), &["work", "home", "other"]);
 static PHONE_SUBS: &[AttributeDef] = multi_value_subs!(
     AttributeDef::string("value", "Phone number of the User."),
     &["work", "home", "mobile", "fax", "pager", "other"]
@@ -285,14 +294,9 @@ static PHOTO_SUBS: &[AttributeDef] = multi_value_subs!(
     AttributeDef::string("value", "URL of a photo of the User.").references(&["external"]),
     &["photo", "thumbnail"]
 );
-static ENTITLEMENT_SUBS: &[AttributeDef] = multi_value_subs!(
-    AttributeDef::string("value", "The value of an entitlement."),
-    &[]
-);
-static ROLE_SUBS: &[AttributeDef] = multi_value_subs!(
-    AttributeDef::string("value", "The value of a role."),
-    &[]
-);
+static ENTITLEMENT_SUBS: &[AttributeDef] =
+    multi_value_subs!(AttributeDef::string("value", "The value of an entitlement."), &[]);
+static ROLE_SUBS: &[AttributeDef] = multi_value_subs!(AttributeDef::string("value", "The value of a role."), &[]);
 static CERT_SUBS: &[AttributeDef] = multi_value_subs!(
     AttributeDef::string("value", "The value of an X.509 certificate.").of_type(AttrType::Binary),
     &[]
@@ -323,14 +327,20 @@ static USER_GROUP_SUBS: &[AttributeDef] = &[
 ];
 
 static USER_ATTRIBUTES: &[AttributeDef] = &[
-    AttributeDef::string("userName", "Unique identifier for the User, typically used by the user to directly authenticate to the service provider.")
-        .required()
-        .unique(Uniqueness::Server),
+    AttributeDef::string(
+        "userName",
+        "Unique identifier for the User, typically used by the user to directly authenticate to the service provider.",
+    )
+    .required()
+    .unique(Uniqueness::Server),
     AttributeDef::complex("name", "The components of the user's real name.", NAME_SUBS),
     AttributeDef::string("displayName", "The name of the User, suitable for display to end-users."),
     AttributeDef::string("nickName", "The casual way to address the user in real life."),
-    AttributeDef::string("profileUrl", "A fully qualified URL pointing to a page representing the User's online profile.")
-        .references(&["external"]),
+    AttributeDef::string(
+        "profileUrl",
+        "A fully qualified URL pointing to a page representing the User's online profile.",
+    )
+    .references(&["external"]),
     AttributeDef::string("title", "The user's title, such as \"Vice President.\""),
     AttributeDef::string("userType", "Used to identify the relationship between the organization and the user."),
     AttributeDef::string("preferredLanguage", "Indicates the User's preferred written or spoken language."),
@@ -347,9 +357,13 @@ static USER_ATTRIBUTES: &[AttributeDef] = &[
     AttributeDef::complex("ims", "Instant messaging addresses for the User.", IM_SUBS).multi(),
     AttributeDef::complex("photos", "URLs of photos of the User.", PHOTO_SUBS).multi(),
     AttributeDef::complex("addresses", "A physical mailing address for this User.", ADDRESS_SUBS).multi(),
-    AttributeDef::complex("groups", "A list of groups to which the user belongs, either through direct membership or through nested groups.", USER_GROUP_SUBS)
-        .multi()
-        .mutability(Mutability::ReadOnly),
+    AttributeDef::complex(
+        "groups",
+        "A list of groups to which the user belongs, either through direct membership or through nested groups.",
+        USER_GROUP_SUBS,
+    )
+    .multi()
+    .mutability(Mutability::ReadOnly),
     AttributeDef::complex("entitlements", "A list of entitlements for the User.", ENTITLEMENT_SUBS).multi(),
     AttributeDef::complex("roles", "A list of roles for the User.", ROLE_SUBS).multi(),
     AttributeDef::complex("x509Certificates", "A list of certificates issued to the User.", CERT_SUBS).multi(),
@@ -357,10 +371,8 @@ static USER_ATTRIBUTES: &[AttributeDef] = &[
 
 static MANAGER_SUBS: &[AttributeDef] = &[
     AttributeDef::string("value", "The id of the SCIM resource representing the User's manager."),
-    AttributeDef::string("$ref", "The URI of the SCIM resource representing the User's manager.")
-        .references(&["User"]),
-    AttributeDef::string("displayName", "The displayName of the User's manager.")
-        .mutability(Mutability::ReadOnly),
+    AttributeDef::string("$ref", "The URI of the SCIM resource representing the User's manager.").references(&["User"]),
+    AttributeDef::string("displayName", "The displayName of the User's manager.").mutability(Mutability::ReadOnly),
 ];
 
 static ENTERPRISE_ATTRIBUTES: &[AttributeDef] = &[
@@ -390,18 +402,12 @@ static MEMBER_SUBS: &[AttributeDef] = &[
 ];
 
 static GROUP_ATTRIBUTES: &[AttributeDef] = &[
-    AttributeDef::string("displayName", "A human-readable name for the Group.")
-        .required()
-        .unique(Uniqueness::Server),
+    AttributeDef::string("displayName", "A human-readable name for the Group.").required().unique(Uniqueness::Server),
     AttributeDef::complex("members", "A list of members of the Group.", MEMBER_SUBS).multi(),
 ];
 
-pub static USER: SchemaDef = SchemaDef {
-    id: USER_SCHEMA,
-    name: "User",
-    description: "User Account",
-    attributes: USER_ATTRIBUTES,
-};
+pub static USER: SchemaDef =
+    SchemaDef { id: USER_SCHEMA, name: "User", description: "User Account", attributes: USER_ATTRIBUTES };
 
 pub static ENTERPRISE_USER: SchemaDef = SchemaDef {
     id: ENTERPRISE_USER_SCHEMA,
@@ -410,12 +416,8 @@ pub static ENTERPRISE_USER: SchemaDef = SchemaDef {
     attributes: ENTERPRISE_ATTRIBUTES,
 };
 
-pub static GROUP: SchemaDef = SchemaDef {
-    id: GROUP_SCHEMA,
-    name: "Group",
-    description: "Group",
-    attributes: GROUP_ATTRIBUTES,
-};
+pub static GROUP: SchemaDef =
+    SchemaDef { id: GROUP_SCHEMA, name: "Group", description: "Group", attributes: GROUP_ATTRIBUTES };
 
 /// Every schema served at `/Schemas`, in a stable order.
 pub static ALL_SCHEMAS: &[&SchemaDef] = &[&USER, &ENTERPRISE_USER, &GROUP];
@@ -447,8 +449,11 @@ pub static COMMON_ATTRIBUTES: &[AttributeDef] = &[
         .mutability(Mutability::ReadOnly)
         .returned(Returned::Always)
         .unique(Uniqueness::Server),
-    AttributeDef::string("externalId", "A String that is an identifier for the resource as defined by the provisioning client.")
-        .case_exact(),
+    AttributeDef::string(
+        "externalId",
+        "A String that is an identifier for the resource as defined by the provisioning client.",
+    )
+    .case_exact(),
     AttributeDef::complex("meta", "A complex attribute containing resource metadata.", META_SUBS)
         .mutability(Mutability::ReadOnly),
 ];
@@ -488,11 +493,8 @@ impl ResourceKind {
 
     /// The resource type as `/ResourceTypes/{id}` renders it.
     pub fn resource_type_json(self, location: &str) -> Value {
-        let extensions: Vec<Value> = self
-            .extensions()
-            .iter()
-            .map(|s| json!({"schema": s.id, "required": false}))
-            .collect();
+        let extensions: Vec<Value> =
+            self.extensions().iter().map(|s| json!({"schema": s.id, "required": false})).collect();
         json!({
             "schemas": [RESOURCE_TYPE_SCHEMA],
             "id": self.name(),
@@ -631,10 +633,7 @@ mod tests {
         let r = ResourceKind::User
             .resolve_path("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department")
             .map(|r| r.canonical_path());
-        assert_eq!(
-            r.as_deref(),
-            Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department")
-        );
+        assert_eq!(r.as_deref(), Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"));
         let r = ResourceKind::User
             .resolve_path("urn:ietf:params:scim:schemas:core:2.0:User:emails.value")
             .map(|r| r.canonical_path());

@@ -47,12 +47,7 @@ pub fn router(state: AppState) -> Router {
                     .get::<MatchedPath>()
                     .map(|p| p.as_str().to_string())
                     .unwrap_or_else(|| "unmatched".into());
-                let request_id = req
-                    .headers()
-                    .get(REQUEST_ID)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string();
+                let request_id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
                 tracing::info_span!("request", method = %req.method(), route = %route, request_id = %request_id)
             }),
         )

@@ -107,9 +107,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = custodian_store::open(&args.database.url)
         .await
         .with_context(|| format!("opening the database {}", custodian_store::redact_url(&args.database.url)))?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("listening on {}", args.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     tracing::info!(address = %listener.local_addr()?, "Custodian is serving");
     let app = App::new(store, AppConfig { public_url: args.public_url });
     app.serve(listener, shutdown_signal()).await?;
@@ -127,10 +126,11 @@ async fn user(command: UserCommand, database: &str) -> anyhow::Result<()> {
                 anyhow::bail!("only API-only users can be created for now: add --api-only");
             }
             let (token, digest) = crate::auth::generate_token();
-            let user = store
-                .create_api_user(NewApiUser { name, email, role, api_only, token: Some(digest) })
-                .await?;
-            eprintln!("Created API-only user '{}' (id {}, role {}). Its token, shown only now:", user.name, user.id, user.role);
+            let user = store.create_api_user(NewApiUser { name, email, role, api_only, token: Some(digest) }).await?;
+            eprintln!(
+                "Created API-only user '{}' (id {}, role {}). Its token, shown only now:",
+                user.name, user.id, user.role
+            );
             println!("{token}");
         }
         UserCommand::List => {

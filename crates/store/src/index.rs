@@ -78,10 +78,10 @@ fn push_attr(rows: &mut Vec<IndexRow>, path: &str, def: &AttributeDef, value: &V
         if def.ty == AttrType::Complex {
             let Some(sub_obj) = item.as_object() else { continue };
             for (name, v) in sub_obj {
-                if let Some(sub) = def.sub_attribute(name) {
-                    if let Some(key) = value_key(sub, v) {
-                        rows.extend(IndexRow::new(format!("{path}.{}", sub.name), elem, key));
-                    }
+                if let Some(sub) = def.sub_attribute(name)
+                    && let Some(key) = value_key(sub, v)
+                {
+                    rows.extend(IndexRow::new(format!("{path}.{}", sub.name), elem, key));
                 }
             }
         } else if let Some(key) = value_key(def, item) {
@@ -113,10 +113,7 @@ mod tests {
         assert_eq!(find("emails.value", 1).unwrap().text.as_deref(), Some("h@y.com"));
         assert_eq!(find("emails.primary", 0).unwrap().num, Some(1.0));
         assert_eq!(
-            find("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", 0)
-                .unwrap()
-                .text
-                .as_deref(),
+            find("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", 0).unwrap().text.as_deref(),
             Some("eng")
         );
     }

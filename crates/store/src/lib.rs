@@ -17,9 +17,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::open(url).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Err(StoreError::Database(
-            "PostgreSQL support is not built yet; use a sqlite:// URL".into(),
-        ))
+        Err(StoreError::Database("PostgreSQL support is not built yet; use a sqlite:// URL".into()))
     } else {
         Err(StoreError::Database(format!(
             "unsupported database URL scheme in '{}': expected sqlite:// or postgres://",

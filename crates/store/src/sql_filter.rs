@@ -426,7 +426,9 @@ impl FilterSql {
                 qb.push(")");
             }
             Filter::Present(attr) => {
-                qb.push("EXISTS (SELECT 1 FROM scim_values v WHERE v.resource_seq = e.resource_seq AND v.elem = e.elem");
+                qb.push(
+                    "EXISTS (SELECT 1 FROM scim_values v WHERE v.resource_seq = e.resource_seq AND v.elem = e.elem",
+                );
                 self.push_path_condition(qb, attr, "v.");
                 qb.push(")");
             }
@@ -451,7 +453,9 @@ impl FilterSql {
                     qb.push(")");
                     return Ok(());
                 }
-                qb.push("EXISTS (SELECT 1 FROM scim_values v WHERE v.resource_seq = e.resource_seq AND v.elem = e.elem");
+                qb.push(
+                    "EXISTS (SELECT 1 FROM scim_values v WHERE v.resource_seq = e.resource_seq AND v.elem = e.elem",
+                );
                 self.push_path_condition(qb, attr, "v.");
                 qb.push(" AND ");
                 let column = if value_column(attr) == "num_value" { "v.num_value" } else { "v.text_value" };

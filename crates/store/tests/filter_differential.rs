@@ -12,7 +12,24 @@ use custodian_scim::schema::ResourceKind;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-const WORDS: &[&str] = &["alice", "Alice", "ALI", "malice", "ice", "bob", "Bob@x.com", "x.com", "carol", "é", "Élan", "lan", "a b", "x\"y", "42", ""];
+const WORDS: &[&str] = &[
+    "alice",
+    "Alice",
+    "ALI",
+    "malice",
+    "ice",
+    "bob",
+    "Bob@x.com",
+    "x.com",
+    "carol",
+    "é",
+    "Élan",
+    "lan",
+    "a b",
+    "x\"y",
+    "42",
+    "",
+];
 const EXT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
 fn word() -> impl Strategy<Value = String> {
@@ -25,7 +42,10 @@ fn user() -> impl Strategy<Value = Value> {
         prop::option::of(word()),
         prop::option::of(word()),
         prop::option::of(any::<bool>()),
-        prop::collection::vec((word(), prop::option::of(prop::sample::select(&["work", "home", "other"][..])), any::<bool>()), 0..3),
+        prop::collection::vec(
+            (word(), prop::option::of(prop::sample::select(&["work", "home", "other"][..])), any::<bool>()),
+            0..3,
+        ),
         prop::option::of(word()),
         prop::option::of(word()),
     )
@@ -89,12 +109,21 @@ fn literal(s: &str) -> String {
 
 fn term() -> impl Strategy<Value = String> {
     prop_oneof![
-        (attr_path(), prop::sample::select(&["eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le", "EQ", "Co"][..]), word())
+        (
+            attr_path(),
+            prop::sample::select(&["eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le", "EQ", "Co"][..]),
+            word()
+        )
             .prop_map(|(a, op, v)| format!("{a} {op} {}", literal(&v))),
         attr_path().prop_map(|a| format!("{a} pr")),
         any::<bool>().prop_map(|b| format!("active eq {b}")),
         prop::sample::select(&["True", "false", "FALSE"][..]).prop_map(|b| format!("active eq \"{b}\"")),
-        (prop::sample::select(&["value", "type"][..]), prop::sample::select(&["eq", "co", "sw", "ne"][..]), word(), any::<bool>())
+        (
+            prop::sample::select(&["value", "type"][..]),
+            prop::sample::select(&["eq", "co", "sw", "ne"][..]),
+            word(),
+            any::<bool>()
+        )
             .prop_map(|(s, op, v, p)| format!("emails[{s} {op} {} and primary eq {p}]", literal(&v))),
         (word(), word()).prop_map(|(t, v)| format!("emails[type eq {}].value co {}", literal(&t), literal(&v))),
         attr_path().prop_map(|a| format!("{a} eq null")),
@@ -122,13 +151,20 @@ async fn check(users: Vec<Value>, filters: Vec<String>) -> Result<(), TestCaseEr
         let Ok(input) = parse_resource(ResourceKind::User, &u) else { continue };
         let _ = store.scim_create(ResourceKind::User, input).await;
     }
-    let all_query = ListQuery { filter: None, sort_by: None, sort_order: SortOrder::Ascending, start_index: 1, count: 10_000 };
+    let all_query =
+        ListQuery { filter: None, sort_by: None, sort_order: SortOrder::Ascending, start_index: 1, count: 10_000 };
     let all = store.scim_list(ResourceKind::User, &all_query).await.unwrap().records;
     let rendered: Vec<(String, Value)> = all
         .iter()
         .map(|r| {
             let etag = r.etag();
-            let meta = ResourceMeta { id: &r.id, created: r.created, last_modified: r.last_modified, version: &etag, location: "x" };
+            let meta = ResourceMeta {
+                id: &r.id,
+                created: r.created,
+                last_modified: r.last_modified,
+                version: &etag,
+                location: "x",
+            };
             (r.id.clone(), render(ResourceKind::User, &r.doc, &meta, None, None))
         })
         .collect();

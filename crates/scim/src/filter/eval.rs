@@ -34,21 +34,13 @@ pub enum CompareKey {
 fn str_key(def: &AttributeDef, s: &str) -> Option<CompareKey> {
     match def.ty {
         AttrType::String | AttrType::Reference | AttrType::Binary => {
-            Some(CompareKey::Str(if def.case_exact {
-                s.to_owned()
-            } else {
-                s.to_lowercase()
-            }))
+            Some(CompareKey::Str(if def.case_exact { s.to_owned() } else { s.to_lowercase() }))
         }
         AttrType::Boolean if s.eq_ignore_ascii_case("true") => Some(CompareKey::Bool(true)),
         AttrType::Boolean if s.eq_ignore_ascii_case("false") => Some(CompareKey::Bool(false)),
-        AttrType::DateTime => chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| {
-            CompareKey::Time(
-                t.with_timezone(&chrono::Utc)
-                    .format("%Y-%m-%dT%H:%M:%S%.6fZ")
-                    .to_string(),
-            )
-        }),
+        AttrType::DateTime => chrono::DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| CompareKey::Time(t.with_timezone(&chrono::Utc).format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())),
         _ => None,
     }
 }
@@ -108,9 +100,9 @@ fn eval(filter: &Filter, scope: Scope<'_>) -> bool {
         Filter::Not(a) => !eval(a, scope),
         Filter::Present(attr) => values(attr, scope).into_iter().any(|v| is_present(v, 0)),
         Filter::Compare { attr, op, value } => compare(attr, *op, value, scope),
-        Filter::ValuePath { attr, filter } => values(attr, scope)
-            .into_iter()
-            .any(|element| eval(filter, Scope::Element(element))),
+        Filter::ValuePath { attr, filter } => {
+            values(attr, scope).into_iter().any(|element| eval(filter, Scope::Element(element)))
+        }
     }
 }
 
@@ -339,14 +331,8 @@ mod tests {
     fn logic_precedence_and_grouping() {
         // `a or b and c` is `a or (b and c)`.
         check(&[
-            (
-                r#"title eq "engineer" or title eq "x" and title eq "y""#,
-                true,
-            ),
-            (
-                r#"(title eq "engineer" or title eq "x") and title eq "y""#,
-                false,
-            ),
+            (r#"title eq "engineer" or title eq "x" and title eq "y""#, true),
+            (r#"(title eq "engineer" or title eq "x") and title eq "y""#, false),
             (r#"not (title eq "engineer")"#, false),
             (r#"not (title eq "x") and userName pr"#, true),
             (r#"TITLE EQ "ENGINEER" AnD UserName Pr"#, true),
@@ -375,14 +361,8 @@ mod tests {
             // Both conditions must hold on the same element.
             (r#"emails[type eq "work" and value co "@home"]"#, false),
             (r#"emails.type eq "work" and emails.value co "@home""#, true),
-            (
-                r#"emails[type eq "work"].value eq "JANE@example.com""#,
-                true,
-            ),
-            (
-                r#"emails[type eq "home"].value eq "jane@example.com""#,
-                false,
-            ),
+            (r#"emails[type eq "work"].value eq "JANE@example.com""#, true),
+            (r#"emails[type eq "home"].value eq "jane@example.com""#, false),
             (r#"emails[type eq "home"].value pr"#, true),
             (r#"emails[primary eq true].value ew ".com""#, true),
             (r#"emails[not (type eq "work")]"#, true),
@@ -391,10 +371,7 @@ mod tests {
             (r#"addresses[type eq "work"]"#, false),
             (r#"groups eq "g-1""#, true),
             (r#"groups[value eq "g-1"]"#, true),
-            (
-                r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager eq "m-1""#,
-                true,
-            ),
+            (r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager eq "m-1""#, true),
         ]);
     }
 
@@ -425,10 +402,7 @@ mod tests {
                 r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq "research & development""#,
                 true,
             ),
-            (
-                r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department sw "Dev""#,
-                false,
-            ),
+            (r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department sw "Dev""#, false),
             (r#"meta.lastModified gt "2026-01-01T00:00:00Z""#, true),
             (r#"meta.created gt "2026-01-01T00:00:00Z""#, false),
             // 04:05:06.5+02:00 is 02:05:06.5Z.
@@ -446,12 +420,8 @@ mod tests {
         assert!(group_matches(r#"members[value eq "u-def"]"#));
         assert!(group_matches(r#"members.value eq "u-def""#));
         assert!(!group_matches(r#"members[value eq "u-xyz"]"#));
-        assert!(group_matches(
-            r#"displayName eq "admins" and members[value eq "u-ABC" and display pr]"#
-        ));
-        assert!(!group_matches(
-            r#"members[value eq "u-def" and display pr]"#
-        ));
+        assert!(group_matches(r#"displayName eq "admins" and members[value eq "u-ABC" and display pr]"#));
+        assert!(!group_matches(r#"members[value eq "u-def" and display pr]"#));
         assert!(group_matches(r#"members ne "u-xyz""#));
     }
 
@@ -459,22 +429,10 @@ mod tests {
     fn keys_are_normalised() {
         let rs = ResourceKind::User;
         let leaf = |p: &str| rs.resolve_path(p).map(|r| r.leaf()).unwrap();
-        assert_eq!(
-            value_key(leaf("userName"), &json!("ÄBC")),
-            Some(CompareKey::Str("äbc".into()))
-        );
-        assert_eq!(
-            value_key(leaf("id"), &json!("ÄBC")),
-            Some(CompareKey::Str("ÄBC".into()))
-        );
-        assert_eq!(
-            value_key(leaf("active"), &json!("TRUE")),
-            Some(CompareKey::Bool(true))
-        );
-        assert_eq!(
-            value_key(leaf("active"), &json!(true)),
-            Some(CompareKey::Bool(true))
-        );
+        assert_eq!(value_key(leaf("userName"), &json!("ÄBC")), Some(CompareKey::Str("äbc".into())));
+        assert_eq!(value_key(leaf("id"), &json!("ÄBC")), Some(CompareKey::Str("ÄBC".into())));
+        assert_eq!(value_key(leaf("active"), &json!("TRUE")), Some(CompareKey::Bool(true)));
+        assert_eq!(value_key(leaf("active"), &json!(true)), Some(CompareKey::Bool(true)));
         assert_eq!(value_key(leaf("active"), &json!(1)), None);
         assert_eq!(value_key(leaf("userName"), &json!(null)), None);
         assert_eq!(value_key(leaf("name"), &json!({"givenName": "x"})), None);

@@ -5,8 +5,8 @@
 mod eval;
 mod parser;
 
-pub use eval::{literal_key, matches, value_key, CompareKey};
-pub use parser::{parse_filter, MAX_FILTER_DEPTH, MAX_FILTER_LEN, MAX_FILTER_TERMS};
+pub use eval::{CompareKey, literal_key, matches, value_key};
+pub use parser::{MAX_FILTER_DEPTH, MAX_FILTER_LEN, MAX_FILTER_TERMS, parse_filter};
 
 use crate::schema::ResolvedAttr;
 
@@ -52,9 +52,16 @@ pub enum Filter {
     /// `attr pr`
     Present(ResolvedAttr),
     /// `attr op value`
-    Compare { attr: ResolvedAttr, op: CompareOp, value: CompValue },
+    Compare {
+        attr: ResolvedAttr,
+        op: CompareOp,
+        value: CompValue,
+    },
     /// `attr[inner]`, where `inner` is resolved relative to `attr` (its sub-attributes).
     /// `emails[type eq "work"].value eq "x"` parses as
     /// `ValuePath { attr: emails, filter: type eq "work" and value eq "x" }`.
-    ValuePath { attr: ResolvedAttr, filter: Box<Filter> },
+    ValuePath {
+        attr: ResolvedAttr,
+        filter: Box<Filter>,
+    },
 }

@@ -29,24 +29,14 @@ pub fn parse_filter(kind: ResourceKind, input: &str) -> ScimResult<Filter> {
         )));
     }
     let toks = lex(input)?;
-    let mut p = Parser {
-        input,
-        kind,
-        toks,
-        pos: 0,
-        terms: 0,
-        end: Tok::End,
-    };
+    let mut p = Parser { input, kind, toks, pos: 0, terms: 0, end: Tok::End };
     if matches!(p.peek().0, Tok::End) {
         return Err(ScimError::invalid_filter("the filter is empty"));
     }
     let f = p.parse_or(None, 0)?;
     let (tok, at) = p.peek();
     if !matches!(tok, Tok::End) {
-        return Err(p.error(
-            at,
-            format!("unexpected {} after a complete filter", describe(tok)),
-        ));
+        return Err(p.error(at, format!("unexpected {} after a complete filter", describe(tok))));
     }
     Ok(f)
 }
@@ -101,10 +91,7 @@ fn char_offset(input: &str, at: usize) -> usize {
 }
 
 fn error_at(input: &str, at: usize, msg: impl Display) -> ScimError {
-    ScimError::invalid_filter(format!(
-        "{msg} (at character offset {})",
-        char_offset(input, at)
-    ))
+    ScimError::invalid_filter(format!("{msg} (at character offset {})", char_offset(input, at)))
 }
 
 fn is_word_start(b: u8) -> bool {
@@ -167,14 +154,11 @@ fn lex(input: &str) -> ScimResult<Vec<Token<'_>>> {
                 let s = input
                     .get(start..i)
                     .and_then(|lit| serde_json::from_str::<String>(lit).ok())
-                    .ok_or_else(|| {
-                        error_at(input, start, "invalid string (not a valid JSON string)")
-                    })?;
+                    .ok_or_else(|| error_at(input, start, "invalid string (not a valid JSON string)"))?;
                 Tok::Str(s)
             }
             b'-' | b'0'..=b'9' => {
-                i = scan_number(bytes, i)
-                    .ok_or_else(|| error_at(input, start, "invalid number"))?;
+                i = scan_number(bytes, i).ok_or_else(|| error_at(input, start, "invalid number"))?;
                 let n = input
                     .get(start..i)
                     .and_then(|s| s.parse::<f64>().ok())
@@ -191,23 +175,13 @@ fn lex(input: &str) -> ScimResult<Vec<Token<'_>>> {
                 Tok::Word(w)
             }
             _ => {
-                let c = input
-                    .get(start..)
-                    .and_then(|s| s.chars().next())
-                    .unwrap_or('?');
-                return Err(error_at(
-                    input,
-                    start,
-                    format!("unexpected character {c:?}"),
-                ));
+                let c = input.get(start..).and_then(|s| s.chars().next()).unwrap_or('?');
+                return Err(error_at(input, start, format!("unexpected character {c:?}")));
             }
         };
         toks.push(Token { tok, at: start });
     }
-    toks.push(Token {
-        tok: Tok::End,
-        at: input.len(),
-    });
+    toks.push(Token { tok: Tok::End, at: input.len() });
     Ok(toks)
 }
 
@@ -277,9 +251,7 @@ fn compare_op(w: &str) -> Option<CompareOp> {
         ("lt", CompareOp::Lt),
         ("le", CompareOp::Le),
     ];
-    OPS.iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case(w))
-        .map(|(_, op)| *op)
+    OPS.iter().find(|(name, _)| name.eq_ignore_ascii_case(w)).map(|(_, op)| *op)
 }
 
 fn op_name(op: CompareOp) -> &'static str {
@@ -340,10 +312,7 @@ impl<'a> Parser<'a> {
     /// Checked before every recursion, so hostile nesting never reaches the stack.
     fn enter(&self, depth: usize, at: usize) -> ScimResult<usize> {
         if depth >= MAX_FILTER_DEPTH {
-            return Err(self.error(
-                at,
-                format!("the filter nests deeper than the limit of {MAX_FILTER_DEPTH} levels"),
-            ));
+            return Err(self.error(at, format!("the filter nests deeper than the limit of {MAX_FILTER_DEPTH} levels")));
         }
         Ok(depth + 1)
     }
@@ -351,10 +320,7 @@ impl<'a> Parser<'a> {
     fn count_term(&mut self, at: usize) -> ScimResult<()> {
         self.terms += 1;
         if self.terms > MAX_FILTER_TERMS {
-            return Err(self.error(
-                at,
-                format!("the filter has more than the limit of {MAX_FILTER_TERMS} terms"),
-            ));
+            return Err(self.error(at, format!("the filter has more than the limit of {MAX_FILTER_TERMS} terms")));
         }
         Ok(())
     }
@@ -365,10 +331,7 @@ impl<'a> Parser<'a> {
             let open = char_offset(self.input, open_at);
             return Err(self.error(
                 at,
-                format!(
-                    "expected {what} to close the one opened at character offset {open}, found {}",
-                    describe(tok)
-                ),
+                format!("expected {what} to close the one opened at character offset {open}, found {}", describe(tok)),
             ));
         }
         self.advance();
@@ -419,41 +382,21 @@ impl<'a> Parser<'a> {
                 self.expect_close(&Tok::RParen, "')'", open_at)?;
                 Ok(Filter::Not(Box::new(f)))
             }
-            Tok::Word(w)
-                if compare_op(w).is_some()
-                    || ["pr", "and", "or"].iter().any(|k| is_keyword(w, k)) =>
-            {
-                Err(self.error(
-                    at,
-                    format!(
-                        "expected an attribute path, found the operator '{}'",
-                        snippet(w)
-                    ),
-                ))
+            Tok::Word(w) if compare_op(w).is_some() || ["pr", "and", "or"].iter().any(|k| is_keyword(w, k)) => {
+                Err(self.error(at, format!("expected an attribute path, found the operator '{}'", snippet(w))))
             }
             Tok::Word(_) => self.parse_attr_expr(scope, depth),
-            other => Err(self.error(
-                at,
-                format!(
-                    "expected an attribute path, '(' or 'not', found {}",
-                    describe(other)
-                ),
-            )),
+            other => {
+                Err(self.error(at, format!("expected an attribute path, '(' or 'not', found {}", describe(other))))
+            }
         }
     }
 
     /// `attrPath (pr | op value)`, or `attrPath "[" valFilter "]" ["." subAttr (pr | op value)]`.
-    fn parse_attr_expr(
-        &mut self,
-        scope: Option<&ResolvedAttr>,
-        depth: usize,
-    ) -> ScimResult<Filter> {
+    fn parse_attr_expr(&mut self, scope: Option<&ResolvedAttr>, depth: usize) -> ScimResult<Filter> {
         let (tok, at) = self.peek();
         let Tok::Word(w) = tok else {
-            return Err(self.error(
-                at,
-                format!("expected an attribute path, found {}", describe(tok)),
-            ));
+            return Err(self.error(at, format!("expected an attribute path, found {}", describe(tok))));
         };
         let w: &'a str = w;
         let attr = match scope {
@@ -471,10 +414,7 @@ impl<'a> Parser<'a> {
         if attr.sub.is_some() || attr.attr.ty != AttrType::Complex {
             return Err(self.error(
                 bracket_at,
-                format!(
-                    "'[' must follow a complex attribute, and '{}' is not one",
-                    attr.canonical_path()
-                ),
+                format!("'[' must follow a complex attribute, and '{}' is not one", attr.canonical_path()),
             ));
         }
         let depth = self.enter(depth, bracket_at)?;
@@ -486,23 +426,16 @@ impl<'a> Parser<'a> {
             self.advance();
             let (tok, sub_at) = self.peek();
             let Tok::Word(w) = tok else {
-                return Err(self.error(
-                    sub_at,
-                    format!(
-                        "expected a sub-attribute name after '].', found {}",
-                        describe(tok)
-                    ),
-                ));
+                return Err(
+                    self.error(sub_at, format!("expected a sub-attribute name after '].', found {}", describe(tok)))
+                );
             };
             let sub = self.resolve_sub(&attr, w, sub_at)?;
             self.advance();
             let term = self.parse_term_rest(sub)?;
             inner = Filter::And(Box::new(inner), Box::new(term));
         }
-        Ok(Filter::ValuePath {
-            attr,
-            filter: Box::new(inner),
-        })
+        Ok(Filter::ValuePath { attr, filter: Box::new(inner) })
     }
 
     /// What follows a resolved attribute path: `pr`, or an operator and a value.
@@ -563,14 +496,7 @@ impl<'a> Parser<'a> {
             return Err(self.error(at, format!("invalid attribute path '{}'", snippet(w))));
         }
         self.kind.resolve(urn, name, sub).ok_or_else(|| {
-            self.error(
-                at,
-                format!(
-                    "unknown attribute '{}' for resource type {}",
-                    snippet(w),
-                    self.kind.name()
-                ),
-            )
+            self.error(at, format!("unknown attribute '{}' for resource type {}", snippet(w), self.kind.name()))
         })
     }
 
@@ -579,19 +505,11 @@ impl<'a> Parser<'a> {
         if !valid_name(w) {
             return Err(self.error(
                 at,
-                format!(
-                    "expected a sub-attribute name of '{}', found '{}'",
-                    outer.canonical_path(),
-                    snippet(w)
-                ),
+                format!("expected a sub-attribute name of '{}', found '{}'", outer.canonical_path(), snippet(w)),
             ));
         }
         match outer.attr.sub_attribute(w) {
-            Some(sub) => Ok(ResolvedAttr {
-                location: outer.location,
-                attr: outer.attr,
-                sub: Some(sub),
-            }),
+            Some(sub) => Ok(ResolvedAttr { location: outer.location, attr: outer.attr, sub: Some(sub) }),
             None => Err(self.error(
                 at,
                 format!(
@@ -606,13 +524,7 @@ impl<'a> Parser<'a> {
 
     /// Builds `attr op value`, checking that the operator and the literal fit the
     /// attribute's type (RFC 7644 §3.4.2.2).
-    fn build_compare(
-        &self,
-        mut attr: ResolvedAttr,
-        op: CompareOp,
-        value: CompValue,
-        at: usize,
-    ) -> ScimResult<Filter> {
+    fn build_compare(&self, mut attr: ResolvedAttr, op: CompareOp, value: CompValue, at: usize) -> ScimResult<Filter> {
         // A complex attribute compared as a whole means its `value` (RFC 7643 §2.4),
         // as in Entra's `members eq "<id>"`.
         if attr.sub.is_none() && attr.attr.ty == AttrType::Complex {
@@ -632,53 +544,33 @@ impl<'a> Parser<'a> {
         let leaf = attr.leaf();
         let path = attr.canonical_path();
         let name = op_name(op);
-        let ordering = matches!(
-            op,
-            CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le
-        );
+        let ordering = matches!(op, CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le);
         let substring = matches!(op, CompareOp::Co | CompareOp::Sw | CompareOp::Ew);
         if value == CompValue::Null {
             if !matches!(op, CompareOp::Eq | CompareOp::Ne) {
-                return Err(self.error(
-                    at,
-                    format!("null can only be compared with eq or ne, not '{name}'"),
-                ));
+                return Err(self.error(at, format!("null can only be compared with eq or ne, not '{name}'")));
             }
             return Ok(Filter::Compare { attr, op, value });
         }
         let mismatch = |expected: &str| {
-            self.error(
-                at,
-                format!(
-                    "'{path}' is of type {}; compare it with {expected}",
-                    leaf.ty.as_str()
-                ),
-            )
+            self.error(at, format!("'{path}' is of type {}; compare it with {expected}", leaf.ty.as_str()))
         };
         let value = match leaf.ty {
             AttrType::Boolean => {
                 if ordering || substring {
-                    return Err(self.error(
-                        at,
-                        format!("'{name}' cannot be used on the boolean attribute '{path}'"),
-                    ));
+                    return Err(self.error(at, format!("'{name}' cannot be used on the boolean attribute '{path}'")));
                 }
                 // Entra sends booleans as strings: `active eq "False"`.
                 match value {
                     CompValue::Bool(b) => CompValue::Bool(b),
                     CompValue::String(s) if s.eq_ignore_ascii_case("true") => CompValue::Bool(true),
-                    CompValue::String(s) if s.eq_ignore_ascii_case("false") => {
-                        CompValue::Bool(false)
-                    }
+                    CompValue::String(s) if s.eq_ignore_ascii_case("false") => CompValue::Bool(false),
                     _ => return Err(mismatch("true or false")),
                 }
             }
             AttrType::Integer | AttrType::Decimal => {
                 if substring {
-                    return Err(self.error(
-                        at,
-                        format!("'{name}' cannot be used on the numeric attribute '{path}'"),
-                    ));
+                    return Err(self.error(at, format!("'{name}' cannot be used on the numeric attribute '{path}'")));
                 }
                 match value {
                     CompValue::Number(n) => CompValue::Number(n),
@@ -687,31 +579,19 @@ impl<'a> Parser<'a> {
             }
             AttrType::DateTime => {
                 if substring {
-                    return Err(self.error(
-                        at,
-                        format!("'{name}' cannot be used on the dateTime attribute '{path}'"),
-                    ));
+                    return Err(self.error(at, format!("'{name}' cannot be used on the dateTime attribute '{path}'")));
                 }
                 match value {
-                    CompValue::String(s) if chrono::DateTime::parse_from_rfc3339(&s).is_ok() => {
-                        CompValue::String(s)
-                    }
+                    CompValue::String(s) if chrono::DateTime::parse_from_rfc3339(&s).is_ok() => CompValue::String(s),
                     CompValue::String(_) => {
-                        return Err(self.error(
-                            at,
-                            format!(
-                                "'{path}' is a dateTime, and the value is not an RFC 3339 date-time"
-                            ),
-                        ));
+                        return Err(self
+                            .error(at, format!("'{path}' is a dateTime, and the value is not an RFC 3339 date-time")));
                     }
                     _ => return Err(mismatch("an RFC 3339 date-time string")),
                 }
             }
             AttrType::Binary if ordering => {
-                return Err(self.error(
-                    at,
-                    format!("'{name}' cannot be used on the binary attribute '{path}'"),
-                ));
+                return Err(self.error(at, format!("'{name}' cannot be used on the binary attribute '{path}'")));
             }
             AttrType::String | AttrType::Reference | AttrType::Binary => match value {
                 CompValue::String(s) => CompValue::String(s),
@@ -778,20 +658,11 @@ mod tests {
     #[test]
     fn precedence_is_not_then_and_then_or() {
         let f = user(r#"title pr or userName eq "a" and displayName eq "b""#);
-        assert_eq!(
-            show(&f),
-            r#"(title pr or (userName eq String("a") and displayName eq String("b")))"#
-        );
+        assert_eq!(show(&f), r#"(title pr or (userName eq String("a") and displayName eq String("b")))"#);
         let f = user(r#"title pr and userName eq "a" or displayName eq "b""#);
-        assert_eq!(
-            show(&f),
-            r#"((title pr and userName eq String("a")) or displayName eq String("b"))"#
-        );
+        assert_eq!(show(&f), r#"((title pr and userName eq String("a")) or displayName eq String("b"))"#);
         let f = user(r#"(title pr or userName eq "a") and displayName eq "b""#);
-        assert_eq!(
-            show(&f),
-            r#"((title pr or userName eq String("a")) and displayName eq String("b"))"#
-        );
+        assert_eq!(show(&f), r#"((title pr or userName eq String("a")) and displayName eq String("b"))"#);
         let f = user(r#"NOT   (title pr) and   not(userName pr)"#);
         assert_eq!(show(&f), "(not(title pr) and not(userName pr))");
         let f = user("title pr or nickName pr or locale pr");
@@ -801,20 +672,11 @@ mod tests {
     #[test]
     fn parses_value_paths_and_their_sub_attribute_form() {
         let f = user(r#"emails[type eq "work" and value co "@example"]"#);
-        assert_eq!(
-            show(&f),
-            r#"emails[(emails.type eq String("work") and emails.value co String("@example"))]"#
-        );
+        assert_eq!(show(&f), r#"emails[(emails.type eq String("work") and emails.value co String("@example"))]"#);
         let f = user(r#"emails[type eq "work"].value eq "x""#);
-        assert_eq!(
-            show(&f),
-            r#"emails[(emails.type eq String("work") and emails.value eq String("x"))]"#
-        );
+        assert_eq!(show(&f), r#"emails[(emails.type eq String("work") and emails.value eq String("x"))]"#);
         let f = user(r#"emails[type eq "work"].value pr"#);
-        assert_eq!(
-            show(&f),
-            r#"emails[(emails.type eq String("work") and emails.value pr)]"#
-        );
+        assert_eq!(show(&f), r#"emails[(emails.type eq String("work") and emails.value pr)]"#);
         let f = user(r#"roles[primary eq "True"]"#);
         assert_eq!(show(&f), "roles[roles.primary eq Bool(true)]");
         let f = user(r#"emails[not (type eq "home")]"#);
@@ -823,27 +685,14 @@ mod tests {
 
     #[test]
     fn resolves_urns_sub_attributes_and_complex_values() {
-        let f = user(
-            r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq "R&D""#,
-        );
+        let f = user(r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq "R&D""#);
         assert_eq!(
             show(&f),
             r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq String("R&D")"#
         );
-        assert_eq!(
-            show(&user(
-                "urn:ietf:params:scim:schemas:core:2.0:User:name.givenName pr"
-            )),
-            "name.givenName pr"
-        );
-        assert_eq!(
-            show(&user(r#"emails co "x""#)),
-            r#"emails.value co String("x")"#
-        );
-        assert_eq!(
-            show(&user(r#"groups eq "g1""#)),
-            r#"groups.value eq String("g1")"#
-        );
+        assert_eq!(show(&user("urn:ietf:params:scim:schemas:core:2.0:User:name.givenName pr")), "name.givenName pr");
+        assert_eq!(show(&user(r#"emails co "x""#)), r#"emails.value co String("x")"#);
+        assert_eq!(show(&user(r#"groups eq "g1""#)), r#"groups.value eq String("g1")"#);
         assert_eq!(show(&user("emails pr")), "emails pr");
         assert_eq!(show(&user(r#"groups.$ref pr"#)), "groups.$ref pr");
         let g = parse_filter(ResourceKind::Group, r#"members eq "u1""#).unwrap();
@@ -891,11 +740,7 @@ mod tests {
     #[test]
     fn unknown_attributes_are_invalid_filters() {
         let e = user_err(r#"nope eq "x""#);
-        assert!(
-            e.detail.contains("unknown attribute 'nope'"),
-            "{}",
-            e.detail
-        );
+        assert!(e.detail.contains("unknown attribute 'nope'"), "{}", e.detail);
         user_err(r#"emails[nope eq "x"]"#);
         user_err(r#"emails[type eq "x"].nope eq "y""#);
         user_err(r#"name.nope pr"#);
@@ -906,21 +751,13 @@ mod tests {
     #[test]
     fn syntax_errors_are_invalid_filters_with_offsets() {
         let e = user_err(r#"userName eq "abc"#);
-        assert!(
-            e.detail.contains("unterminated string") && e.detail.contains("offset 12"),
-            "{}",
-            e.detail
-        );
+        assert!(e.detail.contains("unterminated string") && e.detail.contains("offset 12"), "{}", e.detail);
         let e = user_err("userName eq");
         assert!(e.detail.contains("expected a value"), "{}", e.detail);
         let e = user_err(r#"userName eq "a" garbage"#);
         assert!(e.detail.contains("offset 16"), "{}", e.detail);
         let e = user_err(r#"eq "x""#);
-        assert!(
-            e.detail.contains("expected an attribute path"),
-            "{}",
-            e.detail
-        );
+        assert!(e.detail.contains("expected an attribute path"), "{}", e.detail);
         for bad in [
             "",
             "   ",
@@ -954,9 +791,7 @@ mod tests {
 
     #[test]
     fn hostile_nesting_and_size_are_rejected_without_overflowing() {
-        let deep = |open: &str, close: &str, n: usize| {
-            format!("{}userName pr{}", open.repeat(n), close.repeat(n))
-        };
+        let deep = |open: &str, close: &str, n: usize| format!("{}userName pr{}", open.repeat(n), close.repeat(n));
         for n in [5000, 2000, 33] {
             user_err(&deep("(", ")", n));
         }
@@ -964,11 +799,7 @@ mod tests {
             user_err(&deep("not(", ")", n));
         }
         user_err(&deep("emails[", "]", 5000));
-        user_err(&format!(
-            "{}type pr{}",
-            "emails[".repeat(500),
-            "]".repeat(500)
-        ));
+        user_err(&format!("{}type pr{}", "emails[".repeat(500), "]".repeat(500)));
         user(&deep("(", ")", 32));
         user(&deep("not (", ")", 31));
 

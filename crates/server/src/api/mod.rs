@@ -24,7 +24,8 @@ impl ApiError {
         ApiError { status, message: message.into(), errors: Vec::new() }
     }
     pub fn unauthorized() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "Authentication required").with_error("base", "send 'Authorization: Bearer <API token>'")
+        Self::new(StatusCode::UNAUTHORIZED, "Authentication required")
+            .with_error("base", "send 'Authorization: Bearer <API token>'")
     }
     pub fn with_error(mut self, name: impl Into<String>, reason: impl Into<String>) -> Self {
         self.errors.push((name.into(), reason.into()));
@@ -37,10 +38,9 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => ApiError::new(StatusCode::NOT_FOUND, "Resource Not Found"),
             StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, m),
-            StoreError::Scim(e) => ApiError::new(
-                StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
-                e.detail,
-            ),
+            StoreError::Scim(e) => {
+                ApiError::new(StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST), e.detail)
+            }
             StoreError::Database(m) => {
                 tracing::error!(error = %m, "database error on an API request");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
@@ -52,7 +52,8 @@ impl From<StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let errors: Vec<_> = self.errors.iter().map(|(n, r)| json!({"name": n, "reason": r})).collect();
-        let mut response = (self.status, axum::Json(json!({"message": self.message, "errors": errors}))).into_response();
+        let mut response =
+            (self.status, axum::Json(json!({"message": self.message, "errors": errors}))).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
@@ -67,11 +68,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 /// The operator a request's bearer token belongs to, whatever its role.
 pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> ApiResult<ApiUser> {
     let token = crate::auth::bearer_token(headers).ok_or_else(ApiError::unauthorized)?;
-    state
-        .store
-        .authenticate_token(crate::auth::digest_token(token))
-        .await?
-        .ok_or_else(ApiError::unauthorized)
+    state.store.authenticate_token(crate::auth::digest_token(token)).await?.ok_or_else(ApiError::unauthorized)
 }
 
 pub fn router() -> Router<AppState> {

@@ -42,11 +42,7 @@ fn entry_json(e: &ScimRequestEntry) -> Value {
 }
 
 /// `GET /api/v1/fleet/scim/requests`: the recent SCIM requests, newest first.
-pub async fn requests(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> ApiResult<Json<Value>> {
+pub async fn requests(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> ApiResult<Json<Value>> {
     authenticate(&state, &headers).await?;
     state.recorder.flush().await;
     let params = crate::scim::QueryParams::parse(uri.query());

@@ -34,10 +34,9 @@ fn parse_operations(body: &Value) -> ScimResult<(Vec<Operation>, Option<u64>)> {
     let obj = body.as_object().ok_or_else(|| ScimError::invalid_syntax("A BulkRequest must be an object"))?;
     let fail_on_errors = match field(obj, "failOnErrors") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(
-            v.as_u64()
-                .ok_or_else(|| ScimError::invalid_value("'failOnErrors' must be a non-negative integer"))?,
-        ),
+        Some(v) => {
+            Some(v.as_u64().ok_or_else(|| ScimError::invalid_value("'failOnErrors' must be a non-negative integer"))?)
+        }
     };
     let ops = field(obj, "Operations")
         .and_then(Value::as_array)
@@ -52,9 +51,7 @@ fn parse_operations(body: &Value) -> ScimResult<(Vec<Operation>, Option<u64>)> {
     }
     let mut parsed = Vec::with_capacity(ops.len());
     for (i, op) in ops.iter().enumerate() {
-        let o = op
-            .as_object()
-            .ok_or_else(|| ScimError::invalid_syntax(format!("Operation {i} is not an object")))?;
+        let o = op.as_object().ok_or_else(|| ScimError::invalid_syntax(format!("Operation {i} is not an object")))?;
         let text = |name: &str| field(o, name).and_then(Value::as_str).map(str::to_string);
         let method = text("method")
             .ok_or_else(|| ScimError::invalid_syntax(format!("Operation {i} has no 'method'")))?
@@ -79,9 +76,7 @@ fn resolve_refs(value: &Value, ids: &HashMap<String, String>) -> Result<Value, S
         },
         Value::Array(items) => Value::Array(items.iter().map(|v| resolve_refs(v, ids)).collect::<Result<_, _>>()?),
         Value::Object(obj) => Value::Object(
-            obj.iter()
-                .map(|(k, v)| Ok((k.clone(), resolve_refs(v, ids)?)))
-                .collect::<Result<_, String>>()?,
+            obj.iter().map(|(k, v)| Ok((k.clone(), resolve_refs(v, ids)?))).collect::<Result<_, String>>()?,
         ),
         other => other.clone(),
     })
@@ -95,7 +90,13 @@ fn resolve_path(path: &str, ids: &HashMap<String, String>) -> Result<String, Str
 }
 
 /// Runs one operation: the resource it wrote, or `None` for a delete.
-async fn execute(ctx: &Ctx, method: &str, path: &str, data: Option<&Value>, version: Option<String>) -> ScimResult<Option<ScimRecord>> {
+async fn execute(
+    ctx: &Ctx,
+    method: &str,
+    path: &str,
+    data: Option<&Value>,
+    version: Option<String>,
+) -> ScimResult<Option<ScimRecord>> {
     let trimmed = path.trim_matches('/');
     let (collection, id) = match trimmed.split_once('/') {
         Some((c, id)) => (c, Some(id)),
@@ -104,7 +105,13 @@ async fn execute(ctx: &Ctx, method: &str, path: &str, data: Option<&Value>, vers
     let kind = match collection {
         c if c.eq_ignore_ascii_case("Users") => ResourceKind::User,
         c if c.eq_ignore_ascii_case("Groups") => ResourceKind::Group,
-        _ => return Err(ScimError::invalid_path(format!("Unknown bulk operation path '{}'", super::resources::truncate(path, 64))).into()),
+        _ => {
+            return Err(ScimError::invalid_path(format!(
+                "Unknown bulk operation path '{}'",
+                super::resources::truncate(path, 64)
+            ))
+            .into());
+        }
     };
     let data = || data.ok_or_else(|| ScimApiError(ScimError::invalid_syntax("The operation has no 'data'")));
     let store = &ctx.state.store;
@@ -129,7 +136,12 @@ async fn execute(ctx: &Ctx, method: &str, path: &str, data: Option<&Value>, vers
     }
 }
 
-pub async fn bulk(State(state): State<AppState>, nested: NestedPath, headers: HeaderMap, body: Body) -> ScimResult<Response> {
+pub async fn bulk(
+    State(state): State<AppState>,
+    nested: NestedPath,
+    headers: HeaderMap,
+    body: Body,
+) -> ScimResult<Response> {
     let ctx = Ctx::new(state, &headers, &nested);
     let body = parse_body(&headers, &read_body(body).await?)?;
     let (operations, fail_on_errors) = parse_operations(&body)?;
@@ -194,7 +206,11 @@ pub async fn bulk(State(state): State<AppState>, nested: NestedPath, headers: He
         if !progressed {
             for i in deferred {
                 let op = &operations[i];
-                let e = ScimError::new(409, Some(custodian_scim::ScimType::InvalidValue), "A bulkId reference could not be resolved");
+                let e = ScimError::new(
+                    409,
+                    Some(custodian_scim::ScimType::InvalidValue),
+                    "A bulkId reference could not be resolved",
+                );
                 let mut entry = json!({"method": op.method, "status": "409", "response": e.to_json()});
                 if let Some(b) = &op.bulk_id {
                     entry["bulkId"] = json!(b);

@@ -13,7 +13,11 @@ use super::resources::list_response;
 use super::{MAX_BULK_OPERATIONS, MAX_PAYLOAD_BYTES, MAX_RESULTS, ScimResult, base_url, scim_json};
 use crate::app::AppState;
 
-pub async fn service_provider_config(State(state): State<AppState>, nested: NestedPath, headers: HeaderMap) -> Response {
+pub async fn service_provider_config(
+    State(state): State<AppState>,
+    nested: NestedPath,
+    headers: HeaderMap,
+) -> Response {
     let base = base_url(&state, &headers, &nested);
     // Everything advertised here is implemented: IdPs such as authentik act on it.
     let body = json!({
@@ -63,10 +67,8 @@ pub async fn schema(
 
 pub async fn resource_types(State(state): State<AppState>, nested: NestedPath, headers: HeaderMap) -> Response {
     let base = base_url(&state, &headers, &nested);
-    let all: Vec<_> = ALL_KINDS
-        .iter()
-        .map(|k| k.resource_type_json(&format!("{base}/ResourceTypes/{}", k.name())))
-        .collect();
+    let all: Vec<_> =
+        ALL_KINDS.iter().map(|k| k.resource_type_json(&format!("{base}/ResourceTypes/{}", k.name()))).collect();
     scim_json(StatusCode::OK, &list_response(all.len() as u64, 1, all))
 }
 

@@ -82,9 +82,7 @@ pub type ScimResult<T> = Result<T, ScimApiError>;
 /// A JSON response with the SCIM media type.
 pub fn scim_json(status: StatusCode, body: &Value) -> Response {
     let mut response = (status, body.to_string()).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_CONTENT_TYPE));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_CONTENT_TYPE));
     response
 }
 
@@ -94,10 +92,7 @@ pub fn base_url(state: &AppState, headers: &HeaderMap, nested: &NestedPath) -> S
     let origin = match &state.config.public_url {
         Some(url) => url.trim_end_matches('/').to_string(),
         None => {
-            let host = headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or("localhost");
+            let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
             let proto = headers
                 .get("x-forwarded-proto")
                 .and_then(|h| h.to_str().ok())
@@ -184,7 +179,8 @@ pub fn router(state: AppState) -> Router<AppState> {
 }
 
 async fn me() -> ScimApiError {
-    ScimError::new(501, None, "/Me is not supported: Custodian's clients are provisioning services, not end users").into()
+    ScimError::new(501, None, "/Me is not supported: Custodian's clients are provisioning services, not end users")
+        .into()
 }
 
 async fn not_found() -> ScimApiError {
@@ -214,17 +210,10 @@ async fn authenticate_and_record(State(state): State<AppState>, mut request: Req
     }
     let method = request.method().to_string();
     // The URI as the client sent it (mount point included), not as the nested router sees it.
-    let uri = request
-        .extensions()
-        .get::<OriginalUri>()
-        .map(|u| u.0.clone())
-        .unwrap_or_else(|| request.uri().clone());
+    let uri = request.extensions().get::<OriginalUri>().map(|u| u.0.clone()).unwrap_or_else(|| request.uri().clone());
     let path = history_path(&uri);
-    let user_agent = request
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.chars().take(255).collect());
+    let user_agent =
+        request.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(255).collect());
     request.extensions_mut().insert(user);
     let response = next.run(request).await;
     let status = response.status().as_u16();
@@ -271,19 +260,10 @@ fn is_secret_param(name: &str) -> bool {
 }
 
 async fn authenticate(state: &AppState, headers: &HeaderMap) -> ScimResult<ApiUser> {
-    let unauthorized = || {
-        ScimApiError(ScimError::new(
-            401,
-            None,
-            "Authentication required: send 'Authorization: Bearer <API token>'",
-        ))
-    };
+    let unauthorized =
+        || ScimApiError(ScimError::new(401, None, "Authentication required: send 'Authorization: Bearer <API token>'"));
     let token = crate::auth::bearer_token(headers).ok_or_else(unauthorized)?;
-    let user = state
-        .store
-        .authenticate_token(crate::auth::digest_token(token))
-        .await
-        .map_err(ScimApiError::from)?;
+    let user = state.store.authenticate_token(crate::auth::digest_token(token)).await.map_err(ScimApiError::from)?;
     user.ok_or_else(unauthorized)
 }
 

@@ -103,10 +103,10 @@ impl Ctx {
         if let Ok(v) = HeaderValue::from_str(&record.etag()) {
             response.headers_mut().insert(header::ETAG, v);
         }
-        if status == StatusCode::CREATED {
-            if let Ok(v) = HeaderValue::from_str(&self.location(record.kind, &record.id)) {
-                response.headers_mut().insert(header::LOCATION, v);
-            }
+        if status == StatusCode::CREATED
+            && let Ok(v) = HeaderValue::from_str(&self.location(record.kind, &record.id))
+        {
+            response.headers_mut().insert(header::LOCATION, v);
         }
         Ok(response)
     }
@@ -150,9 +150,7 @@ impl SearchParams {
     /// A SearchRequest body (RFC 7644 §3.4.3); attribute lists may be arrays or strings.
     pub fn from_body(body: &Value) -> ScimResult<Self> {
         let field = |name: &str| {
-            body.as_object()
-                .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)))
-                .map(|(_, v)| v)
+            body.as_object().and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case(name))).map(|(_, v)| v)
         };
         let string = |name: &str| -> ScimResult<Option<String>> {
             match field(name) {
@@ -249,21 +247,32 @@ async fn run_list(ctx: &Ctx, kind: ResourceKind, params: &SearchParams) -> ScimR
 }
 
 fn resource_id(path: Result<Path<String>, PathRejection>) -> ScimResult<String> {
-    path.map(|Path(id)| id)
-        .map_err(|_| ScimApiError(ScimError::not_found("Resource not found")))
+    path.map(|Path(id)| id).map_err(|_| ScimApiError(ScimError::not_found("Resource not found")))
 }
 
 fn if_match(headers: &HeaderMap) -> Option<String> {
     headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
-async fn list(kind: ResourceKind, state: AppState, nested: NestedPath, headers: HeaderMap, uri: Uri) -> ScimResult<Response> {
+async fn list(
+    kind: ResourceKind,
+    state: AppState,
+    nested: NestedPath,
+    headers: HeaderMap,
+    uri: Uri,
+) -> ScimResult<Response> {
     let ctx = Ctx::new(state, &headers, &nested);
     let params = SearchParams::from_query(&QueryParams::parse(uri.query()))?;
     run_list(&ctx, kind, &params).await
 }
 
-async fn search(kind: ResourceKind, state: AppState, nested: NestedPath, headers: HeaderMap, body: Body) -> ScimResult<Response> {
+async fn search(
+    kind: ResourceKind,
+    state: AppState,
+    nested: NestedPath,
+    headers: HeaderMap,
+    body: Body,
+) -> ScimResult<Response> {
     let ctx = Ctx::new(state, &headers, &nested);
     let body = parse_body(&headers, &read_body(body).await?)?;
     run_list(&ctx, kind, &SearchParams::from_body(&body)?).await
@@ -283,7 +292,8 @@ async fn get_one(
     let record = ctx.state.store.scim_get(kind, &id).await?;
     if let Some(tags) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
         let etag = record.etag();
-        if tags.split(',').any(|t| t.trim() == "*" || custodian_domain::idp::version_of_etag(t) == Some(record.version)) {
+        if tags.split(',').any(|t| t.trim() == "*" || custodian_domain::idp::version_of_etag(t) == Some(record.version))
+        {
             let mut response = StatusCode::NOT_MODIFIED.into_response();
             if let Ok(v) = HeaderValue::from_str(&etag) {
                 response.headers_mut().insert(header::ETAG, v);
@@ -366,7 +376,13 @@ macro_rules! resource_handlers {
         ) -> ScimResult<Response> {
             get_one($kind, s, n, h, u, resource_id(p)?).await
         }
-        pub async fn $create(State(s): State<AppState>, n: NestedPath, h: HeaderMap, u: Uri, b: Body) -> ScimResult<Response> {
+        pub async fn $create(
+            State(s): State<AppState>,
+            n: NestedPath,
+            h: HeaderMap,
+            u: Uri,
+            b: Body,
+        ) -> ScimResult<Response> {
             create($kind, s, n, h, u, b).await
         }
         pub async fn $replace(
@@ -399,7 +415,16 @@ macro_rules! resource_handlers {
     };
 }
 
-resource_handlers!(ResourceKind::User, list_users, search_users, get_user, create_user, replace_user, patch_user, delete_user);
+resource_handlers!(
+    ResourceKind::User,
+    list_users,
+    search_users,
+    get_user,
+    create_user,
+    replace_user,
+    patch_user,
+    delete_user
+);
 resource_handlers!(
     ResourceKind::Group,
     list_groups,
@@ -413,7 +438,12 @@ resource_handlers!(
 
 /// `POST /.search` at the root: users then groups, paged as one list. A filter that
 /// names attributes of only one resource type searches that type only.
-pub async fn search_root(State(state): State<AppState>, nested: NestedPath, headers: HeaderMap, body: Body) -> ScimResult<Response> {
+pub async fn search_root(
+    State(state): State<AppState>,
+    nested: NestedPath,
+    headers: HeaderMap,
+    body: Body,
+) -> ScimResult<Response> {
     let ctx = Ctx::new(state, &headers, &nested);
     let body = parse_body(&headers, &read_body(body).await?)?;
     let params = SearchParams::from_body(&body)?;

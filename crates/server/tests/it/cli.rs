@@ -63,10 +63,10 @@ async fn serve_stops_gracefully_on_sigterm_keeping_acknowledged_writes() {
     let client = reqwest::Client::new();
     let started = Instant::now();
     loop {
-        if let Ok(r) = client.get(format!("{base}/healthz")).send().await {
-            if r.status() == 200 {
-                break;
-            }
+        if let Ok(r) = client.get(format!("{base}/healthz")).send().await
+            && r.status() == 200
+        {
+            break;
         }
         assert!(started.elapsed() < Duration::from_secs(20), "server did not become healthy");
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -99,7 +99,13 @@ async fn serve_stops_gracefully_on_sigterm_keeping_acknowledged_writes() {
         .scim_list(
             custodian_scim::schema::ResourceKind::User,
             &custodian_domain::ListQuery {
-                filter: Some(custodian_scim::filter::parse_filter(custodian_scim::schema::ResourceKind::User, "userName eq \"KEPT@example.com\"").unwrap()),
+                filter: Some(
+                    custodian_scim::filter::parse_filter(
+                        custodian_scim::schema::ResourceKind::User,
+                        "userName eq \"KEPT@example.com\"",
+                    )
+                    .unwrap(),
+                ),
                 sort_by: None,
                 sort_order: custodian_domain::SortOrder::Ascending,
                 start_index: 1,

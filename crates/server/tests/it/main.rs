@@ -5,9 +5,9 @@
 
 mod support;
 
+mod cli;
 mod entra;
 mod okta;
-mod cli;
 mod scim_auth;
 mod scim_protocol;
 mod scim_status;

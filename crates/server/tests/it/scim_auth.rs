@@ -16,7 +16,8 @@ async fn missing_or_bad_token_is_401_with_scim_error_and_bearer_challenge() {
     r.assert_scim_error(401, None);
 
     // Okta's spec test: "Authorization: non-token".
-    let resp = app.client.get(format!("{}{SCIM}/Users", app.base)).header("authorization", "non-token").send().await.unwrap();
+    let resp =
+        app.client.get(format!("{}{SCIM}/Users", app.base)).header("authorization", "non-token").send().await.unwrap();
     let r = TestApp::read(resp).await;
     r.assert_scim_error(401, None);
     assert_eq!(r.body["status"], "401");

@@ -191,3 +191,17 @@ async fn history_path_is_the_full_request_path_including_the_mount_point() {
     let paths: Vec<&str> = r.body["requests"].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap()).collect();
     assert_eq!(paths, vec!["/scim/v2/Users?count=1", "/api/v1/fleet/scim/Users?count=1"], "{}", r.text);
 }
+
+#[tokio::test]
+async fn history_queued_before_a_graceful_stop_is_written() {
+    let app = TestApp::spawn().await;
+    let store = app.store.clone();
+    for i in 0..20 {
+        let r = app.post("/Users", okta_user(&format!("stop{i}@example.com"), "S", "T")).await;
+        assert_eq!(r.status, 201);
+    }
+    let _dir = app.stop().await;
+    let history = store.recent_scim_requests(100).await.unwrap();
+    assert_eq!(history.len(), 20, "every request answered before the stop is in the history");
+    assert!(history.iter().all(|e| e.method == "POST" && e.status == 201 && e.path == format!("{SCIM}/Users")));
+}

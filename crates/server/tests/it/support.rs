@@ -151,14 +151,16 @@ impl TestApp {
         r.body["id"].as_str().unwrap().to_string()
     }
 
-    /// Stops the server gracefully and waits for it.
-    pub async fn stop(mut self) {
+    /// Stops the server gracefully and waits for it; returns the database folder, which
+    /// lives as long as the caller keeps it.
+    pub async fn stop(mut self) -> tempfile::TempDir {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(server) = self.server.take() {
             server.await.unwrap();
         }
+        self._dir
     }
 }
 

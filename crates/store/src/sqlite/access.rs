@@ -69,14 +69,12 @@ impl SqliteStore {
     pub(super) async fn delete_api_user_impl(&self, id_or_name: &str) -> StoreResult<ApiUser> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
         let id: Option<i64> = id_or_name.parse().ok();
-        let row = sqlx::query(&format!(
-            "DELETE FROM api_users WHERE id = ? OR name_norm = ? RETURNING {USER_COLUMNS}"
-        ))
-        .bind(id)
-        .bind(id_or_name.to_lowercase())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        let row = sqlx::query(&format!("DELETE FROM api_users WHERE id = ? OR name_norm = ? RETURNING {USER_COLUMNS}"))
+            .bind(id)
+            .bind(id_or_name.to_lowercase())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
         let row = row.ok_or(StoreError::NotFound)?;
         let user = user_from_row(&row)?;
         tx.commit().await.map_err(db_err)?;

@@ -31,8 +31,11 @@ impl SqliteStore {
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Database(format!("invalid SQLite URL '{url}': {e}")))?;
-        if let Some(parent) = options.get_filename().parent() {
-            if !parent.as_os_str().is_empty() && !Path::new(parent).exists() {
+        if let Some(parent) = options.get_filename().parent()
+            && !parent.as_os_str().is_empty()
+            && !Path::new(parent).exists()
+        {
+            {
                 std::fs::create_dir_all(parent).map_err(|e| {
                     StoreError::Database(format!("cannot create the database folder {}: {e}", parent.display()))
                 })?;
@@ -75,7 +78,10 @@ impl SqliteStore {
 
 #[async_trait::async_trait]
 impl custodian_domain::Store for SqliteStore {
-    async fn create_api_user(&self, user: custodian_domain::NewApiUser) -> custodian_domain::StoreResult<custodian_domain::ApiUser> {
+    async fn create_api_user(
+        &self,
+        user: custodian_domain::NewApiUser,
+    ) -> custodian_domain::StoreResult<custodian_domain::ApiUser> {
         self.create_api_user_impl(user).await
     }
     async fn list_api_users(&self) -> custodian_domain::StoreResult<Vec<custodian_domain::ApiUser>> {
@@ -140,7 +146,10 @@ impl custodian_domain::Store for SqliteStore {
     ) -> custodian_domain::StoreResult<()> {
         self.scim_delete_impl(kind, id, if_match).await
     }
-    async fn group_members(&self, group_id: &str) -> custodian_domain::StoreResult<Vec<custodian_domain::StoredMember>> {
+    async fn group_members(
+        &self,
+        group_id: &str,
+    ) -> custodian_domain::StoreResult<Vec<custodian_domain::StoredMember>> {
         self.group_members_impl(group_id).await
     }
     async fn groups_of(&self, member_id: &str) -> custodian_domain::StoreResult<Vec<custodian_domain::StoredMember>> {

@@ -17,20 +17,20 @@ impl SqliteStore {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
         let mut id = 0;
         for e in entries {
-        id = sqlx::query_scalar(
-            "INSERT INTO scim_requests (requested_at, method, path, status, detail, user_agent, duration_ms) \
+            id = sqlx::query_scalar(
+                "INSERT INTO scim_requests (requested_at, method, path, status, detail, user_agent, duration_ms) \
              VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(time::to_text(e.requested_at))
-        .bind(&e.method)
-        .bind(&e.path)
-        .bind(e.status as i64)
-        .bind(&e.detail)
-        .bind(&e.user_agent)
-        .bind(e.duration_ms)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_err)?;
+            )
+            .bind(time::to_text(e.requested_at))
+            .bind(&e.method)
+            .bind(&e.path)
+            .bind(e.status as i64)
+            .bind(&e.detail)
+            .bind(&e.user_agent)
+            .bind(e.duration_ms)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
         }
         sqlx::query("DELETE FROM scim_requests WHERE id <= ?")
             .bind(id - HISTORY_LIMIT)

@@ -85,15 +85,13 @@ struct Loaded {
 }
 
 async fn load_for_write(tx: &mut Tx<'_>, kind: ResourceKind, id: &str) -> StoreResult<Loaded> {
-    let row = sqlx::query(&format!(
-        "SELECT {RECORD_COLUMNS} FROM scim_resources r WHERE r.id = ? AND r.kind = ?"
-    ))
-    .bind(id)
-    .bind(kind.name())
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(db_err)?
-    .ok_or(StoreError::NotFound)?;
+    let row = sqlx::query(&format!("SELECT {RECORD_COLUMNS} FROM scim_resources r WHERE r.id = ? AND r.kind = ?"))
+        .bind(id)
+        .bind(kind.name())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_err)?
+        .ok_or(StoreError::NotFound)?;
     Ok(Loaded { seq: row.try_get("seq").map_err(db_err)?, record: record_from_row(&row)? })
 }
 
@@ -116,11 +114,7 @@ fn check_precondition(record: &ScimRecord, if_match: &Precondition) -> StoreResu
 }
 
 async fn write_index(tx: &mut Tx<'_>, seq: i64, kind: ResourceKind, doc: &Value) -> StoreResult<()> {
-    sqlx::query("DELETE FROM scim_values WHERE resource_seq = ?")
-        .bind(seq)
-        .execute(&mut **tx)
-        .await
-        .map_err(db_err)?;
+    sqlx::query("DELETE FROM scim_values WHERE resource_seq = ?").bind(seq).execute(&mut **tx).await.map_err(db_err)?;
     let rows = index_rows(kind, doc);
     for chunk in rows.chunks(500) {
         let mut qb: QueryBuilder<Sqlite> =
@@ -349,15 +343,13 @@ impl SqliteStore {
     }
 
     pub(super) async fn scim_get_impl(&self, kind: ResourceKind, id: &str) -> StoreResult<ScimRecord> {
-        let row = sqlx::query(&format!(
-            "SELECT {RECORD_COLUMNS} FROM scim_resources r WHERE r.id = ? AND r.kind = ?"
-        ))
-        .bind(id)
-        .bind(kind.name())
-        .fetch_optional(&self.read)
-        .await
-        .map_err(db_err)?
-        .ok_or(StoreError::NotFound)?;
+        let row = sqlx::query(&format!("SELECT {RECORD_COLUMNS} FROM scim_resources r WHERE r.id = ? AND r.kind = ?"))
+            .bind(id)
+            .bind(kind.name())
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_err)?
+            .ok_or(StoreError::NotFound)?;
         record_from_row(&row)
     }
 
@@ -376,9 +368,8 @@ impl SqliteStore {
         let mut records = Vec::new();
         let offset = query.start_index.saturating_sub(1);
         if query.count > 0 && offset < total as u64 {
-            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
-                "SELECT {RECORD_COLUMNS} FROM scim_resources r WHERE r.kind = "
-            ));
+            let mut qb: QueryBuilder<Sqlite> =
+                QueryBuilder::new(format!("SELECT {RECORD_COLUMNS} FROM scim_resources r WHERE r.kind = "));
             qb.push_bind(kind.name());
             if let Some(f) = &query.filter {
                 qb.push(" AND ");
@@ -455,7 +446,12 @@ impl SqliteStore {
         Ok(Written { record, reactivated: false })
     }
 
-    pub(super) async fn scim_delete_impl(&self, kind: ResourceKind, id: &str, if_match: Precondition) -> StoreResult<()> {
+    pub(super) async fn scim_delete_impl(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        if_match: Precondition,
+    ) -> StoreResult<()> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
         let loaded = load_for_write(&mut tx, kind, id).await?;
         check_precondition(&loaded.record, &if_match)?;
