@@ -8,6 +8,8 @@
 use custodian_scim::ScimError;
 use custodian_scim::filter::{CompValue, CompareKey, CompareOp, Filter, literal_key, matches};
 use custodian_scim::schema::{AttrLocation, AttrType, ResolvedAttr, ResourceKind};
+use std::marker::PhantomData;
+
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
 use crate::index::{is_numeric, key_columns};
@@ -45,9 +47,11 @@ where
 impl FilterDb for sqlx::Sqlite {}
 impl FilterDb for sqlx::Postgres {}
 
-pub struct FilterSql {
-    pub dialect: Dialect,
-    pub kind: ResourceKind,
+/// Translates filters for one resource type on one backend.
+pub struct FilterSql<DB> {
+    dialect: Dialect,
+    kind: ResourceKind,
+    db: PhantomData<DB>,
 }
 
 /// The column that holds an attribute's values in `scim_values`.
@@ -70,13 +74,17 @@ fn prefix_bounds(attr: &ResolvedAttr) -> (String, String) {
     (format!("{base}."), format!("{base}/"))
 }
 
-impl FilterSql {
-    pub fn push<'a, DB>(&self, qb: &mut QueryBuilder<'a, DB>, filter: &Filter) -> Result<(), ScimError>
-    where
-        DB: FilterDb,
-        for<'q> String: Encode<'q, DB> + Type<DB>,
-        for<'q> f64: Encode<'q, DB> + Type<DB>,
-    {
+impl<DB> FilterSql<DB>
+where
+    DB: FilterDb,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> f64: Encode<'q, DB> + Type<DB>,
+{
+    pub fn new(dialect: Dialect, kind: ResourceKind) -> Self {
+        FilterSql { dialect, kind, db: PhantomData }
+    }
+
+    pub fn push(&self, qb: &mut QueryBuilder<'_, DB>, filter: &Filter) -> Result<(), ScimError> {
         match filter {
             Filter::And(a, b) | Filter::Or(a, b) => {
                 qb.push("(");
@@ -97,12 +105,7 @@ impl FilterSql {
         Ok(())
     }
 
-    fn push_present<'a, DB>(&self, qb: &mut QueryBuilder<'a, DB>, attr: &ResolvedAttr) -> Result<(), ScimError>
-    where
-        DB: FilterDb,
-        for<'q> String: Encode<'q, DB> + Type<DB>,
-        for<'q> f64: Encode<'q, DB> + Type<DB>,
-    {
+    fn push_present(&self, qb: &mut QueryBuilder<'_, DB>, attr: &ResolvedAttr) -> Result<(), ScimError> {
         if attr.location == AttrLocation::Common {
             // id and meta are always present; externalId is indexed like any attribute.
             if attr.attr.name != "externalId" {
@@ -126,12 +129,7 @@ impl FilterSql {
     }
 
     /// ` AND path = ...`, or the prefix range for a complex attribute named alone.
-    fn push_path_condition<'a, DB>(&self, qb: &mut QueryBuilder<'a, DB>, attr: &ResolvedAttr, alias: &str)
-    where
-        DB: FilterDb,
-        for<'q> String: Encode<'q, DB> + Type<DB>,
-        for<'q> f64: Encode<'q, DB> + Type<DB>,
-    {
+    fn push_path_condition(&self, qb: &mut QueryBuilder<'_, DB>, attr: &ResolvedAttr, alias: &str) {
         if attr.attr.ty == AttrType::Complex && attr.sub.is_none() {
             let (lo, hi) = prefix_bounds(attr);
             qb.push(format_args!(" AND {alias}path >= "));
@@ -144,18 +142,13 @@ impl FilterSql {
         }
     }
 
-    fn push_compare<'a, DB>(
+    fn push_compare(
         &self,
-        qb: &mut QueryBuilder<'a, DB>,
+        qb: &mut QueryBuilder<'_, DB>,
         attr: &ResolvedAttr,
         op: CompareOp,
         value: &CompValue,
-    ) -> Result<(), ScimError>
-    where
-        DB: FilterDb,
-        for<'q> String: Encode<'q, DB> + Type<DB>,
-        for<'q> f64: Encode<'q, DB> + Type<DB>,
-    {
+    ) -> Result<(), ScimError> {
         if *value == CompValue::Null {
             return match op {
                 CompareOp::Eq => {
@@ -209,19 +202,14 @@ impl FilterSql {
         Ok(())
     }
 
-    fn push_column_compare<'a, DB>(
+    fn push_column_compare(
         &self,
-        qb: &mut QueryBuilder<'a, DB>,
+        qb: &mut QueryBuilder<'_, DB>,
         column: &str,
         attr: &ResolvedAttr,
         op: CompareOp,
         value: &CompValue,
-    ) -> Result<(), ScimError>
-    where
-        DB: FilterDb,
-        for<'q> String: Encode<'q, DB> + Type<DB>,
-        for<'q> f64: Encode<'q, DB> + Type<DB>,
-    {
+    ) -> Result<(), ScimError> {
         qb.push("(");
         self.push_value_compare(qb, column, attr, op, value)?;
         qb.push(")");
@@ -229,19 +217,14 @@ impl FilterSql {
     }
 
     /// `column op value` for a non-null literal and an operator other than `ne`.
-    fn push_value_compare<'a, DB>(
+    fn push_value_compare(
         &self,
-        qb: &mut QueryBuilder<'a, DB>,
+        qb: &mut QueryBuilder<'_, DB>,
         column: &str,
         attr: &ResolvedAttr,
         op: CompareOp,
         value: &CompValue,
-    ) -> Result<(), ScimError>
-    where
-        DB: FilterDb,
-        for<'q> String: Encode<'q, DB> + Type<DB>,
-        for<'q> f64: Encode<'q, DB> + Type<DB>,
-    {
+    ) -> Result<(), ScimError> {
         let leaf = attr.leaf();
         let key = literal_key(leaf, value);
         // The column kind is told by its name, with or without a table alias.
@@ -280,12 +263,7 @@ impl FilterSql {
         Ok(())
     }
 
-    fn push_text_compare<'a, DB>(&self, qb: &mut QueryBuilder<'a, DB>, column: &str, op: CompareOp, text: String)
-    where
-        DB: FilterDb,
-        for<'q> String: Encode<'q, DB> + Type<DB>,
-        for<'q> f64: Encode<'q, DB> + Type<DB>,
-    {
+    fn push_text_compare(&self, qb: &mut QueryBuilder<'_, DB>, column: &str, op: CompareOp, text: String) {
         let collate = self.dialect.byte_order();
         match op {
             CompareOp::Co | CompareOp::Sw | CompareOp::Ew if text.is_empty() => {
@@ -331,18 +309,13 @@ impl FilterSql {
 
     /// `members eq "<id>"` on groups and `groups eq "<id>"` on users, through the
     /// membership table (nested groups included for a user's groups).
-    fn push_membership<'a, DB>(
+    fn push_membership(
         &self,
-        qb: &mut QueryBuilder<'a, DB>,
+        qb: &mut QueryBuilder<'_, DB>,
         attr: &ResolvedAttr,
         op: CompareOp,
         value: &CompValue,
-    ) -> Result<(), ScimError>
-    where
-        DB: FilterDb,
-        for<'q> String: Encode<'q, DB> + Type<DB>,
-        for<'q> f64: Encode<'q, DB> + Type<DB>,
-    {
+    ) -> Result<(), ScimError> {
         let on_value = attr.sub.is_none_or(|s| s.name == "value");
         let CompValue::String(id) = value else {
             qb.push("(1=0)");
@@ -375,17 +348,12 @@ impl FilterSql {
         Ok(())
     }
 
-    fn push_value_path<'a, DB>(
+    fn push_value_path(
         &self,
-        qb: &mut QueryBuilder<'a, DB>,
+        qb: &mut QueryBuilder<'_, DB>,
         attr: &ResolvedAttr,
         inner: &Filter,
-    ) -> Result<(), ScimError>
-    where
-        DB: FilterDb,
-        for<'q> String: Encode<'q, DB> + Type<DB>,
-        for<'q> f64: Encode<'q, DB> + Type<DB>,
-    {
+    ) -> Result<(), ScimError> {
         if is_members(self.kind, attr) || is_groups(self.kind, attr) {
             // Only `members[value eq "<id>"]` has a meaning on the membership table.
             if let Filter::Compare { attr: a, op, value } = inner {
@@ -406,12 +374,7 @@ impl FilterSql {
     }
 
     /// A filter inside `attr[...]`, evaluated on one element (`e.resource_seq`, `e.elem`).
-    fn push_element_filter<'a, DB>(&self, qb: &mut QueryBuilder<'a, DB>, filter: &Filter) -> Result<(), ScimError>
-    where
-        DB: FilterDb,
-        for<'q> String: Encode<'q, DB> + Type<DB>,
-        for<'q> f64: Encode<'q, DB> + Type<DB>,
-    {
+    fn push_element_filter(&self, qb: &mut QueryBuilder<'_, DB>, filter: &Filter) -> Result<(), ScimError> {
         match filter {
             Filter::And(a, b) | Filter::Or(a, b) => {
                 qb.push("(");

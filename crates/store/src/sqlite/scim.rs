@@ -354,7 +354,7 @@ impl SqliteStore {
     }
 
     pub(super) async fn scim_list_impl(&self, kind: ResourceKind, query: &ListQuery) -> StoreResult<ListPage> {
-        let translator = FilterSql { dialect: Dialect::Sqlite, kind };
+        let translator = FilterSql::<Sqlite>::new(Dialect::Sqlite, kind);
         let mut count_qb: QueryBuilder<Sqlite> =
             QueryBuilder::new("SELECT COUNT(*) FROM scim_resources r WHERE r.kind = ");
         count_qb.push_bind(kind.name());
