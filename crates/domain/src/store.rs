@@ -8,6 +8,7 @@ use custodian_scim::resource::ResourceInput;
 use custodian_scim::schema::ResourceKind;
 
 use crate::access::{ApiUser, NewApiUser, TokenDigest};
+use crate::hosts::{Activity, Actor, DeviceMapping, Host, HostInput, HostQuery, OwnershipEntry, UpsertOutcome};
 use crate::idp::{ListPage, ListQuery, ScimRecord, ScimRequestEntry, StoredMember};
 
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +51,7 @@ pub trait Store: Send + Sync + 'static {
     async fn authenticate_token(&self, token: TokenDigest) -> StoreResult<Option<ApiUser>>;
 
     // --- SCIM resources ---
-    async fn scim_create(&self, kind: ResourceKind, input: ResourceInput) -> StoreResult<Written>;
+    async fn scim_create(&self, kind: ResourceKind, input: ResourceInput, actor: &Actor) -> StoreResult<Written>;
     async fn scim_get(&self, kind: ResourceKind, id: &str) -> StoreResult<ScimRecord>;
     async fn scim_list(&self, kind: ResourceKind, query: &ListQuery) -> StoreResult<ListPage>;
     async fn scim_replace(
@@ -59,6 +60,7 @@ pub trait Store: Send + Sync + 'static {
         id: &str,
         input: ResourceInput,
         if_match: Precondition,
+        actor: &Actor,
     ) -> StoreResult<Written>;
     async fn scim_patch(
         &self,
@@ -66,8 +68,10 @@ pub trait Store: Send + Sync + 'static {
         id: &str,
         patch: &PatchRequest,
         if_match: Precondition,
+        actor: &Actor,
     ) -> StoreResult<Written>;
-    async fn scim_delete(&self, kind: ResourceKind, id: &str, if_match: Precondition) -> StoreResult<()>;
+    async fn scim_delete(&self, kind: ResourceKind, id: &str, if_match: Precondition, actor: &Actor)
+    -> StoreResult<()>;
     /// The direct members of a group.
     async fn group_members(&self, group_id: &str) -> StoreResult<Vec<StoredMember>>;
     /// The groups of a user or group: direct ones and those inherited through nesting.
@@ -79,4 +83,21 @@ pub trait Store: Send + Sync + 'static {
     async fn record_scim_requests(&self, entries: Vec<ScimRequestEntry>) -> StoreResult<()>;
     /// The most recent requests, newest first.
     async fn recent_scim_requests(&self, limit: u32) -> StoreResult<Vec<ScimRequestEntry>>;
+
+    // --- hosts and their end users ---
+    /// Creates or updates hosts by `uuid`, all in one transaction, relinking each to its
+    /// end user. Inputs are validated by the caller.
+    async fn upsert_hosts(&self, hosts: Vec<HostInput>, actor: &Actor) -> StoreResult<Vec<UpsertOutcome>>;
+    async fn get_host(&self, id: i64) -> StoreResult<Host>;
+    /// A host by uuid, hardware serial or hostname (in that order of precedence).
+    async fn find_host(&self, identifier: &str) -> StoreResult<Host>;
+    async fn list_hosts(&self, query: &HostQuery) -> StoreResult<Vec<Host>>;
+    async fn count_hosts(&self, query: &HostQuery) -> StoreResult<u64>;
+    async fn delete_host(&self, id: i64, actor: &Actor) -> StoreResult<()>;
+    /// Sets the admin's `idp` mapping (replacing the previous one) or adds a `custom` email.
+    async fn set_host_mapping(&self, id: i64, mapping: DeviceMapping, actor: &Actor) -> StoreResult<Host>;
+    async fn delete_idp_mapping(&self, id: i64, actor: &Actor) -> StoreResult<Host>;
+    async fn host_history(&self, id: i64) -> StoreResult<Vec<OwnershipEntry>>;
+    /// The audit feed, newest first.
+    async fn list_activities(&self, page: u64, per_page: u64) -> StoreResult<Vec<Activity>>;
 }

@@ -4,8 +4,7 @@
 use std::collections::HashMap;
 
 use axum::body::Body;
-use axum::extract::{NestedPath, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use custodian_domain::ScimRecord;
 use custodian_scim::ScimError;
@@ -16,7 +15,6 @@ use serde_json::{Map, Value, json};
 
 use super::resources::Ctx;
 use super::{MAX_BULK_OPERATIONS, ScimApiError, ScimResult, parse_body, read_body, scim_json};
-use crate::app::AppState;
 
 struct Operation {
     method: String,
@@ -118,32 +116,26 @@ async fn execute(
     match (method, id) {
         ("POST", None) => {
             let input = parse_resource(kind, data()?)?;
-            Ok(Some(store.scim_create(kind, input).await?.record))
+            Ok(Some(store.scim_create(kind, input, &ctx.actor).await?.record))
         }
         ("PUT", Some(id)) => {
             let input = parse_resource(kind, data()?)?;
-            Ok(Some(store.scim_replace(kind, id, input, version).await?.record))
+            Ok(Some(store.scim_replace(kind, id, input, version, &ctx.actor).await?.record))
         }
         ("PATCH", Some(id)) => {
             let patch = parse_patch(data()?)?;
-            Ok(Some(store.scim_patch(kind, id, &patch, version).await?.record))
+            Ok(Some(store.scim_patch(kind, id, &patch, version, &ctx.actor).await?.record))
         }
         ("DELETE", Some(id)) => {
-            store.scim_delete(kind, id, version).await?;
+            store.scim_delete(kind, id, version, &ctx.actor).await?;
             Ok(None)
         }
         _ => Err(ScimError::invalid_syntax(format!("'{method}' is not valid on this bulk operation path")).into()),
     }
 }
 
-pub async fn bulk(
-    State(state): State<AppState>,
-    nested: NestedPath,
-    headers: HeaderMap,
-    body: Body,
-) -> ScimResult<Response> {
-    let ctx = Ctx::new(state, &headers, &nested);
-    let body = parse_body(&headers, &read_body(body).await?)?;
+pub async fn bulk(ctx: Ctx, body: Body) -> ScimResult<Response> {
+    let body = parse_body(&ctx.headers, &read_body(body).await?)?;
     let (operations, fail_on_errors) = parse_operations(&body)?;
     let mut ids: HashMap<String, String> = HashMap::new();
     let mut results: Vec<Option<Value>> = vec![None; operations.len()];

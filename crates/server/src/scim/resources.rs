@@ -2,10 +2,12 @@
 
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{NestedPath, Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::extract::{FromRequestParts, NestedPath, Path};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use custodian_domain::{ListQuery, ScimRecord, SortOrder};
+use custodian_domain::hosts::Actor;
+use custodian_domain::{ApiUser, ListQuery, ScimRecord, SortOrder};
 use custodian_scim::ScimError;
 use custodian_scim::filter::parse_filter;
 use custodian_scim::patch::parse_patch;
@@ -19,19 +21,37 @@ use super::{
 };
 use crate::app::AppState;
 
-/// What every handler needs to render resources: the store, and the base URL for
-/// `meta.location` and `$ref`.
+/// What every SCIM handler needs: the store, the base URL for `meta.location` and
+/// `$ref`, the request's headers and query, and who is calling (set by the
+/// authentication middleware).
 pub struct Ctx {
     pub state: AppState,
     pub base: String,
+    pub headers: HeaderMap,
+    pub params: QueryParams,
+    pub actor: Actor,
+}
+
+impl FromRequestParts<AppState> for Ctx {
+    type Rejection = ScimApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let nested = NestedPath::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ScimError::new(500, None, "SCIM route mounted without a base path"))?;
+        let user =
+            parts.extensions.get::<ApiUser>().ok_or_else(|| ScimError::new(401, None, "Authentication required"))?;
+        Ok(Ctx {
+            base: base_url(state, &parts.headers, &nested),
+            state: state.clone(),
+            headers: parts.headers.clone(),
+            params: QueryParams::parse(parts.uri.query()),
+            actor: Actor::of(user),
+        })
+    }
 }
 
 impl Ctx {
-    pub fn new(state: AppState, headers: &HeaderMap, nested: &NestedPath) -> Self {
-        let base = base_url(&state, headers, nested);
-        Ctx { state, base }
-    }
-
     pub fn location(&self, kind: ResourceKind, id: &str) -> String {
         format!("{}{}/{}", self.base, kind.endpoint(), id)
     }
@@ -254,48 +274,30 @@ fn if_match(headers: &HeaderMap) -> Option<String> {
     headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
-async fn list(
-    kind: ResourceKind,
-    state: AppState,
-    nested: NestedPath,
-    headers: HeaderMap,
-    uri: Uri,
-) -> ScimResult<Response> {
-    let ctx = Ctx::new(state, &headers, &nested);
-    let params = SearchParams::from_query(&QueryParams::parse(uri.query()))?;
+async fn list(kind: ResourceKind, ctx: Ctx) -> ScimResult<Response> {
+    let params = SearchParams::from_query(&ctx.params)?;
     run_list(&ctx, kind, &params).await
 }
 
-async fn search(
-    kind: ResourceKind,
-    state: AppState,
-    nested: NestedPath,
-    headers: HeaderMap,
-    body: Body,
-) -> ScimResult<Response> {
-    let ctx = Ctx::new(state, &headers, &nested);
-    let body = parse_body(&headers, &read_body(body).await?)?;
+async fn search(kind: ResourceKind, ctx: Ctx, body: Body) -> ScimResult<Response> {
+    let body = parse_body(&ctx.headers, &read_body(body).await?)?;
     run_list(&ctx, kind, &SearchParams::from_body(&body)?).await
 }
 
-async fn get_one(
-    kind: ResourceKind,
-    state: AppState,
-    nested: NestedPath,
-    headers: HeaderMap,
-    uri: Uri,
-    id: String,
-) -> ScimResult<Response> {
-    let ctx = Ctx::new(state, &headers, &nested);
-    let params = SearchParams::from_query(&QueryParams::parse(uri.query()))?;
-    let projection = params.projection(kind)?;
+fn projection(ctx: &Ctx, kind: ResourceKind) -> ScimResult<Projection> {
+    SearchParams::from_query(&ctx.params)?.projection(kind)
+}
+
+async fn get_one(kind: ResourceKind, ctx: Ctx, id: String) -> ScimResult<Response> {
+    let projection = projection(&ctx, kind)?;
     let record = ctx.state.store.scim_get(kind, &id).await?;
-    if let Some(tags) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
-        let etag = record.etag();
-        if tags.split(',').any(|t| t.trim() == "*" || custodian_domain::idp::version_of_etag(t) == Some(record.version))
-        {
+    if let Some(tags) = ctx.headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+        let matched = tags
+            .split(',')
+            .any(|t| t.trim() == "*" || custodian_domain::idp::version_of_etag(t) == Some(record.version));
+        if matched {
             let mut response = StatusCode::NOT_MODIFIED.into_response();
-            if let Ok(v) = HeaderValue::from_str(&etag) {
+            if let Ok(v) = HeaderValue::from_str(&record.etag()) {
                 response.headers_mut().insert(header::ETAG, v);
             }
             return Ok(response);
@@ -304,148 +306,84 @@ async fn get_one(
     ctx.resource_response(StatusCode::OK, &record, &projection).await
 }
 
-async fn create(
-    kind: ResourceKind,
-    state: AppState,
-    nested: NestedPath,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Body,
-) -> ScimResult<Response> {
-    let ctx = Ctx::new(state, &headers, &nested);
-    let projection = SearchParams::from_query(&QueryParams::parse(uri.query()))?.projection(kind)?;
-    let body = parse_body(&headers, &read_body(body).await?)?;
+async fn create(kind: ResourceKind, ctx: Ctx, body: Body) -> ScimResult<Response> {
+    let projection = projection(&ctx, kind)?;
+    let body = parse_body(&ctx.headers, &read_body(body).await?)?;
     let input = parse_resource(kind, &body)?;
-    let written = ctx.state.store.scim_create(kind, input).await?;
+    let written = ctx.state.store.scim_create(kind, input, &ctx.actor).await?;
     ctx.resource_response(StatusCode::CREATED, &written.record, &projection).await
 }
 
-async fn replace(
-    kind: ResourceKind,
-    state: AppState,
-    nested: NestedPath,
-    headers: HeaderMap,
-    uri: Uri,
-    id: String,
-    body: Body,
-) -> ScimResult<Response> {
-    let ctx = Ctx::new(state, &headers, &nested);
-    let projection = SearchParams::from_query(&QueryParams::parse(uri.query()))?.projection(kind)?;
-    let body = parse_body(&headers, &read_body(body).await?)?;
+async fn replace(kind: ResourceKind, ctx: Ctx, id: String, body: Body) -> ScimResult<Response> {
+    let projection = projection(&ctx, kind)?;
+    let body = parse_body(&ctx.headers, &read_body(body).await?)?;
     let input = parse_resource(kind, &body)?;
-    let written = ctx.state.store.scim_replace(kind, &id, input, if_match(&headers)).await?;
+    let written = ctx.state.store.scim_replace(kind, &id, input, if_match(&ctx.headers), &ctx.actor).await?;
     ctx.resource_response(StatusCode::OK, &written.record, &projection).await
 }
 
-async fn patch(
-    kind: ResourceKind,
-    state: AppState,
-    nested: NestedPath,
-    headers: HeaderMap,
-    uri: Uri,
-    id: String,
-    body: Body,
-) -> ScimResult<Response> {
-    let ctx = Ctx::new(state, &headers, &nested);
-    let projection = SearchParams::from_query(&QueryParams::parse(uri.query()))?.projection(kind)?;
-    let body = parse_body(&headers, &read_body(body).await?)?;
+async fn patch(kind: ResourceKind, ctx: Ctx, id: String, body: Body) -> ScimResult<Response> {
+    let projection = projection(&ctx, kind)?;
+    let body = parse_body(&ctx.headers, &read_body(body).await?)?;
     let request = parse_patch(&body)?;
-    let written = ctx.state.store.scim_patch(kind, &id, &request, if_match(&headers)).await?;
+    let written = ctx.state.store.scim_patch(kind, &id, &request, if_match(&ctx.headers), &ctx.actor).await?;
     ctx.resource_response(StatusCode::OK, &written.record, &projection).await
 }
 
-async fn delete(kind: ResourceKind, state: AppState, headers: HeaderMap, id: String) -> ScimResult<Response> {
-    state.store.scim_delete(kind, &id, if_match(&headers)).await?;
+async fn delete(kind: ResourceKind, ctx: Ctx, id: String) -> ScimResult<Response> {
+    ctx.state.store.scim_delete(kind, &id, if_match(&ctx.headers), &ctx.actor).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-macro_rules! resource_handlers {
-    ($kind:expr, $list:ident, $search:ident, $get:ident, $create:ident, $replace:ident, $patch:ident, $delete:ident) => {
-        pub async fn $list(State(s): State<AppState>, n: NestedPath, h: HeaderMap, u: Uri) -> ScimResult<Response> {
-            list($kind, s, n, h, u).await
-        }
-        pub async fn $search(State(s): State<AppState>, n: NestedPath, h: HeaderMap, b: Body) -> ScimResult<Response> {
-            search($kind, s, n, h, b).await
-        }
-        pub async fn $get(
-            State(s): State<AppState>,
-            n: NestedPath,
-            h: HeaderMap,
-            u: Uri,
-            p: Result<Path<String>, PathRejection>,
-        ) -> ScimResult<Response> {
-            get_one($kind, s, n, h, u, resource_id(p)?).await
-        }
-        pub async fn $create(
-            State(s): State<AppState>,
-            n: NestedPath,
-            h: HeaderMap,
-            u: Uri,
-            b: Body,
-        ) -> ScimResult<Response> {
-            create($kind, s, n, h, u, b).await
-        }
-        pub async fn $replace(
-            State(s): State<AppState>,
-            n: NestedPath,
-            h: HeaderMap,
-            u: Uri,
-            p: Result<Path<String>, PathRejection>,
-            b: Body,
-        ) -> ScimResult<Response> {
-            replace($kind, s, n, h, u, resource_id(p)?, b).await
-        }
-        pub async fn $patch(
-            State(s): State<AppState>,
-            n: NestedPath,
-            h: HeaderMap,
-            u: Uri,
-            p: Result<Path<String>, PathRejection>,
-            b: Body,
-        ) -> ScimResult<Response> {
-            patch($kind, s, n, h, u, resource_id(p)?, b).await
-        }
-        pub async fn $delete(
-            State(s): State<AppState>,
-            h: HeaderMap,
-            p: Result<Path<String>, PathRejection>,
-        ) -> ScimResult<Response> {
-            delete($kind, s, h, resource_id(p)?).await
-        }
-    };
-}
+type IdPath = Result<Path<String>, PathRejection>;
 
-resource_handlers!(
-    ResourceKind::User,
-    list_users,
-    search_users,
-    get_user,
-    create_user,
-    replace_user,
-    patch_user,
-    delete_user
-);
-resource_handlers!(
-    ResourceKind::Group,
-    list_groups,
-    search_groups,
-    get_group,
-    create_group,
-    replace_group,
-    patch_group,
-    delete_group
-);
+pub async fn list_users(ctx: Ctx) -> ScimResult<Response> {
+    list(ResourceKind::User, ctx).await
+}
+pub async fn search_users(ctx: Ctx, body: Body) -> ScimResult<Response> {
+    search(ResourceKind::User, ctx, body).await
+}
+pub async fn get_user(ctx: Ctx, id: IdPath) -> ScimResult<Response> {
+    get_one(ResourceKind::User, ctx, resource_id(id)?).await
+}
+pub async fn create_user(ctx: Ctx, body: Body) -> ScimResult<Response> {
+    create(ResourceKind::User, ctx, body).await
+}
+pub async fn replace_user(ctx: Ctx, id: IdPath, body: Body) -> ScimResult<Response> {
+    replace(ResourceKind::User, ctx, resource_id(id)?, body).await
+}
+pub async fn patch_user(ctx: Ctx, id: IdPath, body: Body) -> ScimResult<Response> {
+    patch(ResourceKind::User, ctx, resource_id(id)?, body).await
+}
+pub async fn delete_user(ctx: Ctx, id: IdPath) -> ScimResult<Response> {
+    delete(ResourceKind::User, ctx, resource_id(id)?).await
+}
+pub async fn list_groups(ctx: Ctx) -> ScimResult<Response> {
+    list(ResourceKind::Group, ctx).await
+}
+pub async fn search_groups(ctx: Ctx, body: Body) -> ScimResult<Response> {
+    search(ResourceKind::Group, ctx, body).await
+}
+pub async fn get_group(ctx: Ctx, id: IdPath) -> ScimResult<Response> {
+    get_one(ResourceKind::Group, ctx, resource_id(id)?).await
+}
+pub async fn create_group(ctx: Ctx, body: Body) -> ScimResult<Response> {
+    create(ResourceKind::Group, ctx, body).await
+}
+pub async fn replace_group(ctx: Ctx, id: IdPath, body: Body) -> ScimResult<Response> {
+    replace(ResourceKind::Group, ctx, resource_id(id)?, body).await
+}
+pub async fn patch_group(ctx: Ctx, id: IdPath, body: Body) -> ScimResult<Response> {
+    patch(ResourceKind::Group, ctx, resource_id(id)?, body).await
+}
+pub async fn delete_group(ctx: Ctx, id: IdPath) -> ScimResult<Response> {
+    delete(ResourceKind::Group, ctx, resource_id(id)?).await
+}
 
 /// `POST /.search` at the root: users then groups, paged as one list. A filter that
 /// names attributes of only one resource type searches that type only.
-pub async fn search_root(
-    State(state): State<AppState>,
-    nested: NestedPath,
-    headers: HeaderMap,
-    body: Body,
-) -> ScimResult<Response> {
-    let ctx = Ctx::new(state, &headers, &nested);
-    let body = parse_body(&headers, &read_body(body).await?)?;
+pub async fn search_root(ctx: Ctx, body: Body) -> ScimResult<Response> {
+    let body = parse_body(&ctx.headers, &read_body(body).await?)?;
     let params = SearchParams::from_body(&body)?;
     let mut plans = Vec::new();
     let mut first_error = None;

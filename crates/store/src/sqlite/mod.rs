@@ -3,6 +3,8 @@
 //! that WAL lets run beside it. Every write is one `BEGIN IMMEDIATE` transaction.
 
 mod access;
+mod hosts;
+mod linking;
 mod requests;
 mod scim;
 
@@ -76,98 +78,115 @@ impl SqliteStore {
     }
 }
 
+use custodian_domain::hosts::{
+    Activity, Actor, DeviceMapping, Host, HostInput, HostQuery, OwnershipEntry, UpsertOutcome,
+};
+use custodian_domain::{
+    ApiUser, ListPage, ListQuery, NewApiUser, Precondition, ScimRecord, ScimRequestEntry, StoreResult, StoredMember,
+    TokenDigest, Written,
+};
+use custodian_scim::patch::PatchRequest;
+use custodian_scim::resource::ResourceInput;
+use custodian_scim::schema::ResourceKind;
+
 #[async_trait::async_trait]
 impl custodian_domain::Store for SqliteStore {
-    async fn create_api_user(
-        &self,
-        user: custodian_domain::NewApiUser,
-    ) -> custodian_domain::StoreResult<custodian_domain::ApiUser> {
+    async fn create_api_user(&self, user: NewApiUser) -> StoreResult<ApiUser> {
         self.create_api_user_impl(user).await
     }
-    async fn list_api_users(&self) -> custodian_domain::StoreResult<Vec<custodian_domain::ApiUser>> {
+    async fn list_api_users(&self) -> StoreResult<Vec<ApiUser>> {
         self.list_api_users_impl().await
     }
-    async fn delete_api_user(&self, id_or_name: &str) -> custodian_domain::StoreResult<custodian_domain::ApiUser> {
+    async fn delete_api_user(&self, id_or_name: &str) -> StoreResult<ApiUser> {
         self.delete_api_user_impl(id_or_name).await
     }
-    async fn add_token(&self, user_id: i64, token: custodian_domain::TokenDigest) -> custodian_domain::StoreResult<()> {
+    async fn add_token(&self, user_id: i64, token: TokenDigest) -> StoreResult<()> {
         self.add_token_impl(user_id, token).await
     }
-    async fn authenticate_token(
-        &self,
-        token: custodian_domain::TokenDigest,
-    ) -> custodian_domain::StoreResult<Option<custodian_domain::ApiUser>> {
+    async fn authenticate_token(&self, token: TokenDigest) -> StoreResult<Option<ApiUser>> {
         self.authenticate_token_impl(token).await
     }
-    async fn scim_create(
-        &self,
-        kind: custodian_scim::schema::ResourceKind,
-        input: custodian_scim::resource::ResourceInput,
-    ) -> custodian_domain::StoreResult<custodian_domain::Written> {
-        self.scim_create_impl(kind, input).await
+    async fn scim_create(&self, kind: ResourceKind, input: ResourceInput, actor: &Actor) -> StoreResult<Written> {
+        self.scim_create_impl(kind, input, actor).await
     }
-    async fn scim_get(
-        &self,
-        kind: custodian_scim::schema::ResourceKind,
-        id: &str,
-    ) -> custodian_domain::StoreResult<custodian_domain::ScimRecord> {
+    async fn scim_get(&self, kind: ResourceKind, id: &str) -> StoreResult<ScimRecord> {
         self.scim_get_impl(kind, id).await
     }
-    async fn scim_list(
-        &self,
-        kind: custodian_scim::schema::ResourceKind,
-        query: &custodian_domain::ListQuery,
-    ) -> custodian_domain::StoreResult<custodian_domain::ListPage> {
+    async fn scim_list(&self, kind: ResourceKind, query: &ListQuery) -> StoreResult<ListPage> {
         self.scim_list_impl(kind, query).await
     }
     async fn scim_replace(
         &self,
-        kind: custodian_scim::schema::ResourceKind,
+        kind: ResourceKind,
         id: &str,
-        input: custodian_scim::resource::ResourceInput,
-        if_match: custodian_domain::Precondition,
-    ) -> custodian_domain::StoreResult<custodian_domain::Written> {
-        self.scim_replace_impl(kind, id, input, if_match).await
+        input: ResourceInput,
+        if_match: Precondition,
+        actor: &Actor,
+    ) -> StoreResult<Written> {
+        self.scim_replace_impl(kind, id, input, if_match, actor).await
     }
     async fn scim_patch(
         &self,
-        kind: custodian_scim::schema::ResourceKind,
+        kind: ResourceKind,
         id: &str,
-        patch: &custodian_scim::patch::PatchRequest,
-        if_match: custodian_domain::Precondition,
-    ) -> custodian_domain::StoreResult<custodian_domain::Written> {
-        self.scim_patch_impl(kind, id, patch, if_match).await
+        patch: &PatchRequest,
+        if_match: Precondition,
+        actor: &Actor,
+    ) -> StoreResult<Written> {
+        self.scim_patch_impl(kind, id, patch, if_match, actor).await
     }
     async fn scim_delete(
         &self,
-        kind: custodian_scim::schema::ResourceKind,
+        kind: ResourceKind,
         id: &str,
-        if_match: custodian_domain::Precondition,
-    ) -> custodian_domain::StoreResult<()> {
-        self.scim_delete_impl(kind, id, if_match).await
+        if_match: Precondition,
+        actor: &Actor,
+    ) -> StoreResult<()> {
+        self.scim_delete_impl(kind, id, if_match, actor).await
     }
-    async fn group_members(
-        &self,
-        group_id: &str,
-    ) -> custodian_domain::StoreResult<Vec<custodian_domain::StoredMember>> {
+    async fn group_members(&self, group_id: &str) -> StoreResult<Vec<StoredMember>> {
         self.group_members_impl(group_id).await
     }
-    async fn groups_of(&self, member_id: &str) -> custodian_domain::StoreResult<Vec<custodian_domain::StoredMember>> {
+    async fn groups_of(&self, member_id: &str) -> StoreResult<Vec<StoredMember>> {
         self.groups_of_impl(member_id).await
     }
-    async fn scim_count(&self, kind: custodian_scim::schema::ResourceKind) -> custodian_domain::StoreResult<u64> {
+    async fn scim_count(&self, kind: ResourceKind) -> StoreResult<u64> {
         self.scim_count_impl(kind).await
     }
-    async fn record_scim_requests(
-        &self,
-        entries: Vec<custodian_domain::ScimRequestEntry>,
-    ) -> custodian_domain::StoreResult<()> {
+    async fn record_scim_requests(&self, entries: Vec<ScimRequestEntry>) -> StoreResult<()> {
         self.record_scim_requests_impl(entries).await
     }
-    async fn recent_scim_requests(
-        &self,
-        limit: u32,
-    ) -> custodian_domain::StoreResult<Vec<custodian_domain::ScimRequestEntry>> {
+    async fn recent_scim_requests(&self, limit: u32) -> StoreResult<Vec<ScimRequestEntry>> {
         self.recent_scim_requests_impl(limit).await
+    }
+    async fn upsert_hosts(&self, hosts: Vec<HostInput>, actor: &Actor) -> StoreResult<Vec<UpsertOutcome>> {
+        self.upsert_hosts_impl(hosts, actor).await
+    }
+    async fn get_host(&self, id: i64) -> StoreResult<Host> {
+        self.get_host_impl(id).await
+    }
+    async fn find_host(&self, identifier: &str) -> StoreResult<Host> {
+        self.find_host_impl(identifier).await
+    }
+    async fn list_hosts(&self, query: &HostQuery) -> StoreResult<Vec<Host>> {
+        self.list_hosts_impl(query).await
+    }
+    async fn count_hosts(&self, query: &HostQuery) -> StoreResult<u64> {
+        self.count_hosts_impl(query).await
+    }
+    async fn delete_host(&self, id: i64, actor: &Actor) -> StoreResult<()> {
+        self.delete_host_impl(id, actor).await
+    }
+    async fn set_host_mapping(&self, id: i64, mapping: DeviceMapping, actor: &Actor) -> StoreResult<Host> {
+        self.set_host_mapping_impl(id, mapping, actor).await
+    }
+    async fn delete_idp_mapping(&self, id: i64, actor: &Actor) -> StoreResult<Host> {
+        self.delete_idp_mapping_impl(id, actor).await
+    }
+    async fn host_history(&self, id: i64) -> StoreResult<Vec<OwnershipEntry>> {
+        self.host_history_impl(id).await
+    }
+    async fn list_activities(&self, page: u64, per_page: u64) -> StoreResult<Vec<Activity>> {
+        self.list_activities_impl(page, per_page).await
     }
 }

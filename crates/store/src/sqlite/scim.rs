@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use custodian_domain::hosts::Actor;
 use custodian_domain::idp::version_of_etag;
 use custodian_domain::{
     ListPage, ListQuery, Precondition, ScimRecord, SortOrder, StoreError, StoreResult, StoredMember, Written,
@@ -15,12 +16,13 @@ use serde_json::Value;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
+use super::linking::{identities_of_user, rematch_identities, unlink_deleted_user};
 use super::{SqliteStore, db_err, is_unique_violation};
 use crate::index::{index_rows, is_numeric};
 use crate::sql_filter::{Dialect, FilterSql};
 use crate::time;
 
-type Tx<'a> = Transaction<'a, Sqlite>;
+pub(super) type Tx<'a> = Transaction<'a, Sqlite>;
 
 /// The unique, normalised name of a resource: userName for users, displayName for groups.
 fn unique_norm(kind: ResourceKind, doc: &Value) -> StoreResult<String> {
@@ -283,8 +285,32 @@ async fn update_resource(tx: &mut Tx<'_>, loaded: &Loaded, doc: &Value, doc_chan
     Ok(ScimRecord { doc: doc.clone(), last_modified: now, version, ..loaded.record.clone() })
 }
 
+/// After a user is created, changed or deleted: the hosts waiting for any name the user
+/// answered to before or answers to now are matched again (the mapping rules).
+async fn relink_after_change(
+    tx: &mut Tx<'_>,
+    kind: ResourceKind,
+    before: Option<&Value>,
+    after: Option<&Value>,
+    actor: &Actor,
+) -> StoreResult<()> {
+    if kind != ResourceKind::User {
+        return Ok(());
+    }
+    let mut identities: Vec<String> = before.map(identities_of_user).unwrap_or_default();
+    identities.extend(after.map(identities_of_user).unwrap_or_default());
+    identities.sort();
+    identities.dedup();
+    rematch_identities(tx, &identities, actor).await
+}
+
 impl SqliteStore {
-    pub(super) async fn scim_create_impl(&self, kind: ResourceKind, input: ResourceInput) -> StoreResult<Written> {
+    pub(super) async fn scim_create_impl(
+        &self,
+        kind: ResourceKind,
+        input: ResourceInput,
+        actor: &Actor,
+    ) -> StoreResult<Written> {
         let norm = unique_norm(kind, &input.doc)?;
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
         let existing: Option<(String, Option<i64>)> =
@@ -308,6 +334,7 @@ impl SqliteStore {
             }
             let loaded = load_for_write(&mut tx, kind, &id).await?;
             let record = update_resource(&mut tx, &loaded, &input.doc, true).await?;
+            relink_after_change(&mut tx, kind, Some(&loaded.record.doc), Some(&record.doc), actor).await?;
             tx.commit().await.map_err(db_err)?;
             return Ok(Written { record, reactivated: true });
         }
@@ -337,6 +364,7 @@ impl SqliteStore {
             let seqs = resolve_members(&mut tx, seq, members).await?;
             add_members(&mut tx, seq, &seqs).await?;
         }
+        relink_after_change(&mut tx, kind, None, Some(&input.doc), actor).await?;
         tx.commit().await.map_err(db_err)?;
         let record = ScimRecord { id, kind, doc: input.doc, created: now, last_modified: now, version: 1 };
         Ok(Written { record, reactivated: false })
@@ -394,6 +422,7 @@ impl SqliteStore {
         id: &str,
         input: ResourceInput,
         if_match: Precondition,
+        actor: &Actor,
     ) -> StoreResult<Written> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
         let loaded = load_for_write(&mut tx, kind, id).await?;
@@ -405,6 +434,7 @@ impl SqliteStore {
             replace_members(&mut tx, loaded.seq, &seqs).await?;
         }
         let record = update_resource(&mut tx, &loaded, &input.doc, true).await?;
+        relink_after_change(&mut tx, kind, Some(&loaded.record.doc), Some(&record.doc), actor).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(Written { record, reactivated: false })
     }
@@ -415,6 +445,7 @@ impl SqliteStore {
         id: &str,
         patch: &PatchRequest,
         if_match: Precondition,
+        actor: &Actor,
     ) -> StoreResult<Written> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
         let loaded = load_for_write(&mut tx, kind, id).await?;
@@ -437,7 +468,11 @@ impl SqliteStore {
             };
         }
         let record = if outcome.doc_changed || members_changed > 0 {
-            update_resource(&mut tx, &loaded, &doc, outcome.doc_changed).await?
+            let record = update_resource(&mut tx, &loaded, &doc, outcome.doc_changed).await?;
+            if outcome.doc_changed {
+                relink_after_change(&mut tx, kind, Some(&loaded.record.doc), Some(&record.doc), actor).await?;
+            }
+            record
         } else {
             // Nothing changed (a repeated member add, say): no new version.
             loaded.record
@@ -451,16 +486,21 @@ impl SqliteStore {
         kind: ResourceKind,
         id: &str,
         if_match: Precondition,
+        actor: &Actor,
     ) -> StoreResult<()> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
         let loaded = load_for_write(&mut tx, kind, id).await?;
         check_precondition(&loaded.record, &if_match)?;
+        if kind == ResourceKind::User {
+            unlink_deleted_user(&mut tx, loaded.seq, actor).await?;
+        }
         // Index rows and memberships (both ways) go with it: ON DELETE CASCADE.
         sqlx::query("DELETE FROM scim_resources WHERE seq = ?")
             .bind(loaded.seq)
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
+        relink_after_change(&mut tx, kind, Some(&loaded.record.doc), None, actor).await?;
         tx.commit().await.map_err(db_err)
     }
 

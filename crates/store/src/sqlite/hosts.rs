@@ -1,0 +1,545 @@
+//! Hosts on SQLite: the inventory, device mappings, end users, history and activities.
+
+use std::collections::HashMap;
+
+use custodian_domain::hosts::{
+    Activity, Actor, DeviceMapping, EndUser, Host, HostInput, HostOrderKey, HostQuery, LinkCause, LinkState,
+    MappingSource, OwnershipEntry, UpsertOutcome, normalize_identity,
+};
+use custodian_domain::{StoreError, StoreResult};
+use custodian_scim::schema::ENTERPRISE_USER_SCHEMA;
+use serde_json::{Value, json};
+use sqlx::sqlite::{SqliteConnection, SqliteRow};
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use super::linking::{record_activity, relink_host};
+use super::scim::Tx;
+use super::{SqliteStore, db_err};
+use crate::time;
+
+const HOST_COLUMNS: &str = "h.id, h.uuid, h.hardware_serial, h.hostname, h.computer_name, h.platform, h.os_version, \
+     h.hardware_model, h.created_at, h.updated_at, h.seen_time, h.end_user_seq, h.link_state, h.candidates";
+
+/// A host row before its mappings and end user are attached.
+struct HostRow {
+    host: Host,
+    end_user_seq: Option<i64>,
+}
+
+fn host_from_row(row: &SqliteRow) -> StoreResult<HostRow> {
+    let text = |name: &str| -> StoreResult<String> { row.try_get(name).map_err(db_err) };
+    let seen: Option<String> = row.try_get("seen_time").map_err(db_err)?;
+    let candidates: Option<String> = row.try_get("candidates").map_err(db_err)?;
+    let state = text("link_state")?;
+    Ok(HostRow {
+        host: Host {
+            id: row.try_get("id").map_err(db_err)?,
+            uuid: text("uuid")?,
+            hardware_serial: text("hardware_serial")?,
+            hostname: text("hostname")?,
+            computer_name: text("computer_name")?,
+            platform: text("platform")?,
+            os_version: text("os_version")?,
+            hardware_model: text("hardware_model")?,
+            created_at: time::from_text(&text("created_at")?)?,
+            updated_at: time::from_text(&text("updated_at")?)?,
+            seen_time: seen.as_deref().map(time::from_text).transpose()?,
+            mappings: Vec::new(),
+            link_state: LinkState::parse(&state).unwrap_or(LinkState::NoIdentity),
+            end_user: None,
+            candidates: candidates.and_then(|c| serde_json::from_str(&c).ok()).unwrap_or_default(),
+        },
+        end_user_seq: row.try_get("end_user_seq").map_err(db_err)?,
+    })
+}
+
+/// The full name a host shows: given and family name, else the formatted name, else
+/// the display name.
+fn full_name(doc: &Value) -> String {
+    let name = doc.get("name");
+    let part = |k: &str| name.and_then(|n| n.get(k)).and_then(Value::as_str).unwrap_or("").trim();
+    let joined =
+        [part("givenName"), part("familyName")].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join(" ");
+    if !joined.is_empty() {
+        return joined;
+    }
+    if !part("formatted").is_empty() {
+        return part("formatted").to_string();
+    }
+    doc.get("displayName").and_then(Value::as_str).unwrap_or("").to_string()
+}
+
+/// Attaches mappings and end users to a page of hosts with a fixed number of queries.
+async fn complete(conn: &mut SqliteConnection, rows: Vec<HostRow>) -> StoreResult<Vec<Host>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut mappings: HashMap<i64, Vec<DeviceMapping>> = HashMap::new();
+    let mut qb: QueryBuilder<Sqlite> =
+        QueryBuilder::new("SELECT host_id, source, email FROM host_emails WHERE host_id IN (");
+    let mut sep = qb.separated(", ");
+    for r in &rows {
+        sep.push_bind(r.host.id);
+    }
+    qb.push(") ORDER BY host_id, source, position");
+    for row in qb.build().fetch_all(&mut *conn).await.map_err(db_err)? {
+        let source: String = row.try_get("source").map_err(db_err)?;
+        let source = source.parse::<MappingSource>().map_err(|e| StoreError::Database(e.to_string()))?;
+        mappings
+            .entry(row.try_get("host_id").map_err(db_err)?)
+            .or_default()
+            .push(DeviceMapping { email: row.try_get("email").map_err(db_err)?, source });
+    }
+
+    let seqs: Vec<i64> = {
+        let mut s: Vec<i64> = rows.iter().filter_map(|r| r.end_user_seq).collect();
+        s.sort_unstable();
+        s.dedup();
+        s
+    };
+    let mut users: HashMap<i64, EndUser> = HashMap::new();
+    if !seqs.is_empty() {
+        let mut qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new("SELECT seq, id, doc, last_modified, active FROM scim_resources WHERE seq IN (");
+        let mut sep = qb.separated(", ");
+        for s in &seqs {
+            sep.push_bind(*s);
+        }
+        qb.push(")");
+        for row in qb.build().fetch_all(&mut *conn).await.map_err(db_err)? {
+            let doc: String = row.try_get("doc").map_err(db_err)?;
+            let doc: Value = serde_json::from_str(&doc).map_err(|e| StoreError::Database(e.to_string()))?;
+            let last_modified: String = row.try_get("last_modified").map_err(db_err)?;
+            users.insert(
+                row.try_get("seq").map_err(db_err)?,
+                EndUser {
+                    idp_id: row.try_get("id").map_err(db_err)?,
+                    idp_username: doc.get("userName").and_then(Value::as_str).unwrap_or("").to_string(),
+                    idp_full_name: full_name(&doc),
+                    idp_groups: Vec::new(),
+                    idp_department: doc
+                        .get(ENTERPRISE_USER_SCHEMA)
+                        .and_then(|e| e.get("department"))
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                    idp_info_updated_at: time::from_text(&last_modified)?,
+                    idp_active: row.try_get::<Option<i64>, _>("active").map_err(db_err)?.unwrap_or(1) != 0,
+                },
+            );
+        }
+        // Effective groups of every user of the page in one recursive query; the depth
+        // cap ends membership cycles.
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "WITH RECURSIVE up(u, g, depth) AS (SELECT member_seq, group_seq, 1 FROM scim_members WHERE member_seq IN (",
+        );
+        let mut sep = qb.separated(", ");
+        for s in &seqs {
+            sep.push_bind(*s);
+        }
+        qb.push(
+            ") UNION SELECT up.u, m.group_seq, up.depth + 1 FROM scim_members m JOIN up ON m.member_seq = up.g \
+             WHERE up.depth < 32) \
+             SELECT DISTINCT up.u AS u, r.display AS display FROM up JOIN scim_resources r ON r.seq = up.g",
+        );
+        for row in qb.build().fetch_all(&mut *conn).await.map_err(db_err)? {
+            let u: i64 = row.try_get("u").map_err(db_err)?;
+            if let (Some(user), Some(display)) =
+                (users.get_mut(&u), row.try_get::<Option<String>, _>("display").map_err(db_err)?)
+            {
+                user.idp_groups.push(display);
+            }
+        }
+        for user in users.values_mut() {
+            user.idp_groups.sort();
+            user.idp_groups.dedup();
+        }
+    }
+
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let mut host = r.host;
+            host.mappings = mappings.remove(&host.id).unwrap_or_default();
+            host.end_user = r.end_user_seq.and_then(|s| users.get(&s).cloned());
+            host
+        })
+        .collect())
+}
+
+/// Replaces the host's mappings: every source but `idp`, and `idp` too when the list
+/// carries one.
+async fn replace_mappings(tx: &mut Tx<'_>, host_id: i64, mappings: &[DeviceMapping]) -> StoreResult<()> {
+    let includes_idp = mappings.iter().any(|m| m.source == MappingSource::Idp);
+    sqlx::query("DELETE FROM host_emails WHERE host_id = ? AND (source <> 'idp' OR ?)")
+        .bind(host_id)
+        .bind(includes_idp)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    for (position, m) in mappings.iter().enumerate() {
+        insert_mapping(tx, host_id, m, position as i64).await?;
+    }
+    Ok(())
+}
+
+async fn insert_mapping(tx: &mut Tx<'_>, host_id: i64, m: &DeviceMapping, position: i64) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO host_emails (host_id, source, email, email_norm, position) VALUES (?, ?, ?, ?, ?) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(host_id)
+    .bind(m.source.as_str())
+    .bind(m.email.trim())
+    .bind(normalize_identity(&m.email))
+    .bind(position)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+async fn host_exists(tx: &mut Tx<'_>, id: i64) -> StoreResult<()> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT id FROM hosts WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    found.map(|_| ()).ok_or(StoreError::NotFound)
+}
+
+async fn idp_mapping(tx: &mut Tx<'_>, id: i64) -> StoreResult<Option<String>> {
+    sqlx::query_scalar("SELECT email FROM host_emails WHERE host_id = ? AND source = 'idp'")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_err)
+}
+
+/// The WHERE clause of the host list for a query (after `WHERE 1=1`).
+fn push_filters(qb: &mut QueryBuilder<Sqlite>, q: &HostQuery) {
+    if let Some(text) = q.query.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        let needle = text.to_lowercase();
+        qb.push(" AND (instr(lower(h.hostname), ");
+        qb.push_bind(needle.clone());
+        qb.push(") > 0 OR instr(lower(h.computer_name), ");
+        qb.push_bind(needle.clone());
+        qb.push(") > 0 OR instr(lower(h.hardware_serial), ");
+        qb.push_bind(needle.clone());
+        qb.push(") > 0 OR EXISTS (SELECT 1 FROM host_emails qe WHERE qe.host_id = h.id AND instr(qe.email_norm, ");
+        qb.push_bind(needle.clone());
+        qb.push(
+            ") > 0) OR h.end_user_seq IN (SELECT seq FROM scim_resources WHERE kind = 'User' AND instr(unique_norm, ",
+        );
+        qb.push_bind(needle);
+        qb.push(") > 0))");
+    }
+    if let Some(user_name) = &q.idp_username {
+        qb.push(" AND h.end_user_seq IN (SELECT seq FROM scim_resources WHERE kind = 'User' AND unique_norm = ");
+        qb.push_bind(user_name.trim().to_lowercase());
+        qb.push(")");
+    }
+    if let Some(group) = &q.idp_group {
+        qb.push(
+            " AND h.end_user_seq IN (WITH RECURSIVE below(s, depth) AS (SELECT seq, 0 FROM scim_resources \
+             WHERE kind = 'Group' AND (id = ",
+        );
+        qb.push_bind(group.clone());
+        qb.push(" OR unique_norm = ");
+        qb.push_bind(group.trim().to_lowercase());
+        qb.push(
+            ")) UNION SELECT m.member_seq, below.depth + 1 FROM scim_members m JOIN below ON m.group_seq = below.s \
+             WHERE below.depth < 32) SELECT s FROM below)",
+        );
+    }
+    if let Some(dept) = &q.idp_department {
+        qb.push(" AND h.end_user_seq IN (SELECT resource_seq FROM scim_values WHERE kind = 'User' AND path = ");
+        qb.push_bind(format!("{ENTERPRISE_USER_SCHEMA}:department"));
+        qb.push(" AND text_value = ");
+        qb.push_bind(dept.trim().to_lowercase());
+        qb.push(")");
+    }
+    match q.idp_active {
+        Some(false) => {
+            qb.push(
+                " AND (h.end_user_seq IN (SELECT seq FROM scim_resources WHERE kind = 'User' AND active = 0) \
+                 OR (h.end_user_seq IS NULL AND h.link_state = 'user_deleted'))",
+            );
+        }
+        Some(true) => {
+            qb.push(" AND h.end_user_seq IN (SELECT seq FROM scim_resources WHERE kind = 'User' AND active = 1)");
+        }
+        None => {}
+    }
+}
+
+impl SqliteStore {
+    pub(super) async fn upsert_hosts_impl(
+        &self,
+        hosts: Vec<HostInput>,
+        actor: &Actor,
+    ) -> StoreResult<Vec<UpsertOutcome>> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        let now = time::to_text(time::now());
+        let mut outcomes = Vec::with_capacity(hosts.len());
+        for h in hosts {
+            let existing: Option<i64> = sqlx::query_scalar("SELECT id FROM hosts WHERE uuid = ?")
+                .bind(&h.uuid)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            let seen = h.seen_time.map(time::to_text);
+            let outcome = match existing {
+                Some(id) => {
+                    sqlx::query(
+                        "UPDATE hosts SET hardware_serial = ?, hostname = ?, computer_name = ?, platform = ?, \
+                         os_version = ?, hardware_model = ?, updated_at = ?, seen_time = COALESCE(?, seen_time) \
+                         WHERE id = ?",
+                    )
+                    .bind(&h.hardware_serial)
+                    .bind(&h.hostname)
+                    .bind(&h.computer_name)
+                    .bind(&h.platform)
+                    .bind(&h.os_version)
+                    .bind(&h.hardware_model)
+                    .bind(&now)
+                    .bind(&seen)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    UpsertOutcome::Updated(id)
+                }
+                None => {
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO hosts (uuid, hardware_serial, hostname, computer_name, platform, os_version, \
+                         hardware_model, created_at, updated_at, seen_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                         RETURNING id",
+                    )
+                    .bind(&h.uuid)
+                    .bind(&h.hardware_serial)
+                    .bind(&h.hostname)
+                    .bind(&h.computer_name)
+                    .bind(&h.platform)
+                    .bind(&h.os_version)
+                    .bind(&h.hardware_model)
+                    .bind(&now)
+                    .bind(&now)
+                    .bind(&seen)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    UpsertOutcome::Created(id)
+                }
+            };
+            let id = match outcome {
+                UpsertOutcome::Created(id) | UpsertOutcome::Updated(id) => id,
+            };
+            if let Some(mappings) = &h.device_mapping {
+                replace_mappings(&mut tx, id, mappings).await?;
+            }
+            relink_host(&mut tx, id, LinkCause::HostChange, actor).await?;
+            outcomes.push(outcome);
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(outcomes)
+    }
+
+    pub(super) async fn get_host_impl(&self, id: i64) -> StoreResult<Host> {
+        let mut conn = self.read.acquire().await.map_err(db_err)?;
+        let row = sqlx::query(&format!("SELECT {HOST_COLUMNS} FROM hosts h WHERE h.id = ?"))
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_err)?
+            .ok_or(StoreError::NotFound)?;
+        let host = host_from_row(&row)?;
+        complete(&mut *conn, vec![host]).await?.pop().ok_or(StoreError::NotFound)
+    }
+
+    pub(super) async fn find_host_impl(&self, identifier: &str) -> StoreResult<Host> {
+        let id: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM hosts WHERE uuid = ?1 \
+             UNION ALL SELECT id FROM (SELECT id FROM hosts WHERE hardware_serial = ?1 AND ?1 <> '' ORDER BY id LIMIT 1) \
+             UNION ALL SELECT id FROM (SELECT id FROM hosts WHERE hostname = ?1 AND ?1 <> '' ORDER BY id LIMIT 1) \
+             LIMIT 1",
+        )
+        .bind(identifier)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(db_err)?;
+        self.get_host_impl(id.ok_or(StoreError::NotFound)?).await
+    }
+
+    pub(super) async fn list_hosts_impl(&self, q: &HostQuery) -> StoreResult<Vec<Host>> {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!("SELECT {HOST_COLUMNS} FROM hosts h WHERE 1=1"));
+        push_filters(&mut qb, q);
+        let dir = if q.descending { "DESC" } else { "ASC" };
+        let order = match q.order_key {
+            HostOrderKey::Id => "h.id".to_string(),
+            HostOrderKey::Hostname => "h.hostname".to_string(),
+            HostOrderKey::HardwareSerial => "h.hardware_serial".to_string(),
+            HostOrderKey::CreatedAt => "h.created_at".to_string(),
+            HostOrderKey::UpdatedAt => "h.updated_at".to_string(),
+            HostOrderKey::IdpUsername => {
+                "(SELECT unique_norm FROM scim_resources WHERE seq = h.end_user_seq)".to_string()
+            }
+        };
+        qb.push(format_args!(" ORDER BY {order} {dir}, h.id {dir} LIMIT "));
+        qb.push_bind(q.per_page.min(i64::MAX as u64) as i64);
+        qb.push(" OFFSET ");
+        qb.push_bind(q.page.saturating_mul(q.per_page).min(i64::MAX as u64) as i64);
+        let mut tx = self.read.begin().await.map_err(db_err)?;
+        let rows = qb.build().fetch_all(&mut *tx).await.map_err(db_err)?;
+        let rows = rows.iter().map(host_from_row).collect::<StoreResult<Vec<_>>>()?;
+        let hosts = complete(&mut *tx, rows).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(hosts)
+    }
+
+    pub(super) async fn count_hosts_impl(&self, q: &HostQuery) -> StoreResult<u64> {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT COUNT(*) FROM hosts h WHERE 1=1");
+        push_filters(&mut qb, q);
+        let n: i64 = qb.build_query_scalar().fetch_one(&self.read).await.map_err(db_err)?;
+        Ok(n as u64)
+    }
+
+    pub(super) async fn delete_host_impl(&self, id: i64, actor: &Actor) -> StoreResult<()> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        let row = sqlx::query("DELETE FROM hosts WHERE id = ? RETURNING uuid, hostname")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .ok_or(StoreError::NotFound)?;
+        let uuid: String = row.try_get("uuid").map_err(db_err)?;
+        let hostname: String = row.try_get("hostname").map_err(db_err)?;
+        record_activity(&mut tx, actor, "deleted_host", json!({"host_id": id, "uuid": uuid, "hostname": hostname}))
+            .await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    pub(super) async fn set_host_mapping_impl(
+        &self,
+        id: i64,
+        mapping: DeviceMapping,
+        actor: &Actor,
+    ) -> StoreResult<Host> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        host_exists(&mut tx, id).await?;
+        match mapping.source {
+            MappingSource::Idp => {
+                let previous = idp_mapping(&mut tx, id).await?;
+                sqlx::query("DELETE FROM host_emails WHERE host_id = ? AND source = 'idp'")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                insert_mapping(&mut tx, id, &mapping, 0).await?;
+                record_activity(
+                    &mut tx,
+                    actor,
+                    "edited_host_idp_username",
+                    json!({"host_id": id, "idp_username": mapping.email.trim(), "previous_idp_username": previous}),
+                )
+                .await?;
+                relink_host(&mut tx, id, LinkCause::AdminAction, actor).await?;
+            }
+            _ => {
+                let position: i64 =
+                    sqlx::query_scalar("SELECT COALESCE(MAX(position) + 1, 0) FROM host_emails WHERE host_id = ?")
+                        .bind(id)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                insert_mapping(&mut tx, id, &mapping, position).await?;
+            }
+        }
+        sqlx::query("UPDATE hosts SET updated_at = ? WHERE id = ?")
+            .bind(time::to_text(time::now()))
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        self.get_host_impl(id).await
+    }
+
+    pub(super) async fn delete_idp_mapping_impl(&self, id: i64, actor: &Actor) -> StoreResult<Host> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        host_exists(&mut tx, id).await?;
+        if let Some(previous) = idp_mapping(&mut tx, id).await? {
+            sqlx::query("DELETE FROM host_emails WHERE host_id = ? AND source = 'idp'")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            record_activity(
+                &mut tx,
+                actor,
+                "deleted_host_idp_username",
+                json!({"host_id": id, "previous_idp_username": previous}),
+            )
+            .await?;
+            relink_host(&mut tx, id, LinkCause::AdminAction, actor).await?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        self.get_host_impl(id).await
+    }
+
+    pub(super) async fn host_history_impl(&self, id: i64) -> StoreResult<Vec<OwnershipEntry>> {
+        let mut conn = self.read.acquire().await.map_err(db_err)?;
+        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM hosts WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_err)?;
+        exists.ok_or(StoreError::NotFound)?;
+        let rows = sqlx::query(
+            "SELECT scim_user_id, user_name, linked_at, link_cause, unlinked_at, unlink_cause \
+             FROM host_end_user_history WHERE host_id = ? ORDER BY id DESC",
+        )
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|row| {
+                let linked_at: String = row.try_get("linked_at").map_err(db_err)?;
+                let unlinked_at: Option<String> = row.try_get("unlinked_at").map_err(db_err)?;
+                Ok(OwnershipEntry {
+                    idp_id: row.try_get("scim_user_id").map_err(db_err)?,
+                    idp_username: row.try_get("user_name").map_err(db_err)?,
+                    linked_at: time::from_text(&linked_at)?,
+                    link_cause: row.try_get("link_cause").map_err(db_err)?,
+                    unlinked_at: unlinked_at.as_deref().map(time::from_text).transpose()?,
+                    unlink_cause: row.try_get("unlink_cause").map_err(db_err)?,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn list_activities_impl(&self, page: u64, per_page: u64) -> StoreResult<Vec<Activity>> {
+        let rows = sqlx::query(
+            "SELECT id, created_at, actor_id, actor_name, type, details FROM activities ORDER BY id DESC LIMIT ? OFFSET ?",
+        )
+        .bind(per_page.min(i64::MAX as u64) as i64)
+        .bind(page.saturating_mul(per_page).min(i64::MAX as u64) as i64)
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|row| {
+                let created: String = row.try_get("created_at").map_err(db_err)?;
+                let details: String = row.try_get("details").map_err(db_err)?;
+                Ok(Activity {
+                    id: row.try_get("id").map_err(db_err)?,
+                    created_at: time::from_text(&created)?,
+                    actor_id: row.try_get("actor_id").map_err(db_err)?,
+                    actor_name: row.try_get("actor_name").map_err(db_err)?,
+                    kind: row.try_get("type").map_err(db_err)?,
+                    details: serde_json::from_str(&details).unwrap_or(Value::Null),
+                })
+            })
+            .collect()
+    }
+}
