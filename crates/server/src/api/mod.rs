@@ -1,13 +1,16 @@
 //! The JSON API (Fleet-compatible shapes): its one error → response mapping and routes.
 
+pub mod activities;
+pub mod extract;
+pub mod hosts;
+pub mod openapi;
 mod scim_status;
 
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use custodian_domain::{ApiUser, StoreError};
-use serde_json::json;
 
 use crate::app::AppState;
 
@@ -49,12 +52,22 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// The body of every JSON API error.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub message: String,
+    pub errors: Vec<hosts::FieldError>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let errors: Vec<_> = self.errors.iter().map(|(n, r)| json!({"name": n, "reason": r})).collect();
-        let mut response =
-            (self.status, axum::Json(json!({"message": self.message, "errors": errors}))).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
+        let status = self.status;
+        let body = ErrorBody {
+            message: self.message,
+            errors: self.errors.into_iter().map(|(name, reason)| hosts::FieldError { name, reason }).collect(),
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"custodian\""));
@@ -72,11 +85,20 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> ApiResult<Ap
 }
 
 pub fn router() -> Router<AppState> {
-    let mut r = Router::new();
+    let mut r = Router::new().route("/api/openapi.json", get(openapi::document));
     for prefix in ["/api/v1/fleet", "/api/latest/fleet"] {
         r = r
             .route(&format!("{prefix}/scim/details"), get(scim_status::details))
-            .route(&format!("{prefix}/scim/requests"), get(scim_status::requests));
+            .route(&format!("{prefix}/scim/requests"), get(scim_status::requests))
+            .route(&format!("{prefix}/hosts"), get(hosts::list).post(hosts::upsert))
+            .route(&format!("{prefix}/hosts/batch"), post(hosts::batch))
+            .route(&format!("{prefix}/hosts/count"), get(hosts::count))
+            .route(&format!("{prefix}/hosts/identifier/{{identifier}}"), get(hosts::get_by_identifier))
+            .route(&format!("{prefix}/hosts/{{id}}"), get(hosts::get).delete(hosts::delete))
+            .route(&format!("{prefix}/hosts/{{id}}/device_mapping"), get(hosts::get_mapping).put(hosts::put_mapping))
+            .route(&format!("{prefix}/hosts/{{id}}/device_mapping/idp"), delete(hosts::delete_idp_mapping))
+            .route(&format!("{prefix}/hosts/{{id}}/end_user_history"), get(hosts::history))
+            .route(&format!("{prefix}/activities"), get(activities::list));
     }
     r
 }

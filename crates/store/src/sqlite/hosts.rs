@@ -247,7 +247,7 @@ fn push_filters(qb: &mut QueryBuilder<Sqlite>, q: &HostQuery) {
         qb.push(" OR unique_norm = ");
         qb.push_bind(group.trim().to_lowercase());
         qb.push(
-            ")) UNION SELECT m.member_seq, below.depth + 1 FROM scim_members m JOIN below ON m.group_seq = below.s \
+            ") UNION SELECT m.member_seq, below.depth + 1 FROM scim_members m JOIN below ON m.group_seq = below.s \
              WHERE below.depth < 32) SELECT s FROM below)",
         );
     }

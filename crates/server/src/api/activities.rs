@@ -1,0 +1,78 @@
+//! The audit feed (`GET /api/v1/fleet/activities`), in Fleet's shape.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::Uri;
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::ApiResult;
+use super::extract::{Operator, Validation};
+use crate::app::AppState;
+use crate::scim::QueryParams;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActivityBody {
+    pub id: i64,
+    pub created_at: String,
+    pub actor_id: Option<i64>,
+    pub actor_full_name: String,
+    /// linked_host_end_user, unlinked_host_end_user, ambiguous_host_end_user,
+    /// edited_host_idp_username, deleted_host_idp_username, deleted_host.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[schema(value_type = Object)]
+    pub details: Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PageMeta {
+    pub has_next_results: bool,
+    pub has_previous_results: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActivitiesResponse {
+    pub activities: Vec<ActivityBody>,
+    pub meta: PageMeta,
+}
+
+#[utoipa::path(get, path = "/api/v1/fleet/activities", tag = "activities",
+    params(("page" = Option<u64>, Query), ("per_page" = Option<u64>, Query)),
+    responses((status = 200, body = ActivitiesResponse), (status = 422, body = super::ErrorBody)))]
+pub async fn list(State(state): State<AppState>, _op: Operator, uri: Uri) -> ApiResult<Json<ActivitiesResponse>> {
+    let params = QueryParams::parse(uri.query());
+    let mut v = Validation::default();
+    let mut number = |name: &str, default: u64, max: u64| match params.get(name) {
+        None | Some("") => default,
+        Some(raw) => match raw.parse::<u64>() {
+            Ok(n) if n <= max => n,
+            _ => {
+                v.fail(name, format!("must be a whole number from 0 to {max}"));
+                default
+            }
+        },
+    };
+    let page = number("page", 0, 1_000_000_000);
+    let per_page = number("per_page", 20, 1000).max(1);
+    v.into_result()?;
+    // One more than asked tells whether a next page exists.
+    let mut activities = state.store.list_activities(page, per_page + 1).await?;
+    let has_next = activities.len() as u64 > per_page;
+    activities.truncate(per_page as usize);
+    Ok(Json(ActivitiesResponse {
+        activities: activities
+            .into_iter()
+            .map(|a| ActivityBody {
+                id: a.id,
+                created_at: a.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                actor_id: a.actor_id,
+                actor_full_name: a.actor_name,
+                kind: a.kind,
+                details: a.details,
+            })
+            .collect(),
+        meta: PageMeta { has_next_results: has_next, has_previous_results: page > 0 },
+    }))
+}

@@ -1,0 +1,654 @@
+//! Hosts and their end users on the JSON API, in Fleet's shapes.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use custodian_domain::hosts::{
+    DeviceMapping, Host, HostInput, HostOrderKey, HostQuery, LinkState, MappingSource, OwnershipEntry, UpsertOutcome,
+};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::extract::{Operator, Validation, host_id, json_body};
+use super::{ApiError, ApiResult};
+use crate::app::AppState;
+use crate::scim::QueryParams;
+
+/// The most hosts one batch request may carry.
+pub const MAX_BATCH: usize = 10_000;
+const MAX_BODY: usize = 64 * 1024 * 1024;
+const MAX_FIELD: usize = 255;
+const MAX_EMAIL: usize = 320;
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmailBody {
+    pub email: String,
+    /// mdm_idp_accounts, idp, custom or google_chrome_profiles.
+    pub source: String,
+}
+
+/// The end user of a host, from the IdP (Fleet's `end_users` entry).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndUserBody {
+    pub idp_id: String,
+    pub idp_username: String,
+    pub idp_full_name: String,
+    pub idp_groups: Vec<String>,
+    pub idp_department: String,
+    /// When the IdP last changed this user; null when the host has no IdP user.
+    pub idp_info_updated_at: Option<String>,
+    pub other_emails: Vec<EmailBody>,
+    /// False when the IdP deactivated the user; null when the host has no IdP user.
+    pub idp_active: Option<bool>,
+}
+
+/// How the host stands with its end user: linked, unlinked, ambiguous, user_deleted or
+/// no_identity, with the identity used and, when ambiguous, the candidates' SCIM ids.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IdpLinkBody {
+    pub state: String,
+    pub identity: Option<String>,
+    pub candidates: Vec<String>,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HostBody {
+    pub id: i64,
+    pub uuid: String,
+    pub hardware_serial: String,
+    pub hostname: String,
+    pub computer_name: String,
+    pub display_name: String,
+    pub platform: String,
+    pub os_version: String,
+    pub hardware_model: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub seen_time: Option<String>,
+    pub end_users: Vec<EndUserBody>,
+    pub idp_link: IdpLinkBody,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HostResponse {
+    pub host: HostBody,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HostListResponse {
+    pub hosts: Vec<HostBody>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CountResponse {
+    pub count: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceMappingResponse {
+    pub host_id: i64,
+    pub device_mapping: Vec<EmailBody>,
+    pub idp_link: IdpLinkBody,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OwnershipBody {
+    pub idp_id: String,
+    pub idp_username: String,
+    pub linked_at: String,
+    pub link_cause: String,
+    pub unlinked_at: Option<String>,
+    pub unlink_cause: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryResponse {
+    pub host_id: i64,
+    pub history: Vec<OwnershipBody>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FieldError {
+    pub name: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchHostResult {
+    /// The position of the host in the request.
+    pub index: usize,
+    pub uuid: String,
+    pub id: i64,
+    /// created or updated
+    pub status: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchRejection {
+    pub index: usize,
+    pub uuid: Option<String>,
+    pub errors: Vec<FieldError>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchResponse {
+    pub created: usize,
+    pub updated: usize,
+    pub hosts: Vec<BatchHostResult>,
+    pub rejected: Vec<BatchRejection>,
+}
+
+fn link_detail(state: LinkState) -> &'static str {
+    match state {
+        LinkState::Linked => "Linked to the IdP user with this username or email.",
+        LinkState::Unlinked => "No IdP user has this username or email yet; the host will be linked when one arrives.",
+        LinkState::Ambiguous => "Several IdP users have this email; the host is linked to none until only one does.",
+        LinkState::UserDeleted => "The host's IdP user was deleted in the IdP; no one has been linked since.",
+        LinkState::NoIdentity => "The host has no IdP username (idp) nor enrollment account (mdm_idp_accounts).",
+    }
+}
+
+impl From<&DeviceMapping> for EmailBody {
+    fn from(m: &DeviceMapping) -> Self {
+        EmailBody { email: m.email.clone(), source: m.source.as_str().to_string() }
+    }
+}
+
+fn idp_link(host: &Host) -> IdpLinkBody {
+    IdpLinkBody {
+        state: host.link_state.as_str().to_string(),
+        identity: host.identity().map(str::to_string),
+        candidates: host.candidates.clone(),
+        detail: link_detail(host.link_state).to_string(),
+    }
+}
+
+/// The emails shown beside the IdP user: every mapping except the one that is the
+/// host's identity.
+fn other_emails(host: &Host) -> Vec<EmailBody> {
+    let identity_source = if host.mappings.iter().any(|m| m.source == MappingSource::Idp) {
+        MappingSource::Idp
+    } else {
+        MappingSource::MdmIdpAccounts
+    };
+    let mut seen_identity = false;
+    host.mappings
+        .iter()
+        .filter(|m| {
+            if m.source == identity_source && !seen_identity {
+                seen_identity = true;
+                return false;
+            }
+            m.source != MappingSource::Idp
+        })
+        .map(EmailBody::from)
+        .collect()
+}
+
+impl From<&Host> for HostBody {
+    fn from(host: &Host) -> Self {
+        let other = other_emails(host);
+        let end_users = match &host.end_user {
+            Some(u) => vec![EndUserBody {
+                idp_id: u.idp_id.clone(),
+                idp_username: u.idp_username.clone(),
+                idp_full_name: u.idp_full_name.clone(),
+                idp_groups: u.idp_groups.clone(),
+                idp_department: u.idp_department.clone().unwrap_or_default(),
+                idp_info_updated_at: Some(rfc3339(u.idp_info_updated_at)),
+                other_emails: other,
+                idp_active: Some(u.idp_active),
+            }],
+            None if !other.is_empty() => vec![EndUserBody {
+                idp_id: String::new(),
+                idp_username: String::new(),
+                idp_full_name: String::new(),
+                idp_groups: Vec::new(),
+                idp_department: String::new(),
+                idp_info_updated_at: None,
+                other_emails: other,
+                idp_active: None,
+            }],
+            None => Vec::new(),
+        };
+        HostBody {
+            id: host.id,
+            uuid: host.uuid.clone(),
+            hardware_serial: host.hardware_serial.clone(),
+            hostname: host.hostname.clone(),
+            computer_name: host.computer_name.clone(),
+            display_name: host.display_name().to_string(),
+            platform: host.platform.clone(),
+            os_version: host.os_version.clone(),
+            hardware_model: host.hardware_model.clone(),
+            created_at: rfc3339(host.created_at),
+            updated_at: rfc3339(host.updated_at),
+            seen_time: host.seen_time.map(rfc3339),
+            end_users,
+            idp_link: idp_link(host),
+        }
+    }
+}
+
+fn mapping_source(raw: &str) -> Option<MappingSource> {
+    raw.parse().ok()
+}
+
+/// Validates one host of a request body; errors are named with `prefix` (e.g.
+/// `hosts[3].`).
+pub fn parse_host(value: &Value, prefix: &str, v: &mut Validation) -> Option<HostInput> {
+    let Some(obj) = value.as_object() else {
+        v.fail(prefix.trim_end_matches('.'), "must be an object");
+        return None;
+    };
+    let before = v.errors().len();
+    let mut text = |name: &str, required: bool| -> String {
+        match obj.get(name) {
+            None | Some(Value::Null) if required => {
+                v.fail(format!("{prefix}{name}"), "is required");
+                String::new()
+            }
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) if s.chars().count() > MAX_FIELD => {
+                v.fail(format!("{prefix}{name}"), format!("must be at most {MAX_FIELD} characters"));
+                String::new()
+            }
+            Some(Value::String(s)) if required && s.trim().is_empty() => {
+                v.fail(format!("{prefix}{name}"), "must not be empty");
+                String::new()
+            }
+            Some(Value::String(s)) if s.contains('\0') => {
+                v.fail(format!("{prefix}{name}"), "must not contain NUL characters");
+                String::new()
+            }
+            Some(Value::String(s)) => s.trim().to_string(),
+            Some(_) => {
+                v.fail(format!("{prefix}{name}"), "must be a string");
+                String::new()
+            }
+        }
+    };
+    let mut input = HostInput {
+        uuid: text("uuid", true),
+        hardware_serial: text("hardware_serial", false),
+        hostname: text("hostname", false),
+        computer_name: text("computer_name", false),
+        platform: text("platform", false),
+        os_version: text("os_version", false),
+        hardware_model: text("hardware_model", false),
+        seen_time: None,
+        device_mapping: None,
+    };
+    match obj.get("seen_time") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) => match DateTime::parse_from_rfc3339(s) {
+            Ok(t) => input.seen_time = Some(t.with_timezone(&Utc)),
+            Err(_) => v.fail(format!("{prefix}seen_time"), "must be an RFC 3339 date-time"),
+        },
+        Some(_) => v.fail(format!("{prefix}seen_time"), "must be an RFC 3339 date-time string"),
+    }
+    match obj.get("device_mapping") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => {
+            let mut mappings = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let name = format!("{prefix}device_mapping[{i}]");
+                if let Some(m) = parse_mapping(item, &name, v, true) {
+                    mappings.push(m);
+                }
+            }
+            input.device_mapping = Some(mappings);
+        }
+        Some(_) => v.fail(format!("{prefix}device_mapping"), "must be a list of {email, source}"),
+    }
+    (v.errors().len() == before).then_some(input)
+}
+
+/// Validates `{"email", "source"}`; `any_source` allows every source (host input),
+/// otherwise only `custom` and `idp` (the device-mapping endpoint).
+fn parse_mapping(value: &Value, name: &str, v: &mut Validation, any_source: bool) -> Option<DeviceMapping> {
+    let Some(obj) = value.as_object() else {
+        v.fail(name, "must be an object with email and source");
+        return None;
+    };
+    let email = match obj.get("email") {
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            v.fail(format!("{name}.email"), "must not be empty");
+            None
+        }
+        Some(Value::String(s)) if s.chars().count() > MAX_EMAIL => {
+            v.fail(format!("{name}.email"), format!("must be at most {MAX_EMAIL} characters"));
+            None
+        }
+        Some(Value::String(s)) if s.contains('\0') || s.trim().contains(char::is_whitespace) => {
+            v.fail(format!("{name}.email"), "must not contain spaces or NUL characters");
+            None
+        }
+        Some(Value::String(s)) => Some(s.trim().to_string()),
+        None | Some(Value::Null) => {
+            v.fail(format!("{name}.email"), "is required");
+            None
+        }
+        Some(_) => {
+            v.fail(format!("{name}.email"), "must be a string");
+            None
+        }
+    };
+    let allowed = if any_source { "mdm_idp_accounts, idp, custom or google_chrome_profiles" } else { "custom or idp" };
+    let source = match obj.get("source") {
+        Some(Value::String(s)) => match mapping_source(s) {
+            Some(src) if any_source || matches!(src, MappingSource::Custom | MappingSource::Idp) => Some(src),
+            _ => {
+                v.fail(format!("{name}.source"), format!("must be {allowed}"));
+                None
+            }
+        },
+        None | Some(Value::Null) if !any_source => Some(MappingSource::Custom),
+        _ => {
+            v.fail(format!("{name}.source"), format!("must be {allowed}"));
+            None
+        }
+    };
+    Some(DeviceMapping { email: email?, source: source? })
+}
+
+fn path_id(path: Result<Path<String>, PathRejection>) -> ApiResult<i64> {
+    match path {
+        Ok(Path(raw)) => host_id(&raw),
+        Err(_) => Err(ApiError::new(StatusCode::NOT_FOUND, "Resource Not Found")),
+    }
+}
+
+/// `POST /api/v1/fleet/hosts`: creates or updates a host by uuid.
+#[utoipa::path(post, path = "/api/v1/fleet/hosts", tag = "hosts",
+    request_body(content = Object, description = "{uuid, hardware_serial, hostname, computer_name, platform, os_version, hardware_model, seen_time, device_mapping: [{email, source}]}"),
+    responses((status = 201, body = HostResponse, description = "Created"), (status = 200, body = HostResponse, description = "Updated"),
+               (status = 422, body = super::ErrorBody)))]
+pub async fn upsert(State(state): State<AppState>, op: Operator, body: Body) -> ApiResult<Response> {
+    let actor = op.require_write()?;
+    let value = json_body(body, MAX_BODY).await?;
+    let mut v = Validation::default();
+    let input = parse_host(&value, "", &mut v);
+    v.into_result()?;
+    let Some(input) = input else {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed"));
+    };
+    let outcome = state.store.upsert_hosts(vec![input], &actor).await?;
+    let (status, id) = match outcome.first() {
+        Some(UpsertOutcome::Created(id)) => (StatusCode::CREATED, *id),
+        Some(UpsertOutcome::Updated(id)) => (StatusCode::OK, *id),
+        None => return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")),
+    };
+    let host = state.store.get_host(id).await?;
+    Ok((status, Json(HostResponse { host: HostBody::from(&host) })).into_response())
+}
+
+/// `POST /api/v1/fleet/hosts/batch`: up to 10,000 hosts in one transaction; invalid
+/// ones are rejected one by one with their reasons, the rest applied.
+#[utoipa::path(post, path = "/api/v1/fleet/hosts/batch", tag = "hosts",
+    request_body(content = Object, description = "{hosts: [host, ...]}"),
+    responses((status = 200, body = BatchResponse), (status = 422, body = super::ErrorBody)))]
+pub async fn batch(State(state): State<AppState>, op: Operator, body: Body) -> ApiResult<Json<BatchResponse>> {
+    let actor = op.require_write()?;
+    let value = json_body(body, MAX_BODY).await?;
+    let Some(items) = value.get("hosts").and_then(Value::as_array) else {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed")
+            .with_error("hosts", "must be a list of hosts"));
+    };
+    if items.len() > MAX_BATCH {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed")
+            .with_error("hosts", format!("at most {MAX_BATCH} hosts per request")));
+    }
+    let mut accepted = Vec::new();
+    let mut indexes = Vec::new();
+    let mut rejected = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (i, item) in items.iter().enumerate() {
+        let mut v = Validation::default();
+        let parsed = parse_host(item, "", &mut v);
+        if let Some(input) = &parsed
+            && !seen.insert(input.uuid.clone())
+        {
+            v.fail("uuid", "appears earlier in the same batch");
+        }
+        match parsed {
+            Some(input) if v.is_ok() => {
+                accepted.push(input);
+                indexes.push(i);
+            }
+            _ => rejected.push(BatchRejection {
+                index: i,
+                uuid: item.get("uuid").and_then(Value::as_str).map(str::to_string),
+                errors: v.errors().iter().map(|(n, r)| FieldError { name: n.clone(), reason: r.clone() }).collect(),
+            }),
+        }
+    }
+    let uuids: Vec<String> = accepted.iter().map(|h| h.uuid.clone()).collect();
+    let outcomes = if accepted.is_empty() { Vec::new() } else { state.store.upsert_hosts(accepted, &actor).await? };
+    let mut response = BatchResponse { created: 0, updated: 0, hosts: Vec::with_capacity(outcomes.len()), rejected };
+    for ((outcome, index), uuid) in outcomes.into_iter().zip(indexes).zip(uuids) {
+        let (id, status) = match outcome {
+            UpsertOutcome::Created(id) => {
+                response.created += 1;
+                (id, "created")
+            }
+            UpsertOutcome::Updated(id) => {
+                response.updated += 1;
+                (id, "updated")
+            }
+        };
+        response.hosts.push(BatchHostResult { index, uuid, id, status: status.into() });
+    }
+    Ok(Json(response))
+}
+
+/// Parses the host list's query parameters (Fleet's names), naming any bad one.
+pub fn host_query(uri: &Uri) -> ApiResult<HostQuery> {
+    let params = QueryParams::parse(uri.query());
+    let mut v = Validation::default();
+    let mut number = |name: &str, default: u64, max: u64| -> u64 {
+        match params.get(name) {
+            None | Some("") => default,
+            Some(raw) => match raw.parse::<u64>() {
+                Ok(n) if n <= max => n,
+                _ => {
+                    v.fail(name, format!("must be a whole number from 0 to {max}"));
+                    default
+                }
+            },
+        }
+    };
+    let page = number("page", 0, 1_000_000_000);
+    let per_page = number("per_page", 100, 10_000);
+    let text = |name: &str| params.get(name).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+    let order_key = match params.get("order_key") {
+        None | Some("") => HostOrderKey::Id,
+        Some(k) => HostOrderKey::parse(k).unwrap_or_else(|| {
+            v.fail("order_key", "must be id, hostname, hardware_serial, created_at, updated_at or idp_username");
+            HostOrderKey::Id
+        }),
+    };
+    let descending = match params.get("order_direction") {
+        None | Some("") | Some("asc") => false,
+        Some("desc") => true,
+        Some(_) => {
+            v.fail("order_direction", "must be asc or desc");
+            false
+        }
+    };
+    let idp_active = match params.get("idp_active") {
+        None | Some("") => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => {
+            v.fail("idp_active", "must be true or false");
+            None
+        }
+    };
+    v.into_result()?;
+    Ok(HostQuery {
+        page,
+        per_page,
+        order_key,
+        descending,
+        query: text("query"),
+        idp_username: text("idp_username"),
+        idp_group: text("idp_group"),
+        idp_department: text("idp_department"),
+        idp_active,
+    })
+}
+
+#[utoipa::path(get, path = "/api/v1/fleet/hosts", tag = "hosts",
+    params(("page" = Option<u64>, Query), ("per_page" = Option<u64>, Query), ("order_key" = Option<String>, Query),
+           ("order_direction" = Option<String>, Query), ("query" = Option<String>, Query),
+           ("idp_username" = Option<String>, Query), ("idp_group" = Option<String>, Query),
+           ("idp_department" = Option<String>, Query), ("idp_active" = Option<bool>, Query)),
+    responses((status = 200, body = HostListResponse), (status = 422, body = super::ErrorBody)))]
+pub async fn list(State(state): State<AppState>, _op: Operator, uri: Uri) -> ApiResult<Json<HostListResponse>> {
+    let query = host_query(&uri)?;
+    let hosts = state.store.list_hosts(&query).await?;
+    Ok(Json(HostListResponse { hosts: hosts.iter().map(HostBody::from).collect() }))
+}
+
+#[utoipa::path(get, path = "/api/v1/fleet/hosts/count", tag = "hosts",
+    params(("query" = Option<String>, Query), ("idp_username" = Option<String>, Query), ("idp_group" = Option<String>, Query),
+           ("idp_department" = Option<String>, Query), ("idp_active" = Option<bool>, Query)),
+    responses((status = 200, body = CountResponse)))]
+pub async fn count(State(state): State<AppState>, _op: Operator, uri: Uri) -> ApiResult<Json<CountResponse>> {
+    let query = host_query(&uri)?;
+    Ok(Json(CountResponse { count: state.store.count_hosts(&query).await? }))
+}
+
+#[utoipa::path(get, path = "/api/v1/fleet/hosts/{id}", tag = "hosts", params(("id" = i64, Path)),
+    responses((status = 200, body = HostResponse), (status = 404, body = super::ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    _op: Operator,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<HostResponse>> {
+    let host = state.store.get_host(path_id(id)?).await?;
+    Ok(Json(HostResponse { host: HostBody::from(&host) }))
+}
+
+#[utoipa::path(get, path = "/api/v1/fleet/hosts/identifier/{identifier}", tag = "hosts",
+    params(("identifier" = String, Path, description = "uuid, hardware serial or hostname")),
+    responses((status = 200, body = HostResponse), (status = 404, body = super::ErrorBody)))]
+pub async fn get_by_identifier(
+    State(state): State<AppState>,
+    _op: Operator,
+    identifier: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<HostResponse>> {
+    let Ok(Path(identifier)) = identifier else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "Resource Not Found"));
+    };
+    let host = state.store.find_host(&identifier).await?;
+    Ok(Json(HostResponse { host: HostBody::from(&host) }))
+}
+
+#[utoipa::path(delete, path = "/api/v1/fleet/hosts/{id}", tag = "hosts", params(("id" = i64, Path)),
+    responses((status = 200, description = "Deleted: {}"), (status = 404, body = super::ErrorBody)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    op: Operator,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<Value>> {
+    let actor = op.require_write()?;
+    state.store.delete_host(path_id(id)?, &actor).await?;
+    Ok(Json(serde_json::json!({})))
+}
+
+fn mapping_response(host: &Host) -> DeviceMappingResponse {
+    DeviceMappingResponse {
+        host_id: host.id,
+        device_mapping: host.mappings.iter().map(EmailBody::from).collect(),
+        idp_link: idp_link(host),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/fleet/hosts/{id}/device_mapping", tag = "hosts", params(("id" = i64, Path)),
+    responses((status = 200, body = DeviceMappingResponse), (status = 404, body = super::ErrorBody)))]
+pub async fn get_mapping(
+    State(state): State<AppState>,
+    _op: Operator,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<DeviceMappingResponse>> {
+    let host = state.store.get_host(path_id(id)?).await?;
+    Ok(Json(mapping_response(&host)))
+}
+
+/// `PUT .../device_mapping` with `{"email", "source": "custom" | "idp"}`. An `idp`
+/// mapping that matches no IdP user is kept, and the answer's `idp_link` says so.
+#[utoipa::path(put, path = "/api/v1/fleet/hosts/{id}/device_mapping", tag = "hosts", params(("id" = i64, Path)),
+    request_body(content = Object, description = "{email, source: custom | idp}"),
+    responses((status = 200, body = DeviceMappingResponse), (status = 422, body = super::ErrorBody)))]
+pub async fn put_mapping(
+    State(state): State<AppState>,
+    op: Operator,
+    id: Result<Path<String>, PathRejection>,
+    body: Body,
+) -> ApiResult<Json<DeviceMappingResponse>> {
+    let actor = op.require_write()?;
+    let id = path_id(id)?;
+    let value = json_body(body, 64 * 1024).await?;
+    let mut v = Validation::default();
+    let mapping = parse_mapping(&value, "", &mut v, false);
+    let mut v2 = Validation::default();
+    for (name, reason) in v.errors() {
+        v2.fail(name.trim_start_matches('.'), reason.clone());
+    }
+    v2.into_result()?;
+    let Some(mapping) = mapping else {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed"));
+    };
+    let host = state.store.set_host_mapping(id, mapping, &actor).await?;
+    Ok(Json(mapping_response(&host)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/fleet/hosts/{id}/device_mapping/idp", tag = "hosts", params(("id" = i64, Path)),
+    responses((status = 204, description = "The idp mapping is removed; the host falls back to its enrollment account"),
+               (status = 404, body = super::ErrorBody)))]
+pub async fn delete_idp_mapping(
+    State(state): State<AppState>,
+    op: Operator,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult<StatusCode> {
+    let actor = op.require_write()?;
+    state.store.delete_idp_mapping(path_id(id)?, &actor).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+impl From<&OwnershipEntry> for OwnershipBody {
+    fn from(e: &OwnershipEntry) -> Self {
+        OwnershipBody {
+            idp_id: e.idp_id.clone(),
+            idp_username: e.idp_username.clone(),
+            linked_at: rfc3339(e.linked_at),
+            link_cause: e.link_cause.clone(),
+            unlinked_at: e.unlinked_at.map(rfc3339),
+            unlink_cause: e.unlink_cause.clone(),
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/fleet/hosts/{id}/end_user_history", tag = "hosts", params(("id" = i64, Path)),
+    responses((status = 200, body = HistoryResponse), (status = 404, body = super::ErrorBody)))]
+pub async fn history(
+    State(state): State<AppState>,
+    _op: Operator,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<HistoryResponse>> {
+    let id = path_id(id)?;
+    let entries = state.store.host_history(id).await?;
+    Ok(Json(HistoryResponse { host_id: id, history: entries.iter().map(OwnershipBody::from).collect() }))
+}
