@@ -1,12 +1,17 @@
-//! The command line: `serve`, `migrate` and `user create|list|delete`.
+//! The command line: `serve`, `migrate`, `user create|list|delete` and `hosts import`.
 
+use std::io::Write;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use custodian_domain::hosts::{Actor, HostInput, UpsertOutcome};
 use custodian_domain::{NewApiUser, Role};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::app::{App, AppConfig, shutdown_signal};
+use crate::import::{self, Format, Rejection};
 
 pub const DEFAULT_DATABASE: &str = "sqlite://custodian-data/custodian.db";
 
@@ -37,6 +42,13 @@ pub enum Command {
     User {
         #[command(subcommand)]
         command: UserCommand,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+    /// Manages hosts.
+    Hosts {
+        #[command(subcommand)]
+        command: HostsCommand,
         #[command(flatten)]
         database: DatabaseArg,
     },
@@ -78,6 +90,27 @@ pub enum UserCommand {
     Delete { id_or_name: String },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum HostsCommand {
+    /// Creates or updates hosts by uuid from a CSV, JSON or JSON Lines file, then prints
+    /// `created N, updated N, rejected N` and each rejected line with its reasons.
+    /// Exit status: 0 when every host was imported, 1 when some were rejected (the others
+    /// are imported), 2 when the file or the database could not be read.
+    Import {
+        /// A .csv file (header row: uuid, hardware_serial, hostname, computer_name, platform,
+        /// os_version, hardware_model, seen_time, mdm_idp_accounts, idp, custom,
+        /// google_chrome_profiles, email, source), a .json file (an array of hosts or
+        /// {"hosts": [...]}) or a .jsonl/.ndjson file (one host per line).
+        file: PathBuf,
+        /// The file's format, when its extension does not tell it.
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+        /// Hosts written per transaction.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        batch_size: u64,
+    },
+}
+
 pub fn init_tracing(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CUSTODIAN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
@@ -99,6 +132,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::User { command, database } => user(command, &database.url).await,
+        Command::Hosts { command: HostsCommand::Import { file, format, batch_size }, database } => {
+            match import_hosts(&file, format, batch_size, &database.url).await {
+                Ok(0) => Ok(()),
+                Ok(1) => Err(anyhow::anyhow!("1 host was rejected (listed on stdout)")),
+                Ok(n) => Err(anyhow::anyhow!("{n} hosts were rejected (listed on stdout)")),
+                Err(e) => {
+                    // Exit status 2: the file or the database, not a host, is at fault.
+                    eprintln!("error: {e:#}");
+                    let _ = std::io::stdout().flush();
+                    std::process::exit(2)
+                }
+            }
+        }
     }
 }
 
@@ -155,4 +201,74 @@ async fn user(command: UserCommand, database: &str) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `custodian hosts import`: reads and validates the whole file first (a file-level error
+/// imports nothing), then writes the valid hosts in batches of `batch_size`, one
+/// transaction each. Returns how many hosts were rejected; an error means the file or
+/// the database could not be read.
+async fn import_hosts(file: &Path, format: Option<Format>, batch_size: u64, database: &str) -> anyhow::Result<usize> {
+    let Some(format) = format.or_else(|| Format::from_path(file)) else {
+        anyhow::bail!(
+            "cannot tell the format of {} from its extension: add --format csv, json or jsonl",
+            file.display()
+        );
+    };
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let records = import::read_records(&bytes, format).with_context(|| format!("reading {}", file.display()))?;
+    drop(bytes);
+    let checked = import::check(records);
+    let store = custodian_store::open(database)
+        .await
+        .with_context(|| format!("opening the database {}", custodian_store::redact_url(database)))?;
+    let actor = Actor { id: None, name: "custodian hosts import".into() };
+    let total = checked.accepted.len();
+    let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:30} {human_pos}/{human_len} hosts [{elapsed_precise}, eta {eta}]")
+    {
+        bar.set_style(style);
+    }
+    let batch_size = usize::try_from(batch_size).unwrap_or(usize::MAX);
+    let (mut created, mut updated) = (0u64, 0u64);
+    let mut hosts = checked.accepted.into_iter().map(|(_, host)| host);
+    loop {
+        let batch: Vec<HostInput> = hosts.by_ref().take(batch_size).collect();
+        if batch.is_empty() {
+            break;
+        }
+        let size = batch.len() as u64;
+        match store.upsert_hosts(batch, &actor).await {
+            Ok(outcomes) => {
+                for outcome in outcomes {
+                    match outcome {
+                        UpsertOutcome::Created(_) => created += 1,
+                        UpsertOutcome::Updated(_) => updated += 1,
+                    }
+                }
+            }
+            Err(e) => {
+                bar.abandon();
+                report(created, updated, &checked.rejected)?;
+                let done = created + updated;
+                return Err(anyhow::Error::new(e).context(format!(
+                    "writing hosts to the database: {done} of {total} were imported before the failure, the rest were not"
+                )));
+            }
+        }
+        bar.inc(size);
+    }
+    bar.finish_and_clear();
+    report(created, updated, &checked.rejected)?;
+    Ok(checked.rejected.len())
+}
+
+/// The summary on stdout: `created N, updated N, rejected N`, then each rejected line.
+fn report(created: u64, updated: u64, rejected: &[Rejection]) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    writeln!(out, "{}", import::summary_line(created, updated, rejected.len()))?;
+    for rejection in rejected {
+        writeln!(out, "{rejection}")?;
+    }
+    out.flush()
 }

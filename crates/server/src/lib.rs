@@ -4,6 +4,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod import;
 pub mod recorder;
 pub mod scim;
 

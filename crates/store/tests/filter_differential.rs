@@ -145,11 +145,12 @@ fn filter() -> impl Strategy<Value = String> {
 
 async fn check(users: Vec<Value>, filters: Vec<String>) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
+    let actor = custodian_domain::hosts::Actor { id: None, name: "test".into() };
     let store = custodian_store::SqliteStore::open(&format!("sqlite://{}/t.db", dir.path().display())).await.unwrap();
     for u in users {
         // An empty userName is refused, and random names collide (409): skip those.
         let Ok(input) = parse_resource(ResourceKind::User, &u) else { continue };
-        let _ = store.scim_create(ResourceKind::User, input).await;
+        let _ = store.scim_create(ResourceKind::User, input, &actor).await;
     }
     let all_query =
         ListQuery { filter: None, sort_by: None, sort_order: SortOrder::Ascending, start_index: 1, count: 10_000 };

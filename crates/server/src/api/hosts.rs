@@ -248,7 +248,8 @@ fn mapping_source(raw: &str) -> Option<MappingSource> {
 /// `hosts[3].`).
 pub fn parse_host(value: &Value, prefix: &str, v: &mut Validation) -> Option<HostInput> {
     let Some(obj) = value.as_object() else {
-        v.fail(prefix.trim_end_matches('.'), "must be an object");
+        let name = prefix.trim_end_matches('.');
+        v.fail(if name.is_empty() { "host" } else { name }, "must be an object");
         return None;
     };
     let before = v.errors().len();

@@ -353,7 +353,7 @@ impl SqliteStore {
             .map_err(db_err)?
             .ok_or(StoreError::NotFound)?;
         let host = host_from_row(&row)?;
-        complete(&mut *conn, vec![host]).await?.pop().ok_or(StoreError::NotFound)
+        complete(&mut conn, vec![host]).await?.pop().ok_or(StoreError::NotFound)
     }
 
     pub(super) async fn find_host_impl(&self, identifier: &str) -> StoreResult<Host> {
@@ -391,7 +391,7 @@ impl SqliteStore {
         let mut tx = self.read.begin().await.map_err(db_err)?;
         let rows = qb.build().fetch_all(&mut *tx).await.map_err(db_err)?;
         let rows = rows.iter().map(host_from_row).collect::<StoreResult<Vec<_>>>()?;
-        let hosts = complete(&mut *tx, rows).await?;
+        let hosts = complete(&mut tx, rows).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(hosts)
     }
