@@ -98,6 +98,6 @@ pub trait Store: Send + Sync + 'static {
     async fn set_host_mapping(&self, id: i64, mapping: DeviceMapping, actor: &Actor) -> StoreResult<Host>;
     async fn delete_idp_mapping(&self, id: i64, actor: &Actor) -> StoreResult<Host>;
     async fn host_history(&self, id: i64) -> StoreResult<Vec<OwnershipEntry>>;
-    /// The audit feed, newest first.
-    async fn list_activities(&self, page: u64, per_page: u64) -> StoreResult<Vec<Activity>>;
+    /// The audit feed, newest first: `limit` entries after skipping `offset`.
+    async fn list_activities(&self, offset: u64, limit: u64) -> StoreResult<Vec<Activity>>;
 }

@@ -38,7 +38,7 @@ pub struct ActivitiesResponse {
     pub meta: PageMeta,
 }
 
-#[utoipa::path(get, path = "/api/v1/fleet/activities", tag = "activities",
+#[utoipa::path(get, path = "/api/v1/fleet/activities", tag = "activities", operation_id = "list_activities",
     params(("page" = Option<u64>, Query), ("per_page" = Option<u64>, Query)),
     responses((status = 200, body = ActivitiesResponse), (status = 422, body = super::ErrorBody)))]
 pub async fn list(State(state): State<AppState>, _op: Operator, uri: Uri) -> ApiResult<Json<ActivitiesResponse>> {
@@ -58,7 +58,8 @@ pub async fn list(State(state): State<AppState>, _op: Operator, uri: Uri) -> Api
     let per_page = number("per_page", 20, 1000).max(1);
     v.into_result()?;
     // One more than asked tells whether a next page exists.
-    let mut activities = state.store.list_activities(page, per_page + 1).await?;
+    let offset = page.saturating_mul(per_page);
+    let mut activities = state.store.list_activities(offset, per_page + 1).await?;
     let has_next = activities.len() as u64 > per_page;
     activities.truncate(per_page as usize);
     Ok(Json(ActivitiesResponse {

@@ -89,6 +89,10 @@ pub struct HostListResponse {
     pub hosts: Vec<HostBody>,
 }
 
+/// An empty object, as Fleet answers a deletion.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeletedResponse {}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CountResponse {
     pub count: u64,
@@ -510,7 +514,7 @@ pub fn host_query(uri: &Uri) -> ApiResult<HostQuery> {
     })
 }
 
-#[utoipa::path(get, path = "/api/v1/fleet/hosts", tag = "hosts",
+#[utoipa::path(get, path = "/api/v1/fleet/hosts", tag = "hosts", operation_id = "list_hosts",
     params(("page" = Option<u64>, Query), ("per_page" = Option<u64>, Query), ("order_key" = Option<String>, Query),
            ("order_direction" = Option<String>, Query), ("query" = Option<String>, Query),
            ("idp_username" = Option<String>, Query), ("idp_group" = Option<String>, Query),
@@ -525,7 +529,7 @@ pub async fn list(State(state): State<AppState>, _op: Operator, uri: Uri) -> Api
 #[utoipa::path(get, path = "/api/v1/fleet/hosts/count", tag = "hosts",
     params(("query" = Option<String>, Query), ("idp_username" = Option<String>, Query), ("idp_group" = Option<String>, Query),
            ("idp_department" = Option<String>, Query), ("idp_active" = Option<bool>, Query)),
-    responses((status = 200, body = CountResponse)))]
+    responses((status = 200, body = CountResponse), (status = 422, body = super::ErrorBody)))]
 pub async fn count(State(state): State<AppState>, _op: Operator, uri: Uri) -> ApiResult<Json<CountResponse>> {
     let query = host_query(&uri)?;
     Ok(Json(CountResponse { count: state.store.count_hosts(&query).await? }))
@@ -558,15 +562,15 @@ pub async fn get_by_identifier(
 }
 
 #[utoipa::path(delete, path = "/api/v1/fleet/hosts/{id}", tag = "hosts", params(("id" = i64, Path)),
-    responses((status = 200, description = "Deleted: {}"), (status = 404, body = super::ErrorBody)))]
+    responses((status = 200, body = DeletedResponse), (status = 404, body = super::ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
     op: Operator,
     id: Result<Path<String>, PathRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<DeletedResponse>> {
     let actor = op.require_write()?;
     state.store.delete_host(path_id(id)?, &actor).await?;
-    Ok(Json(serde_json::json!({})))
+    Ok(Json(DeletedResponse {}))
 }
 
 fn mapping_response(host: &Host) -> DeviceMappingResponse {
@@ -592,7 +596,8 @@ pub async fn get_mapping(
 /// mapping that matches no IdP user is kept, and the answer's `idp_link` says so.
 #[utoipa::path(put, path = "/api/v1/fleet/hosts/{id}/device_mapping", tag = "hosts", params(("id" = i64, Path)),
     request_body(content = Object, description = "{email, source: custom | idp}"),
-    responses((status = 200, body = DeviceMappingResponse), (status = 422, body = super::ErrorBody)))]
+    responses((status = 200, body = DeviceMappingResponse), (status = 404, body = super::ErrorBody),
+               (status = 422, body = super::ErrorBody)))]
 pub async fn put_mapping(
     State(state): State<AppState>,
     op: Operator,

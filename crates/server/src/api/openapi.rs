@@ -15,7 +15,7 @@ use super::{activities, hosts};
         hosts::get_mapping, hosts::put_mapping, hosts::delete_idp_mapping, hosts::history, activities::list,
     ),
     components(schemas(super::ErrorBody)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonErrors),
     security(("bearer" = [])),
 )]
 pub struct ApiDoc;
@@ -30,6 +30,41 @@ impl utoipa::Modify for BearerAuth {
                 "bearer",
                 SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
             );
+        }
+    }
+}
+
+/// The errors every operation can answer, added once rather than on every handler:
+/// 401 everywhere, 403 on writes, 400 (malformed JSON) where there is a body.
+struct CommonErrors;
+
+impl utoipa::Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let writes = [&mut item.post, &mut item.put, &mut item.delete, &mut item.patch];
+            for op in writes.into_iter().flatten() {
+                op.responses
+                    .responses
+                    .entry("403".into())
+                    .or_insert_with(|| error("The token's role cannot write").into());
+                if op.request_body.is_some() {
+                    op.responses.responses.entry("400".into()).or_insert_with(|| error("Malformed JSON").into());
+                }
+            }
+            let all = [&mut item.get, &mut item.post, &mut item.put, &mut item.delete, &mut item.patch];
+            for op in all.into_iter().flatten() {
+                op.responses.responses.entry("401".into()).or_insert_with(|| error("No or bad API token").into());
+            }
         }
     }
 }

@@ -7,7 +7,11 @@ mod support;
 
 mod cli;
 mod entra;
+mod host_mapping;
+mod hosts_api;
+mod hosts_import;
 mod okta;
+mod openapi;
 mod scim_auth;
 mod scim_protocol;
 mod scim_status;

@@ -281,3 +281,100 @@ pub fn sorted(items: &[&str]) -> Vec<String> {
     v.sort();
     v
 }
+
+/// The JSON API's base path (Fleet's).
+pub const API: &str = "/api/v1/fleet";
+
+impl TestApp {
+    /// Sends a JSON API request with this token (or none); `path` is relative to the
+    /// server root and the body goes as `application/json`.
+    pub async fn api_as(&self, token: Option<&str>, method: Method, path: &str, body: Option<Value>) -> Reply {
+        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b.to_string());
+        }
+        Self::read(req.send().await.unwrap()).await
+    }
+
+    /// GET on the JSON API with the maintainer token; `path` is relative to `/api/v1/fleet`.
+    pub async fn api_get(&self, path: &str) -> Reply {
+        self.api_as(Some(&self.token), Method::GET, &format!("{API}{path}"), None).await
+    }
+    pub async fn api_post(&self, path: &str, body: Value) -> Reply {
+        self.api_as(Some(&self.token), Method::POST, &format!("{API}{path}"), Some(body)).await
+    }
+    pub async fn api_put(&self, path: &str, body: Value) -> Reply {
+        self.api_as(Some(&self.token), Method::PUT, &format!("{API}{path}"), Some(body)).await
+    }
+    pub async fn api_delete(&self, path: &str) -> Reply {
+        self.api_as(Some(&self.token), Method::DELETE, &format!("{API}{path}"), None).await
+    }
+
+    /// Creates a host (asserting 201) and returns its `host` object.
+    pub async fn create_host(&self, body: Value) -> Value {
+        let r = self.api_post("/hosts", body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        r.body["host"].clone()
+    }
+
+    /// Creates a host enrolled with this IdP account (`mdm_idp_accounts`), or none;
+    /// returns its id.
+    pub async fn enroll_host(&self, uuid: &str, enrollment_email: Option<&str>) -> i64 {
+        let host = self.create_host(host_body(uuid, enrollment_email)).await;
+        host["id"].as_i64().unwrap()
+    }
+
+    /// The `host` object of host details, asserting 200.
+    pub async fn host(&self, id: i64) -> Value {
+        let r = self.api_get(&format!("/hosts/{id}")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        r.body["host"].clone()
+    }
+
+    /// The ids of the hosts a host-list query answers, in order (`query` without `?`).
+    pub async fn host_ids(&self, query: &str) -> Vec<i64> {
+        let r = self.api_get(&format!("/hosts?{query}")).await;
+        assert_eq!(r.status, StatusCode::OK, "GET /hosts?{query}: {}", r.text);
+        r.body["hosts"].as_array().unwrap().iter().map(|h| h["id"].as_i64().unwrap()).collect()
+    }
+}
+
+/// A host as the device-management side sends it, with an enrollment account
+/// (`mdm_idp_accounts`) when given.
+pub fn host_body(uuid: &str, enrollment_email: Option<&str>) -> Value {
+    let mapping: Vec<Value> =
+        enrollment_email.map(|e| serde_json::json!({"email": e, "source": "mdm_idp_accounts"})).into_iter().collect();
+    serde_json::json!({
+        "uuid": uuid,
+        "hardware_serial": format!("SER-{uuid}"),
+        "hostname": format!("{uuid}.local"),
+        "computer_name": format!("Mac of {uuid}"),
+        "platform": "darwin",
+        "os_version": "macOS 15.4",
+        "hardware_model": "MacBookPro18,3",
+        "seen_time": "2026-05-01T10:00:00Z",
+        "device_mapping": mapping
+    })
+}
+
+/// Asserts a JSON API error (`{"message", "errors": [{"name", "reason"}]}`) with this
+/// status, one of whose errors names `field`.
+pub fn assert_api_error(r: &Reply, status: u16, field: &str) {
+    assert_eq!(r.status.as_u16(), status, "unexpected status; body: {}", r.text);
+    assert!(
+        r.header("content-type").is_some_and(|c| c.starts_with("application/json")),
+        "not JSON: {:?} {}",
+        r.header("content-type"),
+        r.text
+    );
+    assert!(r.body["message"].as_str().is_some_and(|m| !m.is_empty()), "no message: {}", r.text);
+    let errors = r.body["errors"].as_array().unwrap_or_else(|| panic!("no errors list: {}", r.text));
+    assert!(
+        errors.iter().any(|e| e["name"] == field && e["reason"].as_str().is_some_and(|s| !s.is_empty())),
+        "no error naming '{field}': {}",
+        r.text
+    );
+}

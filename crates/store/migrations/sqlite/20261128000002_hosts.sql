@@ -20,7 +20,10 @@ CREATE TABLE hosts (
     -- linked | unlinked | ambiguous | user_deleted | no_identity
     link_state       TEXT NOT NULL DEFAULT 'no_identity',
     -- The SCIM ids of the users an ambiguous identity matches (JSON array).
-    candidates       TEXT
+    candidates       TEXT,
+    -- Its last user was deleted in the IdP and no one has been linked since: a laptop
+    -- to recover, whatever its identity has become meanwhile.
+    orphaned         INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX hosts_serial ON hosts (hardware_serial);
 CREATE INDEX hosts_hostname ON hosts (hostname);

@@ -262,7 +262,7 @@ fn push_filters(qb: &mut QueryBuilder<Sqlite>, q: &HostQuery) {
         Some(false) => {
             qb.push(
                 " AND (h.end_user_seq IN (SELECT seq FROM scim_resources WHERE kind = 'User' AND active = 0) \
-                 OR (h.end_user_seq IS NULL AND h.link_state = 'user_deleted'))",
+                 OR (h.end_user_seq IS NULL AND h.orphaned = 1))",
             );
         }
         Some(true) => {
@@ -518,12 +518,12 @@ impl SqliteStore {
             .collect()
     }
 
-    pub(super) async fn list_activities_impl(&self, page: u64, per_page: u64) -> StoreResult<Vec<Activity>> {
+    pub(super) async fn list_activities_impl(&self, offset: u64, limit: u64) -> StoreResult<Vec<Activity>> {
         let rows = sqlx::query(
             "SELECT id, created_at, actor_id, actor_name, type, details FROM activities ORDER BY id DESC LIMIT ? OFFSET ?",
         )
-        .bind(per_page.min(i64::MAX as u64) as i64)
-        .bind(page.saturating_mul(per_page).min(i64::MAX as u64) as i64)
+        .bind(limit.min(i64::MAX as u64) as i64)
+        .bind(offset.min(i64::MAX as u64) as i64)
         .fetch_all(&self.read)
         .await
         .map_err(db_err)?;

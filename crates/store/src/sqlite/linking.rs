@@ -82,12 +82,13 @@ struct HostLinkRow {
     identity_norm: Option<String>,
     end_user_seq: Option<i64>,
     state: LinkState,
+    orphaned: bool,
 }
 
 async fn load_link(tx: &mut Tx<'_>, host_id: i64) -> StoreResult<HostLinkRow> {
     let row = sqlx::query(
         "SELECT CASE WHEN computer_name <> '' THEN computer_name ELSE hostname END AS display_name, \
-         identity_norm, end_user_seq, link_state FROM hosts WHERE id = ?",
+         identity_norm, end_user_seq, link_state, orphaned FROM hosts WHERE id = ?",
     )
     .bind(host_id)
     .fetch_optional(&mut **tx)
@@ -100,6 +101,7 @@ async fn load_link(tx: &mut Tx<'_>, host_id: i64) -> StoreResult<HostLinkRow> {
         identity_norm: row.try_get("identity_norm").map_err(db_err)?,
         end_user_seq: row.try_get("end_user_seq").map_err(db_err)?,
         state: LinkState::parse(&state).unwrap_or(LinkState::NoIdentity),
+        orphaned: row.try_get::<i64, _>("orphaned").map_err(db_err)? != 0,
     })
 }
 
@@ -176,22 +178,25 @@ pub(super) async fn relink_host(tx: &mut Tx<'_>, host_id: i64, cause: LinkCause,
         unlink(tx, host_id, &host, old, cause, "identity_changed", actor).await?;
     }
     let state = match (&identity, matches.len()) {
-        (None, _) => LinkState::NoIdentity,
         (Some(_), 1) => LinkState::Linked,
-        (Some(_), 0) if host.state == LinkState::UserDeleted && host.identity_norm == identity => {
-            LinkState::UserDeleted
-        }
-        (Some(_), 0) => LinkState::Unlinked,
-        (Some(_), _) => LinkState::Ambiguous,
+        (Some(_), n) if n > 1 => LinkState::Ambiguous,
+        // Until someone is linked, a host whose user was deleted stays a laptop to recover.
+        _ if host.orphaned => LinkState::UserDeleted,
+        (None, _) => LinkState::NoIdentity,
+        (Some(_), _) => LinkState::Unlinked,
     };
+    let orphaned = host.orphaned && state != LinkState::Linked;
     let candidates: Option<String> = (state == LinkState::Ambiguous)
         .then(|| Value::from(matches.iter().map(|(_, id, _)| id.clone()).collect::<Vec<_>>()).to_string());
-    sqlx::query("UPDATE hosts SET identity_norm = ?, end_user_seq = ?, link_state = ?, candidates = ? WHERE id = ?")
-        .bind(&identity)
-        .bind(new_seq)
-        .bind(state.as_str())
-        .bind(&candidates)
-        .bind(host_id)
+    sqlx::query(
+        "UPDATE hosts SET identity_norm = ?, end_user_seq = ?, link_state = ?, candidates = ?, orphaned = ? WHERE id = ?",
+    )
+    .bind(&identity)
+    .bind(new_seq)
+    .bind(state.as_str())
+    .bind(&candidates)
+    .bind(orphaned)
+    .bind(host_id)
         .execute(&mut **tx)
         .await
         .map_err(db_err)?;
@@ -280,7 +285,8 @@ pub(super) async fn unlink_deleted_user(tx: &mut Tx<'_>, user_seq: i64, actor: &
         let host = load_link(tx, host_id).await?;
         unlink(tx, host_id, &host, user_seq, LinkCause::ScimChange, "user_deleted", actor).await?;
         sqlx::query(
-            "UPDATE hosts SET end_user_seq = NULL, link_state = 'user_deleted', candidates = NULL WHERE id = ?",
+            "UPDATE hosts SET end_user_seq = NULL, link_state = 'user_deleted', candidates = NULL, orphaned = 1 \
+             WHERE id = ?",
         )
         .bind(host_id)
         .execute(&mut **tx)

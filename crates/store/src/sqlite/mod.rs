@@ -186,7 +186,7 @@ impl custodian_domain::Store for SqliteStore {
     async fn host_history(&self, id: i64) -> StoreResult<Vec<OwnershipEntry>> {
         self.host_history_impl(id).await
     }
-    async fn list_activities(&self, page: u64, per_page: u64) -> StoreResult<Vec<Activity>> {
-        self.list_activities_impl(page, per_page).await
+    async fn list_activities(&self, offset: u64, limit: u64) -> StoreResult<Vec<Activity>> {
+        self.list_activities_impl(offset, limit).await
     }
 }

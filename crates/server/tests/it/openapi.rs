@@ -1,0 +1,484 @@
+//! The OpenAPI document at `/api/openapi.json`: complete (every JSON API route), strict
+//! (non-optional fields required, no undocumented fields) and true (real responses
+//! validate against the schemas it references).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use custodian_domain::Role;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::{Reply, TestApp, host_body, okta_user};
+
+/// Every route of the JSON API under `/api/v1/fleet` except `scim/*`, as api/mod.rs
+/// mounts them: (method, path template).
+const ROUTES: &[(&str, &str)] = &[
+    ("get", "/api/v1/fleet/hosts"),
+    ("post", "/api/v1/fleet/hosts"),
+    ("post", "/api/v1/fleet/hosts/batch"),
+    ("get", "/api/v1/fleet/hosts/count"),
+    ("get", "/api/v1/fleet/hosts/identifier/{identifier}"),
+    ("get", "/api/v1/fleet/hosts/{id}"),
+    ("delete", "/api/v1/fleet/hosts/{id}"),
+    ("get", "/api/v1/fleet/hosts/{id}/device_mapping"),
+    ("put", "/api/v1/fleet/hosts/{id}/device_mapping"),
+    ("delete", "/api/v1/fleet/hosts/{id}/device_mapping/idp"),
+    ("get", "/api/v1/fleet/hosts/{id}/end_user_history"),
+    ("get", "/api/v1/fleet/activities"),
+];
+
+const HTTP_METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+
+async fn document(app: &TestApp) -> Value {
+    let r = app.api_as(None, Method::GET, "/api/openapi.json", None).await;
+    assert_eq!(r.status, 200, "the document needs no token: {}", r.text);
+    assert!(r.header("content-type").is_some_and(|c| c.starts_with("application/json")), "{:?}", r.headers);
+    r.body
+}
+
+/// Every (method, path) the document describes.
+fn operations(doc: &Value) -> BTreeSet<(String, String)> {
+    let mut ops = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, _) in item.as_object().unwrap() {
+            if HTTP_METHODS.contains(&method.as_str()) {
+                ops.insert((method.clone(), path.clone()));
+            }
+        }
+    }
+    ops
+}
+
+/// Closes every documented object schema (`additionalProperties: false`) so that a field
+/// the document does not describe fails validation; free-form objects stay open.
+fn closed(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            if map.contains_key("properties") && !map.contains_key("additionalProperties") {
+                map.insert("additionalProperties".into(), Value::Bool(false));
+            }
+            for v in map.values_mut() {
+                closed(v);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(closed),
+        _ => {}
+    }
+}
+
+/// Every `$ref` in a value.
+fn refs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(map) => {
+            if let Some(Value::String(r)) = map.get("$ref") {
+                out.push(r.clone());
+            }
+            map.values().for_each(|x| refs(x, out));
+        }
+        Value::Array(items) => items.iter().for_each(|x| refs(x, out)),
+        _ => {}
+    }
+}
+
+/// Breaks a copy of a real body in one way.
+type Breaker = Box<dyn Fn(&mut Value)>;
+
+struct Spec {
+    doc: Value,
+    components: Value,
+}
+
+impl Spec {
+    fn new(doc: Value) -> Spec {
+        let mut components = doc["components"].clone();
+        closed(&mut components);
+        Spec { doc, components }
+    }
+
+    /// The documented response of an operation for a status (`None` when undocumented).
+    fn response(&self, method: &str, path: &str, status: u16) -> Option<&Value> {
+        let op = self.doc["paths"].get(path)?.get(method)?;
+        op["responses"].get(status.to_string()).or_else(|| op["responses"].get("default"))
+    }
+
+    /// A validator for a schema of the document, its internal references resolved.
+    fn validator(&self, schema: &Value) -> jsonschema::Validator {
+        let mut schema = schema.clone();
+        closed(&mut schema);
+        let root = json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "components": self.components,
+            "allOf": [schema],
+        });
+        jsonschema::validator_for(&root).unwrap_or_else(|e| panic!("the document's schema does not compile: {e}"))
+    }
+
+    fn errors(&self, schema: &Value, body: &Value) -> Vec<String> {
+        let v = self.validator(schema);
+        v.iter_errors(body).map(|e| format!("{e} (at {})", e.instance_path())).collect()
+    }
+
+    /// Asserts that a real response is documented for its status and that its JSON body
+    /// validates against the documented schema.
+    fn check(&self, method: &str, path: &str, r: &Reply) {
+        let status = r.status.as_u16();
+        let response = self.response(method, path, status).unwrap_or_else(|| {
+            panic!("{method} {path} answered {status}, which the document does not describe: {}", r.text)
+        });
+        let schema = response["content"]["application/json"]["schema"].clone();
+        if r.text.is_empty() {
+            assert!(schema.is_null(), "{method} {path} {status}: documented with a body, answered none");
+            return;
+        }
+        assert!(
+            !schema.is_null(),
+            "{method} {path} {status}: answered a JSON body the document does not describe: {}",
+            r.text
+        );
+        let errors = self.errors(&schema, &r.body);
+        assert!(errors.is_empty(), "{method} {path} {status} does not match {schema}: {errors:#?}\nbody: {}", r.text);
+    }
+}
+
+#[tokio::test]
+async fn document_is_openapi_3_served_without_auth_and_lists_every_hosts_and_activities_path() {
+    let app = TestApp::spawn().await;
+    let doc = document(&app).await;
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")), "{}", doc["openapi"]);
+    assert!(doc["info"]["title"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(doc["info"]["version"].is_string());
+    let paths: BTreeSet<&str> = doc["paths"].as_object().unwrap().keys().map(String::as_str).collect();
+    for path in [
+        "/api/v1/fleet/hosts",
+        "/api/v1/fleet/hosts/batch",
+        "/api/v1/fleet/hosts/count",
+        "/api/v1/fleet/hosts/identifier/{identifier}",
+        "/api/v1/fleet/hosts/{id}",
+        "/api/v1/fleet/hosts/{id}/device_mapping",
+        "/api/v1/fleet/hosts/{id}/device_mapping/idp",
+        "/api/v1/fleet/hosts/{id}/end_user_history",
+        "/api/v1/fleet/activities",
+    ] {
+        assert!(paths.contains(path), "{path} missing from {paths:?}");
+    }
+    assert!(!paths.iter().any(|p| p.contains("/scim")), "SCIM describes itself: {paths:?}");
+    // Bearer auth is described, and applies.
+    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["type"], "http");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"].as_str().map(str::to_lowercase),
+        Some("bearer".into())
+    );
+    assert!(
+        doc["security"].as_array().is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some())),
+        "{}",
+        doc["security"]
+    );
+    // The same document on every request.
+    assert_eq!(document(&app).await, doc);
+}
+
+#[tokio::test]
+async fn every_json_api_route_is_in_the_document_and_every_documented_operation_is_served() {
+    let app = TestApp::spawn().await;
+    let doc = document(&app).await;
+    let ops = operations(&doc);
+    let want: BTreeSet<(String, String)> = ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    let missing: Vec<_> = want.difference(&ops).collect();
+    assert!(missing.is_empty(), "routes the document lacks: {missing:?}");
+    let extra: Vec<_> = ops.difference(&want).collect();
+    assert!(extra.is_empty(), "operations the test does not know (add them to ROUTES): {extra:?}");
+
+    // Each documented operation exists on the server and asks for a token, as `security` says.
+    for (method, path) in &ops {
+        let url = path.replace("{id}", "1").replace("{identifier}", "h1");
+        let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let r = app.api_as(None, m, &url, None).await;
+        assert_eq!(r.status, 401, "{method} {url}: the documented operation is not served as documented: {}", r.text);
+    }
+    // Path parameters are declared.
+    for (method, path) in &ops {
+        let params = doc["paths"][path][method]["parameters"].as_array().cloned().unwrap_or_default();
+        for name in ["id", "identifier"] {
+            if path.contains(&format!("{{{name}}}")) {
+                assert!(
+                    params.iter().any(|p| p["name"] == name && p["in"] == "path" && p["required"] == true),
+                    "{method} {path}: path parameter {name} not declared: {params:?}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn operation_ids_are_unique() {
+    let app = TestApp::spawn().await;
+    let doc = document(&app).await;
+    let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (method, path) in operations(&doc) {
+        if let Some(id) = doc["paths"][&path][&method]["operationId"].as_str() {
+            seen.entry(id.to_string()).or_default().push(format!("{method} {path}"));
+        }
+    }
+    let dups: Vec<_> = seen.iter().filter(|(_, ops)| ops.len() > 1).collect();
+    // OpenAPI 3.1 §4.8.10: "The id MUST be unique among all operations described in the API."
+    assert!(dups.is_empty(), "duplicate operationIds: {dups:?}");
+}
+
+#[tokio::test]
+async fn main_schemas_exist_resolve_and_require_their_non_optional_fields() {
+    let app = TestApp::spawn().await;
+    let doc = document(&app).await;
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    for r in &all {
+        let name = r.strip_prefix("#/components/schemas/").unwrap_or_else(|| panic!("not an internal ref: {r}"));
+        assert!(schemas.contains_key(name), "{r} does not resolve");
+    }
+    for (name, required) in [
+        ("HostResponse", &["host"][..]),
+        (
+            "HostBody",
+            &[
+                "id",
+                "uuid",
+                "hardware_serial",
+                "hostname",
+                "computer_name",
+                "display_name",
+                "platform",
+                "os_version",
+                "hardware_model",
+                "created_at",
+                "updated_at",
+                "end_users",
+                "idp_link",
+            ][..],
+        ),
+        (
+            "EndUserBody",
+            &["idp_id", "idp_username", "idp_full_name", "idp_groups", "idp_department", "other_emails"][..],
+        ),
+        ("EmailBody", &["email", "source"][..]),
+        ("IdpLinkBody", &["state", "candidates", "detail"][..]),
+        ("HostListResponse", &["hosts"][..]),
+        ("CountResponse", &["count"][..]),
+        ("DeviceMappingResponse", &["host_id", "device_mapping", "idp_link"][..]),
+        ("HistoryResponse", &["host_id", "history"][..]),
+        ("OwnershipBody", &["idp_id", "idp_username", "linked_at", "link_cause"][..]),
+        ("ActivitiesResponse", &["activities", "meta"][..]),
+        ("ActivityBody", &["id", "created_at", "actor_full_name", "type", "details"][..]),
+        ("PageMeta", &["has_next_results", "has_previous_results"][..]),
+        ("BatchResponse", &["created", "updated", "hosts", "rejected"][..]),
+        ("BatchHostResult", &["index", "uuid", "id", "status"][..]),
+        ("BatchRejection", &["index", "errors"][..]),
+        ("ErrorBody", &["message", "errors"][..]),
+        ("FieldError", &["name", "reason"][..]),
+    ] {
+        let s = schemas.get(name).unwrap_or_else(|| panic!("schema {name} missing"));
+        assert_eq!(s["type"], "object", "{name}: {s}");
+        let have: BTreeSet<&str> = s["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        for field in required {
+            assert!(have.contains(field), "{name}.{field} is not required: {s}");
+            assert!(s["properties"].get(*field).is_some(), "{name}.{field} is not described: {s}");
+        }
+    }
+    // The fields that may be null say so.
+    let end_user = &schemas["EndUserBody"]["properties"];
+    for field in ["idp_info_updated_at", "idp_active"] {
+        assert!(end_user[field]["type"].as_array().is_some_and(|t| t.contains(&json!("null"))), "{field}: {end_user}");
+    }
+}
+
+#[tokio::test]
+async fn real_responses_validate_against_the_documented_schemas() {
+    let app = TestApp::spawn().await;
+    let spec = Spec::new(document(&app).await);
+    let host_path = "/api/v1/fleet/hosts/{id}";
+
+    // Data of every kind: linked (with groups, department, other emails), deactivated,
+    // ambiguous, unlinked with only a custom email, deleted user, no identity.
+    let mut jane = okta_user("jane@example.com", "Jane", "Doe");
+    jane["schemas"] = json!([
+        "urn:ietf:params:scim:schemas:core:2.0:User",
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+    ]);
+    jane["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"] = json!({"department": "Engineering"});
+    let jane = app.create_user_with(jane).await["id"].as_str().unwrap().to_string();
+    let backend = app.create_group_with("Backend", &[&jane]).await;
+    app.create_group_with("Everyone", &[&backend]).await;
+    for n in ["a", "b"] {
+        let mut u = okta_user(&format!("{n}@example.com"), n, "Doe");
+        u["emails"] = json!([{"value": format!("{n}@example.com"), "primary": true}, {"value": "shared@example.com"}]);
+        app.create_user_with(u).await;
+    }
+    let carl = app.create_user("carl@example.com").await;
+
+    let r = app.api_post("/hosts", host_body("h1", Some("jane@example.com"))).await;
+    spec.check("post", "/api/v1/fleet/hosts", &r);
+    assert_eq!(r.status, 201);
+    let id = r.body["host"]["id"].as_i64().unwrap();
+    let r = app.api_post("/hosts", host_body("h1", Some("jane@example.com"))).await;
+    assert_eq!(r.status, 200);
+    spec.check("post", "/api/v1/fleet/hosts", &r);
+    let r = app
+        .api_put(&format!("/hosts/{id}/device_mapping"), json!({"email": "jane@home.example", "source": "custom"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    spec.check("put", "/api/v1/fleet/hosts/{id}/device_mapping", &r);
+    let r = app
+        .api_put(&format!("/hosts/{id}/device_mapping"), json!({"email": "jane@example.com", "source": "idp"}))
+        .await;
+    spec.check("put", "/api/v1/fleet/hosts/{id}/device_mapping", &r);
+
+    let r = app
+        .api_post(
+            "/hosts/batch",
+            json!({"hosts": [
+                host_body("amb", Some("shared@example.com")),
+                {"uuid": "custom-only", "device_mapping": [{"email": "x@example.com", "source": "custom"}]},
+                host_body("carl", Some("carl@example.com")),
+                host_body("none", None),
+                host_body("waiting", Some("nobody@example.com")),
+                host_body("h1", Some("jane@example.com")),
+                {"uuid": "bad", "device_mapping": [{"email": "x@example.com", "source": "ldap"}]},
+                {"hostname": "no uuid"},
+            ]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["rejected"].as_array().unwrap().len(), 2, "{}", r.text);
+    spec.check("post", "/api/v1/fleet/hosts/batch", &r);
+    assert_eq!(app.delete(&format!("/Users/{carl}")).await.status, 204);
+
+    let r = app.api_get(&format!("/hosts/{id}")).await;
+    assert_eq!(r.body["host"]["end_users"][0]["idp_groups"], json!(["Backend", "Everyone"]));
+    spec.check("get", host_path, &r);
+    let r = app.api_get("/hosts/identifier/custom-only").await;
+    assert_eq!(r.body["host"]["end_users"][0]["idp_active"], Value::Null, "an end user without IdP user: {}", r.text);
+    spec.check("get", "/api/v1/fleet/hosts/identifier/{identifier}", &r);
+    let r = app.api_get("/hosts").await;
+    assert_eq!(r.body["hosts"].as_array().unwrap().len(), 6, "{}", r.text);
+    let states: BTreeSet<&str> =
+        r.body["hosts"].as_array().unwrap().iter().map(|h| h["idp_link"]["state"].as_str().unwrap()).collect();
+    assert_eq!(states, BTreeSet::from(["linked", "ambiguous", "unlinked", "user_deleted", "no_identity"]));
+    spec.check("get", "/api/v1/fleet/hosts", &r);
+    spec.check("get", "/api/v1/fleet/hosts", &app.api_get("/hosts?idp_group=Everyone&order_key=hostname").await);
+    spec.check("get", "/api/v1/fleet/hosts/count", &app.api_get("/hosts/count?idp_active=false").await);
+    spec.check(
+        "get",
+        "/api/v1/fleet/hosts/{id}/device_mapping",
+        &app.api_get(&format!("/hosts/{id}/device_mapping")).await,
+    );
+    let carl_host = app.api_get("/hosts/identifier/carl").await.body["host"]["id"].as_i64().unwrap();
+    let r = app.api_get(&format!("/hosts/{carl_host}/end_user_history")).await;
+    assert!(r.body["history"][0]["unlinked_at"].is_string(), "a closed entry: {}", r.text);
+    spec.check("get", "/api/v1/fleet/hosts/{id}/end_user_history", &r);
+    let r = app.api_get("/activities?per_page=2").await;
+    assert_eq!(r.body["meta"]["has_next_results"], true);
+    spec.check("get", "/api/v1/fleet/activities", &r);
+    spec.check("get", "/api/v1/fleet/activities", &app.api_get("/activities?per_page=1000").await);
+    let r = app.api_delete(&format!("/hosts/{id}/device_mapping/idp")).await;
+    spec.check("delete", "/api/v1/fleet/hosts/{id}/device_mapping/idp", &r);
+
+    // Errors the operations document.
+    let r = app.api_post("/hosts", json!({"hostname": 5})).await;
+    assert_eq!(r.status, 422);
+    spec.check("post", "/api/v1/fleet/hosts", &r);
+    spec.check("get", "/api/v1/fleet/hosts", &app.api_get("/hosts?per_page=abc").await);
+    spec.check("post", "/api/v1/fleet/hosts/batch", &app.api_post("/hosts/batch", json!({})).await);
+    spec.check(
+        "put",
+        "/api/v1/fleet/hosts/{id}/device_mapping",
+        &app.api_put(&format!("/hosts/{id}/device_mapping"), json!({"email": "x@y.z", "source": "ldap"})).await,
+    );
+    spec.check("get", host_path, &app.api_get("/hosts/999999").await);
+    spec.check("get", "/api/v1/fleet/hosts/identifier/{identifier}", &app.api_get("/hosts/identifier/nope").await);
+    spec.check(
+        "get",
+        "/api/v1/fleet/hosts/{id}/end_user_history",
+        &app.api_get("/hosts/999999/end_user_history").await,
+    );
+    spec.check("get", "/api/v1/fleet/activities", &app.api_get("/activities?per_page=abc").await);
+
+    // The schemas are strict enough to fail: broken copies of real bodies are refused.
+    let host = app.api_get(&format!("/hosts/{id}")).await.body;
+    let schema = spec.response("get", host_path, 200).unwrap()["content"]["application/json"]["schema"].clone();
+    assert!(spec.errors(&schema, &host).is_empty());
+    let broken: [(&str, Breaker); 6] = [
+        ("a required field missing", Box::new(|h| drop(h["host"].as_object_mut().unwrap().remove("idp_link")))),
+        ("a wrong type", Box::new(|h| h["host"]["id"] = json!("1"))),
+        ("an undocumented field", Box::new(|h| h["host"]["surprise"] = json!(1))),
+        (
+            "an end user field missing",
+            Box::new(|h| drop(h["host"]["end_users"][0].as_object_mut().unwrap().remove("idp_username"))),
+        ),
+        ("a group that is not a string", Box::new(|h| h["host"]["end_users"][0]["idp_groups"] = json!([1]))),
+        ("an email without source", Box::new(|h| h["host"]["end_users"][0]["other_emails"] = json!([{"email": "x"}]))),
+    ];
+    for (what, f) in broken {
+        let mut b = host.clone();
+        f(&mut b);
+        assert!(!spec.errors(&schema, &b).is_empty(), "a host body with {what} passed validation: {b}");
+    }
+}
+
+#[tokio::test]
+async fn every_status_the_api_answers_is_documented_with_its_json_body() {
+    let app = TestApp::spawn().await;
+    let spec = Spec::new(document(&app).await);
+    let observer = app.token_with_role("viewer", Role::Observer).await;
+    let id = app.enroll_host("h1", None).await;
+    let mut undocumented = Vec::new();
+    let mut record = |method: &str, path: &str, r: Reply| {
+        let status = r.status.as_u16();
+        match spec.response(method, path, status) {
+            None => undocumented.push(format!("{method} {path} → {status}")),
+            Some(resp) => {
+                let schema = resp["content"]["application/json"]["schema"].clone();
+                if !r.text.is_empty() && schema.is_null() {
+                    undocumented.push(format!("{method} {path} → {status} with a body the document does not describe"));
+                } else if !schema.is_null() {
+                    let errors = spec.errors(&schema, &r.body);
+                    if !errors.is_empty() {
+                        undocumented.push(format!("{method} {path} → {status}: {errors:?}"));
+                    }
+                }
+            }
+        }
+    };
+    let url = |p: &str| p.replace("{id}", &id.to_string()).replace("{identifier}", "h1");
+
+    // 401 on every operation.
+    for (method, path) in ROUTES {
+        let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        record(method, path, app.api_as(None, m, &url(path), None).await);
+    }
+    // 403 on every write for an observer; 400 on every malformed body.
+    for (method, path, body) in [
+        ("post", "/api/v1/fleet/hosts", json!(host_body("h2", None))),
+        ("post", "/api/v1/fleet/hosts/batch", json!({"hosts": []})),
+        ("put", "/api/v1/fleet/hosts/{id}/device_mapping", json!({"email": "a@b.c", "source": "custom"})),
+        ("delete", "/api/v1/fleet/hosts/{id}/device_mapping/idp", Value::Null),
+        ("delete", "/api/v1/fleet/hosts/{id}", Value::Null),
+    ] {
+        let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let b = (!body.is_null()).then_some(body);
+        record(method, path, app.api_as(Some(&observer), m.clone(), &url(path), b.clone()).await);
+        if b.is_some() {
+            let r = app.send(m, &url(path), Some(("application/json", "{".to_string())), &[]).await;
+            record(method, path, r);
+        }
+    }
+    // Bad query parameters on the count; unknown hosts on writes.
+    record("get", "/api/v1/fleet/hosts/count", app.api_get("/hosts/count?idp_active=maybe").await);
+    record(
+        "put",
+        "/api/v1/fleet/hosts/{id}/device_mapping",
+        app.api_put("/hosts/999999/device_mapping", json!({"email": "a@b.c", "source": "custom"})).await,
+    );
+    // A deletion's answer.
+    record("delete", "/api/v1/fleet/hosts/{id}", app.api_delete(&format!("/hosts/{id}")).await);
+
+    assert!(undocumented.is_empty(), "answers the document does not describe:\n{}", undocumented.join("\n"));
+}
