@@ -44,18 +44,8 @@ pub struct ActivitiesResponse {
 pub async fn list(State(state): State<AppState>, _op: Operator, uri: Uri) -> ApiResult<Json<ActivitiesResponse>> {
     let params = QueryParams::parse(uri.query());
     let mut v = Validation::default();
-    let mut number = |name: &str, default: u64, max: u64| match params.get(name) {
-        None | Some("") => default,
-        Some(raw) => match raw.parse::<u64>() {
-            Ok(n) if n <= max => n,
-            _ => {
-                v.fail(name, format!("must be a whole number from 0 to {max}"));
-                default
-            }
-        },
-    };
-    let page = number("page", 0, 1_000_000_000);
-    let per_page = number("per_page", 20, 1000).max(1);
+    let page = v.whole_number(&params, "page", 0, 1_000_000_000);
+    let per_page = v.whole_number(&params, "per_page", 20, 1000).max(1);
     v.into_result()?;
     // One more than asked tells whether a next page exists.
     let offset = page.saturating_mul(per_page);

@@ -62,6 +62,20 @@ impl Validation {
     pub fn fail(&mut self, name: impl Into<String>, reason: impl Into<String>) {
         self.errors.push((name.into(), reason.into()));
     }
+    /// A query parameter that must be a whole number up to `max`; `default` when absent.
+    pub fn whole_number(&mut self, params: &crate::scim::QueryParams, name: &str, default: u64, max: u64) -> u64 {
+        match params.get(name) {
+            None | Some("") => default,
+            Some(raw) => match raw.parse::<u64>() {
+                Ok(n) if n <= max => n,
+                _ => {
+                    self.fail(name, format!("must be a whole number from 0 to {max}"));
+                    default
+                }
+            },
+        }
+    }
+
     pub fn is_ok(&self) -> bool {
         self.errors.is_empty()
     }

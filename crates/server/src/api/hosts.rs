@@ -461,20 +461,8 @@ pub async fn batch(State(state): State<AppState>, op: Operator, body: Body) -> A
 pub fn host_query(uri: &Uri) -> ApiResult<HostQuery> {
     let params = QueryParams::parse(uri.query());
     let mut v = Validation::default();
-    let mut number = |name: &str, default: u64, max: u64| -> u64 {
-        match params.get(name) {
-            None | Some("") => default,
-            Some(raw) => match raw.parse::<u64>() {
-                Ok(n) if n <= max => n,
-                _ => {
-                    v.fail(name, format!("must be a whole number from 0 to {max}"));
-                    default
-                }
-            },
-        }
-    };
-    let page = number("page", 0, 1_000_000_000);
-    let per_page = number("per_page", 100, 10_000);
+    let page = v.whole_number(&params, "page", 0, 1_000_000_000);
+    let per_page = v.whole_number(&params, "per_page", 100, 10_000);
     let text = |name: &str| params.get(name).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
     let order_key = match params.get("order_key") {
         None | Some("") => HostOrderKey::Id,
