@@ -1,0 +1,134 @@
+//! `custodian-bench`: benchmarks of a release build of Custodian.
+//!
+//! `custodian-bench scim` starts `custodian serve` on a fresh database, drives its SCIM
+//! service provider the way Okta and Entra ID do at scale, and prints each figure next to
+//! its target, then one JSON line with every figure for scripts.
+
+mod report;
+mod scim;
+mod server;
+mod stats;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "custodian-bench", version, about = "Benchmarks of a release build of Custodian")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Measures the SCIM service provider: user creation, filtered lookups, a large group's
+    /// membership PATCHes, group reads, deep paging and the server's peak memory.
+    Scim(ScimArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ScimArgs {
+    /// The custodian binary to run [default: `custodian` next to this executable, i.e.
+    /// target/release/custodian; build it first with `cargo build --release -p custodian`].
+    #[arg(long)]
+    pub custodian: Option<PathBuf>,
+    /// The database to run against instead of a fresh SQLite file in a temporary folder
+    /// (e.g. postgres://...). It should hold no SCIM users yet.
+    #[arg(long)]
+    pub database: Option<String>,
+    /// Where to create the temporary folder (database and server log) [default: the
+    /// system's temporary folder]. Put it on the disk you want to measure, not a tmpfs.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Keeps the temporary folder (database and server log) for inspection.
+    #[arg(long)]
+    pub keep: bool,
+    /// Users to create [default: 100000; 5000 with --quick].
+    #[arg(long)]
+    pub users: Option<usize>,
+    /// Concurrent clients while creating users.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Members of the large group, taken from the users created [default: all of them].
+    #[arg(long)]
+    pub group_size: Option<usize>,
+    /// Sequential lookups per filter [default: 2000; 500 with --quick].
+    #[arg(long)]
+    pub lookups: Option<usize>,
+    /// PATCHes that add 100 members, and as many that remove 100 [default: 200; 50 with --quick].
+    #[arg(long)]
+    pub member_patches: Option<usize>,
+    /// Reads of the large group without its members [default: 500; 100 with --quick].
+    #[arg(long)]
+    pub group_reads: Option<usize>,
+    /// Reads of the last page of users [default: 200; 50 with --quick].
+    #[arg(long)]
+    pub page_reads: Option<usize>,
+    /// A fast smoke run (5,000 users, a 5,000-member group, fewer samples), as in CI.
+    #[arg(long)]
+    pub quick: bool,
+    /// Diagnostic: adds `excludedAttributes=groups` to user creations, lookups and pages,
+    /// to show what rendering each user's groups costs. IdPs do not send it.
+    #[arg(long)]
+    pub exclude_groups: bool,
+    /// Exits with status 1 when a figure misses its target.
+    #[arg(long)]
+    pub strict: bool,
+    /// Seed of the random choices (lookups, member batches, letter case).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Scim(args) => {
+            // Ctrl-C or SIGTERM ends the run through the normal error path, so that the
+            // server child is killed and the temporary folder removed. The run watches for
+            // them too once the server is up, to report what it measured: it goes first.
+            tokio::select! {
+                biased;
+                r = scim::run(args) => r,
+                s = interrupted() => Err(anyhow::anyhow!("interrupted by {s}")),
+            }
+        }
+    };
+    match result {
+        Ok(all_met) => {
+            if all_met {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("custodian-bench: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+pub async fn interrupted() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => "Ctrl-C",
+                _ = term.recv() => "SIGTERM",
+            },
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                "Ctrl-C"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
+}

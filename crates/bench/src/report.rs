@@ -1,0 +1,202 @@
+//! The results: a table for people (each figure next to its target) and one JSON line
+//! with every figure for scripts.
+
+use serde_json::{Map, Value, json};
+
+/// A target a figure must meet.
+#[derive(Debug, Clone, Copy)]
+pub enum Target {
+    /// At most this many milliseconds.
+    MaxMs(f64),
+    /// At least this many per second.
+    MinPerSec(f64),
+}
+
+impl Target {
+    fn met(self, value: f64) -> bool {
+        match self {
+            Target::MaxMs(max) => value < max,
+            Target::MinPerSec(min) => value >= min,
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            Target::MaxMs(max) => format!("< {max} ms"),
+            Target::MinPerSec(min) => format!(">= {} /s", thousands(min as u64)),
+        }
+    }
+}
+
+struct Row {
+    label: String,
+    figure: String,
+    target: Option<(Target, f64)>,
+}
+
+#[derive(Default)]
+pub struct Report {
+    rows: Vec<Row>,
+    figures: Map<String, Value>,
+    misses: Vec<String>,
+    /// Why the run stopped before measuring everything.
+    error: Option<String>,
+}
+
+impl Report {
+    /// An informational row.
+    pub fn info(&mut self, label: impl Into<String>, figure: impl Into<String>) {
+        self.rows.push(Row { label: label.into(), figure: figure.into(), target: None });
+    }
+
+    /// A row whose `value` is checked against `target`; `key` names it in the JSON misses.
+    pub fn checked(
+        &mut self,
+        key: &str,
+        label: impl Into<String>,
+        figure: impl Into<String>,
+        value: f64,
+        target: Target,
+    ) {
+        if !target.met(value) {
+            self.misses.push(key.to_string());
+        }
+        self.rows.push(Row { label: label.into(), figure: figure.into(), target: Some((target, value)) });
+    }
+
+    /// A section heading in the table.
+    pub fn section(&mut self, title: impl Into<String>) {
+        self.rows.push(Row { label: title.into(), figure: String::new(), target: None });
+    }
+
+    /// A figure for the JSON line; floats are rounded to 3 decimals.
+    pub fn figure(&mut self, key: &str, value: impl Into<Value>) {
+        let value = match value.into() {
+            Value::Number(n) if n.is_f64() => n
+                .as_f64()
+                .and_then(|f| serde_json::Number::from_f64((f * 1000.0).round() / 1000.0))
+                .map_or(Value::Null, Value::Number),
+            other => other,
+        };
+        self.figures.insert(key.to_string(), value);
+    }
+
+    /// Records that the run stopped early: the figures are partial.
+    pub fn fail(&mut self, error: String) {
+        self.error = Some(error);
+    }
+
+    /// Every target measured and met.
+    pub fn all_met(&self) -> bool {
+        self.misses.is_empty() && self.error.is_none()
+    }
+
+    pub fn table(&self) -> String {
+        // Section headings stand on their own line and do not widen the columns.
+        let measured = self.rows.iter().filter(|r| !r.figure.is_empty() || r.target.is_some());
+        let width = measured.clone().map(|r| r.label.chars().count() + 2).max().unwrap_or(10).max(10);
+        let fig_width = measured.map(|r| r.figure.chars().count()).max().unwrap_or(6).max(6);
+        let mut out = String::new();
+        let rule = "-".repeat(width + fig_width + 26);
+        out.push_str(&format!("{:<width$}  {:>fig_width$}  {:<14}  {}\n", "measure", "figure", "target", "result"));
+        out.push_str(&rule);
+        out.push('\n');
+        for row in &self.rows {
+            if row.figure.is_empty() && row.target.is_none() {
+                out.push_str(&format!("{}\n", row.label));
+                continue;
+            }
+            let (target, verdict) = match row.target {
+                Some((t, v)) => (t.describe(), if t.met(v) { "PASS" } else { "MISS" }),
+                None => ("-".to_string(), "info"),
+            };
+            out.push_str(&format!(
+                "  {:<w$}  {:>fig_width$}  {:<14}  {}\n",
+                row.label,
+                row.figure,
+                target,
+                verdict,
+                w = width - 2
+            ));
+        }
+        out.push_str(&rule);
+        out.push('\n');
+        if !self.misses.is_empty() {
+            out.push_str(&format!("Targets missed: {}\n", self.misses.join(", ")));
+        }
+        match &self.error {
+            Some(e) => out.push_str(&format!("INCOMPLETE: the run stopped early ({e}); the figures are partial.\n")),
+            None if self.misses.is_empty() => out.push_str("All targets met.\n"),
+            None => {}
+        }
+        out
+    }
+
+    pub fn json_line(&self) -> String {
+        let mut all = self.figures.clone();
+        all.insert("complete".into(), json!(self.error.is_none()));
+        if let Some(e) = &self.error {
+            all.insert("error".into(), json!(e));
+        }
+        all.insert("all_targets_met".into(), json!(self.all_met()));
+        all.insert("misses".into(), json!(self.misses));
+        Value::Object(all).to_string()
+    }
+}
+
+/// `1234567` as `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `p50 / p95` in milliseconds.
+pub fn p50_p95(p50: f64, p95: f64) -> String {
+    format!("{} / {} ms", short(p50), short(p95))
+}
+
+/// A millisecond figure with sensible precision.
+pub fn short(ms: f64) -> String {
+    if ms >= 100.0 {
+        format!("{ms:.0}")
+    } else if ms >= 10.0 {
+        format!("{ms:.1}")
+    } else {
+        format!("{ms:.2}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_and_checks() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(100_000), "100,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        let mut r = Report::default();
+        r.checked("a", "fast", "1 ms", 1.0, Target::MaxMs(5.0));
+        assert!(r.all_met());
+        r.checked("b", "slow", "9 ms", 9.0, Target::MaxMs(5.0));
+        r.checked("c", "rate", "10 /s", 10.0, Target::MinPerSec(2000.0));
+        assert!(!r.all_met());
+        r.figure("x", 1.23456);
+        let line: Value = serde_json::from_str(&r.json_line()).unwrap_or(Value::Null);
+        assert_eq!(line["x"], json!(1.235));
+        assert_eq!(line["misses"], json!(["b", "c"]));
+        assert!(r.table().contains("MISS"));
+        r.fail("interrupted".into());
+        assert!(r.table().contains("INCOMPLETE"));
+        let line: Value = serde_json::from_str(&r.json_line()).unwrap_or(Value::Null);
+        assert_eq!(line["complete"], json!(false));
+    }
+}

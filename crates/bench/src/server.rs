@@ -1,0 +1,154 @@
+//! The `custodian` child process: an API token from its CLI, then `custodian serve` on a
+//! free local port, killed when the guard is dropped (on success, error or interrupt).
+
+use std::fs::File;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// The default binary: `custodian` next to this executable (target/release/custodian).
+pub fn default_binary() -> anyhow::Result<PathBuf> {
+    let me = std::env::current_exe().context("finding this executable")?;
+    Ok(me.with_file_name(format!("custodian{}", std::env::consts::EXE_SUFFIX)))
+}
+
+/// Creates an API-only maintainer with the CLI and returns its token.
+pub async fn create_token(binary: &Path, database: &str, name: &str) -> anyhow::Result<String> {
+    let output = tokio::process::Command::new(binary)
+        .args(["user", "create", "--api-only", "--name", name, "--role", "maintainer", "--database", database])
+        .env_remove("CUSTODIAN_DATABASE_URL")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .with_context(|| format!("running {} user create", binary.display()))?;
+    if !output.status.success() {
+        bail!("`custodian user create` failed ({}): {}", output.status, String::from_utf8_lossy(&output.stderr).trim());
+    }
+    let token = String::from_utf8(output.stdout).context("the token is not UTF-8")?.trim().to_string();
+    if token.is_empty() || token.contains(char::is_whitespace) {
+        bail!("`custodian user create` printed no single token on stdout");
+    }
+    Ok(token)
+}
+
+/// A free port on 127.0.0.1 (bound and released; the server binds it right after).
+pub fn free_local_addr() -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free local port")?;
+    listener.local_addr().context("reading the free port")
+}
+
+/// A running `custodian serve`; dropping it kills the process.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    pub log: PathBuf,
+}
+
+impl Server {
+    pub fn start(binary: &Path, database: &str, addr: SocketAddr, log: PathBuf) -> anyhow::Result<Self> {
+        let out = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let err = out.try_clone().context("opening the server log twice")?;
+        let child = std::process::Command::new(binary)
+            .args(["serve", "--listen", &addr.to_string(), "--database", database])
+            .env_remove("CUSTODIAN_DATABASE_URL")
+            .env_remove("CUSTODIAN_LISTEN")
+            .env_remove("CUSTODIAN_PUBLIC_URL")
+            // A plain log file, without terminal colours.
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .with_context(|| format!("starting {} serve", binary.display()))?;
+        Ok(Server { child, addr, log })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits until `/healthz` answers 200, failing early if the server exits.
+    pub async fn wait_healthy(&mut self, client: &reqwest::Client, timeout: Duration) -> anyhow::Result<()> {
+        let url = format!("http://{}/healthz", self.addr);
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().context("checking the server process")? {
+                bail!("the server exited ({status}) before it was healthy; its log:\n{}", self.log_tail(30));
+            }
+            let ok = client
+                .get(&url)
+                .timeout(Duration::from_secs(1))
+                .send()
+                .await
+                .map(|r| r.status().is_success())
+                .unwrap_or(false);
+            if ok {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("the server was not healthy after {timeout:?}; its log:\n{}", self.log_tail(30));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Fails if the server has exited (a crash during the run).
+    pub fn ensure_running(&mut self) -> anyhow::Result<()> {
+        if let Some(status) = self.child.try_wait().context("checking the server process")? {
+            bail!("the server exited ({status}) during the run; its log:\n{}", self.log_tail(30));
+        }
+        Ok(())
+    }
+
+    /// Peak and current resident memory in KiB (VmHWM, VmRSS), where /proc has them.
+    pub fn memory_kib(&self) -> Option<(u64, u64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        };
+        Some((field("VmHWM:")?, field("VmRSS:")?))
+    }
+
+    /// CPU time (user + system, all threads) the server has used so far, in seconds.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        cpu_seconds_of(&format!("/proc/{}/stat", self.pid()))
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// CPU time this process has used so far, in seconds.
+pub fn own_cpu_seconds() -> Option<f64> {
+    cpu_seconds_of("/proc/self/stat")
+}
+
+/// utime + stime from a /proc stat file. They count in USER_HZ ticks, which Linux fixes
+/// at 100 per second for user space.
+fn cpu_seconds_of(path: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    // The command name may hold spaces and parentheses: fields start after the last ')'.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
