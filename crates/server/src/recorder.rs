@@ -19,6 +19,7 @@ pub struct RequestRecorder {
 }
 
 const BATCH: usize = 256;
+const GATHER: Duration = Duration::from_millis(100);
 const QUEUE: usize = 10_000;
 
 impl RequestRecorder {
@@ -49,17 +50,20 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Message>) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut waiters = Vec::new();
     while let Some(first) = rx.recv().await {
+        // Gather for a moment, so that a burst of requests costs one write transaction
+        // rather than one each (the writer is shared with provisioning); a flush (a
+        // status read) or a full batch writes at once.
+        let deadline = tokio::time::Instant::now() + GATHER;
         let mut next = Some(first);
-        // Take what is already queued, up to a batch, without waiting.
         while let Some(msg) = next.take() {
             match msg {
                 Message::Entry(e) => batch.push(e),
                 Message::Flush(w) => waiters.push(w),
             }
-            if batch.len() >= BATCH {
+            if batch.len() >= BATCH || !waiters.is_empty() {
                 break;
             }
-            next = rx.try_recv().ok();
+            next = tokio::time::timeout_at(deadline, rx.recv()).await.ok().flatten();
         }
         if !batch.is_empty() {
             let entries = std::mem::take(&mut batch);

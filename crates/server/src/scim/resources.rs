@@ -57,8 +57,9 @@ impl Ctx {
     }
 
     /// The resource as the client sees it, with members or groups read only when the
-    /// projection will return them.
-    pub async fn render(&self, record: &ScimRecord, projection: &Projection) -> ScimResult<Value> {
+    /// projection will return them. `new_user`: a user just created belongs to no group,
+    /// so its groups need no query.
+    pub async fn render(&self, record: &ScimRecord, projection: &Projection, new_user: bool) -> ScimResult<Value> {
         let kind = record.kind;
         let members = if kind == ResourceKind::Group && projection.includes_members() {
             let stored = self.state.store.group_members(&record.id).await?;
@@ -82,7 +83,7 @@ impl Ctx {
         } else {
             None
         };
-        let groups = if kind == ResourceKind::User && projection.includes_groups() {
+        let groups = if kind == ResourceKind::User && !new_user && projection.includes_groups() {
             let stored = self.state.store.groups_of(&record.id).await?;
             Some(
                 stored
@@ -117,8 +118,9 @@ impl Ctx {
         status: StatusCode,
         record: &ScimRecord,
         projection: &Projection,
+        new_user: bool,
     ) -> ScimResult<Response> {
-        let body = self.render(record, projection).await?;
+        let body = self.render(record, projection, new_user).await?;
         let mut response = scim_json(status, &body);
         if let Ok(v) = HeaderValue::from_str(&record.etag()) {
             response.headers_mut().insert(header::ETAG, v);
@@ -261,7 +263,7 @@ async fn run_list(ctx: &Ctx, kind: ResourceKind, params: &SearchParams) -> ScimR
     let page = ctx.state.store.scim_list(kind, &query).await?;
     let mut resources = Vec::with_capacity(page.records.len());
     for record in &page.records {
-        resources.push(ctx.render(record, &projection).await?);
+        resources.push(ctx.render(record, &projection, false).await?);
     }
     Ok(scim_json(StatusCode::OK, &list_response(page.total_results, query.start_index, resources)))
 }
@@ -303,7 +305,7 @@ async fn get_one(kind: ResourceKind, ctx: Ctx, id: String) -> ScimResult<Respons
             return Ok(response);
         }
     }
-    ctx.resource_response(StatusCode::OK, &record, &projection).await
+    ctx.resource_response(StatusCode::OK, &record, &projection, false).await
 }
 
 async fn create(kind: ResourceKind, ctx: Ctx, body: Body) -> ScimResult<Response> {
@@ -311,7 +313,8 @@ async fn create(kind: ResourceKind, ctx: Ctx, body: Body) -> ScimResult<Response
     let body = parse_body(&ctx.headers, &read_body(body).await?)?;
     let input = parse_resource(kind, &body)?;
     let written = ctx.state.store.scim_create(kind, input, &ctx.actor).await?;
-    ctx.resource_response(StatusCode::CREATED, &written.record, &projection).await
+    let new_user = kind == ResourceKind::User && !written.reactivated;
+    ctx.resource_response(StatusCode::CREATED, &written.record, &projection, new_user).await
 }
 
 async fn replace(kind: ResourceKind, ctx: Ctx, id: String, body: Body) -> ScimResult<Response> {
@@ -319,7 +322,7 @@ async fn replace(kind: ResourceKind, ctx: Ctx, id: String, body: Body) -> ScimRe
     let body = parse_body(&ctx.headers, &read_body(body).await?)?;
     let input = parse_resource(kind, &body)?;
     let written = ctx.state.store.scim_replace(kind, &id, input, if_match(&ctx.headers), &ctx.actor).await?;
-    ctx.resource_response(StatusCode::OK, &written.record, &projection).await
+    ctx.resource_response(StatusCode::OK, &written.record, &projection, false).await
 }
 
 async fn patch(kind: ResourceKind, ctx: Ctx, id: String, body: Body) -> ScimResult<Response> {
@@ -327,7 +330,7 @@ async fn patch(kind: ResourceKind, ctx: Ctx, id: String, body: Body) -> ScimResu
     let body = parse_body(&ctx.headers, &read_body(body).await?)?;
     let request = parse_patch(&body)?;
     let written = ctx.state.store.scim_patch(kind, &id, &request, if_match(&ctx.headers), &ctx.actor).await?;
-    ctx.resource_response(StatusCode::OK, &written.record, &projection).await
+    ctx.resource_response(StatusCode::OK, &written.record, &projection, false).await
 }
 
 async fn delete(kind: ResourceKind, ctx: Ctx, id: String) -> ScimResult<Response> {
@@ -412,7 +415,7 @@ pub async fn search_root(ctx: Ctx, body: Body) -> ScimResult<Response> {
             query.count = remaining;
             let page = ctx.state.store.scim_list(kind, &query).await?;
             for record in &page.records {
-                resources.push(ctx.render(record, &projection).await?);
+                resources.push(ctx.render(record, &projection, false).await?);
             }
             remaining -= page.records.len() as u64;
             skip = 0;

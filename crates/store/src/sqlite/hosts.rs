@@ -128,7 +128,8 @@ async fn complete(conn: &mut SqliteConnection, rows: Vec<HostRow>) -> StoreResul
             );
         }
         // Effective groups of every user of the page in one recursive query; the depth
-        // cap ends membership cycles.
+        // cap ends membership cycles, and CROSS JOIN fixes the join order (SQLite would
+        // otherwise scan every resource).
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
             "WITH RECURSIVE up(u, g, depth) AS (SELECT member_seq, group_seq, 1 FROM scim_members WHERE member_seq IN (",
         );
@@ -139,7 +140,7 @@ async fn complete(conn: &mut SqliteConnection, rows: Vec<HostRow>) -> StoreResul
         qb.push(
             ") UNION SELECT up.u, m.group_seq, up.depth + 1 FROM scim_members m JOIN up ON m.member_seq = up.g \
              WHERE up.depth < 32) \
-             SELECT DISTINCT up.u AS u, r.display AS display FROM up JOIN scim_resources r ON r.seq = up.g",
+             SELECT DISTINCT up.u AS u, r.display AS display FROM up CROSS JOIN scim_resources r ON r.seq = up.g",
         );
         for row in qb.build().fetch_all(&mut *conn).await.map_err(db_err)? {
             let u: i64 = row.try_get("u").map_err(db_err)?;

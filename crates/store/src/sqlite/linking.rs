@@ -33,7 +33,7 @@ async fn matching_users(tx: &mut Tx<'_>, identity: &str) -> StoreResult<Vec<(i64
     }
     let rows = sqlx::query(
         "SELECT DISTINCT r.seq, r.id, json_extract(r.doc, '$.userName') AS user_name FROM scim_values v \
-         JOIN scim_resources r ON r.seq = v.resource_seq \
+         CROSS JOIN scim_resources r ON r.seq = v.resource_seq \
          WHERE v.kind = 'User' AND v.path = 'emails.value' AND v.text_value = ? ORDER BY r.seq",
     )
     .bind(identity)

@@ -50,6 +50,8 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
+            // Keeps the planner's statistics fresh as tables grow.
+            .optimize_on_close(true, None)
             .pragma("temp_store", "memory")
             .pragma("cache_size", "-65536");
         let write = SqlitePoolOptions::new()

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use custodian_domain::hosts::Actor;
+use custodian_domain::hosts::{Actor, LinkCause};
 use custodian_domain::idp::version_of_etag;
 use custodian_domain::{
     ListPage, ListQuery, Precondition, ScimRecord, SortOrder, StoreError, StoreResult, StoredMember, Written,
@@ -16,13 +16,17 @@ use serde_json::Value;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
-use super::linking::{identities_of_user, rematch_identities, unlink_deleted_user};
+use super::linking::{identities_of_user, relink_host, rematch_identities, unlink_deleted_user};
 use super::{SqliteStore, db_err, is_unique_violation};
 use crate::index::{index_rows, is_numeric};
 use crate::sql_filter::{Dialect, FilterSql};
 use crate::time;
 
 pub(super) type Tx<'a> = Transaction<'a, Sqlite>;
+
+/// Index rows written inline with a created resource; a larger document (thousands of
+/// emails, say) takes the chunked path, within SQLite's limit on bound values.
+const MAX_INLINE_INDEX_ROWS: usize = 1000;
 
 /// The unique, normalised name of a resource: userName for users, displayName for groups.
 fn unique_norm(kind: ResourceKind, doc: &Value) -> StoreResult<String> {
@@ -115,8 +119,14 @@ fn check_precondition(record: &ScimRecord, if_match: &Precondition) -> StoreResu
     }
 }
 
+/// Replaces a resource's index rows.
 async fn write_index(tx: &mut Tx<'_>, seq: i64, kind: ResourceKind, doc: &Value) -> StoreResult<()> {
     sqlx::query("DELETE FROM scim_values WHERE resource_seq = ?").bind(seq).execute(&mut **tx).await.map_err(db_err)?;
+    insert_index(tx, seq, kind, doc).await
+}
+
+/// Writes the index rows of a resource that has none yet.
+async fn insert_index(tx: &mut Tx<'_>, seq: i64, kind: ResourceKind, doc: &Value) -> StoreResult<()> {
     let rows = index_rows(kind, doc);
     for chunk in rows.chunks(500) {
         let mut qb: QueryBuilder<Sqlite> =
@@ -313,14 +323,81 @@ impl SqliteStore {
     ) -> StoreResult<Written> {
         let norm = unique_norm(kind, &input.doc)?;
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
-        let existing: Option<(String, Option<i64>)> =
-            sqlx::query_as("SELECT id, active FROM scim_resources WHERE kind = ? AND unique_norm = ?")
-                .bind(kind.name())
-                .bind(&norm)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        if let Some((id, active)) = existing {
+        let id = uuid::Uuid::new_v4().to_string();
+        let now = time::now();
+        let index = index_rows(kind, &input.doc);
+        let identities = if kind == ResourceKind::User { identities_of_user(&input.doc) } else { Vec::new() };
+        // The common case — a new name — is one round trip to SQLite: the resource, its
+        // index rows, and the hosts waiting for the user, in one multi-statement query
+        // (each trip to SQLite's worker thread costs more than the statements). A taken
+        // name inserts nothing and is handled below, in the same transaction.
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO scim_resources (id, kind, doc, unique_norm, display, active, created, last_modified, version) \
+             VALUES (",
+        );
+        {
+            let mut sep = qb.separated(", ");
+            sep.push_bind(id.clone())
+                .push_bind(kind.name())
+                .push_bind(input.doc.to_string())
+                .push_bind(norm.clone())
+                .push_bind(display_of(kind, &input.doc))
+                .push_bind(active_of(kind, &input.doc))
+                .push_bind(time::to_text(now))
+                .push_bind(time::to_text(now));
+        }
+        qb.push(", 1) ON CONFLICT (kind, unique_norm) DO NOTHING; ");
+        let inline_index = index.len() <= MAX_INLINE_INDEX_ROWS;
+        if inline_index && !index.is_empty() {
+            qb.push(
+                "INSERT INTO scim_values (resource_seq, kind, path, elem, text_value, num_value) \
+                 SELECT r.seq, r.kind, v.column1, v.column2, v.column3, v.column4 FROM scim_resources r, (VALUES ",
+            );
+            let mut rows = qb.separated(", ");
+            for row in &index {
+                rows.push("(")
+                    .push_bind_unseparated(row.path.clone())
+                    .push_unseparated(", ")
+                    .push_bind_unseparated(row.elem)
+                    .push_unseparated(", ")
+                    .push_bind_unseparated(row.text.clone())
+                    .push_unseparated(", ")
+                    .push_bind_unseparated(row.num)
+                    .push_unseparated(")");
+            }
+            qb.push(") v WHERE r.id = ");
+            qb.push_bind(id.clone());
+            qb.push("; ");
+        }
+        qb.push("SELECT 'seq' AS k, seq AS v FROM scim_resources WHERE id = ");
+        qb.push_bind(id.clone());
+        if !identities.is_empty() {
+            qb.push(" UNION ALL SELECT 'host', id FROM hosts WHERE end_user_seq IS NULL AND identity_norm IN (");
+            let mut sep = qb.separated(", ");
+            for i in &identities {
+                sep.push_bind(i.clone());
+            }
+            qb.push(")");
+        }
+        let mut inserted = None;
+        let mut waiting_hosts = Vec::new();
+        for row in qb.build().fetch_all(&mut *tx).await.map_err(db_err)? {
+            let k: String = row.try_get("k").map_err(db_err)?;
+            let v: i64 = row.try_get("v").map_err(db_err)?;
+            if k == "seq" {
+                inserted = Some(v);
+            } else {
+                waiting_hosts.push(v);
+            }
+        }
+        let Some(seq) = inserted else {
+            let (existing_id, active): (String, Option<i64>) =
+                sqlx::query_as("SELECT id, active FROM scim_resources WHERE kind = ? AND unique_norm = ?")
+                    .bind(kind.name())
+                    .bind(&norm)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
             // Okta reactivates a user by POSTing it again with active: true.
             let reactivates = kind == ResourceKind::User
                 && active == Some(0)
@@ -332,39 +409,23 @@ impl SqliteStore {
                 })
                 .into());
             }
-            let loaded = load_for_write(&mut tx, kind, &id).await?;
+            let loaded = load_for_write(&mut tx, kind, &existing_id).await?;
             let record = update_resource(&mut tx, &loaded, &input.doc, true).await?;
             relink_after_change(&mut tx, kind, Some(&loaded.record.doc), Some(&record.doc), actor).await?;
             tx.commit().await.map_err(db_err)?;
             return Ok(Written { record, reactivated: true });
-        }
-        let id = uuid::Uuid::new_v4().to_string();
-        let now = time::now();
-        let inserted = sqlx::query_scalar(
-            "INSERT INTO scim_resources (id, kind, doc, unique_norm, display, active, created, last_modified, version) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1) RETURNING seq",
-        )
-        .bind(&id)
-        .bind(kind.name())
-        .bind(input.doc.to_string())
-        .bind(&norm)
-        .bind(display_of(kind, &input.doc))
-        .bind(active_of(kind, &input.doc))
-        .bind(time::to_text(now))
-        .bind(time::to_text(now))
-        .fetch_one(&mut *tx)
-        .await;
-        let seq: i64 = match inserted {
-            Ok(seq) => seq,
-            Err(e) if is_unique_violation(&e) => return Err(ScimError::uniqueness("the name is already taken").into()),
-            Err(e) => return Err(db_err(e)),
         };
-        write_index(&mut tx, seq, kind, &input.doc).await?;
+        if !inline_index {
+            insert_index(&mut tx, seq, kind, &input.doc).await?;
+        }
         if let (ResourceKind::Group, Some(members)) = (kind, &input.members) {
             let seqs = resolve_members(&mut tx, seq, members).await?;
             add_members(&mut tx, seq, &seqs).await?;
         }
-        relink_after_change(&mut tx, kind, None, Some(&input.doc), actor).await?;
+        // The new user may be what unlinked hosts were waiting for (the mapping rules).
+        for host_id in waiting_hosts {
+            relink_host(&mut tx, host_id, LinkCause::ScimChange, actor).await?;
+        }
         tx.commit().await.map_err(db_err)?;
         let record = ScimRecord { id, kind, doc: input.doc, created: now, last_modified: now, version: 1 };
         Ok(Written { record, reactivated: false })
@@ -529,14 +590,15 @@ impl SqliteStore {
     }
 
     pub(super) async fn groups_of_impl(&self, member_id: &str) -> StoreResult<Vec<StoredMember>> {
-        // Depth is capped so that a membership cycle cannot recurse for ever.
+        // Depth is capped so that a membership cycle cannot recurse for ever. CROSS JOIN
+        // keeps SQLite from planning a scan of every resource for the outer join.
         let rows = sqlx::query(
             "WITH RECURSIVE up(g, depth) AS ( \
                SELECT m.group_seq, 1 FROM scim_members m JOIN scim_resources x ON x.seq = m.member_seq \
                WHERE x.id = ? \
                UNION SELECT m.group_seq, up.depth + 1 FROM scim_members m JOIN up ON m.member_seq = up.g \
                WHERE up.depth < 32) \
-             SELECT r.id, r.display, MIN(up.depth) AS depth FROM up JOIN scim_resources r ON r.seq = up.g \
+             SELECT r.id, r.display, MIN(up.depth) AS depth FROM up CROSS JOIN scim_resources r ON r.seq = up.g \
              GROUP BY r.seq ORDER BY r.display, r.id",
         )
         .bind(member_id)
