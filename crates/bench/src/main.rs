@@ -2,8 +2,11 @@
 //!
 //! `custodian-bench scim` starts `custodian serve` on a fresh database, drives its SCIM
 //! service provider the way Okta and Entra ID do at scale, and prints each figure next to
-//! its target, then one JSON line with every figure for scripts.
+//! its target, then one JSON line with every figure for scripts. `custodian-bench hosts`
+//! does the same for hosts and their end users: IdP users and groups over SCIM, a host
+//! import, host details, host lists filtered by IdP group, and renames reaching hosts.
 
+mod hosts;
 mod report;
 mod scim;
 mod server;
@@ -26,16 +29,21 @@ enum Command {
     /// Measures the SCIM service provider: user creation, filtered lookups, a large group's
     /// membership PATCHes, group reads, deep paging and the server's peak memory.
     Scim(ScimArgs),
+    /// Measures hosts and their end users: 100,000 IdP users in 2,000 groups over SCIM,
+    /// the import of 100,000 hosts, host details, host lists filtered by IdP group and
+    /// department, renames reaching hosts, and the server's peak memory.
+    Hosts(HostsArgs),
 }
 
+/// What every benchmark takes: the server to run, its database, and how to report.
 #[derive(Debug, Args, Clone)]
-pub struct ScimArgs {
+pub struct CommonArgs {
     /// The custodian binary to run [default: `custodian` next to this executable, i.e.
     /// target/release/custodian; build it first with `cargo build --release -p custodian`].
     #[arg(long)]
     pub custodian: Option<PathBuf>,
     /// The database to run against instead of a fresh SQLite file in a temporary folder
-    /// (e.g. postgres://...). It should hold no SCIM users yet.
+    /// (e.g. postgres://...). It should hold no SCIM users, groups or hosts yet.
     #[arg(long)]
     pub database: Option<String>,
     /// Where to create the temporary folder (database and server log) [default: the
@@ -45,6 +53,18 @@ pub struct ScimArgs {
     /// Keeps the temporary folder (database and server log) for inspection.
     #[arg(long)]
     pub keep: bool,
+    /// Exits with status 1 when a figure misses its target.
+    #[arg(long)]
+    pub strict: bool,
+    /// Seed of the random choices (samples, memberships, letter case).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ScimArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
     /// Users to create [default: 100000; 5000 with --quick].
     #[arg(long)]
     pub users: Option<usize>,
@@ -73,12 +93,43 @@ pub struct ScimArgs {
     /// to show what rendering each user's groups costs. IdPs do not send it.
     #[arg(long)]
     pub exclude_groups: bool,
-    /// Exits with status 1 when a figure misses its target.
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct HostsArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// IdP users to create over SCIM [default: 100000; 2000 with --quick].
     #[arg(long)]
-    pub strict: bool,
-    /// Seed of the random choices (lookups, member batches, letter case).
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
+    pub users: Option<usize>,
+    /// IdP groups; each user joins 1 to 3 of them [default: 2000; 40 with --quick].
+    #[arg(long)]
+    pub groups: Option<usize>,
+    /// Hosts to import; host N belongs to user N (modulo --users) [default: as many as users].
+    #[arg(long)]
+    pub hosts: Option<usize>,
+    /// Hosts per batch request (at most 10000) [default: 5000; 500 with --quick].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Batch requests in flight at once during the import.
+    #[arg(long, default_value_t = 2)]
+    pub import_concurrency: usize,
+    /// Concurrent clients while creating users and groups.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Sequential reads of host details [default: 2000; 500 with --quick].
+    #[arg(long)]
+    pub detail_reads: Option<usize>,
+    /// Sequential reads of each filtered host list [default: 500; 100 with --quick].
+    #[arg(long)]
+    pub list_reads: Option<usize>,
+    /// userName renames, each followed at once by a read of one of the user's hosts
+    /// [default: 100; 20 with --quick].
+    #[arg(long)]
+    pub renames: Option<usize>,
+    /// A fast smoke run (2,000 users and hosts, 40 groups, fewer samples), as in CI.
+    #[arg(long)]
+    pub quick: bool,
 }
 
 #[tokio::main]
@@ -92,6 +143,13 @@ async fn main() -> ExitCode {
             tokio::select! {
                 biased;
                 r = scim::run(args) => r,
+                s = interrupted() => Err(anyhow::anyhow!("interrupted by {s}")),
+            }
+        }
+        Command::Hosts(args) => {
+            tokio::select! {
+                biased;
+                r = hosts::run(args) => r,
                 s = interrupted() => Err(anyhow::anyhow!("interrupted by {s}")),
             }
         }

@@ -10,6 +10,10 @@ pub enum Target {
     MaxMs(f64),
     /// At least this many per second.
     MinPerSec(f64),
+    /// Under this many seconds.
+    MaxSeconds(f64),
+    /// Every one of this many (the figure counts those that succeeded).
+    All(u64),
 }
 
 impl Target {
@@ -17,6 +21,8 @@ impl Target {
         match self {
             Target::MaxMs(max) => value < max,
             Target::MinPerSec(min) => value >= min,
+            Target::MaxSeconds(max) => value < max,
+            Target::All(n) => value >= n as f64,
         }
     }
 
@@ -24,6 +30,8 @@ impl Target {
         match self {
             Target::MaxMs(max) => format!("< {max} ms"),
             Target::MinPerSec(min) => format!(">= {} /s", thousands(min as u64)),
+            Target::MaxSeconds(max) => format!("< {max} s"),
+            Target::All(n) => format!("all {}", thousands(n)),
         }
     }
 }
@@ -189,6 +197,9 @@ mod tests {
         r.checked("b", "slow", "9 ms", 9.0, Target::MaxMs(5.0));
         r.checked("c", "rate", "10 /s", 10.0, Target::MinPerSec(2000.0));
         assert!(!r.all_met());
+        assert!(Target::MaxSeconds(20.0).met(19.9) && !Target::MaxSeconds(20.0).met(20.0));
+        assert!(Target::All(100).met(100.0) && !Target::All(100).met(99.0));
+        assert_eq!(Target::All(100_000).describe(), "all 100,000");
         r.figure("x", 1.23456);
         let line: Value = serde_json::from_str(&r.json_line()).unwrap_or(Value::Null);
         assert_eq!(line["x"], json!(1.235));

@@ -26,14 +26,14 @@ use crate::report::{Report, Target, p50_p95, short, thousands};
 use crate::server::{self, Server};
 use crate::stats::{Samples, Summary};
 
-const SCIM_PATH: &str = "/api/v1/fleet/scim";
-const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+pub const SCIM_PATH: &str = "/api/v1/fleet/scim";
+pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
-const SCIM_JSON: &str = "application/scim+json";
+pub const SCIM_JSON: &str = "application/scim+json";
 
 /// Members per PATCH while filling the group.
-const FILL_BATCH: usize = 1000;
+pub const FILL_BATCH: usize = 1000;
 /// Members per measured add or remove PATCH.
 const MEMBER_BATCH: usize = 100;
 /// The size of a page of users.
@@ -70,7 +70,7 @@ impl Config {
             member_patches: args.member_patches.unwrap_or(if q { 50 } else { 200 }),
             group_reads: args.group_reads.unwrap_or(if q { 100 } else { 500 }),
             page_reads: args.page_reads.unwrap_or(if q { 50 } else { 200 }),
-            seed: args.seed,
+            seed: args.common.seed,
             exclude_groups: args.exclude_groups,
         };
         ensure!(config.users >= MEMBER_BATCH, "--users must be at least {MEMBER_BATCH}");
@@ -91,89 +91,23 @@ impl Config {
 pub async fn run(args: ScimArgs) -> anyhow::Result<bool> {
     let started = Instant::now();
     let config = Config::from_args(&args)?;
-    let binary = match &args.custodian {
-        Some(path) => path.clone(),
-        None => server::default_binary()?,
-    };
-    if !binary.is_file() {
-        bail!(
-            "{} does not exist: build it first (`cargo build --release -p custodian`) or pass --custodian PATH",
-            binary.display()
-        );
-    }
-    let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
-    let tmp = tempfile::Builder::new()
-        .prefix("custodian-bench-")
-        .tempdir_in(&parent)
-        .with_context(|| format!("creating a temporary folder in {}", parent.display()))?;
-    let database = match &args.database {
-        Some(url) => url.clone(),
-        None => format!("sqlite://{}", tmp.path().join("custodian.db").display()),
-    };
-    let backend = database.split(':').next().unwrap_or("unknown").to_string();
-    // A suffix that keeps the token's user and the group unique in a reused database.
-    let suffix = format!(
-        "{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
+    let mut launched = server::launch(&args.common, "scim", config.concurrency + 4).await?;
+    let api = Api::new(
+        launched.client.clone(),
+        format!("http://{}{SCIM_PATH}", launched.server.addr),
+        &launched.token,
+        SCIM_JSON,
     );
-    eprintln!("custodian-bench scim: {} ({backend})", binary.display());
-    eprintln!("  working folder {}", tmp.path().display());
-
-    let token = server::create_token(&binary, &database, &format!("bench-{suffix}")).await?;
-    let addr = server::free_local_addr()?;
-    let mut server = Server::start(&binary, &database, addr, tmp.path().join("server.log"))?;
-    let client = reqwest::Client::builder()
-        .http1_only()
-        .tcp_nodelay(true)
-        .pool_max_idle_per_host(config.concurrency + 4)
-        .pool_idle_timeout(Duration::from_secs(300))
-        .timeout(Duration::from_secs(300))
-        .user_agent("custodian-bench")
-        .build()
-        .context("building the HTTP client")?;
-    server.wait_healthy(&client, Duration::from_secs(60)).await?;
-    eprintln!("  server pid {} on http://{addr}", server.pid());
-
-    let api = Api { client, base: format!("http://{addr}{SCIM_PATH}"), auth: format!("Bearer {token}") };
     let mut report = Report::default();
-    report.figure("backend", backend.as_str());
+    report.figure("backend", launched.backend.as_str());
+    let suffix = launched.suffix.clone();
     // An interrupt ends the phases here, so that what was measured is still reported.
     let outcome = tokio::select! {
-        r = phases(&api, &mut server, &config, &suffix, &mut report) => r,
+        r = phases(&api, &mut launched.server, &config, &suffix, &mut report) => r,
         s = crate::interrupted() => Err(anyhow::anyhow!("interrupted by {s}")),
     };
-    let memory = server.memory_kib();
-    if outcome.is_err() {
-        eprintln!("  server log (last lines):\n{}", server.log_tail(20));
-    }
-    drop(server);
-    if args.keep {
-        let kept = tmp.keep();
-        eprintln!("  kept {} (database and server.log)", kept.display());
-    }
-
-    report.section("6. Server memory");
-    match memory {
-        Some((peak, current)) => {
-            report.info("peak RSS (VmHWM)", format!("{:.1} MiB", peak as f64 / 1024.0));
-            report.info("RSS at the end", format!("{:.1} MiB", current as f64 / 1024.0));
-            report.figure("server_peak_rss_kib", peak);
-            report.figure("server_rss_kib", current);
-        }
-        None => report.info("peak RSS (VmHWM)", "n/a (no /proc)"),
-    }
-    let total = started.elapsed().as_secs_f64();
-    report.figure("total_seconds", total);
-    if let Err(e) = &outcome {
-        report.fail(format!("{e:#}"));
-    }
-    println!();
-    print!("{}", report.table());
-    println!("(total run time {total:.0} s)");
-    println!("{}", report.json_line());
-    outcome?;
-    Ok(report.all_met() || !args.strict)
+    let all_met = launched.finish(report, outcome, "6. Server memory", args.common.keep, started)?;
+    Ok(all_met || !args.common.strict)
 }
 
 async fn phases(
@@ -188,7 +122,8 @@ async fn phases(
     // 1. Users.
     eprintln!("[1/5] creating {} users with {} clients", thousands(config.users as u64), config.concurrency);
     let cpu_before = (server.cpu_seconds(), server::own_cpu_seconds());
-    let (users, created) = create_users(api, config).await?;
+    let (users, created) =
+        create_users(api, api.users_url(config, &[])?, config.users, config.concurrency, okta_user).await?;
     let cpu_after = (server.cpu_seconds(), server::own_cpu_seconds());
     server.ensure_running()?;
     let rate = config.users as f64 / created.seconds;
@@ -401,7 +336,7 @@ async fn phases(
 }
 
 /// Adds the `<prefix>_p50_ms`, `_p95_ms` (and `_p99_ms`) figures.
-fn figures(report: &mut Report, prefix: &str, s: &Summary, p99: bool) {
+pub fn figures(report: &mut Report, prefix: &str, s: &Summary, p99: bool) {
     report.figure(&format!("{prefix}_p50_ms"), s.p50);
     report.figure(&format!("{prefix}_p95_ms"), s.p95);
     if p99 {
@@ -411,15 +346,22 @@ fn figures(report: &mut Report, prefix: &str, s: &Summary, p99: bool) {
     }
 }
 
-/// A SCIM client of the server under test.
+/// A client of the server under test: its SCIM service provider or its JSON API.
 #[derive(Clone)]
-struct Api {
+pub struct Api {
     client: reqwest::Client,
     base: String,
     auth: String,
+    /// The media type sent and accepted: SCIM's, or plain JSON.
+    media: &'static str,
 }
 
 impl Api {
+    /// A client of the API under `base` (e.g. `http://127.0.0.1:8080/api/v1/fleet/scim`).
+    pub fn new(client: reqwest::Client, base: String, token: &str, media: &'static str) -> Self {
+        Api { client, base, auth: format!("Bearer {token}"), media }
+    }
+
     /// A `/Users` URL; with --exclude-groups, users are answered without their groups.
     fn users_url(&self, config: &Config, query: &[(&str, &str)]) -> anyhow::Result<Url> {
         let mut pairs = query.to_vec();
@@ -429,7 +371,7 @@ impl Api {
         self.url("/Users", &pairs)
     }
 
-    fn url(&self, path: &str, query: &[(&str, &str)]) -> anyhow::Result<Url> {
+    pub fn url(&self, path: &str, query: &[(&str, &str)]) -> anyhow::Result<Url> {
         let mut url = Url::parse(&format!("{}{path}", self.base)).context("building a URL")?;
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
@@ -439,7 +381,7 @@ impl Api {
 
     /// Sends a request and reads the whole response; the time covers both. Fails unless
     /// the status is `expected`.
-    async fn call(
+    pub async fn call(
         &self,
         method: Method,
         url: Url,
@@ -450,9 +392,9 @@ impl Api {
             .client
             .request(method.clone(), url.clone())
             .header("Authorization", &self.auth)
-            .header("Accept", SCIM_JSON);
+            .header("Accept", self.media);
         if let Some(body) = body {
-            request = request.header("Content-Type", SCIM_JSON).body(body.to_string());
+            request = request.header("Content-Type", self.media).body(body.to_string());
         }
         let started = Instant::now();
         let response = request.send().await.with_context(|| format!("{method} {}", url.path()))?;
@@ -468,27 +410,27 @@ impl Api {
     }
 }
 
-fn excerpt(body: &[u8]) -> String {
+pub fn excerpt(body: &[u8]) -> String {
     String::from_utf8_lossy(body).chars().take(300).collect()
 }
 
-fn id_of(body: &[u8]) -> anyhow::Result<String> {
+pub fn id_of(body: &[u8]) -> anyhow::Result<String> {
     let value: Value = serde_json::from_slice(body).context("the response is not JSON")?;
     value.get("id").and_then(Value::as_str).map(str::to_string).context("the response has no id")
 }
 
 /// A user as created, with what the lookups filter on.
 #[derive(Debug, Clone)]
-struct User {
-    id: String,
-    user_name: String,
-    external_id: String,
-    email: String,
+pub struct User {
+    pub id: String,
+    pub user_name: String,
+    pub external_id: String,
+    pub email: String,
 }
 
-struct Created {
-    seconds: f64,
-    latency: Samples,
+pub struct Created {
+    pub seconds: f64,
+    pub latency: Samples,
 }
 
 const GIVEN: [&str; 16] = [
@@ -528,8 +470,8 @@ const FAMILY: [&str; 16] = [
     "Berners-Lee",
 ];
 
-/// The user number `n` (from 1) as Okta creates it.
-fn okta_user(n: usize) -> (Value, String, String) {
+/// The user number `n` (from 1) as Okta creates it: its body, userName and externalId.
+pub fn okta_user(n: usize) -> (Value, String, String) {
     let user_name = format!("user{n:05}@example.com");
     let given = GIVEN[n % GIVEN.len()];
     let family = FAMILY[(n / GIVEN.len()) % FAMILY.len()];
@@ -566,10 +508,17 @@ fn okta_id(n: u64) -> String {
     format!("00u{}", String::from_utf8_lossy(&digits))
 }
 
-async fn create_users(api: &Api, config: &Config) -> anyhow::Result<(Vec<User>, Created)> {
+/// POSTs users 1 to `n`, made by `make` (e.g. `okta_user`), to `url` from `concurrency`
+/// clients; the users come back in order.
+pub async fn create_users(
+    api: &Api,
+    url: Url,
+    n: usize,
+    concurrency: usize,
+    make: fn(usize) -> (Value, String, String),
+) -> anyhow::Result<(Vec<User>, Created)> {
     let next = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
-    let n = config.users;
     let started = Instant::now();
     let progress = {
         let done = done.clone();
@@ -593,9 +542,8 @@ async fn create_users(api: &Api, config: &Config) -> anyhow::Result<(Vec<User>, 
             }
         })
     };
-    let url = api.users_url(config, &[])?;
     let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..config.concurrency {
+    for _ in 0..concurrency {
         let (api, next, done, url) = (api.clone(), next.clone(), done.clone(), url.clone());
         workers.spawn(async move {
             let mut made = Vec::new();
@@ -605,7 +553,7 @@ async fn create_users(api: &Api, config: &Config) -> anyhow::Result<(Vec<User>, 
                 if i >= n {
                     break;
                 }
-                let (body, user_name, external_id) = okta_user(i + 1);
+                let (body, user_name, external_id) = make(i + 1);
                 let (took, response) = api.call(Method::POST, url.clone(), Some(&body), StatusCode::CREATED).await?;
                 latency.push(took);
                 made.push((i, User { id: id_of(&response)?, email: user_name.clone(), user_name, external_id }));
@@ -648,7 +596,7 @@ fn sample<'a>(rng: &mut StdRng, from: &'a [User], n: usize) -> Vec<&'a User> {
     rand::seq::index::sample(rng, from.len(), n.min(from.len())).into_iter().filter_map(|i| from.get(i)).collect()
 }
 
-fn patch(operations: Vec<Value>) -> Value {
+pub fn patch(operations: Vec<Value>) -> Value {
     json!({"schemas": [PATCH_SCHEMA], "Operations": operations})
 }
 
@@ -657,7 +605,7 @@ fn member_values<'a>(users: impl IntoIterator<Item = &'a User>) -> Value {
 }
 
 /// `add members [...]`, as both Okta and Entra send it.
-fn add_members<'a>(users: impl IntoIterator<Item = &'a User>) -> Value {
+pub fn add_members<'a>(users: impl IntoIterator<Item = &'a User>) -> Value {
     patch(vec![json!({"op": "add", "path": "members", "value": member_values(users)})])
 }
 

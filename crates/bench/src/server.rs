@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use crate::CommonArgs;
+use crate::report::Report;
+
 /// The default binary: `custodian` next to this executable (target/release/custodian).
 pub fn default_binary() -> anyhow::Result<PathBuf> {
     let me = std::env::current_exe().context("finding this executable")?;
@@ -32,6 +35,114 @@ pub async fn create_token(binary: &Path, database: &str, name: &str) -> anyhow::
         bail!("`custodian user create` printed no single token on stdout");
     }
     Ok(token)
+}
+
+/// A benchmark's server, up and healthy, with what its phases need.
+pub struct Launched {
+    /// The temporary folder (database and server log), removed on drop unless kept.
+    pub tmp: tempfile::TempDir,
+    pub backend: String,
+    /// Keeps names unique in a reused database.
+    pub suffix: String,
+    pub server: Server,
+    pub client: reqwest::Client,
+    pub token: String,
+}
+
+/// Creates the temporary folder and the token, starts `custodian serve` and waits until
+/// it is healthy. `command` names the benchmark in the log; `pool` is the number of
+/// idle connections to keep (the most requests in flight at once, plus a few).
+pub async fn launch(common: &CommonArgs, command: &str, pool: usize) -> anyhow::Result<Launched> {
+    let binary = match &common.custodian {
+        Some(path) => path.clone(),
+        None => default_binary()?,
+    };
+    if !binary.is_file() {
+        bail!(
+            "{} does not exist: build it first (`cargo build --release -p custodian`) or pass --custodian PATH",
+            binary.display()
+        );
+    }
+    let parent = common.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let tmp = tempfile::Builder::new()
+        .prefix("custodian-bench-")
+        .tempdir_in(&parent)
+        .with_context(|| format!("creating a temporary folder in {}", parent.display()))?;
+    let database = match &common.database {
+        Some(url) => url.clone(),
+        None => format!("sqlite://{}", tmp.path().join("custodian.db").display()),
+    };
+    let backend = database.split(':').next().unwrap_or("unknown").to_string();
+    let suffix = format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
+    );
+    eprintln!("custodian-bench {command}: {} ({backend})", binary.display());
+    eprintln!("  working folder {}", tmp.path().display());
+
+    let token = create_token(&binary, &database, &format!("bench-{suffix}")).await?;
+    let addr = free_local_addr()?;
+    let mut server = Server::start(&binary, &database, addr, tmp.path().join("server.log"))?;
+    let client = reqwest::Client::builder()
+        .http1_only()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(pool)
+        .pool_idle_timeout(Duration::from_secs(300))
+        .timeout(Duration::from_secs(300))
+        .user_agent("custodian-bench")
+        .build()
+        .context("building the HTTP client")?;
+    server.wait_healthy(&client, Duration::from_secs(60)).await?;
+    eprintln!("  server pid {} on http://{addr}", server.pid());
+    Ok(Launched { tmp, backend, suffix, server, client, token })
+}
+
+impl Launched {
+    /// Stops the server, adds its memory under `memory_section`, prints the table and
+    /// the JSON line, and answers whether every target was met (the run's own error
+    /// first, after the partial figures are printed).
+    pub fn finish(
+        self,
+        mut report: Report,
+        outcome: anyhow::Result<()>,
+        memory_section: &str,
+        keep: bool,
+        started: Instant,
+    ) -> anyhow::Result<bool> {
+        let Launched { tmp, server, .. } = self;
+        let memory = server.memory_kib();
+        if outcome.is_err() {
+            eprintln!("  server log (last lines):\n{}", server.log_tail(20));
+        }
+        drop(server);
+        if keep {
+            let kept = tmp.keep();
+            eprintln!("  kept {} (database and server.log)", kept.display());
+        }
+
+        report.section(memory_section);
+        match memory {
+            Some((peak, current)) => {
+                report.info("peak RSS (VmHWM)", format!("{:.1} MiB", peak as f64 / 1024.0));
+                report.info("RSS at the end", format!("{:.1} MiB", current as f64 / 1024.0));
+                report.figure("server_peak_rss_kib", peak);
+                report.figure("server_rss_kib", current);
+            }
+            None => report.info("peak RSS (VmHWM)", "n/a (no /proc)"),
+        }
+        let total = started.elapsed().as_secs_f64();
+        report.figure("total_seconds", total);
+        if let Err(e) = &outcome {
+            report.fail(format!("{e:#}"));
+        }
+        println!();
+        print!("{}", report.table());
+        println!("(total run time {total:.0} s)");
+        println!("{}", report.json_line());
+        outcome?;
+        Ok(report.all_met())
+    }
 }
 
 /// A free port on 127.0.0.1 (bound and released; the server binds it right after).

@@ -1,0 +1,686 @@
+//! `custodian-bench hosts`: hosts and their end users at scale.
+//!
+//! 1. IdP users over SCIM with Okta's bodies from concurrent clients (three in four with
+//!    an enterprise department, among 20), then groups, each user in 1 to 3 of them
+//!    (members added by PATCHes of up to 1,000).
+//! 2. The hosts, imported through `POST /api/v1/fleet/hosts/batch` in requests of 5,000,
+//!    each enrolled with one user's userName (`mdm_idp_accounts`), so that every host
+//!    links; then the count of hosts whose end user is active.
+//! 3. Host details by random id; each answer's end user checked field by field.
+//! 4. Host lists of 100 filtered by a random IdP group (first and second page) and by a
+//!    random department; each page checked.
+//! 5. userName renames over SCIM, each followed at once by a read of the user's host,
+//!    which must show the new name.
+//! 6. The server's peak resident memory.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::HostsArgs;
+use crate::report::{Report, Target, p50_p95, short, thousands};
+use crate::scim::{self, Api, FILL_BATCH, GROUP_SCHEMA, SCIM_JSON, SCIM_PATH, USER_SCHEMA, User, excerpt, figures};
+use crate::server::{self, Server};
+use crate::stats::Samples;
+
+const FLEET_PATH: &str = "/api/v1/fleet";
+const JSON: &str = "application/json";
+const ENTERPRISE_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+/// The most hosts the batch endpoint takes in one request.
+const MAX_BATCH: usize = 10_000;
+/// The size of a page of hosts.
+const PAGE: usize = 100;
+
+const IMPORT_SECONDS: f64 = 20.0;
+const DETAIL_P95_MS: f64 = 5.0;
+const LIST_P95_MS: f64 = 50.0;
+
+const DEPARTMENTS: [&str; 20] = [
+    "Engineering",
+    "Sales",
+    "Marketing",
+    "Finance",
+    "Legal",
+    "Human Resources",
+    "Support",
+    "Operations",
+    "Product",
+    "Design",
+    "Security",
+    "IT",
+    "Research",
+    "Data",
+    "Facilities",
+    "Procurement",
+    "Partnerships",
+    "Customer Success",
+    "Quality",
+    "Executive",
+];
+
+/// The sizes of one run.
+#[derive(Debug, Clone)]
+struct Config {
+    users: usize,
+    groups: usize,
+    hosts: usize,
+    batch_size: usize,
+    import_concurrency: usize,
+    concurrency: usize,
+    detail_reads: usize,
+    list_reads: usize,
+    renames: usize,
+    seed: u64,
+}
+
+impl Config {
+    fn from_args(args: &HostsArgs) -> anyhow::Result<Self> {
+        let q = args.quick;
+        let users = args.users.unwrap_or(if q { 2_000 } else { 100_000 });
+        let config = Config {
+            users,
+            groups: args.groups.unwrap_or(if q { 40 } else { 2_000 }),
+            hosts: args.hosts.unwrap_or(users),
+            batch_size: args.batch_size.unwrap_or(if q { 500 } else { 5_000 }),
+            import_concurrency: args.import_concurrency,
+            concurrency: args.concurrency,
+            detail_reads: args.detail_reads.unwrap_or(if q { 500 } else { 2_000 }),
+            list_reads: args.list_reads.unwrap_or(if q { 100 } else { 500 }),
+            renames: args.renames.unwrap_or(if q { 20 } else { 100 }),
+            seed: args.common.seed,
+        };
+        ensure!(config.users >= 1 && config.hosts >= 1, "--users and --hosts must be at least 1");
+        ensure!(config.groups >= 3, "--groups must be at least 3 (each user joins 1 to 3 groups)");
+        ensure!((1..=MAX_BATCH).contains(&config.batch_size), "--batch-size must be between 1 and {MAX_BATCH}");
+        ensure!(config.concurrency >= 1 && config.import_concurrency >= 1, "concurrencies must be at least 1");
+        ensure!(config.detail_reads >= 1 && config.list_reads >= 1, "sample counts must be at least 1");
+        ensure!(
+            (1..=config.users.min(config.hosts)).contains(&config.renames),
+            "--renames must be between 1 and the number of users that have a host"
+        );
+        Ok(config)
+    }
+}
+
+/// Runs the benchmark; true unless `--strict` and a target was missed.
+pub async fn run(args: HostsArgs) -> anyhow::Result<bool> {
+    let started = Instant::now();
+    let config = Config::from_args(&args)?;
+    let pool = config.concurrency.max(config.import_concurrency) + 4;
+    let mut launched = server::launch(&args.common, "hosts", pool).await?;
+    let addr = launched.server.addr;
+    let scim_api = Api::new(launched.client.clone(), format!("http://{addr}{SCIM_PATH}"), &launched.token, SCIM_JSON);
+    let fleet = Api::new(launched.client.clone(), format!("http://{addr}{FLEET_PATH}"), &launched.token, JSON);
+    let mut report = Report::default();
+    report.figure("backend", launched.backend.as_str());
+    // An interrupt ends the phases here, so that what was measured is still reported.
+    let outcome = tokio::select! {
+        r = phases(&scim_api, &fleet, &mut launched.server, &config, &mut report) => r,
+        s = crate::interrupted() => Err(anyhow::anyhow!("interrupted by {s}")),
+    };
+    let all_met = launched.finish(report, outcome, "6. Server memory", args.common.keep, started)?;
+    Ok(all_met || !args.common.strict)
+}
+
+/// The department of user `n` (from 1): three users in four have one.
+fn department_of(n: usize) -> Option<&'static str> {
+    if n.is_multiple_of(4) { None } else { DEPARTMENTS.get((n / 4) % DEPARTMENTS.len()).copied() }
+}
+
+/// User `n` (from 1) as Okta creates it, with its enterprise department when it has one.
+fn bench_user(n: usize) -> (Value, String, String) {
+    let (mut body, user_name, external_id) = scim::okta_user(n);
+    if let (Some(department), Some(fields)) = (department_of(n), body.as_object_mut()) {
+        fields.insert("schemas".into(), json!([USER_SCHEMA, ENTERPRISE_SCHEMA]));
+        fields.insert(ENTERPRISE_SCHEMA.into(), json!({"department": department}));
+    }
+    (body, user_name, external_id)
+}
+
+fn group_name(g: usize) -> String {
+    format!("Team {:04}", g + 1)
+}
+
+/// Host number `i` (from 0), enrolled by `user_name`.
+fn host_body(i: usize, user_name: &str) -> Value {
+    let (platform, os_version, model) = match i % 10 {
+        0..=5 => ("darwin", "macOS 15.5", "MacBookPro18,3"),
+        6..=8 => ("windows", "Windows 11 Enterprise 24H2", "Latitude 7440"),
+        _ => ("ubuntu", "Ubuntu 24.04.2 LTS", "ThinkPad X1 Carbon Gen 12"),
+    };
+    json!({
+        "uuid": format!("{:08X}-BE7C-4C0D-8E5A-{:012X}", 0xC057_0D1A_u32, i + 1),
+        "hardware_serial": format!("C02{:09}", i + 1),
+        "hostname": format!("host-{:06}.corp.example.com", i + 1),
+        "computer_name": format!("Laptop {:06}", i + 1),
+        "platform": platform,
+        "os_version": os_version,
+        "hardware_model": model,
+        "device_mapping": [{"email": user_name, "source": "mdm_idp_accounts"}],
+    })
+}
+
+/// What was loaded, and which host belongs to whom: host `i` belongs to user
+/// `i % users`.
+struct World {
+    users: Vec<User>,
+    /// The groups of each user (indexes, ascending).
+    user_groups: Vec<Vec<usize>>,
+    /// The members of each group (user indexes).
+    members: Vec<Vec<usize>>,
+    /// Host ids by host index.
+    host_ids: Vec<i64>,
+    hosts: usize,
+}
+
+impl World {
+    fn user_of(&self, host: usize) -> usize {
+        host % self.users.len()
+    }
+
+    /// How many hosts user `u` has.
+    fn hosts_of(&self, u: usize) -> usize {
+        let n = self.users.len();
+        self.hosts / n + usize::from(u < self.hosts % n)
+    }
+}
+
+async fn phases(
+    scim_api: &Api,
+    fleet: &Api,
+    server: &mut Server,
+    config: &Config,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let mut rng = StdRng::seed_from_u64(config.seed);
+
+    // 1. The IdP's users and groups.
+    eprintln!("[1/5] creating {} users with {} clients", thousands(config.users as u64), config.concurrency);
+    let users_url = scim_api.url("/Users", &[])?;
+    let (users, created) =
+        scim::create_users(scim_api, users_url, config.users, config.concurrency, bench_user).await?;
+    server.ensure_running()?;
+    let with_department = (1..=config.users).filter(|&n| department_of(n).is_some()).count();
+    let mut user_groups = Vec::with_capacity(users.len());
+    let mut members = vec![Vec::new(); config.groups];
+    for u in 0..users.len() {
+        let k = rng.random_range(1..=3);
+        let mut picked = rand::seq::index::sample(&mut rng, config.groups, k).into_vec();
+        picked.sort_unstable();
+        for &g in &picked {
+            if let Some(m) = members.get_mut(g) {
+                m.push(u);
+            }
+        }
+        user_groups.push(picked);
+    }
+    let memberships: usize = members.iter().map(Vec::len).sum();
+    eprintln!(
+        "  {} groups, {} memberships, with {} clients",
+        thousands(config.groups as u64),
+        thousands(memberships as u64),
+        config.concurrency
+    );
+    let users = Arc::new(users);
+    let members = Arc::new(members);
+    let groups_started = Instant::now();
+    let group_ids = {
+        let (api, users, members) = (scim_api.clone(), users.clone(), members.clone());
+        in_parallel(config.groups, config.concurrency, move |g| {
+            let (api, users, members) = (api.clone(), users.clone(), members.clone());
+            async move {
+                let body = json!({"schemas": [GROUP_SCHEMA], "displayName": group_name(g)});
+                let (_, created) =
+                    api.call(Method::POST, api.url("/Groups", &[])?, Some(&body), StatusCode::CREATED).await?;
+                let id = scim::id_of(&created)?;
+                let lean = api.url(&format!("/Groups/{id}"), &[("excludedAttributes", "members")])?;
+                for chunk in members.get(g).map(Vec::as_slice).unwrap_or_default().chunks(FILL_BATCH) {
+                    let add = scim::add_members(chunk.iter().filter_map(|&u| users.get(u)));
+                    api.call(Method::PATCH, lean.clone(), Some(&add), StatusCode::OK).await?;
+                }
+                Ok(id)
+            }
+        })
+        .await
+        .context("creating the groups")?
+    };
+    let groups_seconds = groups_started.elapsed().as_secs_f64();
+    let distinct: std::collections::HashSet<&String> = group_ids.iter().collect();
+    ensure!(distinct.len() == config.groups, "{} distinct group ids for {} groups", distinct.len(), config.groups);
+    server.ensure_running()?;
+    let users = Arc::try_unwrap(users).unwrap_or_else(|shared| shared.as_ref().clone());
+    let members = Arc::try_unwrap(members).unwrap_or_else(|shared| shared.as_ref().clone());
+
+    let rate = config.users as f64 / created.seconds;
+    let s = created.latency.summary();
+    report.section(format!(
+        "1. The IdP over SCIM ({} users, {} groups, {} clients)",
+        thousands(config.users as u64),
+        thousands(config.groups as u64),
+        config.concurrency
+    ));
+    report.info("POST /Users: whole load", format!("{:.1} s ({} /s)", created.seconds, thousands(rate.round() as u64)));
+    report.info("POST /Users: latency p50 / p95", p50_p95(s.p50, s.p95));
+    report.info(
+        format!("groups with {} memberships (1-3 per user)", thousands(memberships as u64)),
+        format!("{groups_seconds:.1} s"),
+    );
+    report.info(
+        format!("users with a department (of {})", DEPARTMENTS.len()),
+        thousands(with_department as u64).to_string(),
+    );
+    report.figure("users", config.users as u64);
+    report.figure("groups", config.groups as u64);
+    report.figure("memberships", memberships as u64);
+    report.figure("users_with_department", with_department as u64);
+    report.figure("users_create_seconds", created.seconds);
+    report.figure("users_create_per_s", rate);
+    report.figure("groups_seconds", groups_seconds);
+
+    // 2. The host import.
+    let mut world = World { users, user_groups, members, host_ids: Vec::new(), hosts: config.hosts };
+    let batches: Vec<Value> = (0..config.hosts)
+        .collect::<Vec<_>>()
+        .chunks(config.batch_size)
+        .map(|chunk| {
+            let hosts: Vec<Value> = chunk
+                .iter()
+                .map(|&i| host_body(i, world.users.get(world.user_of(i)).map_or("", |u| u.user_name.as_str())))
+                .collect();
+            json!({ "hosts": hosts })
+        })
+        .collect();
+    let requests = batches.len();
+    eprintln!(
+        "[2/5] importing {} hosts: {requests} requests of up to {}, {} in flight",
+        thousands(config.hosts as u64),
+        thousands(config.batch_size as u64),
+        config.import_concurrency
+    );
+    let batches = Arc::new(batches);
+    let cpu_before = server.cpu_seconds();
+    let import_started = Instant::now();
+    let imported = {
+        let (api, batches) = (fleet.clone(), batches.clone());
+        in_parallel(requests, config.import_concurrency, move |b| {
+            let (api, batches) = (api.clone(), batches.clone());
+            async move {
+                let body = batches.get(b).context("no such batch")?;
+                let sent = body.get("hosts").and_then(Value::as_array).map_or(0, Vec::len);
+                let url = api.url("/hosts/batch", &[])?;
+                let (took, answer) = api.call(Method::POST, url, Some(body), StatusCode::OK).await?;
+                let answer: Value = serde_json::from_slice(&answer).context("a batch answer is not JSON")?;
+                let rejected = answer.get("rejected").and_then(Value::as_array).map_or(0, Vec::len);
+                let created = answer.get("created").and_then(Value::as_u64).unwrap_or(0) as usize;
+                if rejected > 0 || created != sent {
+                    bail!(
+                        "batch {b}: {created} of {sent} hosts created, {rejected} rejected (is the database fresh?): {}",
+                        excerpt(answer.to_string().as_bytes())
+                    );
+                }
+                let mut ids = vec![0_i64; sent];
+                for host in answer.get("hosts").and_then(Value::as_array).map_or(&[][..], Vec::as_slice) {
+                    let index = host.get("index").and_then(Value::as_u64).context("a batch result has no index")?;
+                    let id = host.get("id").and_then(Value::as_i64).context("a batch result has no id")?;
+                    *ids.get_mut(index as usize).context("a batch result's index is out of range")? = id;
+                }
+                ensure!(ids.iter().all(|&id| id > 0), "batch {b}: some hosts have no id in the answer");
+                Ok((took, ids))
+            }
+        })
+        .await
+        .context("importing the hosts")?
+    };
+    let import_seconds = import_started.elapsed().as_secs_f64();
+    let import_cpu = server.cpu_seconds().zip(cpu_before).map(|(after, before)| (after - before) / import_seconds);
+    server.ensure_running()?;
+    drop(batches);
+    let mut batch_latency = Samples::with_capacity(requests);
+    for (took, ids) in imported {
+        batch_latency.push(took);
+        world.host_ids.extend(ids);
+    }
+    ensure!(world.host_ids.len() == config.hosts, "{} host ids for {} hosts", world.host_ids.len(), config.hosts);
+
+    // Every host should be linked, to an active user.
+    let (count_took, total) = count_hosts(fleet, &[]).await?;
+    let (linked_took, linked) = count_hosts(fleet, &[("idp_active", "true")]).await?;
+
+    let per_sec = config.hosts as f64 / import_seconds;
+    let b = batch_latency.summary();
+    report.section(format!(
+        "2. POST /hosts/batch ({} hosts, {requests} requests of {}, {} in flight)",
+        thousands(config.hosts as u64),
+        thousands(config.batch_size as u64),
+        config.import_concurrency
+    ));
+    report.checked(
+        "import_seconds",
+        "import time",
+        format!("{import_seconds:.1} s"),
+        import_seconds,
+        Target::MaxSeconds(IMPORT_SECONDS),
+    );
+    report.info("hosts per second", format!("{} /s", thousands(per_sec.round() as u64)));
+    report.info("request latency p50 / p95", p50_p95(b.p50, b.p95));
+    if let Some(cores) = import_cpu {
+        report.info("server CPU busy", format!("{cores:.2} cores"));
+        report.figure("import_server_cpu_cores", cores);
+    }
+    report.checked(
+        "linked_hosts",
+        "hosts linked to an active IdP user",
+        format!("{} / {}", thousands(linked), thousands(total)),
+        linked as f64,
+        Target::All(config.hosts as u64),
+    );
+    report.info(
+        "GET /hosts/count, ?idp_active=true",
+        format!("{} / {} ms", short(count_took.as_secs_f64() * 1000.0), short(linked_took.as_secs_f64() * 1000.0)),
+    );
+    report.figure("hosts", config.hosts as u64);
+    report.figure("batch_size", config.batch_size as u64);
+    report.figure("import_concurrency", config.import_concurrency as u64);
+    report.figure("import_seconds", import_seconds);
+    report.figure("import_hosts_per_s", per_sec);
+    report.figure("linked_hosts", linked);
+    report.figure("count_ms", count_took.as_secs_f64() * 1000.0);
+    report.figure("count_idp_active_ms", linked_took.as_secs_f64() * 1000.0);
+    figures(report, "import_request", &b, false);
+
+    // 3. Host details.
+    eprintln!("[3/5] {} sequential reads of host details", thousands(config.detail_reads as u64));
+    let mut details = Samples::with_capacity(config.detail_reads);
+    for _ in 0..config.detail_reads {
+        let i = rng.random_range(0..config.hosts);
+        let id = *world.host_ids.get(i).context("no such host")?;
+        let url = fleet.url(&format!("/hosts/{id}"), &[])?;
+        let (took, body) = fleet.call(Method::GET, url, None, StatusCode::OK).await?;
+        details.push(took);
+        check_detail(&world, i, id, &body)?;
+    }
+    let d = details.summary();
+    report.section(format!("3. GET /hosts/{{id}} ({} sequential reads)", thousands(config.detail_reads as u64)));
+    report.checked("detail_p95", "p50 / p95", p50_p95(d.p50, d.p95), d.p95, Target::MaxMs(DETAIL_P95_MS));
+    report.info("p99 / max", format!("{} / {} ms", short(d.p99), short(d.max)));
+    figures(report, "detail", &d, true);
+    server.ensure_running()?;
+
+    // 4. Filtered host lists.
+    eprintln!("[4/5] {} sequential reads of each filtered host list", thousands(config.list_reads as u64));
+    report.section(format!("4. GET /hosts?...&per_page={PAGE} ({} sequential reads each)", config.list_reads));
+    let group_hosts: Vec<usize> =
+        world.members.iter().map(|m| m.iter().map(|&u| world.hosts_of(u)).sum::<usize>()).collect();
+    let mut department_hosts = vec![0_usize; DEPARTMENTS.len()];
+    for u in 0..world.users.len() {
+        if let Some(d) = department_of(u + 1).and_then(|name| DEPARTMENTS.iter().position(|&x| x == name))
+            && let Some(n) = department_hosts.get_mut(d)
+        {
+            *n += world.hosts_of(u);
+        }
+    }
+    let variants = [
+        ("list_group", "idp_group=<random group>", Filter::Group, 0_usize),
+        ("list_group_page1", "idp_group=<random group>&page=1", Filter::Group, 1),
+        ("list_department", "idp_department=<random department>", Filter::Department, 0),
+    ];
+    for (key, label, filter, page) in variants {
+        let mut samples = Samples::with_capacity(config.list_reads);
+        let mut returned = 0_usize;
+        for _ in 0..config.list_reads {
+            let (param, value, matching) = match filter {
+                Filter::Group => {
+                    let g = rng.random_range(0..config.groups);
+                    ("idp_group", group_name(g), group_hosts.get(g).copied().unwrap_or(0))
+                }
+                Filter::Department => {
+                    let d = rng.random_range(0..DEPARTMENTS.len());
+                    let name = DEPARTMENTS.get(d).copied().unwrap_or("");
+                    ("idp_department", name.to_string(), department_hosts.get(d).copied().unwrap_or(0))
+                }
+            };
+            let page_text = page.to_string();
+            let per_page = PAGE.to_string();
+            let url = fleet.url("/hosts", &[(param, value.as_str()), ("per_page", &per_page), ("page", &page_text)])?;
+            let (took, body) = fleet.call(Method::GET, url, None, StatusCode::OK).await?;
+            samples.push(took);
+            let expected = matching.saturating_sub(page * PAGE).min(PAGE);
+            returned += check_list(&body, filter, &value, expected)?;
+        }
+        let s = samples.summary();
+        report.checked(
+            &format!("{key}_p95"),
+            format!("{label} p50 / p95"),
+            p50_p95(s.p50, s.p95),
+            s.p95,
+            Target::MaxMs(LIST_P95_MS),
+        );
+        let mean_hosts = returned as f64 / config.list_reads as f64;
+        report.info(
+            "  hosts per page (mean); p99 / max",
+            format!("{mean_hosts:.0}; {} / {} ms", short(s.p99), short(s.max)),
+        );
+        report.figure(&format!("{key}_mean_hosts"), mean_hosts);
+        figures(report, key, &s, true);
+    }
+    server.ensure_running()?;
+
+    // 5. Renames reaching hosts.
+    eprintln!("[5/5] {} userName renames, each followed by a read of the user's host", config.renames);
+    let renamed = rand::seq::index::sample(&mut rng, config.users.min(config.hosts), config.renames).into_vec();
+    let mut patches = Samples::with_capacity(config.renames);
+    let mut reads = Samples::with_capacity(config.renames);
+    let mut round_trips = Samples::with_capacity(config.renames);
+    let mut visible = 0_usize;
+    let mut first_stale = None;
+    for (k, &u) in renamed.iter().enumerate() {
+        let user = world.users.get(u).context("no such user")?;
+        let new_name = format!("renamed{}.{}", k + 1, user.user_name);
+        let body = scim::patch(vec![json!({"op": "replace", "value": {"userName": new_name}})]);
+        let url = scim_api.url(&format!("/Users/{}", user.id), &[])?;
+        let (patched, _) = scim_api.call(Method::PATCH, url, Some(&body), StatusCode::OK).await?;
+        // Host u is the user's first host.
+        let id = *world.host_ids.get(u).context("no such host")?;
+        let (read, host) =
+            fleet.call(Method::GET, fleet.url(&format!("/hosts/{id}"), &[])?, None, StatusCode::OK).await?;
+        patches.push(patched);
+        reads.push(read);
+        round_trips.push(patched + read);
+        let host: Value = serde_json::from_slice(&host).context("host details are not JSON")?;
+        let shown = host.pointer("/host/end_users/0/idp_username").and_then(Value::as_str).unwrap_or("");
+        if shown == new_name {
+            visible += 1;
+        } else if first_stale.is_none() {
+            first_stale = Some(format!("host {id} showed {shown:?} instead of {new_name:?}"));
+        }
+    }
+    let (p, r, t) = (patches.summary(), reads.summary(), round_trips.summary());
+    report.section(format!("5. PATCH /Users/{{id}} userName, then GET /hosts/{{id}} ({} renames)", config.renames));
+    report.checked(
+        "rename_visible",
+        "new name in the very next read",
+        format!("{visible} / {}", config.renames),
+        visible as f64,
+        Target::All(config.renames as u64),
+    );
+    report.info("PATCH p50 / p95", p50_p95(p.p50, p.p95));
+    report.info("next read p50 / p95", p50_p95(r.p50, r.p95));
+    report.info("PATCH + read p50 / p95", p50_p95(t.p50, t.p95));
+    if let Some(stale) = &first_stale {
+        report.info("first stale read", stale.clone());
+    }
+    report.figure("renames", config.renames as u64);
+    report.figure("rename_visible", visible as u64);
+    figures(report, "rename_patch", &p, false);
+    figures(report, "rename_read", &r, false);
+    figures(report, "rename_round_trip", &t, false);
+    server.ensure_running()?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Filter {
+    Group,
+    Department,
+}
+
+/// `GET /hosts/count` with the query given: its time and its count.
+async fn count_hosts(fleet: &Api, query: &[(&str, &str)]) -> anyhow::Result<(Duration, u64)> {
+    let (took, body) = fleet.call(Method::GET, fleet.url("/hosts/count", query)?, None, StatusCode::OK).await?;
+    let count = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v.get("count").and_then(Value::as_u64))
+        .with_context(|| format!("GET /hosts/count gave no count: {}", excerpt(&body)))?;
+    Ok((took, count))
+}
+
+/// Checks that host `i` shows its user: name, groups and department.
+fn check_detail(world: &World, i: usize, id: i64, body: &[u8]) -> anyhow::Result<()> {
+    let value: Value = serde_json::from_slice(body).context("host details are not JSON")?;
+    let host = value.get("host").context("host details without `host`")?;
+    ensure!(host.get("id").and_then(Value::as_i64) == Some(id), "GET /hosts/{id} answered another host");
+    let u = world.user_of(i);
+    let user = world.users.get(u).context("no such user")?;
+    let end_user =
+        host.pointer("/end_users/0").with_context(|| format!("host {id} has no end user: {}", excerpt(body)))?;
+    let field = |name: &str| end_user.get(name).and_then(Value::as_str).unwrap_or("");
+    ensure!(
+        field("idp_username") == user.user_name && field("idp_id") == user.id,
+        "host {id} shows end user {:?} ({:?}), not {} ({})",
+        field("idp_username"),
+        field("idp_id"),
+        user.user_name,
+        user.id
+    );
+    let mut expected: Vec<String> =
+        world.user_groups.get(u).map(|gs| gs.iter().map(|&g| group_name(g)).collect()).unwrap_or_default();
+    expected.sort();
+    let shown: Vec<&str> = end_user
+        .get("idp_groups")
+        .and_then(Value::as_array)
+        .map(|gs| gs.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    ensure!(shown == expected, "host {id} shows groups {shown:?}, not {expected:?}");
+    let department = department_of(u + 1).unwrap_or("");
+    ensure!(
+        field("idp_department") == department,
+        "host {id} shows department {:?}, not {department:?}",
+        field("idp_department")
+    );
+    Ok(())
+}
+
+/// Checks a filtered page: `expected` hosts, each matching the filter. Answers how many
+/// hosts it had.
+fn check_list(body: &[u8], filter: Filter, value: &str, expected: usize) -> anyhow::Result<usize> {
+    let page: Value = serde_json::from_slice(body).context("a host list is not JSON")?;
+    let hosts = page.get("hosts").and_then(Value::as_array).context("a host list without `hosts`")?;
+    if hosts.len() != expected {
+        bail!("the list filtered by {value:?} has {} hosts, not {expected}", hosts.len());
+    }
+    for host in hosts {
+        let end_user = host.pointer("/end_users/0");
+        let matches = match filter {
+            Filter::Group => end_user
+                .and_then(|e| e.get("idp_groups"))
+                .and_then(Value::as_array)
+                .is_some_and(|gs| gs.iter().any(|g| g.as_str() == Some(value))),
+            Filter::Department => end_user.and_then(|e| e.get("idp_department")).and_then(Value::as_str) == Some(value),
+        };
+        if !matches {
+            bail!(
+                "the list filtered by {value:?} has a host that does not match: {}",
+                excerpt(host.to_string().as_bytes())
+            );
+        }
+    }
+    Ok(hosts.len())
+}
+
+/// Runs `job(0..jobs)` from `concurrency` tasks; the results come back in order. The
+/// first failure stops the others.
+async fn in_parallel<T, F, Fut>(jobs: usize, concurrency: usize, job: F) -> anyhow::Result<Vec<T>>
+where
+    T: Send + 'static,
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<T>> + Send + 'static,
+{
+    let next = Arc::new(AtomicUsize::new(0));
+    let job = Arc::new(job);
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..concurrency.clamp(1, jobs.max(1)) {
+        let (next, job) = (next.clone(), job.clone());
+        workers.spawn(async move {
+            let mut done = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= jobs {
+                    break;
+                }
+                done.push((i, job(i).await?));
+            }
+            Ok::<_, anyhow::Error>(done)
+        });
+    }
+    let mut slots: Vec<Option<T>> = (0..jobs).map(|_| None).collect();
+    let mut failure = None;
+    while let Some(joined) = workers.join_next().await {
+        match joined.context("a client task failed").and_then(|r| r) {
+            Ok(done) => {
+                for (i, t) in done {
+                    if let Some(slot) = slots.get_mut(i) {
+                        *slot = Some(t);
+                    }
+                }
+            }
+            Err(e) => {
+                workers.abort_all();
+                failure.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    slots.into_iter().collect::<Option<Vec<T>>>().context("a job did not finish")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_departments_and_hosts() {
+        let (body, user_name, _) = bench_user(1);
+        assert_eq!(body[ENTERPRISE_SCHEMA]["department"], json!(department_of(1).unwrap_or("?")));
+        assert_eq!(body["schemas"][1], json!(ENTERPRISE_SCHEMA));
+        let (body, _, _) = bench_user(4);
+        assert!(body.get(ENTERPRISE_SCHEMA).is_none());
+        let with: usize = (1..=100).filter(|&n| department_of(n).is_some()).count();
+        assert_eq!(with, 75);
+        let host = host_body(0, &user_name);
+        assert_eq!(host["device_mapping"][0]["email"], json!("user00001@example.com"));
+        assert_ne!(host_body(1, "x")["uuid"], host["uuid"]);
+    }
+
+    #[test]
+    fn hosts_per_user() {
+        let user = User { id: "u".into(), user_name: "n".into(), external_id: "x".into(), email: "e".into() };
+        let world = World {
+            users: vec![user.clone(), user.clone(), user],
+            user_groups: Vec::new(),
+            members: Vec::new(),
+            host_ids: Vec::new(),
+            hosts: 7,
+        };
+        assert_eq!((0..3).map(|u| world.hosts_of(u)).collect::<Vec<_>>(), vec![3, 2, 2]);
+        assert_eq!(world.user_of(4), 1);
+    }
+}
