@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use custodian_domain::hosts::{
     Activity, Actor, DeviceMapping, EndUser, Host, HostInput, HostOrderKey, HostQuery, LinkCause, LinkState,
-    MappingSource, OwnershipEntry, UpsertOutcome, normalize_identity,
+    MappingSource, OwnershipEntry, UpsertOutcome, identity_of, normalize_identity,
 };
 use custodian_domain::{StoreError, StoreResult};
 use custodian_scim::schema::ENTERPRISE_USER_SCHEMA;
@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use super::linking::{record_activity, relink_host};
+use super::linking::{HostLinkRow, apply_rules, record_activity, relink_host};
 use super::scim::Tx;
 use super::{SqliteStore, db_err};
 use crate::time;
@@ -177,8 +177,24 @@ async fn replace_mappings(tx: &mut Tx<'_>, host_id: i64, mappings: &[DeviceMappi
         .execute(&mut **tx)
         .await
         .map_err(db_err)?;
-    for (position, m) in mappings.iter().enumerate() {
-        insert_mapping(tx, host_id, m, position as i64).await?;
+    insert_mappings(tx, host_id, mappings, 0).await
+}
+
+/// Inserts mappings in one statement; a repeated (source, email) is kept once.
+async fn insert_mappings(tx: &mut Tx<'_>, host_id: i64, mappings: &[DeviceMapping], first: i64) -> StoreResult<()> {
+    for (chunk_index, chunk) in mappings.chunks(1000).enumerate() {
+        let base = first + (chunk_index * 1000) as i64;
+        let mut qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT INTO host_emails (host_id, source, email, email_norm, position) ");
+        qb.push_values(chunk.iter().enumerate(), |mut b, (i, m)| {
+            b.push_bind(host_id)
+                .push_bind(m.source.as_str())
+                .push_bind(m.email.trim().to_string())
+                .push_bind(normalize_identity(&m.email))
+                .push_bind(base + i as i64);
+        });
+        qb.push(" ON CONFLICT DO NOTHING");
+        qb.build().execute(&mut **tx).await.map_err(db_err)?;
     }
     Ok(())
 }
@@ -282,64 +298,51 @@ impl SqliteStore {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
         let now = time::to_text(time::now());
         let mut outcomes = Vec::with_capacity(hosts.len());
+        let mut created_now = std::collections::HashSet::new();
         for h in hosts {
-            let existing: Option<i64> = sqlx::query_scalar("SELECT id FROM hosts WHERE uuid = ?")
-                .bind(&h.uuid)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_err)?;
-            let seen = h.seen_time.map(time::to_text);
-            let outcome = match existing {
-                Some(id) => {
-                    sqlx::query(
-                        "UPDATE hosts SET hardware_serial = ?, hostname = ?, computer_name = ?, platform = ?, \
-                         os_version = ?, hardware_model = ?, updated_at = ?, seen_time = COALESCE(?, seen_time) \
-                         WHERE id = ?",
-                    )
-                    .bind(&h.hardware_serial)
-                    .bind(&h.hostname)
-                    .bind(&h.computer_name)
-                    .bind(&h.platform)
-                    .bind(&h.os_version)
-                    .bind(&h.hardware_model)
-                    .bind(&now)
-                    .bind(&seen)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-                    UpsertOutcome::Updated(id)
+            // One statement creates or updates; a created row's created_at is this batch's.
+            let row = sqlx::query(
+                "INSERT INTO hosts (uuid, hardware_serial, hostname, computer_name, platform, os_version, \
+                 hardware_model, created_at, updated_at, seen_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (uuid) DO UPDATE SET hardware_serial = excluded.hardware_serial, \
+                 hostname = excluded.hostname, computer_name = excluded.computer_name, platform = excluded.platform, \
+                 os_version = excluded.os_version, hardware_model = excluded.hardware_model, \
+                 updated_at = excluded.updated_at, seen_time = COALESCE(excluded.seen_time, hosts.seen_time) \
+                 RETURNING id, created_at",
+            )
+            .bind(&h.uuid)
+            .bind(&h.hardware_serial)
+            .bind(&h.hostname)
+            .bind(&h.computer_name)
+            .bind(&h.platform)
+            .bind(&h.os_version)
+            .bind(&h.hardware_model)
+            .bind(&now)
+            .bind(&now)
+            .bind(h.seen_time.map(time::to_text))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            let id: i64 = row.try_get("id").map_err(db_err)?;
+            // A uuid repeated within one batch is an update the second time.
+            let created = row.try_get::<String, _>("created_at").map_err(db_err)? == now && created_now.insert(id);
+            if created {
+                // A new host: its mappings and identity are what the input says, so the
+                // rules run without reading them back.
+                let mappings = h.device_mapping.as_deref().unwrap_or_default();
+                insert_mappings(&mut tx, id, mappings, 0).await?;
+                let identity = identity_of(mappings).map(normalize_identity);
+                let display = if h.computer_name.is_empty() { h.hostname.clone() } else { h.computer_name.clone() };
+                let fresh = HostLinkRow::new_host(display);
+                apply_rules(&mut tx, id, fresh, identity, LinkCause::HostChange, actor).await?;
+                outcomes.push(UpsertOutcome::Created(id));
+            } else {
+                if let Some(mappings) = &h.device_mapping {
+                    replace_mappings(&mut tx, id, mappings).await?;
                 }
-                None => {
-                    let id: i64 = sqlx::query_scalar(
-                        "INSERT INTO hosts (uuid, hardware_serial, hostname, computer_name, platform, os_version, \
-                         hardware_model, created_at, updated_at, seen_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-                         RETURNING id",
-                    )
-                    .bind(&h.uuid)
-                    .bind(&h.hardware_serial)
-                    .bind(&h.hostname)
-                    .bind(&h.computer_name)
-                    .bind(&h.platform)
-                    .bind(&h.os_version)
-                    .bind(&h.hardware_model)
-                    .bind(&now)
-                    .bind(&now)
-                    .bind(&seen)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-                    UpsertOutcome::Created(id)
-                }
-            };
-            let id = match outcome {
-                UpsertOutcome::Created(id) | UpsertOutcome::Updated(id) => id,
-            };
-            if let Some(mappings) = &h.device_mapping {
-                replace_mappings(&mut tx, id, mappings).await?;
+                relink_host(&mut tx, id, LinkCause::HostChange, actor).await?;
+                outcomes.push(UpsertOutcome::Updated(id));
             }
-            relink_host(&mut tx, id, LinkCause::HostChange, actor).await?;
-            outcomes.push(outcome);
         }
         tx.commit().await.map_err(db_err)?;
         Ok(outcomes)
