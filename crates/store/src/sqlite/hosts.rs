@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use custodian_domain::hosts::{
     Activity, Actor, DeviceMapping, EndUser, Host, HostInput, HostOrderKey, HostQuery, LinkCause, LinkState,
-    MappingSource, OwnershipEntry, UpsertOutcome, identity_of, normalize_identity,
+    MappingSource, OwnershipEntry, UpsertOutcome, normalize_identity,
 };
 use custodian_domain::{StoreError, StoreResult};
 use custodian_scim::schema::ENTERPRISE_USER_SCHEMA;
@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use super::linking::{HostLinkRow, apply_rules, record_activity, relink_host};
+use super::host_batch::create_hosts;
+use super::linking::{record_activity, relink_host};
 use super::scim::Tx;
 use super::{SqliteStore, db_err};
 use crate::time;
@@ -297,20 +298,36 @@ impl SqliteStore {
     ) -> StoreResult<Vec<UpsertOutcome>> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
         let now = time::to_text(time::now());
-        let mut outcomes = Vec::with_capacity(hosts.len());
-        let mut created_now = std::collections::HashSet::new();
-        for h in hosts {
-            // One statement creates or updates; a created row's created_at is this batch's.
-            let row = sqlx::query(
-                "INSERT INTO hosts (uuid, hardware_serial, hostname, computer_name, platform, os_version, \
-                 hardware_model, created_at, updated_at, seen_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (uuid) DO UPDATE SET hardware_serial = excluded.hardware_serial, \
-                 hostname = excluded.hostname, computer_name = excluded.computer_name, platform = excluded.platform, \
-                 os_version = excluded.os_version, hardware_model = excluded.hardware_model, \
-                 updated_at = excluded.updated_at, seen_time = COALESCE(excluded.seen_time, hosts.seen_time) \
-                 RETURNING id, created_at",
+        // Which uuids exist already: those are updated one by one (their mappings and
+        // links have a past); the new ones are created set-wise.
+        let mut existing = std::collections::HashSet::new();
+        for chunk in hosts.chunks(500) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT uuid FROM hosts WHERE uuid IN (");
+            let mut sep = qb.separated(", ");
+            for h in chunk {
+                sep.push_bind(h.uuid.as_str());
+            }
+            qb.push(")");
+            let found: Vec<String> = qb.build_query_scalar().fetch_all(&mut *tx).await.map_err(db_err)?;
+            existing.extend(found);
+        }
+        let mut seen = std::collections::HashSet::new();
+        let (new, old): (Vec<(usize, &HostInput)>, Vec<(usize, &HostInput)>) = hosts
+            .iter()
+            .enumerate()
+            // A uuid repeated within the batch is an update the second time.
+            .partition(|(_, h)| !existing.contains(&h.uuid) && seen.insert(h.uuid.as_str()));
+        let mut outcomes: Vec<Option<UpsertOutcome>> = vec![None; hosts.len()];
+        let new_inputs: Vec<&HostInput> = new.iter().map(|(_, h)| *h).collect();
+        let created = create_hosts(&mut tx, &new_inputs, &now, actor).await?;
+        for ((index, _), id) in new.iter().zip(created) {
+            outcomes[*index] = Some(UpsertOutcome::Created(id));
+        }
+        for (index, h) in old {
+            let id: i64 = sqlx::query_scalar(
+                "UPDATE hosts SET hardware_serial = ?, hostname = ?, computer_name = ?, platform = ?, os_version = ?, \
+                 hardware_model = ?, updated_at = ?, seen_time = COALESCE(?, seen_time) WHERE uuid = ? RETURNING id",
             )
-            .bind(&h.uuid)
             .bind(&h.hardware_serial)
             .bind(&h.hostname)
             .bind(&h.computer_name)
@@ -318,32 +335,18 @@ impl SqliteStore {
             .bind(&h.os_version)
             .bind(&h.hardware_model)
             .bind(&now)
-            .bind(&now)
             .bind(h.seen_time.map(time::to_text))
+            .bind(&h.uuid)
             .fetch_one(&mut *tx)
             .await
             .map_err(db_err)?;
-            let id: i64 = row.try_get("id").map_err(db_err)?;
-            // A uuid repeated within one batch is an update the second time.
-            let created = row.try_get::<String, _>("created_at").map_err(db_err)? == now && created_now.insert(id);
-            if created {
-                // A new host: its mappings and identity are what the input says, so the
-                // rules run without reading them back.
-                let mappings = h.device_mapping.as_deref().unwrap_or_default();
-                insert_mappings(&mut tx, id, mappings, 0).await?;
-                let identity = identity_of(mappings).map(normalize_identity);
-                let display = if h.computer_name.is_empty() { h.hostname.clone() } else { h.computer_name.clone() };
-                let fresh = HostLinkRow::new_host(display);
-                apply_rules(&mut tx, id, fresh, identity, LinkCause::HostChange, actor).await?;
-                outcomes.push(UpsertOutcome::Created(id));
-            } else {
-                if let Some(mappings) = &h.device_mapping {
-                    replace_mappings(&mut tx, id, mappings).await?;
-                }
-                relink_host(&mut tx, id, LinkCause::HostChange, actor).await?;
-                outcomes.push(UpsertOutcome::Updated(id));
+            if let Some(mappings) = &h.device_mapping {
+                replace_mappings(&mut tx, id, mappings).await?;
             }
+            relink_host(&mut tx, id, LinkCause::HostChange, actor).await?;
+            outcomes[index] = Some(UpsertOutcome::Updated(id));
         }
+        let outcomes: Vec<UpsertOutcome> = outcomes.into_iter().flatten().collect();
         tx.commit().await.map_err(db_err)?;
         Ok(outcomes)
     }

@@ -77,7 +77,7 @@ async fn current_identity(tx: &mut Tx<'_>, host_id: i64) -> StoreResult<Option<S
     Ok(email.map(|e| normalize_identity(&e)))
 }
 
-pub(super) struct HostLinkRow {
+struct HostLinkRow {
     display_name: String,
     identity_norm: Option<String>,
     end_user_seq: Option<i64>,
@@ -148,19 +148,6 @@ async fn unlink(
     .await
 }
 
-impl HostLinkRow {
-    /// A host just inserted: no link, no identity recorded yet.
-    pub(super) fn new_host(display_name: String) -> Self {
-        HostLinkRow {
-            display_name,
-            identity_norm: None,
-            end_user_seq: None,
-            state: LinkState::NoIdentity,
-            orphaned: false,
-        }
-    }
-}
-
 /// Re-evaluates one host's link under the rules. `cause` says what changed.
 pub(super) async fn relink_host(tx: &mut Tx<'_>, host_id: i64, cause: LinkCause, actor: &Actor) -> StoreResult<()> {
     let host = load_link(tx, host_id).await?;
@@ -168,9 +155,8 @@ pub(super) async fn relink_host(tx: &mut Tx<'_>, host_id: i64, cause: LinkCause,
     apply_rules(tx, host_id, host, identity, cause, actor).await
 }
 
-/// The rules for a host whose state and current identity (normalised) the caller
-/// already knows: a host it has just inserted, say.
-pub(super) async fn apply_rules(
+/// The rules for a host whose state and current identity (normalised) are known.
+async fn apply_rules(
     tx: &mut Tx<'_>,
     host_id: i64,
     host: HostLinkRow,

@@ -3,6 +3,7 @@
 //! that WAL lets run beside it. Every write is one `BEGIN IMMEDIATE` transaction.
 
 mod access;
+mod host_batch;
 mod hosts;
 mod linking;
 mod requests;
@@ -54,8 +55,11 @@ impl SqliteStore {
             .optimize_on_close(true, None)
             .pragma("temp_store", "memory")
             .pragma("cache_size", "-65536");
+        // No ping before each acquire: a local file cannot drop a connection, and the
+        // ping is a round trip to SQLite's worker thread on every request.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.clone())
             .await
@@ -66,6 +70,7 @@ impl SqliteStore {
             .map_err(|e| StoreError::Database(format!("migration failed: {e}")))?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.read_only(true))
             .await
