@@ -18,6 +18,9 @@ use super::scim::Tx;
 use super::{SqliteStore, db_err};
 use crate::time;
 
+/// Hosts of a batch with their positions in it.
+type Indexed<'a> = Vec<(usize, &'a HostInput)>;
+
 const HOST_COLUMNS: &str = "h.id, h.uuid, h.hardware_serial, h.hostname, h.computer_name, h.platform, h.os_version, \
      h.hardware_model, h.created_at, h.updated_at, h.seen_time, h.end_user_seq, h.link_state, h.candidates";
 
@@ -312,7 +315,7 @@ impl SqliteStore {
             existing.extend(found);
         }
         let mut seen = std::collections::HashSet::new();
-        let (new, old): (Vec<(usize, &HostInput)>, Vec<(usize, &HostInput)>) = hosts
+        let (new, old): (Indexed, Indexed) = hosts
             .iter()
             .enumerate()
             // A uuid repeated within the batch is an update the second time.
