@@ -26,6 +26,8 @@ pub struct AppConfig {
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// Which operator a token belongs to, remembered for a few seconds.
+    pub tokens: Arc<crate::auth::TokenCache>,
     pub recorder: RequestRecorder,
     pub config: Arc<AppConfig>,
 }
@@ -70,7 +72,7 @@ pub struct App {
 impl App {
     pub fn new(store: Arc<dyn Store>, config: AppConfig) -> Self {
         let (recorder, recorder_task) = RequestRecorder::start(store.clone());
-        let state = AppState { store, recorder, config: Arc::new(config) };
+        let state = AppState { store, tokens: Arc::default(), recorder, config: Arc::new(config) };
         App { router: router(state.clone()), state, recorder_task }
     }
 

@@ -3,7 +3,11 @@
 use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use custodian_domain::TokenDigest;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use custodian_domain::{ApiUser, Store, StoreResult, TokenDigest};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -51,5 +55,47 @@ mod tests {
         assert_eq!(bearer_token(&h), None);
         h.insert("authorization", "Basic abc".parse().unwrap());
         assert_eq!(bearer_token(&h), None);
+    }
+}
+
+/// Remembers for a few seconds which operator a token digest belongs to, so that an
+/// IdP's burst of requests does not cost a database read each. Consequence: a deleted
+/// operator's token keeps working for at most `TOKEN_CACHE_TTL` on each instance.
+/// Unknown tokens are never cached, so a new token works at once. Entries are keyed
+/// by the digest; the token itself is never kept.
+pub struct TokenCache {
+    entries: Mutex<HashMap<[u8; 32], (ApiUser, Instant)>>,
+}
+
+pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(5);
+const TOKEN_CACHE_MAX: usize = 10_000;
+
+impl Default for TokenCache {
+    fn default() -> Self {
+        TokenCache { entries: Mutex::new(HashMap::new()) }
+    }
+}
+
+impl TokenCache {
+    /// The operator behind a bearer token: from the cache while fresh, else the store.
+    pub async fn authenticate(&self, store: &dyn Store, token: &str) -> StoreResult<Option<ApiUser>> {
+        let digest = digest_token(token);
+        let now = Instant::now();
+        if let Ok(entries) = self.entries.lock()
+            && let Some((user, at)) = entries.get(&digest.0)
+            && now.duration_since(*at) < TOKEN_CACHE_TTL
+        {
+            return Ok(Some(user.clone()));
+        }
+        let user = store.authenticate_token(digest).await?;
+        if let (Some(u), Ok(mut entries)) = (&user, self.entries.lock()) {
+            if entries.len() >= TOKEN_CACHE_MAX {
+                entries.retain(|_, (_, at)| now.duration_since(*at) < TOKEN_CACHE_TTL);
+            }
+            if entries.len() < TOKEN_CACHE_MAX {
+                entries.insert(digest.0, (u.clone(), now));
+            }
+        }
+        Ok(user)
     }
 }

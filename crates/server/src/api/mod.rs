@@ -81,7 +81,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 /// The operator a request's bearer token belongs to, whatever its role.
 pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> ApiResult<ApiUser> {
     let token = crate::auth::bearer_token(headers).ok_or_else(ApiError::unauthorized)?;
-    state.store.authenticate_token(crate::auth::digest_token(token)).await?.ok_or_else(ApiError::unauthorized)
+    state.tokens.authenticate(state.store.as_ref(), token).await?.ok_or_else(ApiError::unauthorized)
 }
 
 pub fn router() -> Router<AppState> {

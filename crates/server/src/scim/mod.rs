@@ -263,7 +263,7 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> ScimResult<ApiUs
     let unauthorized =
         || ScimApiError(ScimError::new(401, None, "Authentication required: send 'Authorization: Bearer <API token>'"));
     let token = crate::auth::bearer_token(headers).ok_or_else(unauthorized)?;
-    let user = state.store.authenticate_token(crate::auth::digest_token(token)).await.map_err(ScimApiError::from)?;
+    let user = state.tokens.authenticate(state.store.as_ref(), token).await.map_err(ScimApiError::from)?;
     user.ok_or_else(unauthorized)
 }
 

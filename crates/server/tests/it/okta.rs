@@ -475,3 +475,37 @@ async fn adding_a_member_id_that_does_not_exist_is_skipped_not_stored() {
     let r = app.get(&format!("/Groups?{}", filter_q("members eq \"no-such-user\""))).await;
     assert_eq!(r.body["totalResults"], 0);
 }
+
+#[tokio::test]
+async fn concurrent_creates_commit_together_and_each_name_is_created_exactly_once() {
+    let app = std::sync::Arc::new(TestApp::spawn().await);
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let app = app.clone();
+        // Twenty names, each POSTed three times at once (different letter case too).
+        let name =
+            if i % 2 == 0 { format!("burst{}@example.com", i % 20) } else { format!("BURST{}@example.com", i % 20) };
+        tasks.push(tokio::spawn(async move { app.post("/Users", okta_user(&name, "B", "U")).await }));
+    }
+    let mut created = Vec::new();
+    let mut conflicts = 0;
+    for t in tasks {
+        let r = t.await.unwrap();
+        match r.status.as_u16() {
+            201 => created.push(r.body["userName"].as_str().unwrap().to_lowercase()),
+            409 => {
+                r.assert_scim_error(409, Some("uniqueness"));
+                conflicts += 1;
+            }
+            other => panic!("unexpected {other}: {}", r.text),
+        }
+    }
+    created.sort();
+    let before = created.len();
+    created.dedup();
+    assert_eq!(before, 20, "exactly one create per name");
+    assert_eq!(created.len(), 20);
+    assert_eq!(conflicts, 40);
+    let r = app.get("/Users?count=100").await;
+    assert_eq!(r.body["totalResults"], 20, "{}", r.text);
+}

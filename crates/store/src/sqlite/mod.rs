@@ -3,6 +3,7 @@
 //! that WAL lets run beside it. Every write is one `BEGIN IMMEDIATE` transaction.
 
 mod access;
+mod group_commit;
 mod host_batch;
 mod hosts;
 mod linking;
@@ -19,6 +20,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 pub struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
+    creates: group_commit::Creates,
 }
 
 pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
@@ -75,7 +77,8 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .map_err(db_err)?;
-        Ok(SqliteStore { read, write })
+        let creates = group_commit::Creates::start(write.clone());
+        Ok(SqliteStore { read, write, creates })
     }
 
     /// Closes both pools, waiting for connections in use to be returned.

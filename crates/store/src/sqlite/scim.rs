@@ -314,6 +314,122 @@ async fn relink_after_change(
     rematch_identities(tx, &identities, actor).await
 }
 
+/// Creates a resource inside the caller's transaction. Every client error (a taken
+/// name, a bad document) is found before anything is written, so a caller may keep the
+/// transaction going for other work after one: the group commit relies on it.
+pub(super) async fn create_in_tx(
+    tx: &mut Tx<'_>,
+    kind: ResourceKind,
+    input: ResourceInput,
+    actor: &Actor,
+) -> StoreResult<Written> {
+    let norm = unique_norm(kind, &input.doc)?;
+    let id = uuid::Uuid::new_v4().to_string();
+    let now = time::now();
+    let index = index_rows(kind, &input.doc);
+    let identities = if kind == ResourceKind::User { identities_of_user(&input.doc) } else { Vec::new() };
+    // The common case — a new name — is one round trip to SQLite: the resource, its
+    // index rows, and the hosts waiting for the user, in one multi-statement query
+    // (each trip to SQLite's worker thread costs more than the statements). A taken
+    // name inserts nothing and is handled below, in the same transaction.
+    let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+        "INSERT INTO scim_resources (id, kind, doc, unique_norm, display, active, created, last_modified, version) \
+         VALUES (",
+    );
+    {
+        let mut sep = qb.separated(", ");
+        sep.push_bind(id.clone())
+            .push_bind(kind.name())
+            .push_bind(input.doc.to_string())
+            .push_bind(norm.clone())
+            .push_bind(display_of(kind, &input.doc))
+            .push_bind(active_of(kind, &input.doc))
+            .push_bind(time::to_text(now))
+            .push_bind(time::to_text(now));
+    }
+    qb.push(", 1) ON CONFLICT (kind, unique_norm) DO NOTHING; ");
+    let inline_index = index.len() <= MAX_INLINE_INDEX_ROWS;
+    if inline_index && !index.is_empty() {
+        qb.push(
+            "INSERT INTO scim_values (resource_seq, kind, path, elem, text_value, num_value) \
+             SELECT r.seq, r.kind, v.column1, v.column2, v.column3, v.column4 FROM scim_resources r, (VALUES ",
+        );
+        let mut rows = qb.separated(", ");
+        for row in &index {
+            rows.push("(")
+                .push_bind_unseparated(row.path.clone())
+                .push_unseparated(", ")
+                .push_bind_unseparated(row.elem)
+                .push_unseparated(", ")
+                .push_bind_unseparated(row.text.clone())
+                .push_unseparated(", ")
+                .push_bind_unseparated(row.num)
+                .push_unseparated(")");
+        }
+        qb.push(") v WHERE r.id = ");
+        qb.push_bind(id.clone());
+        qb.push("; ");
+    }
+    qb.push("SELECT 'seq' AS k, seq AS v FROM scim_resources WHERE id = ");
+    qb.push_bind(id.clone());
+    if !identities.is_empty() {
+        qb.push(" UNION ALL SELECT 'host', id FROM hosts WHERE end_user_seq IS NULL AND identity_norm IN (");
+        let mut sep = qb.separated(", ");
+        for i in &identities {
+            sep.push_bind(i.clone());
+        }
+        qb.push(")");
+    }
+    let mut inserted = None;
+    let mut waiting_hosts = Vec::new();
+    for row in qb.build().fetch_all(&mut **tx).await.map_err(db_err)? {
+        let k: String = row.try_get("k").map_err(db_err)?;
+        let v: i64 = row.try_get("v").map_err(db_err)?;
+        if k == "seq" {
+            inserted = Some(v);
+        } else {
+            waiting_hosts.push(v);
+        }
+    }
+    let Some(seq) = inserted else {
+        let (existing_id, active): (String, Option<i64>) =
+            sqlx::query_as("SELECT id, active FROM scim_resources WHERE kind = ? AND unique_norm = ?")
+                .bind(kind.name())
+                .bind(&norm)
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(db_err)?;
+        // Okta reactivates a user by POSTing it again with active: true.
+        let reactivates = kind == ResourceKind::User
+            && active == Some(0)
+            && input.doc.get("active").and_then(Value::as_bool) == Some(true);
+        if !reactivates {
+            return Err(ScimError::uniqueness(match kind {
+                ResourceKind::User => "a user with this userName already exists",
+                ResourceKind::Group => "a group with this displayName already exists",
+            })
+            .into());
+        }
+        let loaded = load_for_write(tx, kind, &existing_id).await?;
+        let record = update_resource(tx, &loaded, &input.doc, true).await?;
+        relink_after_change(tx, kind, Some(&loaded.record.doc), Some(&record.doc), actor).await?;
+        return Ok(Written { record, reactivated: true });
+    };
+    if !inline_index {
+        insert_index(tx, seq, kind, &input.doc).await?;
+    }
+    if let (ResourceKind::Group, Some(members)) = (kind, &input.members) {
+        let seqs = resolve_members(tx, seq, members).await?;
+        add_members(tx, seq, &seqs).await?;
+    }
+    // The new user may be what unlinked hosts were waiting for (the mapping rules).
+    for host_id in waiting_hosts {
+        relink_host(tx, host_id, LinkCause::ScimChange, actor).await?;
+    }
+    let record = ScimRecord { id, kind, doc: input.doc, created: now, last_modified: now, version: 1 };
+    Ok(Written { record, reactivated: false })
+}
+
 impl SqliteStore {
     pub(super) async fn scim_create_impl(
         &self,
@@ -321,114 +437,7 @@ impl SqliteStore {
         input: ResourceInput,
         actor: &Actor,
     ) -> StoreResult<Written> {
-        let norm = unique_norm(kind, &input.doc)?;
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
-        let id = uuid::Uuid::new_v4().to_string();
-        let now = time::now();
-        let index = index_rows(kind, &input.doc);
-        let identities = if kind == ResourceKind::User { identities_of_user(&input.doc) } else { Vec::new() };
-        // The common case — a new name — is one round trip to SQLite: the resource, its
-        // index rows, and the hosts waiting for the user, in one multi-statement query
-        // (each trip to SQLite's worker thread costs more than the statements). A taken
-        // name inserts nothing and is handled below, in the same transaction.
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "INSERT INTO scim_resources (id, kind, doc, unique_norm, display, active, created, last_modified, version) \
-             VALUES (",
-        );
-        {
-            let mut sep = qb.separated(", ");
-            sep.push_bind(id.clone())
-                .push_bind(kind.name())
-                .push_bind(input.doc.to_string())
-                .push_bind(norm.clone())
-                .push_bind(display_of(kind, &input.doc))
-                .push_bind(active_of(kind, &input.doc))
-                .push_bind(time::to_text(now))
-                .push_bind(time::to_text(now));
-        }
-        qb.push(", 1) ON CONFLICT (kind, unique_norm) DO NOTHING; ");
-        let inline_index = index.len() <= MAX_INLINE_INDEX_ROWS;
-        if inline_index && !index.is_empty() {
-            qb.push(
-                "INSERT INTO scim_values (resource_seq, kind, path, elem, text_value, num_value) \
-                 SELECT r.seq, r.kind, v.column1, v.column2, v.column3, v.column4 FROM scim_resources r, (VALUES ",
-            );
-            let mut rows = qb.separated(", ");
-            for row in &index {
-                rows.push("(")
-                    .push_bind_unseparated(row.path.clone())
-                    .push_unseparated(", ")
-                    .push_bind_unseparated(row.elem)
-                    .push_unseparated(", ")
-                    .push_bind_unseparated(row.text.clone())
-                    .push_unseparated(", ")
-                    .push_bind_unseparated(row.num)
-                    .push_unseparated(")");
-            }
-            qb.push(") v WHERE r.id = ");
-            qb.push_bind(id.clone());
-            qb.push("; ");
-        }
-        qb.push("SELECT 'seq' AS k, seq AS v FROM scim_resources WHERE id = ");
-        qb.push_bind(id.clone());
-        if !identities.is_empty() {
-            qb.push(" UNION ALL SELECT 'host', id FROM hosts WHERE end_user_seq IS NULL AND identity_norm IN (");
-            let mut sep = qb.separated(", ");
-            for i in &identities {
-                sep.push_bind(i.clone());
-            }
-            qb.push(")");
-        }
-        let mut inserted = None;
-        let mut waiting_hosts = Vec::new();
-        for row in qb.build().fetch_all(&mut *tx).await.map_err(db_err)? {
-            let k: String = row.try_get("k").map_err(db_err)?;
-            let v: i64 = row.try_get("v").map_err(db_err)?;
-            if k == "seq" {
-                inserted = Some(v);
-            } else {
-                waiting_hosts.push(v);
-            }
-        }
-        let Some(seq) = inserted else {
-            let (existing_id, active): (String, Option<i64>) =
-                sqlx::query_as("SELECT id, active FROM scim_resources WHERE kind = ? AND unique_norm = ?")
-                    .bind(kind.name())
-                    .bind(&norm)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-            // Okta reactivates a user by POSTing it again with active: true.
-            let reactivates = kind == ResourceKind::User
-                && active == Some(0)
-                && input.doc.get("active").and_then(Value::as_bool) == Some(true);
-            if !reactivates {
-                return Err(ScimError::uniqueness(match kind {
-                    ResourceKind::User => "a user with this userName already exists",
-                    ResourceKind::Group => "a group with this displayName already exists",
-                })
-                .into());
-            }
-            let loaded = load_for_write(&mut tx, kind, &existing_id).await?;
-            let record = update_resource(&mut tx, &loaded, &input.doc, true).await?;
-            relink_after_change(&mut tx, kind, Some(&loaded.record.doc), Some(&record.doc), actor).await?;
-            tx.commit().await.map_err(db_err)?;
-            return Ok(Written { record, reactivated: true });
-        };
-        if !inline_index {
-            insert_index(&mut tx, seq, kind, &input.doc).await?;
-        }
-        if let (ResourceKind::Group, Some(members)) = (kind, &input.members) {
-            let seqs = resolve_members(&mut tx, seq, members).await?;
-            add_members(&mut tx, seq, &seqs).await?;
-        }
-        // The new user may be what unlinked hosts were waiting for (the mapping rules).
-        for host_id in waiting_hosts {
-            relink_host(&mut tx, host_id, LinkCause::ScimChange, actor).await?;
-        }
-        tx.commit().await.map_err(db_err)?;
-        let record = ScimRecord { id, kind, doc: input.doc, created: now, last_modified: now, version: 1 };
-        Ok(Written { record, reactivated: false })
+        self.creates.create(kind, input, actor.clone()).await
     }
 
     pub(super) async fn scim_get_impl(&self, kind: ResourceKind, id: &str) -> StoreResult<ScimRecord> {
