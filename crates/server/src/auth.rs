@@ -32,32 +32,6 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_are_random_and_digests_stable() {
-        let (a, da) = generate_token();
-        let (b, _) = generate_token();
-        assert_ne!(a, b);
-        assert_eq!(a.len(), 43);
-        assert!(digest_token(&a) == da);
-    }
-
-    #[test]
-    fn only_bearer_scheme_is_accepted() {
-        let mut h = HeaderMap::new();
-        h.insert("authorization", "Bearer abc".parse().unwrap());
-        assert_eq!(bearer_token(&h), Some("abc"));
-        h.insert("authorization", "non-token".parse().unwrap());
-        assert_eq!(bearer_token(&h), None);
-        h.insert("authorization", "Basic abc".parse().unwrap());
-        assert_eq!(bearer_token(&h), None);
-    }
-}
-
 /// Remembers for a few seconds which operator a token digest belongs to, so that an
 /// IdP's burst of requests does not cost a database read each. Consequence: a deleted
 /// operator's token keeps working for at most `TOKEN_CACHE_TTL` on each instance.
@@ -97,5 +71,31 @@ impl TokenCache {
             }
         }
         Ok(user)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_random_and_digests_stable() {
+        let (a, da) = generate_token();
+        let (b, _) = generate_token();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43);
+        assert!(digest_token(&a) == da);
+    }
+
+    #[test]
+    fn only_bearer_scheme_is_accepted() {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", "Bearer abc".parse().unwrap());
+        assert_eq!(bearer_token(&h), Some("abc"));
+        h.insert("authorization", "non-token".parse().unwrap());
+        assert_eq!(bearer_token(&h), None);
+        h.insert("authorization", "Basic abc".parse().unwrap());
+        assert_eq!(bearer_token(&h), None);
     }
 }
