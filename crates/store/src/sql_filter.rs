@@ -47,6 +47,9 @@ where
 impl FilterDb for sqlx::Sqlite {}
 impl FilterDb for sqlx::Postgres {}
 
+/// Translates one term (a comparison, a presence test, a value path) of a filter.
+type TermFn<'f, DB> = dyn Fn(&mut QueryBuilder<'_, DB>, &Filter) -> Result<(), ScimError> + 'f;
+
 /// Translates filters for one resource type on one backend.
 pub struct FilterSql<DB> {
     dialect: Dialect,
@@ -85,24 +88,39 @@ where
     }
 
     pub fn push(&self, qb: &mut QueryBuilder<'_, DB>, filter: &Filter) -> Result<(), ScimError> {
+        self.push_logic(qb, filter, &|qb, leaf| match leaf {
+            Filter::Present(attr) => self.push_present(qb, attr),
+            Filter::Compare { attr, op, value } => self.push_compare(qb, attr, *op, value),
+            Filter::ValuePath { attr, filter } => self.push_value_path(qb, attr, filter),
+            _ => Ok(()),
+        })
+    }
+
+    /// `and`, `or` and `not` around the terms, which `leaf` translates: the same logic
+    /// serves whole resources and the elements inside `attr[...]`.
+    fn push_logic(
+        &self,
+        qb: &mut QueryBuilder<'_, DB>,
+        filter: &Filter,
+        leaf: &TermFn<'_, DB>,
+    ) -> Result<(), ScimError> {
         match filter {
             Filter::And(a, b) | Filter::Or(a, b) => {
                 qb.push("(");
-                self.push(qb, a)?;
+                self.push_logic(qb, a, leaf)?;
                 qb.push(if matches!(filter, Filter::And(..)) { " AND " } else { " OR " });
-                self.push(qb, b)?;
+                self.push_logic(qb, b, leaf)?;
                 qb.push(")");
+                Ok(())
             }
             Filter::Not(inner) => {
                 qb.push("(NOT ");
-                self.push(qb, inner)?;
+                self.push_logic(qb, inner, leaf)?;
                 qb.push(")");
+                Ok(())
             }
-            Filter::Present(attr) => self.push_present(qb, attr)?,
-            Filter::Compare { attr, op, value } => self.push_compare(qb, attr, *op, value)?,
-            Filter::ValuePath { attr, filter } => self.push_value_path(qb, attr, filter)?,
+            term => leaf(qb, term),
         }
-        Ok(())
     }
 
     fn push_present(&self, qb: &mut QueryBuilder<'_, DB>, attr: &ResolvedAttr) -> Result<(), ScimError> {
@@ -375,19 +393,13 @@ where
 
     /// A filter inside `attr[...]`, evaluated on one element (`e.resource_seq`, `e.elem`).
     fn push_element_filter(&self, qb: &mut QueryBuilder<'_, DB>, filter: &Filter) -> Result<(), ScimError> {
+        self.push_logic(qb, filter, &|qb, leaf| self.push_element_term(qb, leaf))
+    }
+
+    /// One term inside `attr[...]`.
+    fn push_element_term(&self, qb: &mut QueryBuilder<'_, DB>, filter: &Filter) -> Result<(), ScimError> {
         match filter {
-            Filter::And(a, b) | Filter::Or(a, b) => {
-                qb.push("(");
-                self.push_element_filter(qb, a)?;
-                qb.push(if matches!(filter, Filter::And(..)) { " AND " } else { " OR " });
-                self.push_element_filter(qb, b)?;
-                qb.push(")");
-            }
-            Filter::Not(inner) => {
-                qb.push("(NOT ");
-                self.push_element_filter(qb, inner)?;
-                qb.push(")");
-            }
+            Filter::And(..) | Filter::Or(..) | Filter::Not(..) => self.push_element_filter(qb, filter)?,
             Filter::Present(attr) => {
                 qb.push(
                     "EXISTS (SELECT 1 FROM scim_values v WHERE v.resource_seq = e.resource_seq AND v.elem = e.elem",
