@@ -37,16 +37,6 @@ impl Dialect {
     }
 }
 
-/// The types a filter binds; both backends encode them.
-pub trait FilterDb: Database
-where
-    for<'q> String: Encode<'q, Self> + Type<Self>,
-    for<'q> f64: Encode<'q, Self> + Type<Self>,
-{
-}
-impl FilterDb for sqlx::Sqlite {}
-impl FilterDb for sqlx::Postgres {}
-
 /// Translates one term (a comparison, a presence test, a value path) of a filter.
 type TermFn<'f, DB> = dyn Fn(&mut QueryBuilder<'_, DB>, &Filter) -> Result<(), ScimError> + 'f;
 
@@ -79,7 +69,7 @@ fn prefix_bounds(attr: &ResolvedAttr) -> (String, String) {
 
 impl<DB> FilterSql<DB>
 where
-    DB: FilterDb,
+    DB: Database,
     for<'q> String: Encode<'q, DB> + Type<DB>,
     for<'q> f64: Encode<'q, DB> + Type<DB>,
 {

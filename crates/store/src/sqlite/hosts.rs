@@ -203,22 +203,6 @@ async fn insert_mappings(tx: &mut Tx<'_>, host_id: i64, mappings: &[DeviceMappin
     Ok(())
 }
 
-async fn insert_mapping(tx: &mut Tx<'_>, host_id: i64, m: &DeviceMapping, position: i64) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO host_emails (host_id, source, email, email_norm, position) VALUES (?, ?, ?, ?, ?) \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(host_id)
-    .bind(m.source.as_str())
-    .bind(m.email.trim())
-    .bind(normalize_identity(&m.email))
-    .bind(position)
-    .execute(&mut **tx)
-    .await
-    .map_err(db_err)?;
-    Ok(())
-}
-
 async fn host_exists(tx: &mut Tx<'_>, id: i64) -> StoreResult<()> {
     let found: Option<i64> = sqlx::query_scalar("SELECT id FROM hosts WHERE id = ?")
         .bind(id)
@@ -444,7 +428,7 @@ impl SqliteStore {
                     .execute(&mut *tx)
                     .await
                     .map_err(db_err)?;
-                insert_mapping(&mut tx, id, &mapping, 0).await?;
+                insert_mappings(&mut tx, id, std::slice::from_ref(&mapping), 0).await?;
                 record_activity(
                     &mut tx,
                     actor,
@@ -461,7 +445,7 @@ impl SqliteStore {
                         .fetch_one(&mut *tx)
                         .await
                         .map_err(db_err)?;
-                insert_mapping(&mut tx, id, &mapping, position).await?;
+                insert_mappings(&mut tx, id, std::slice::from_ref(&mapping), position).await?;
             }
         }
         sqlx::query("UPDATE hosts SET updated_at = ? WHERE id = ?")

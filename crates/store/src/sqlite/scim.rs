@@ -647,8 +647,6 @@ fn push_order(qb: &mut QueryBuilder<Sqlite>, kind: ResourceKind, sort_by: Option
         qb.push(" ORDER BY r.seq");
         return;
     };
-    let expr_start = qb.sql().len();
-    let _ = expr_start;
     match (attr.location, attr.attr.name, attr.sub.map(|s| s.name)) {
         (AttrLocation::Common, "id", _) => {
             qb.push(format_args!(" ORDER BY r.id {dir}, r.seq"));
