@@ -9,4 +9,4 @@ pub mod store;
 
 pub use access::{ApiUser, NewApiUser, Role, TokenDigest};
 pub use idp::{ListPage, ListQuery, ScimRecord, ScimRequestEntry, SortOrder, StoredMember};
-pub use store::{Precondition, Store, StoreError, StoreResult, Written};
+pub use store::{PoolStats, Precondition, Store, StoreError, StoreResult, Written};

@@ -38,8 +38,27 @@ pub struct Written {
 /// `If-Match` as the store sees it: `None` for no precondition.
 pub type Precondition = Option<String>;
 
+/// How the database connection pool is used, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections open now.
+    pub open: u32,
+    /// Open connections not in use.
+    pub idle: u32,
+    /// The most connections the pool opens.
+    pub max: u32,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    // --- operations ---
+    /// Answers once the database has answered a trivial query (readiness checks).
+    async fn ping(&self) -> StoreResult<()>;
+    fn pool_stats(&self) -> PoolStats;
+    /// Whether other Custodian processes may serve from the same database (PostgreSQL):
+    /// then nothing cached in one process may outlive a request.
+    fn is_shared(&self) -> bool;
+
     // --- operators and tokens ---
     async fn create_api_user(&self, user: NewApiUser) -> StoreResult<ApiUser>;
     async fn list_api_users(&self) -> StoreResult<Vec<ApiUser>>;

@@ -36,7 +36,8 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 /// IdP's burst of requests does not cost a database read each. Consequence: a deleted
 /// operator's token keeps working for at most `TOKEN_CACHE_TTL` on each instance.
 /// Unknown tokens are never cached, so a new token works at once. Entries are keyed
-/// by the digest; the token itself is never kept.
+/// by the digest; the token itself is never kept. On a shared database (several
+/// instances) nothing is cached: a token revoked anywhere stops working everywhere at once.
 pub struct TokenCache {
     entries: Mutex<HashMap<[u8; 32], (ApiUser, Instant)>>,
 }
@@ -54,6 +55,9 @@ impl TokenCache {
     /// The operator behind a bearer token: from the cache while fresh, else the store.
     pub async fn authenticate(&self, store: &dyn Store, token: &str) -> StoreResult<Option<ApiUser>> {
         let digest = digest_token(token);
+        if store.is_shared() {
+            return store.authenticate_token(digest).await;
+        }
         let now = Instant::now();
         if let Ok(entries) = self.entries.lock()
             && let Some((user, at)) = entries.get(&digest.0)

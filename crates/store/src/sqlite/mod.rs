@@ -92,7 +92,7 @@ use custodian_domain::hosts::{
     Activity, Actor, DeviceMapping, Host, HostInput, HostQuery, OwnershipEntry, UpsertOutcome,
 };
 use custodian_domain::{
-    ApiUser, ListPage, ListQuery, NewApiUser, Precondition, ScimRecord, ScimRequestEntry, StoreResult, StoredMember,
+    ApiUser, ListPage, ListQuery, NewApiUser, PoolStats, Precondition, ScimRecord, ScimRequestEntry, StoreResult, StoredMember,
     TokenDigest, Written,
 };
 use custodian_scim::patch::PatchRequest;
@@ -101,6 +101,20 @@ use custodian_scim::schema::ResourceKind;
 
 #[async_trait::async_trait]
 impl custodian_domain::Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await.map_err(db_err)?;
+        Ok(())
+    }
+    fn pool_stats(&self) -> PoolStats {
+        // The writer and the readers together.
+        let open = self.read.size() + self.write.size();
+        let idle = (self.read.num_idle() + self.write.num_idle()) as u32;
+        let max = self.read.options().get_max_connections() + self.write.options().get_max_connections();
+        PoolStats { open, idle, max }
+    }
+    fn is_shared(&self) -> bool {
+        false
+    }
     async fn create_api_user(&self, user: NewApiUser) -> StoreResult<ApiUser> {
         self.create_api_user_impl(user).await
     }
