@@ -20,6 +20,10 @@ pub enum StoreError {
     NotFound,
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The database gave up a transaction for a concurrent one (a deadlock or a
+    /// serialization failure) more times than the store retries: the client may retry.
+    #[error("contention: {0}")]
+    Contention(String),
     /// The database failed; the message is for logs, never for clients.
     #[error("database error: {0}")]
     Database(String),

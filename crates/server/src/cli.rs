@@ -10,6 +10,8 @@ use custodian_domain::hosts::{Actor, HostInput, UpsertOutcome};
 use custodian_domain::{NewApiUser, Role};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use custodian_store::{MigrateMode, OpenOptions};
+
 use crate::app::{App, AppConfig, shutdown_signal};
 use crate::import::{self, Format, Rejection};
 
@@ -27,6 +29,20 @@ pub struct DatabaseArg {
     /// The database: sqlite://PATH (created when missing) or postgres://...
     #[arg(long = "database", env = "CUSTODIAN_DATABASE_URL", default_value = DEFAULT_DATABASE, global = true, hide_env_values = true)]
     pub url: String,
+    /// PostgreSQL only: the most database connections this process opens (default 16).
+    #[arg(long = "database-max-connections", env = "CUSTODIAN_DATABASE_MAX_CONNECTIONS", global = true)]
+    pub max_connections: Option<u32>,
+}
+
+impl DatabaseArg {
+    /// Opens the database, applying pending migrations or, in `Verify` mode, refusing
+    /// a schema that is not this binary's.
+    pub async fn open(&self, migrate: MigrateMode) -> anyhow::Result<std::sync::Arc<dyn custodian_domain::Store>> {
+        let options = OpenOptions { migrate, max_connections: self.max_connections };
+        custodian_store::open(&self.url, options)
+            .await
+            .with_context(|| format!("opening the database {}", custodian_store::redact_url(&self.url)))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -62,6 +78,10 @@ pub struct ServeArgs {
     /// The URL at which clients reach Custodian (used in SCIM locations and set-up guides).
     #[arg(long, env = "CUSTODIAN_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Do not apply pending migrations at start (run `custodian migrate` as a separate
+    /// deployment step); the server then refuses to start on an older schema.
+    #[arg(long, env = "CUSTODIAN_NO_AUTO_MIGRATE")]
+    pub no_auto_migrate: bool,
     /// Log format: text or json.
     #[arg(long, env = "CUSTODIAN_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -127,13 +147,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve(args).await,
         Command::Migrate { database } => {
             init_tracing(false);
-            custodian_store::open(&database.url).await.context("migrating the database")?;
-            eprintln!("The database is up to date.");
+            database.open(MigrateMode::Apply).await.context("migrating the database")?;
+            eprintln!("The database schema is up to date.");
             Ok(())
         }
-        Command::User { command, database } => user(command, &database.url).await,
+        Command::User { command, database } => user(command, &database).await,
         Command::Hosts { command: HostsCommand::Import { file, format, batch_size }, database } => {
-            match import_hosts(&file, format, batch_size, &database.url).await {
+            match import_hosts(&file, format, batch_size, &database).await {
                 Ok(0) => Ok(()),
                 Ok(1) => Err(anyhow::anyhow!("1 host was rejected (listed on stdout)")),
                 Ok(n) => Err(anyhow::anyhow!("{n} hosts were rejected (listed on stdout)")),
@@ -150,9 +170,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_tracing(args.log_format == "json");
-    let store = custodian_store::open(&args.database.url)
-        .await
-        .with_context(|| format!("opening the database {}", custodian_store::redact_url(&args.database.url)))?;
+    let mode = if args.no_auto_migrate { MigrateMode::Verify } else { MigrateMode::Apply };
+    let store = args.database.open(mode).await?;
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     tracing::info!(address = %listener.local_addr()?, "Custodian is serving");
@@ -162,10 +181,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn user(command: UserCommand, database: &str) -> anyhow::Result<()> {
-    let store = custodian_store::open(database)
-        .await
-        .with_context(|| format!("opening the database {}", custodian_store::redact_url(database)))?;
+async fn user(command: UserCommand, database: &DatabaseArg) -> anyhow::Result<()> {
+    let store = database.open(MigrateMode::Apply).await?;
     match command {
         UserCommand::Create { api_only, name, email, role } => {
             if !api_only {
@@ -207,7 +224,12 @@ async fn user(command: UserCommand, database: &str) -> anyhow::Result<()> {
 /// imports nothing), then writes the valid hosts in batches of `batch_size`, one
 /// transaction each. Returns how many hosts were rejected; an error means the file or
 /// the database could not be read.
-async fn import_hosts(file: &Path, format: Option<Format>, batch_size: u64, database: &str) -> anyhow::Result<usize> {
+async fn import_hosts(
+    file: &Path,
+    format: Option<Format>,
+    batch_size: u64,
+    database: &DatabaseArg,
+) -> anyhow::Result<usize> {
     let Some(format) = format.or_else(|| Format::from_path(file)) else {
         anyhow::bail!(
             "cannot tell the format of {} from its extension: add --format csv, json or jsonl",
@@ -218,9 +240,7 @@ async fn import_hosts(file: &Path, format: Option<Format>, batch_size: u64, data
     let records = import::read_records(&bytes, format).with_context(|| format!("reading {}", file.display()))?;
     drop(bytes);
     let checked = import::check(records);
-    let store = custodian_store::open(database)
-        .await
-        .with_context(|| format!("opening the database {}", custodian_store::redact_url(database)))?;
+    let store = database.open(MigrateMode::Apply).await?;
     let actor = Actor { id: None, name: "custodian hosts import".into() };
     let total = checked.accepted.len();
     let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());

@@ -1,7 +1,12 @@
 //! The storage layer: the `custodian_domain::Store` trait implemented for SQLite (the
-//! embedded default) and, later, PostgreSQL. SQL is built with bound values only.
+//! embedded default) and PostgreSQL (several instances on one database). SQL is built with bound values only.
 
+mod common;
+mod host_sql;
 pub mod index;
+pub mod postgres;
+mod rows;
+pub mod schema;
 pub mod sql_filter;
 pub mod sqlite;
 mod time;
@@ -10,14 +15,25 @@ use std::sync::Arc;
 
 use custodian_domain::{Store, StoreError};
 
+pub use postgres::PgStore;
+pub use schema::MigrateMode;
 pub use sqlite::SqliteStore;
 
-/// Opens the database a URL names, creating and migrating it as needed.
-pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+/// How to open a database.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenOptions {
+    pub migrate: MigrateMode,
+    /// The most connections to PostgreSQL this process opens (SQLite has its own fixed pools).
+    pub max_connections: Option<u32>,
+}
+
+/// Opens the database a URL names: `sqlite:` (created when missing) or `postgres:` /
+/// `postgresql:`. Pending migrations are applied or refused as `options` says.
+pub async fn open(url: &str, options: OpenOptions) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::open(url).await?))
+        Ok(Arc::new(SqliteStore::open(url, options.migrate).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Err(StoreError::Database("PostgreSQL support is not built yet; use a sqlite:// URL".into()))
+        Ok(Arc::new(PgStore::open(url, options.migrate, options.max_connections).await?))
     } else {
         Err(StoreError::Database(format!(
             "unsupported database URL scheme in '{}': expected sqlite:// or postgres://",

@@ -10,6 +10,7 @@ use custodian_scim::filter::{CompValue, CompareKey, CompareOp, Filter, literal_k
 use custodian_scim::schema::{AttrLocation, AttrType, ResolvedAttr, ResourceKind};
 use std::marker::PhantomData;
 
+use custodian_domain::SortOrder;
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
 use crate::index::{is_numeric, key_columns};
@@ -22,7 +23,7 @@ pub enum Dialect {
 }
 
 impl Dialect {
-    fn contains(self) -> &'static str {
+    pub fn contains(self) -> &'static str {
         match self {
             Dialect::Sqlite => "instr",
             Dialect::Postgres => "strpos",
@@ -432,5 +433,56 @@ where
             }
         }
         Ok(())
+    }
+}
+
+/// ORDER BY for `sortBy`/`sortOrder`; unassigned values sort last either way, and the
+/// row number breaks ties so that pages are stable.
+pub fn push_order<DB>(
+    qb: &mut QueryBuilder<'_, DB>,
+    kind: ResourceKind,
+    sort_by: Option<&ResolvedAttr>,
+    order: SortOrder,
+) where
+    DB: Database,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+{
+    let dir = match order {
+        SortOrder::Ascending => "ASC",
+        SortOrder::Descending => "DESC",
+    };
+    let Some(attr) = sort_by else {
+        qb.push(" ORDER BY r.seq");
+        return;
+    };
+    match (attr.location, attr.attr.name, attr.sub.map(|s| s.name)) {
+        (AttrLocation::Common, "id", _) => {
+            qb.push(format_args!(" ORDER BY r.id {dir}, r.seq"));
+        }
+        (AttrLocation::Common, "meta", Some("created")) => {
+            qb.push(format_args!(" ORDER BY r.created {dir}, r.seq"));
+        }
+        (AttrLocation::Common, "meta", Some("lastModified")) => {
+            qb.push(format_args!(" ORDER BY r.last_modified {dir}, r.seq"));
+        }
+        _ => {
+            let column = if is_numeric(attr.leaf().ty) { "num_value" } else { "text_value" };
+            let path = if attr.sub.is_none() && attr.attr.ty == AttrType::Complex {
+                ResolvedAttr { sub: attr.attr.sub_attribute("value"), ..*attr }.canonical_path()
+            } else {
+                attr.canonical_path()
+            };
+            let sub = format!(
+                "(SELECT MIN(s.{column}) FROM scim_values s WHERE s.resource_seq = r.seq AND s.kind = '{}' AND s.path = ",
+                kind.name()
+            );
+            qb.push(" ORDER BY ");
+            qb.push(&sub);
+            qb.push_bind(path.clone());
+            qb.push(") IS NULL, ");
+            qb.push(&sub);
+            qb.push_bind(path);
+            qb.push(format_args!(") {dir}, r.seq"));
+        }
     }
 }

@@ -44,6 +44,13 @@ impl From<StoreError> for ApiError {
             StoreError::Scim(e) => {
                 ApiError::new(StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST), e.detail)
             }
+            StoreError::Contention(m) => {
+                tracing::warn!(error = %m, "an API write lost to concurrent ones after retries");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The server is busy with concurrent changes; retry shortly",
+                )
+            }
             StoreError::Database(m) => {
                 tracing::error!(error = %m, "database error on an API request");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")

@@ -54,6 +54,10 @@ impl From<StoreError> for ScimApiError {
             StoreError::Scim(e) => ScimApiError(e),
             StoreError::NotFound => ScimApiError(ScimError::not_found("Resource not found")),
             StoreError::Conflict(msg) => ScimApiError(ScimError::uniqueness(msg)),
+            StoreError::Contention(msg) => {
+                tracing::warn!(error = %msg, "a SCIM write lost to concurrent ones after retries");
+                ScimApiError(ScimError::new(503, None, "The server is busy with concurrent changes; retry shortly"))
+            }
             StoreError::Database(msg) => {
                 // The cause goes to the log; the client gets no internals.
                 tracing::error!(error = %msg, "database error on a SCIM request");
@@ -71,6 +75,10 @@ impl IntoResponse for ScimApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"custodian\""));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Okta and Entra back off and retry on 503 with Retry-After.
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response.extensions_mut().insert(ErrorDetail(self.0.detail));
         response

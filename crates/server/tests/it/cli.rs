@@ -94,7 +94,7 @@ async fn serve_stops_gracefully_on_sigterm_keeping_acknowledged_writes() {
     assert!(exit.success(), "graceful stop must exit 0, got {exit:?}");
 
     // The acknowledged write is on disk, and so is the request history.
-    let store = custodian_store::open(&db).await.unwrap();
+    let store = crate::support::open_store(&db).await;
     let page = store
         .scim_list(
             custodian_scim::schema::ResourceKind::User,

@@ -46,7 +46,7 @@ const SOURCES: &str = "mdm_idp_accounts, idp, custom or google_chrome_profiles";
 async fn csv_then_json_import_create_update_link_and_name_each_rejected_line() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}/c.db", dir.path().display());
-    let store = custodian_store::open(&db).await.unwrap();
+    let store = crate::support::open_store(&db).await;
     let scim = Actor { id: None, name: "test".into() };
     let jane = parse_resource(
         ResourceKind::User,
@@ -194,7 +194,7 @@ async fn json_lines_import_names_a_malformed_line_and_imports_the_rest() {
     assert!(lines[1].starts_with("line 2: json: not valid JSON"), "{}", lines[1]);
     assert_eq!(lines[2], "line 3 (uuid c): seen_time: must be an RFC 3339 date-time string");
 
-    let store = custodian_store::open(&db).await.unwrap();
+    let store = crate::support::open_store(&db).await;
     assert_eq!(store.find_host("a").await.unwrap().hostname, "ha");
     assert_eq!(store.find_host("d").await.unwrap().mappings, vec![m("d@x.com", MappingSource::Custom)]);
     assert!(matches!(store.find_host("c").await, Err(StoreError::NotFound)));

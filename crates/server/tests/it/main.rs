@@ -10,6 +10,7 @@ mod entra;
 mod host_mapping;
 mod hosts_api;
 mod hosts_import;
+mod multi_instance;
 mod okta;
 mod openapi;
 mod scim_auth;

@@ -1,5 +1,9 @@
 //! The test harness: `TestApp::spawn()` starts Custodian on a free port with a fresh
-//! SQLite database and a maintainer token; helpers send SCIM requests.
+//! database and a maintainer token; helpers send SCIM requests.
+//!
+//! The database is SQLite, or PostgreSQL when `CUSTODIAN_TEST_BACKEND=postgres` (then
+//! `CUSTODIAN_TEST_POSTGRES_URL` names the server, and each test gets a database of its
+//! own, dropped at the end). `scripts/test` runs this binary once per backend.
 
 use std::sync::Arc;
 
@@ -19,7 +23,83 @@ pub struct TestApp {
     pub client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
+    pub db: TestDb,
+}
+
+/// The backend this run of the tests uses.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("CUSTODIAN_TEST_BACKEND").as_deref() {
+        Ok("postgres") => Some(std::env::var("CUSTODIAN_TEST_POSTGRES_URL").expect(
+            "CUSTODIAN_TEST_BACKEND=postgres needs CUSTODIAN_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/postgres)",
+        )),
+        Ok("sqlite") | Err(_) => None,
+        Ok(other) => panic!("CUSTODIAN_TEST_BACKEND must be sqlite or postgres, not {other}"),
+    }
+}
+
+/// A fresh, empty database for one test: a SQLite file in a temporary folder, or a
+/// PostgreSQL database of its own. Dropped (files removed, database dropped) with it.
+pub struct TestDb {
+    pub url: String,
     _dir: tempfile::TempDir,
+    /// The PostgreSQL server's URL and this test's database name.
+    postgres: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub async fn fresh() -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        match postgres_url() {
+            None => {
+                TestDb { url: format!("sqlite://{}/custodian.db", dir.path().display()), _dir: dir, postgres: None }
+            }
+            Some(server) => {
+                let name = format!("custodian_it_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&server).await.unwrap();
+                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+                let url = with_database(&server, &name);
+                TestDb { url, _dir: dir, postgres: Some((server, name)) }
+            }
+        }
+    }
+}
+
+/// The server URL with its database replaced.
+fn with_database(server: &str, name: &str) -> String {
+    let (base, query) = server.split_once('?').map_or((server, None), |(b, q)| (b, Some(q)));
+    let after_host = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[after_host..].find('/') {
+        Some(slash) => &base[..after_host + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((server, name)) = self.postgres.take() {
+            // Drop runs outside any runtime's async context: a thread of its own.
+            let _ = std::thread::spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+                rt.block_on(async {
+                    if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&server).await {
+                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                            .execute(&mut conn)
+                            .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// Opens a test database the way `custodian serve` does.
+pub async fn open_store(url: &str) -> Arc<dyn Store> {
+    custodian_store::open(url, custodian_store::OpenOptions::default()).await.unwrap()
 }
 
 /// A response read whole: status, headers and the body parsed as JSON when it is JSON.
@@ -52,9 +132,12 @@ impl Reply {
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/custodian.db", dir.path().display());
-        let store = custodian_store::open(&url).await.unwrap();
+        if std::env::var_os("CUSTODIAN_TEST_LOG").is_some() {
+            // Server logs in the test's output, for diagnosing a failure.
+            let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("info").try_init();
+        }
+        let db = TestDb::fresh().await;
+        let store = open_store(&db.url).await;
         let token = Self::create_token_in(&store, "okta", Role::Maintainer).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -74,11 +157,11 @@ impl TestApp {
             client: reqwest::Client::new(),
             shutdown: Some(tx),
             server: Some(server),
-            _dir: dir,
+            db,
         }
     }
 
-    async fn create_token_in(store: &Arc<dyn Store>, name: &str, role: Role) -> String {
+    pub async fn create_token_in(store: &Arc<dyn Store>, name: &str, role: Role) -> String {
         let (token, digest) = custodian::auth::generate_token();
         store
             .create_api_user(NewApiUser { name: name.into(), email: None, role, api_only: true, token: Some(digest) })
@@ -151,16 +234,17 @@ impl TestApp {
         r.body["id"].as_str().unwrap().to_string()
     }
 
-    /// Stops the server gracefully and waits for it; returns the database folder, which
-    /// lives as long as the caller keeps it.
-    pub async fn stop(mut self) -> tempfile::TempDir {
+    /// Stops the server gracefully and waits for it; returns the database, which lives
+    /// as long as the caller keeps it.
+    pub async fn stop(mut self) -> TestDb {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(server) = self.server.take() {
             server.await.unwrap();
         }
-        self._dir
+        let TestApp { db, .. } = self;
+        db
     }
 }
 

@@ -1,27 +1,12 @@
 //! Operators and their tokens.
 
-use custodian_domain::{ApiUser, NewApiUser, Role, StoreError, StoreResult, TokenDigest};
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use custodian_domain::{ApiUser, NewApiUser, StoreError, StoreResult, TokenDigest};
 use subtle::ConstantTimeEq;
 
 use super::{SqliteStore, db_err, is_unique_violation};
+use crate::common::USER_COLUMNS;
+use crate::rows::{self, DbRow};
 use crate::time;
-
-fn user_from_row(row: &SqliteRow) -> StoreResult<ApiUser> {
-    let role: String = row.try_get("role").map_err(db_err)?;
-    let created_at: String = row.try_get("created_at").map_err(db_err)?;
-    Ok(ApiUser {
-        id: row.try_get("id").map_err(db_err)?,
-        name: row.try_get("name").map_err(db_err)?,
-        email: row.try_get("email").map_err(db_err)?,
-        role: role.parse::<Role>().map_err(|e| StoreError::Database(e.to_string()))?,
-        api_only: row.try_get::<i64, _>("api_only").map_err(db_err)? != 0,
-        created_at: time::from_text(&created_at)?,
-    })
-}
-
-const USER_COLUMNS: &str = "id, name, email, role, api_only, created_at";
 
 impl SqliteStore {
     pub(super) async fn create_api_user_impl(&self, user: NewApiUser) -> StoreResult<ApiUser> {
@@ -50,7 +35,7 @@ impl SqliteStore {
             }
             Err(e) => return Err(db_err(e)),
         };
-        let created = user_from_row(&row)?;
+        let created = rows::api_user(&row)?;
         if let Some(token) = user.token {
             insert_token(&mut tx, created.id, token, &now).await?;
         }
@@ -63,7 +48,7 @@ impl SqliteStore {
             .fetch_all(&self.read)
             .await
             .map_err(db_err)?;
-        rows.iter().map(user_from_row).collect()
+        rows.iter().map(rows::api_user).collect()
     }
 
     pub(super) async fn delete_api_user_impl(&self, id_or_name: &str) -> StoreResult<ApiUser> {
@@ -76,7 +61,7 @@ impl SqliteStore {
             .await
             .map_err(db_err)?;
         let row = row.ok_or(StoreError::NotFound)?;
-        let user = user_from_row(&row)?;
+        let user = rows::api_user(&row)?;
         tx.commit().await.map_err(db_err)?;
         Ok(user)
     }
@@ -98,9 +83,9 @@ impl SqliteStore {
         .await
         .map_err(db_err)?;
         for row in rows {
-            let digest: Vec<u8> = row.try_get("digest").map_err(db_err)?;
+            let digest = row.bytes("digest")?;
             if bool::from(digest.as_slice().ct_eq(&token.0)) {
-                return user_from_row(&row).map(Some);
+                return rows::api_user(&row).map(Some);
             }
         }
         Ok(None)

@@ -13,12 +13,10 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::db_err;
 use super::scim::Tx;
+use crate::rows::{self, Candidate};
 
 /// Rows per multi-row statement: within SQLite's limit of 32,766 bound values.
 const CHUNK: usize = 1000;
-
-/// A user an identity matches: row number, SCIM id, userName.
-type Candidate = (i64, String, String);
 
 /// Inserts hosts whose uuids are new, with their mappings, links, history and activities.
 /// Returns their ids in input order.
@@ -181,7 +179,7 @@ async fn match_identities(tx: &mut Tx<'_>, identities: &[String]) -> StoreResult
         }
         qb.push(")");
         for row in qb.build().fetch_all(&mut **tx).await.map_err(db_err)? {
-            found.entry(row.try_get("k").map_err(db_err)?).or_default().push(candidate(&row)?);
+            found.entry(row.try_get("k").map_err(db_err)?).or_default().push(rows::candidate(&row)?);
         }
     }
     let by_email: Vec<&String> = identities.iter().filter(|i| !found.contains_key(*i)).collect();
@@ -197,16 +195,8 @@ async fn match_identities(tx: &mut Tx<'_>, identities: &[String]) -> StoreResult
         }
         qb.push(") ORDER BY r.seq");
         for row in qb.build().fetch_all(&mut **tx).await.map_err(db_err)? {
-            found.entry(row.try_get("k").map_err(db_err)?).or_default().push(candidate(&row)?);
+            found.entry(row.try_get("k").map_err(db_err)?).or_default().push(rows::candidate(&row)?);
         }
     }
     Ok(found)
-}
-
-fn candidate(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Candidate> {
-    Ok((
-        row.try_get("seq").map_err(db_err)?,
-        row.try_get("id").map_err(db_err)?,
-        row.try_get::<Option<String>, _>("user_name").map_err(db_err)?.unwrap_or_default(),
-    ))
 }

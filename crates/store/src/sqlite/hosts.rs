@@ -3,75 +3,27 @@
 use std::collections::HashMap;
 
 use custodian_domain::hosts::{
-    Activity, Actor, DeviceMapping, EndUser, Host, HostInput, HostOrderKey, HostQuery, LinkCause, LinkState,
-    MappingSource, OwnershipEntry, UpsertOutcome, normalize_identity,
+    Activity, Actor, DeviceMapping, EndUser, Host, HostInput, HostQuery, LinkCause, MappingSource, OwnershipEntry,
+    UpsertOutcome, normalize_identity,
 };
 use custodian_domain::{StoreError, StoreResult};
 use custodian_scim::schema::ENTERPRISE_USER_SCHEMA;
 use serde_json::{Value, json};
-use sqlx::sqlite::{SqliteConnection, SqliteRow};
+use sqlx::sqlite::SqliteConnection;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::host_batch::create_hosts;
 use super::linking::{record_activity, relink_host};
 use super::scim::Tx;
 use super::{SqliteStore, db_err};
+use crate::common::{HOST_COLUMNS, full_name, parse_doc};
+use crate::host_sql::{push_host_filters, push_host_page};
+use crate::rows::{self, HostRow};
+use crate::sql_filter::Dialect;
 use crate::time;
 
 /// Hosts of a batch with their positions in it.
 type Indexed<'a> = Vec<(usize, &'a HostInput)>;
-
-const HOST_COLUMNS: &str = "h.id, h.uuid, h.hardware_serial, h.hostname, h.computer_name, h.platform, h.os_version, \
-     h.hardware_model, h.created_at, h.updated_at, h.seen_time, h.end_user_seq, h.link_state, h.candidates";
-
-/// A host row before its mappings and end user are attached.
-struct HostRow {
-    host: Host,
-    end_user_seq: Option<i64>,
-}
-
-fn host_from_row(row: &SqliteRow) -> StoreResult<HostRow> {
-    let text = |name: &str| -> StoreResult<String> { row.try_get(name).map_err(db_err) };
-    let seen: Option<String> = row.try_get("seen_time").map_err(db_err)?;
-    let candidates: Option<String> = row.try_get("candidates").map_err(db_err)?;
-    let state = text("link_state")?;
-    Ok(HostRow {
-        host: Host {
-            id: row.try_get("id").map_err(db_err)?,
-            uuid: text("uuid")?,
-            hardware_serial: text("hardware_serial")?,
-            hostname: text("hostname")?,
-            computer_name: text("computer_name")?,
-            platform: text("platform")?,
-            os_version: text("os_version")?,
-            hardware_model: text("hardware_model")?,
-            created_at: time::from_text(&text("created_at")?)?,
-            updated_at: time::from_text(&text("updated_at")?)?,
-            seen_time: seen.as_deref().map(time::from_text).transpose()?,
-            mappings: Vec::new(),
-            link_state: LinkState::parse(&state).unwrap_or(LinkState::NoIdentity),
-            end_user: None,
-            candidates: candidates.and_then(|c| serde_json::from_str(&c).ok()).unwrap_or_default(),
-        },
-        end_user_seq: row.try_get("end_user_seq").map_err(db_err)?,
-    })
-}
-
-/// The full name a host shows: given and family name, else the formatted name, else
-/// the display name.
-fn full_name(doc: &Value) -> String {
-    let name = doc.get("name");
-    let part = |k: &str| name.and_then(|n| n.get(k)).and_then(Value::as_str).unwrap_or("").trim();
-    let joined =
-        [part("givenName"), part("familyName")].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join(" ");
-    if !joined.is_empty() {
-        return joined;
-    }
-    if !part("formatted").is_empty() {
-        return part("formatted").to_string();
-    }
-    doc.get("displayName").and_then(Value::as_str).unwrap_or("").to_string()
-}
 
 /// Attaches mappings and end users to a page of hosts with a fixed number of queries.
 async fn complete(conn: &mut SqliteConnection, rows: Vec<HostRow>) -> StoreResult<Vec<Host>> {
@@ -111,8 +63,7 @@ async fn complete(conn: &mut SqliteConnection, rows: Vec<HostRow>) -> StoreResul
         }
         qb.push(")");
         for row in qb.build().fetch_all(&mut *conn).await.map_err(db_err)? {
-            let doc: String = row.try_get("doc").map_err(db_err)?;
-            let doc: Value = serde_json::from_str(&doc).map_err(|e| StoreError::Database(e.to_string()))?;
+            let doc: Value = parse_doc(&row.try_get::<String, _>("doc").map_err(db_err)?)?;
             let last_modified: String = row.try_get("last_modified").map_err(db_err)?;
             users.insert(
                 row.try_get("seq").map_err(db_err)?,
@@ -220,63 +171,6 @@ async fn idp_mapping(tx: &mut Tx<'_>, id: i64) -> StoreResult<Option<String>> {
         .map_err(db_err)
 }
 
-/// The WHERE clause of the host list for a query (after `WHERE 1=1`).
-fn push_filters(qb: &mut QueryBuilder<Sqlite>, q: &HostQuery) {
-    if let Some(text) = q.query.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-        let needle = text.to_lowercase();
-        qb.push(" AND (instr(lower(h.hostname), ");
-        qb.push_bind(needle.clone());
-        qb.push(") > 0 OR instr(lower(h.computer_name), ");
-        qb.push_bind(needle.clone());
-        qb.push(") > 0 OR instr(lower(h.hardware_serial), ");
-        qb.push_bind(needle.clone());
-        qb.push(") > 0 OR EXISTS (SELECT 1 FROM host_emails qe WHERE qe.host_id = h.id AND instr(qe.email_norm, ");
-        qb.push_bind(needle.clone());
-        qb.push(
-            ") > 0) OR h.end_user_seq IN (SELECT seq FROM scim_resources WHERE kind = 'User' AND instr(unique_norm, ",
-        );
-        qb.push_bind(needle);
-        qb.push(") > 0))");
-    }
-    if let Some(user_name) = &q.idp_username {
-        qb.push(" AND h.end_user_seq IN (SELECT seq FROM scim_resources WHERE kind = 'User' AND unique_norm = ");
-        qb.push_bind(user_name.trim().to_lowercase());
-        qb.push(")");
-    }
-    if let Some(group) = &q.idp_group {
-        qb.push(
-            " AND h.end_user_seq IN (WITH RECURSIVE below(s, depth) AS (SELECT seq, 0 FROM scim_resources \
-             WHERE kind = 'Group' AND (id = ",
-        );
-        qb.push_bind(group.clone());
-        qb.push(" OR unique_norm = ");
-        qb.push_bind(group.trim().to_lowercase());
-        qb.push(
-            ") UNION SELECT m.member_seq, below.depth + 1 FROM scim_members m JOIN below ON m.group_seq = below.s \
-             WHERE below.depth < 32) SELECT s FROM below)",
-        );
-    }
-    if let Some(dept) = &q.idp_department {
-        qb.push(" AND h.end_user_seq IN (SELECT resource_seq FROM scim_values WHERE kind = 'User' AND path = ");
-        qb.push_bind(format!("{ENTERPRISE_USER_SCHEMA}:department"));
-        qb.push(" AND text_value = ");
-        qb.push_bind(dept.trim().to_lowercase());
-        qb.push(")");
-    }
-    match q.idp_active {
-        Some(false) => {
-            qb.push(
-                " AND (h.end_user_seq IN (SELECT seq FROM scim_resources WHERE kind = 'User' AND active = 0) \
-                 OR (h.end_user_seq IS NULL AND h.orphaned = 1))",
-            );
-        }
-        Some(true) => {
-            qb.push(" AND h.end_user_seq IN (SELECT seq FROM scim_resources WHERE kind = 'User' AND active = 1)");
-        }
-        None => {}
-    }
-}
-
 impl SqliteStore {
     pub(super) async fn upsert_hosts_impl(
         &self,
@@ -346,7 +240,7 @@ impl SqliteStore {
             .await
             .map_err(db_err)?
             .ok_or(StoreError::NotFound)?;
-        let host = host_from_row(&row)?;
+        let host = rows::host(&row)?;
         complete(&mut conn, vec![host]).await?.pop().ok_or(StoreError::NotFound)
     }
 
@@ -366,25 +260,11 @@ impl SqliteStore {
 
     pub(super) async fn list_hosts_impl(&self, q: &HostQuery) -> StoreResult<Vec<Host>> {
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!("SELECT {HOST_COLUMNS} FROM hosts h WHERE 1=1"));
-        push_filters(&mut qb, q);
-        let dir = if q.descending { "DESC" } else { "ASC" };
-        let order = match q.order_key {
-            HostOrderKey::Id => "h.id".to_string(),
-            HostOrderKey::Hostname => "h.hostname".to_string(),
-            HostOrderKey::HardwareSerial => "h.hardware_serial".to_string(),
-            HostOrderKey::CreatedAt => "h.created_at".to_string(),
-            HostOrderKey::UpdatedAt => "h.updated_at".to_string(),
-            HostOrderKey::IdpUsername => {
-                "(SELECT unique_norm FROM scim_resources WHERE seq = h.end_user_seq)".to_string()
-            }
-        };
-        qb.push(format_args!(" ORDER BY {order} {dir}, h.id {dir} LIMIT "));
-        qb.push_bind(q.per_page.min(i64::MAX as u64) as i64);
-        qb.push(" OFFSET ");
-        qb.push_bind(q.page.saturating_mul(q.per_page).min(i64::MAX as u64) as i64);
+        push_host_filters(&mut qb, Dialect::Sqlite, q);
+        push_host_page(&mut qb, q);
         let mut tx = self.read.begin().await.map_err(db_err)?;
         let rows = qb.build().fetch_all(&mut *tx).await.map_err(db_err)?;
-        let rows = rows.iter().map(host_from_row).collect::<StoreResult<Vec<_>>>()?;
+        let rows = rows.iter().map(rows::host).collect::<StoreResult<Vec<_>>>()?;
         let hosts = complete(&mut tx, rows).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(hosts)
@@ -392,7 +272,7 @@ impl SqliteStore {
 
     pub(super) async fn count_hosts_impl(&self, q: &HostQuery) -> StoreResult<u64> {
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT COUNT(*) FROM hosts h WHERE 1=1");
-        push_filters(&mut qb, q);
+        push_host_filters(&mut qb, Dialect::Sqlite, q);
         let n: i64 = qb.build_query_scalar().fetch_one(&self.read).await.map_err(db_err)?;
         Ok(n as u64)
     }
@@ -496,20 +376,7 @@ impl SqliteStore {
         .fetch_all(&mut *conn)
         .await
         .map_err(db_err)?;
-        rows.iter()
-            .map(|row| {
-                let linked_at: String = row.try_get("linked_at").map_err(db_err)?;
-                let unlinked_at: Option<String> = row.try_get("unlinked_at").map_err(db_err)?;
-                Ok(OwnershipEntry {
-                    idp_id: row.try_get("scim_user_id").map_err(db_err)?,
-                    idp_username: row.try_get("user_name").map_err(db_err)?,
-                    linked_at: time::from_text(&linked_at)?,
-                    link_cause: row.try_get("link_cause").map_err(db_err)?,
-                    unlinked_at: unlinked_at.as_deref().map(time::from_text).transpose()?,
-                    unlink_cause: row.try_get("unlink_cause").map_err(db_err)?,
-                })
-            })
-            .collect()
+        rows.iter().map(rows::ownership).collect()
     }
 
     pub(super) async fn list_activities_impl(&self, offset: u64, limit: u64) -> StoreResult<Vec<Activity>> {
@@ -521,19 +388,6 @@ impl SqliteStore {
         .fetch_all(&self.read)
         .await
         .map_err(db_err)?;
-        rows.iter()
-            .map(|row| {
-                let created: String = row.try_get("created_at").map_err(db_err)?;
-                let details: String = row.try_get("details").map_err(db_err)?;
-                Ok(Activity {
-                    id: row.try_get("id").map_err(db_err)?,
-                    created_at: time::from_text(&created)?,
-                    actor_id: row.try_get("actor_id").map_err(db_err)?,
-                    actor_name: row.try_get("actor_name").map_err(db_err)?,
-                    kind: row.try_get("type").map_err(db_err)?,
-                    details: serde_json::from_str(&details).unwrap_or(Value::Null),
-                })
-            })
-            .collect()
+        rows.iter().map(rows::activity).collect()
     }
 }

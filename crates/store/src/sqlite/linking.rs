@@ -16,10 +16,11 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::db_err;
 use super::scim::Tx;
+use crate::rows::{self, Candidate};
 use crate::time;
 
 /// The users an identity matches, by the rules' precedence.
-async fn matching_users(tx: &mut Tx<'_>, identity: &str) -> StoreResult<Vec<(i64, String, String)>> {
+async fn matching_users(tx: &mut Tx<'_>, identity: &str) -> StoreResult<Vec<Candidate>> {
     let by_user_name = sqlx::query(
         "SELECT seq, id, json_extract(doc, '$.userName') AS user_name FROM scim_resources \
          WHERE kind = 'User' AND unique_norm = ?",
@@ -29,7 +30,7 @@ async fn matching_users(tx: &mut Tx<'_>, identity: &str) -> StoreResult<Vec<(i64
     .await
     .map_err(db_err)?;
     if let Some(row) = by_user_name {
-        return Ok(vec![row_triple(&row)?]);
+        return Ok(vec![rows::candidate(&row)?]);
     }
     let rows = sqlx::query(
         "SELECT DISTINCT r.seq, r.id, json_extract(r.doc, '$.userName') AS user_name FROM scim_values v \
@@ -40,15 +41,7 @@ async fn matching_users(tx: &mut Tx<'_>, identity: &str) -> StoreResult<Vec<(i64
     .fetch_all(&mut **tx)
     .await
     .map_err(db_err)?;
-    rows.iter().map(row_triple).collect()
-}
-
-fn row_triple(row: &sqlx::sqlite::SqliteRow) -> StoreResult<(i64, String, String)> {
-    Ok((
-        row.try_get("seq").map_err(db_err)?,
-        row.try_get("id").map_err(db_err)?,
-        row.try_get::<Option<String>, _>("user_name").map_err(db_err)?.unwrap_or_default(),
-    ))
+    rows.iter().map(rows::candidate).collect()
 }
 
 pub(super) async fn record_activity(tx: &mut Tx<'_>, actor: &Actor, kind: &str, details: Value) -> StoreResult<()> {
@@ -249,20 +242,6 @@ async fn apply_rules(
         _ => {}
     }
     Ok(())
-}
-
-/// The normalised names a user answers to: its userName and its emails.
-pub(super) fn identities_of_user(doc: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(u) = doc.get("userName").and_then(Value::as_str) {
-        out.push(normalize_identity(u));
-    }
-    if let Some(emails) = doc.get("emails").and_then(Value::as_array) {
-        out.extend(emails.iter().filter_map(|e| e.get("value").and_then(Value::as_str)).map(normalize_identity));
-    }
-    out.sort();
-    out.dedup();
-    out
 }
 
 /// RULE 4 after a user was created or changed: every unlinked host whose identity the

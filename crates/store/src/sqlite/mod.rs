@@ -15,7 +15,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use custodian_domain::StoreError;
+
+use crate::schema::{self, MigrateMode};
+use sqlx::migrate::{Migrate, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 pub struct SqliteStore {
     read: SqlitePool,
@@ -32,8 +37,9 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 impl SqliteStore {
-    /// Opens (creating the folder and file when missing) and migrates the database.
-    pub async fn open(url: &str) -> Result<Self, StoreError> {
+    /// Opens (creating the folder and file when missing) and, in `Apply` mode, migrates
+    /// the database; in `Verify` mode, checks that its schema is this binary's.
+    pub async fn open(url: &str, mode: MigrateMode) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Database(format!("invalid SQLite URL '{url}': {e}")))?;
         if let Some(parent) = options.get_filename().parent()
@@ -66,10 +72,11 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await
             .map_err(db_err)?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&write)
-            .await
-            .map_err(|e| StoreError::Database(format!("migration failed: {e}")))?;
+        let applied = applied_migrations(&write).await?;
+        schema::check(&MIGRATOR, &applied, mode == MigrateMode::Verify)?;
+        if mode == MigrateMode::Apply {
+            MIGRATOR.run(&write).await.map_err(|e| StoreError::Database(format!("migration failed: {e}")))?;
+        }
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .test_before_acquire(false)
@@ -88,12 +95,26 @@ impl SqliteStore {
     }
 }
 
+/// The migrations applied so far; none when the bookkeeping table does not exist yet.
+async fn applied_migrations(pool: &SqlitePool) -> StoreResult<Vec<sqlx::migrate::AppliedMigration>> {
+    let mut conn = pool.acquire().await.map_err(db_err)?;
+    let exists: Option<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'")
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_err)?;
+    if exists.is_none() {
+        return Ok(Vec::new());
+    }
+    conn.list_applied_migrations().await.map_err(|e| StoreError::Database(format!("reading the schema version: {e}")))
+}
+
 use custodian_domain::hosts::{
     Activity, Actor, DeviceMapping, Host, HostInput, HostQuery, OwnershipEntry, UpsertOutcome,
 };
 use custodian_domain::{
-    ApiUser, ListPage, ListQuery, NewApiUser, PoolStats, Precondition, ScimRecord, ScimRequestEntry, StoreResult, StoredMember,
-    TokenDigest, Written,
+    ApiUser, ListPage, ListQuery, NewApiUser, PoolStats, Precondition, ScimRecord, ScimRequestEntry, StoreResult,
+    StoredMember, TokenDigest, Written,
 };
 use custodian_scim::patch::PatchRequest;
 use custodian_scim::resource::ResourceInput;

@@ -1,13 +1,11 @@
 //! The IdP connection's request history: bounded, newest first.
 
 use custodian_domain::{ScimRequestEntry, StoreResult};
-use sqlx::Row;
 
 use super::{SqliteStore, db_err};
+use crate::common::HISTORY_LIMIT;
+use crate::rows;
 use crate::time;
-
-/// How many SCIM requests the history keeps.
-pub const HISTORY_LIMIT: i64 = 1000;
 
 impl SqliteStore {
     pub(super) async fn record_scim_requests_impl(&self, entries: Vec<ScimRequestEntry>) -> StoreResult<()> {
@@ -49,19 +47,6 @@ impl SqliteStore {
         .fetch_all(&self.read)
         .await
         .map_err(db_err)?;
-        rows.iter()
-            .map(|row| {
-                let at: String = row.try_get("requested_at").map_err(db_err)?;
-                Ok(ScimRequestEntry {
-                    requested_at: time::from_text(&at)?,
-                    method: row.try_get("method").map_err(db_err)?,
-                    path: row.try_get("path").map_err(db_err)?,
-                    status: row.try_get::<i64, _>("status").map_err(db_err)? as u16,
-                    detail: row.try_get("detail").map_err(db_err)?,
-                    user_agent: row.try_get("user_agent").map_err(db_err)?,
-                    duration_ms: row.try_get("duration_ms").map_err(db_err)?,
-                })
-            })
-            .collect()
+        rows.iter().map(rows::scim_request).collect()
     }
 }

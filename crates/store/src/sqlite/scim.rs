@@ -3,23 +3,23 @@
 use std::collections::{HashMap, HashSet};
 
 use custodian_domain::hosts::{Actor, LinkCause};
-use custodian_domain::idp::version_of_etag;
-use custodian_domain::{
-    ListPage, ListQuery, Precondition, ScimRecord, SortOrder, StoreError, StoreResult, StoredMember, Written,
-};
+use custodian_domain::{ListPage, ListQuery, Precondition, ScimRecord, StoreError, StoreResult, StoredMember, Written};
 use custodian_scim::ScimError;
-use custodian_scim::filter::value_key;
 use custodian_scim::patch::{MemberChange, PatchRequest, apply_patch};
 use custodian_scim::resource::{MemberKind, MemberRef, ResourceInput, display_of};
-use custodian_scim::schema::{AttrLocation, ResolvedAttr, ResourceKind};
+use custodian_scim::schema::ResourceKind;
 use serde_json::Value;
-use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
-use super::linking::{identities_of_user, relink_host, rematch_identities, unlink_deleted_user};
+use super::linking::{relink_host, rematch_identities, unlink_deleted_user};
 use super::{SqliteStore, db_err, is_unique_violation};
-use crate::index::{index_rows, is_numeric};
-use crate::sql_filter::{Dialect, FilterSql};
+use crate::common::{
+    RECORD_COLUMNS, active_of, changed_identities, check_precondition, identities_of_user, kind_of, member_kind,
+    name_taken, reactivates, unique_norm,
+};
+use crate::index::index_rows;
+use crate::rows;
+use crate::sql_filter::{Dialect, FilterSql, push_order};
 use crate::time;
 
 pub(super) type Tx<'a> = Transaction<'a, Sqlite>;
@@ -27,62 +27,6 @@ pub(super) type Tx<'a> = Transaction<'a, Sqlite>;
 /// Index rows written inline with a created resource; a larger document (thousands of
 /// emails, say) takes the chunked path, within SQLite's limit on bound values.
 const MAX_INLINE_INDEX_ROWS: usize = 1000;
-
-/// The unique, normalised name of a resource: userName for users, displayName for groups.
-fn unique_norm(kind: ResourceKind, doc: &Value) -> StoreResult<String> {
-    let attr_name = match kind {
-        ResourceKind::User => "userName",
-        ResourceKind::Group => "displayName",
-    };
-    let def = kind
-        .core_schema()
-        .attribute(attr_name)
-        .ok_or_else(|| StoreError::Database(format!("schema lacks {attr_name}")))?;
-    match doc.get(attr_name).and_then(|v| value_key(def, v)) {
-        Some(custodian_scim::filter::CompareKey::Str(s)) => Ok(s),
-        _ => Err(ScimError::invalid_value(format!("'{attr_name}' is required")).into()),
-    }
-}
-
-fn active_of(kind: ResourceKind, doc: &Value) -> Option<i64> {
-    match kind {
-        // A user without `active` is active (RFC 7643 leaves it to the provider).
-        ResourceKind::User => Some(doc.get("active").and_then(Value::as_bool).unwrap_or(true) as i64),
-        ResourceKind::Group => None,
-    }
-}
-
-fn kind_of(s: &str) -> StoreResult<ResourceKind> {
-    match s {
-        "User" => Ok(ResourceKind::User),
-        "Group" => Ok(ResourceKind::Group),
-        other => Err(StoreError::Database(format!("unknown resource kind '{other}'"))),
-    }
-}
-
-fn member_kind(kind: ResourceKind) -> MemberKind {
-    match kind {
-        ResourceKind::User => MemberKind::User,
-        ResourceKind::Group => MemberKind::Group,
-    }
-}
-
-const RECORD_COLUMNS: &str = "r.seq, r.id, r.kind, r.doc, r.created, r.last_modified, r.version";
-
-fn record_from_row(row: &SqliteRow) -> StoreResult<ScimRecord> {
-    let doc: String = row.try_get("doc").map_err(db_err)?;
-    let kind: String = row.try_get("kind").map_err(db_err)?;
-    let created: String = row.try_get("created").map_err(db_err)?;
-    let last_modified: String = row.try_get("last_modified").map_err(db_err)?;
-    Ok(ScimRecord {
-        id: row.try_get("id").map_err(db_err)?,
-        kind: kind_of(&kind)?,
-        doc: serde_json::from_str(&doc).map_err(|e| StoreError::Database(format!("bad document: {e}")))?,
-        created: time::from_text(&created)?,
-        last_modified: time::from_text(&last_modified)?,
-        version: row.try_get("version").map_err(db_err)?,
-    })
-}
 
 /// A resource loaded for writing: its row number and current state.
 struct Loaded {
@@ -98,25 +42,7 @@ async fn load_for_write(tx: &mut Tx<'_>, kind: ResourceKind, id: &str) -> StoreR
         .await
         .map_err(db_err)?
         .ok_or(StoreError::NotFound)?;
-    Ok(Loaded { seq: row.try_get("seq").map_err(db_err)?, record: record_from_row(&row)? })
-}
-
-fn check_precondition(record: &ScimRecord, if_match: &Precondition) -> StoreResult<()> {
-    match if_match.as_deref().map(str::trim) {
-        None | Some("*") => Ok(()),
-        Some(tags) => {
-            let ok = tags.split(',').any(|t| version_of_etag(t) == Some(record.version));
-            if ok {
-                Ok(())
-            } else {
-                Err(ScimError::precondition_failed(format!(
-                    "the resource has changed: its version is {}",
-                    record.etag()
-                ))
-                .into())
-            }
-        }
-    }
+    Ok(Loaded { seq: row.try_get("seq").map_err(db_err)?, record: rows::record(&row)? })
 }
 
 /// Replaces a resource's index rows.
@@ -153,11 +79,7 @@ async fn ensure_unique(tx: &mut Tx<'_>, kind: ResourceKind, norm: &str, except_s
         .await
         .map_err(db_err)?;
     match other {
-        Some(seq) if Some(seq) != except_seq => Err(ScimError::uniqueness(match kind {
-            ResourceKind::User => "a user with this userName already exists",
-            ResourceKind::Group => "a group with this displayName already exists",
-        })
-        .into()),
+        Some(seq) if Some(seq) != except_seq => Err(name_taken(kind)),
         _ => Ok(()),
     }
 }
@@ -307,11 +229,7 @@ async fn relink_after_change(
     if kind != ResourceKind::User {
         return Ok(());
     }
-    let mut identities: Vec<String> = before.map(identities_of_user).unwrap_or_default();
-    identities.extend(after.map(identities_of_user).unwrap_or_default());
-    identities.sort();
-    identities.dedup();
-    rematch_identities(tx, &identities, actor).await
+    rematch_identities(tx, &changed_identities(before, after), actor).await
 }
 
 /// Creates a resource inside the caller's transaction. Every client error (a taken
@@ -399,16 +317,8 @@ pub(super) async fn create_in_tx(
                 .fetch_one(&mut **tx)
                 .await
                 .map_err(db_err)?;
-        // Okta reactivates a user by POSTing it again with active: true.
-        let reactivates = kind == ResourceKind::User
-            && active == Some(0)
-            && input.doc.get("active").and_then(Value::as_bool) == Some(true);
-        if !reactivates {
-            return Err(ScimError::uniqueness(match kind {
-                ResourceKind::User => "a user with this userName already exists",
-                ResourceKind::Group => "a group with this displayName already exists",
-            })
-            .into());
+        if !reactivates(kind, active, &input.doc) {
+            return Err(name_taken(kind));
         }
         let loaded = load_for_write(tx, kind, &existing_id).await?;
         let record = update_resource(tx, &loaded, &input.doc, true).await?;
@@ -448,7 +358,7 @@ impl SqliteStore {
             .await
             .map_err(db_err)?
             .ok_or(StoreError::NotFound)?;
-        record_from_row(&row)
+        rows::record(&row)
     }
 
     pub(super) async fn scim_list_impl(&self, kind: ResourceKind, query: &ListQuery) -> StoreResult<ListPage> {
@@ -479,7 +389,7 @@ impl SqliteStore {
             qb.push(" OFFSET ");
             qb.push_bind(offset.min(i64::MAX as u64) as i64);
             for row in qb.build().fetch_all(&mut *tx).await.map_err(db_err)? {
-                records.push(record_from_row(&row)?);
+                records.push(rows::record(&row)?);
             }
         }
         tx.commit().await.map_err(db_err)?;
@@ -633,48 +543,5 @@ impl SqliteStore {
             .await
             .map_err(db_err)?;
         Ok(n as u64)
-    }
-}
-
-/// ORDER BY for `sortBy`/`sortOrder`; unassigned values sort last either way, and the
-/// row number breaks ties so that pages are stable.
-fn push_order(qb: &mut QueryBuilder<Sqlite>, kind: ResourceKind, sort_by: Option<&ResolvedAttr>, order: SortOrder) {
-    let dir = match order {
-        SortOrder::Ascending => "ASC",
-        SortOrder::Descending => "DESC",
-    };
-    let Some(attr) = sort_by else {
-        qb.push(" ORDER BY r.seq");
-        return;
-    };
-    match (attr.location, attr.attr.name, attr.sub.map(|s| s.name)) {
-        (AttrLocation::Common, "id", _) => {
-            qb.push(format_args!(" ORDER BY r.id {dir}, r.seq"));
-        }
-        (AttrLocation::Common, "meta", Some("created")) => {
-            qb.push(format_args!(" ORDER BY r.created {dir}, r.seq"));
-        }
-        (AttrLocation::Common, "meta", Some("lastModified")) => {
-            qb.push(format_args!(" ORDER BY r.last_modified {dir}, r.seq"));
-        }
-        _ => {
-            let column = if is_numeric(attr.leaf().ty) { "num_value" } else { "text_value" };
-            let path = if attr.sub.is_none() && attr.attr.ty == custodian_scim::schema::AttrType::Complex {
-                ResolvedAttr { sub: attr.attr.sub_attribute("value"), ..*attr }.canonical_path()
-            } else {
-                attr.canonical_path()
-            };
-            let sub = format!(
-                "(SELECT MIN(s.{column}) FROM scim_values s WHERE s.resource_seq = r.seq AND s.kind = '{}' AND s.path = ",
-                kind.name()
-            );
-            qb.push(" ORDER BY ");
-            qb.push(&sub);
-            qb.push_bind(path.clone());
-            qb.push(") IS NULL, ");
-            qb.push(&sub);
-            qb.push_bind(path);
-            qb.push(format_args!(") {dir}, r.seq"));
-        }
     }
 }

@@ -1,0 +1,206 @@
+//! Hosts that a batch creates, written set-wise: a few statements per thousand hosts
+//! instead of several per host, as on SQLite (see `sqlite/host_batch.rs`). The mapping
+//! rules are the same as `linking::apply_rules` for a host with no previous state: one
+//! match links it, several make it ambiguous, none leave it unlinked.
+
+use std::collections::HashMap;
+
+use custodian_domain::hosts::{Actor, HostInput, LinkCause, LinkState, identity_of, normalize_identity};
+use custodian_domain::{StoreError, StoreResult};
+use serde_json::{Value, json};
+use sqlx::{Postgres, QueryBuilder, Row};
+
+use super::{Tx, db_err, is_unique_violation};
+use crate::rows::{self, Candidate};
+
+/// Rows per multi-row statement: within PostgreSQL's limit of 65,535 bound values.
+const CHUNK: usize = 1000;
+
+/// Inserts hosts whose uuids are new, with their mappings, links, history and activities.
+/// Returns their ids in input order.
+pub(super) async fn create_hosts(
+    tx: &mut Tx<'_>,
+    hosts: &[&HostInput],
+    now: &str,
+    actor: &Actor,
+) -> StoreResult<Vec<i64>> {
+    let mut ids = Vec::with_capacity(hosts.len());
+    for chunk in hosts.chunks(CHUNK) {
+        let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
+            "INSERT INTO hosts (uuid, hardware_serial, hostname, computer_name, platform, os_version, hardware_model, \
+             created_at, updated_at, seen_time) ",
+        );
+        qb.push_values(chunk.iter(), |mut b, h| {
+            b.push_bind(h.uuid.clone())
+                .push_bind(h.hardware_serial.clone())
+                .push_bind(h.hostname.clone())
+                .push_bind(h.computer_name.clone())
+                .push_bind(h.platform.clone())
+                .push_bind(h.os_version.clone())
+                .push_bind(h.hardware_model.clone())
+                .push_bind(now.to_string())
+                .push_bind(now.to_string())
+                .push_bind(h.seen_time.map(crate::time::to_text));
+        });
+        qb.push(" RETURNING id, uuid");
+        let mut by_uuid: HashMap<String, i64> = HashMap::with_capacity(chunk.len());
+        let inserted = qb.build().fetch_all(&mut **tx).await.map_err(|e| {
+            // Another instance created one of these uuids since we looked: the whole
+            // upsert runs again, and the host is an update this time.
+            if is_unique_violation(&e) { StoreError::Contention(e.to_string()) } else { db_err(e) }
+        })?;
+        for row in inserted {
+            by_uuid.insert(row.try_get("uuid").map_err(db_err)?, row.try_get("id").map_err(db_err)?);
+        }
+        for h in chunk {
+            ids.push(
+                by_uuid
+                    .get(&h.uuid)
+                    .copied()
+                    .ok_or_else(|| StoreError::Database(format!("host {} was not inserted", h.uuid)))?,
+            );
+        }
+    }
+
+    // Mappings, in one statement per thousand.
+    let mappings: Vec<(i64, usize, &custodian_domain::hosts::DeviceMapping)> = hosts
+        .iter()
+        .zip(&ids)
+        .flat_map(|(h, id)| h.device_mapping.iter().flatten().enumerate().map(move |(i, m)| (*id, i, m)))
+        .collect();
+    for chunk in mappings.chunks(CHUNK) {
+        let mut qb: QueryBuilder<Postgres> =
+            QueryBuilder::new("INSERT INTO host_emails (host_id, source, email, email_norm, position) ");
+        qb.push_values(chunk.iter(), |mut b, (id, position, m)| {
+            b.push_bind(*id)
+                .push_bind(m.source.as_str())
+                .push_bind(m.email.trim().to_string())
+                .push_bind(normalize_identity(&m.email))
+                .push_bind(*position as i64);
+        });
+        qb.push(" ON CONFLICT DO NOTHING");
+        qb.build().execute(&mut **tx).await.map_err(db_err)?;
+    }
+
+    // The rules: match every identity of the batch at once.
+    let identities: Vec<Option<String>> = hosts
+        .iter()
+        .map(|h| identity_of(h.device_mapping.as_deref().unwrap_or_default()).map(normalize_identity))
+        .collect();
+    let mut wanted: Vec<String> = identities.iter().flatten().cloned().collect();
+    wanted.sort();
+    wanted.dedup();
+    let matches = match_identities(tx, &wanted).await?;
+
+    let mut updates = Vec::with_capacity(hosts.len());
+    let mut history = Vec::new();
+    let mut activities = Vec::new();
+    for ((h, id), identity) in hosts.iter().zip(&ids).zip(&identities) {
+        let display = if h.computer_name.is_empty() { &h.hostname } else { &h.computer_name };
+        let found = identity.as_ref().and_then(|i| matches.get(i)).map(Vec::as_slice).unwrap_or_default();
+        let (state, seq, candidates) = match (identity, found) {
+            (None, _) => (LinkState::NoIdentity, None, None),
+            (Some(_), []) => (LinkState::Unlinked, None, None),
+            (Some(_), [(seq, idp_id, user_name)]) => {
+                history.push((*id, idp_id.clone(), user_name.clone()));
+                activities.push((
+                    "linked_host_end_user",
+                    json!({"host_id": id, "host_display_name": display, "idp_id": idp_id,
+                           "idp_username": user_name, "cause": LinkCause::HostChange.as_str()}),
+                ));
+                (LinkState::Linked, Some(*seq), None)
+            }
+            (Some(identity), several) => {
+                activities.push((
+                    "ambiguous_host_end_user",
+                    json!({"host_id": id, "host_display_name": display, "identity": identity,
+                           "candidates": several.iter().map(|(_, i, u)| json!({"idp_id": i, "idp_username": u})).collect::<Vec<_>>(),
+                           "cause": LinkCause::HostChange.as_str()}),
+                ));
+                let ids: Vec<&String> = several.iter().map(|(_, i, _)| i).collect();
+                (LinkState::Ambiguous, None, Some(json!(ids).to_string()))
+            }
+        };
+        updates.push((*id, identity.clone(), seq, state.as_str(), candidates));
+    }
+
+    for chunk in updates.chunks(CHUNK) {
+        let mut qb: QueryBuilder<Postgres> =
+            QueryBuilder::new("WITH v(id, identity_norm, end_user_seq, link_state, candidates) AS (");
+        qb.push_values(chunk.iter(), |mut b, (id, identity, seq, state, candidates)| {
+            b.push_bind(*id)
+                .push_bind(identity.clone())
+                .push_bind(*seq)
+                .push_bind(*state)
+                .push_bind(candidates.clone());
+        });
+        qb.push(
+            ") UPDATE hosts SET identity_norm = v.identity_norm, end_user_seq = v.end_user_seq, \
+             link_state = v.link_state, candidates = v.candidates FROM v WHERE hosts.id = v.id",
+        );
+        qb.build().execute(&mut **tx).await.map_err(db_err)?;
+    }
+    for chunk in history.chunks(CHUNK) {
+        let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
+            "INSERT INTO host_end_user_history (host_id, scim_user_id, user_name, linked_at, link_cause) ",
+        );
+        qb.push_values(chunk.iter(), |mut b, (id, idp_id, user_name)| {
+            b.push_bind(*id)
+                .push_bind(idp_id.clone())
+                .push_bind(user_name.clone())
+                .push_bind(now.to_string())
+                .push_bind(LinkCause::HostChange.as_str());
+        });
+        qb.build().execute(&mut **tx).await.map_err(db_err)?;
+    }
+    for chunk in activities.chunks(CHUNK) {
+        let mut qb: QueryBuilder<Postgres> =
+            QueryBuilder::new("INSERT INTO activities (created_at, actor_id, actor_name, type, details) ");
+        qb.push_values(chunk.iter(), |mut b, (kind, details): &(&str, Value)| {
+            b.push_bind(now.to_string())
+                .push_bind(actor.id)
+                .push_bind(actor.name.clone())
+                .push_bind(*kind)
+                .push_bind(details.to_string());
+        });
+        qb.build().execute(&mut **tx).await.map_err(db_err)?;
+    }
+    Ok(ids)
+}
+
+/// The users each identity matches under the rules: the user with that userName, else
+/// every user with it among its emails.
+async fn match_identities(tx: &mut Tx<'_>, identities: &[String]) -> StoreResult<HashMap<String, Vec<Candidate>>> {
+    let mut found: HashMap<String, Vec<Candidate>> = HashMap::new();
+    for chunk in identities.chunks(500) {
+        let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
+            "SELECT unique_norm AS k, seq, id, doc::json ->> 'userName' AS user_name FROM scim_resources \
+             WHERE kind = 'User' AND unique_norm IN (",
+        );
+        let mut sep = qb.separated(", ");
+        for i in chunk {
+            sep.push_bind(i.as_str());
+        }
+        qb.push(")");
+        for row in qb.build().fetch_all(&mut **tx).await.map_err(db_err)? {
+            found.entry(row.try_get("k").map_err(db_err)?).or_default().push(rows::candidate(&row)?);
+        }
+    }
+    let by_email: Vec<&String> = identities.iter().filter(|i| !found.contains_key(*i)).collect();
+    for chunk in by_email.chunks(500) {
+        let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
+            "SELECT DISTINCT v.text_value AS k, r.seq, r.id, r.doc::json ->> 'userName' AS user_name \
+             FROM scim_values v JOIN scim_resources r ON r.seq = v.resource_seq \
+             WHERE v.kind = 'User' AND v.path = 'emails.value' AND v.text_value IN (",
+        );
+        let mut sep = qb.separated(", ");
+        for i in chunk {
+            sep.push_bind(i.as_str());
+        }
+        qb.push(") ORDER BY r.seq");
+        for row in qb.build().fetch_all(&mut **tx).await.map_err(db_err)? {
+            found.entry(row.try_get("k").map_err(db_err)?).or_default().push(rows::candidate(&row)?);
+        }
+    }
+    Ok(found)
+}

@@ -1,0 +1,248 @@
+//! The PostgreSQL store: several Custodian instances on one database. Every write is
+//! one READ COMMITTED transaction that locks what it changes: the resource row for SCIM
+//! writes (so concurrent PATCHes of one group apply one after the other, and `If-Match`
+//! lets exactly one writer of a version win), the host row for host changes, and an
+//! advisory lock per identity (`locks.rs`) wherever the mapping rules match hosts to
+//! users, so that a host and its user arriving at once on two instances still meet.
+//! A transaction the database aborts for a deadlock or a serialization failure is
+//! retried whole (`retry`).
+
+mod access;
+mod host_batch;
+mod hosts;
+mod linking;
+mod locks;
+mod requests;
+mod scim;
+
+use std::future::Future;
+use std::str::FromStr;
+use std::time::Duration;
+
+use custodian_domain::hosts::{
+    Activity, Actor, DeviceMapping, Host, HostInput, HostQuery, OwnershipEntry, UpsertOutcome,
+};
+use custodian_domain::{
+    ApiUser, ListPage, ListQuery, NewApiUser, PoolStats, Precondition, ScimRecord, ScimRequestEntry, StoreError,
+    StoreResult, StoredMember, TokenDigest, Written,
+};
+use custodian_scim::patch::PatchRequest;
+use custodian_scim::resource::ResourceInput;
+use custodian_scim::schema::ResourceKind;
+use sqlx::migrate::{Migrate, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use crate::schema::{self, MigrateMode};
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Connections each instance opens at most, unless told otherwise.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
+
+/// How many times a transaction aborted for a concurrent one is run again.
+const RETRIES: u32 = 8;
+
+pub struct PgStore {
+    pool: PgPool,
+}
+
+pub(crate) type Tx<'a> = sqlx::Transaction<'a, sqlx::Postgres>;
+
+/// Deadlocks and serialization failures are the database asking for a retry. Text
+/// with a NUL character, which PostgreSQL cannot store, is the client's error.
+pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(d) = &e {
+        match d.code().as_deref() {
+            Some("40001" | "40P01") => return StoreError::Contention(d.message().to_string()),
+            Some("22021") => {
+                return custodian_scim::ScimError::invalid_value("text must not contain NUL (U+0000) characters")
+                    .into();
+            }
+            _ => {}
+        }
+    }
+    StoreError::Database(e.to_string())
+}
+
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// Runs a write again while the database aborts it for a concurrent one, with a short,
+/// growing, jittered pause between attempts.
+async fn retry<T, F, Fut>(mut op: F) -> StoreResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = StoreResult<T>>,
+{
+    let mut attempt = 0;
+    loop {
+        match op().await {
+            Err(StoreError::Contention(msg)) if attempt < RETRIES => {
+                attempt += 1;
+                let jitter = u64::from(
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos())
+                        % 5,
+                );
+                tracing::debug!(attempt, reason = %msg, "retrying a transaction aborted for a concurrent one");
+                tokio::time::sleep(Duration::from_millis((2u64 << attempt.min(6)) + jitter)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+impl PgStore {
+    /// Connects and, in `Apply` mode, migrates (under the migrator's advisory lock, so
+    /// that instances starting together are safe); in `Verify` mode, checks the schema.
+    pub async fn open(url: &str, mode: MigrateMode, max_connections: Option<u32>) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Database(format!("invalid PostgreSQL URL '{}': {e}", crate::redact_url(url))))?
+            .application_name("custodian");
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS))
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Database(format!("cannot connect to PostgreSQL: {e}")))?;
+        let applied = applied_migrations(&pool).await?;
+        schema::check(&MIGRATOR, &applied, mode == MigrateMode::Verify)?;
+        if mode == MigrateMode::Apply {
+            MIGRATOR.run(&pool).await.map_err(|e| StoreError::Database(format!("migration failed: {e}")))?;
+        }
+        Ok(PgStore { pool })
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// The migrations applied so far; none when the bookkeeping table does not exist yet.
+async fn applied_migrations(pool: &PgPool) -> StoreResult<Vec<sqlx::migrate::AppliedMigration>> {
+    let mut conn = pool.acquire().await.map_err(db_err)?;
+    let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    if exists.is_none() {
+        return Ok(Vec::new());
+    }
+    conn.list_applied_migrations().await.map_err(|e| StoreError::Database(format!("reading the schema version: {e}")))
+}
+
+#[async_trait::async_trait]
+impl custodian_domain::Store for PgStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db_err)?;
+        Ok(())
+    }
+    fn pool_stats(&self) -> PoolStats {
+        PoolStats {
+            open: self.pool.size(),
+            idle: self.pool.num_idle() as u32,
+            max: self.pool.options().get_max_connections(),
+        }
+    }
+    fn is_shared(&self) -> bool {
+        true
+    }
+    async fn create_api_user(&self, user: NewApiUser) -> StoreResult<ApiUser> {
+        self.create_api_user_impl(user).await
+    }
+    async fn list_api_users(&self) -> StoreResult<Vec<ApiUser>> {
+        self.list_api_users_impl().await
+    }
+    async fn delete_api_user(&self, id_or_name: &str) -> StoreResult<ApiUser> {
+        self.delete_api_user_impl(id_or_name).await
+    }
+    async fn add_token(&self, user_id: i64, token: TokenDigest) -> StoreResult<()> {
+        self.add_token_impl(user_id, token).await
+    }
+    async fn authenticate_token(&self, token: TokenDigest) -> StoreResult<Option<ApiUser>> {
+        self.authenticate_token_impl(token).await
+    }
+    async fn scim_create(&self, kind: ResourceKind, input: ResourceInput, actor: &Actor) -> StoreResult<Written> {
+        retry(|| self.scim_create_impl(kind, input.clone(), actor)).await
+    }
+    async fn scim_get(&self, kind: ResourceKind, id: &str) -> StoreResult<ScimRecord> {
+        self.scim_get_impl(kind, id).await
+    }
+    async fn scim_list(&self, kind: ResourceKind, query: &ListQuery) -> StoreResult<ListPage> {
+        retry(|| self.scim_list_impl(kind, query)).await
+    }
+    async fn scim_replace(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        input: ResourceInput,
+        if_match: Precondition,
+        actor: &Actor,
+    ) -> StoreResult<Written> {
+        retry(|| self.scim_replace_impl(kind, id, input.clone(), if_match.clone(), actor)).await
+    }
+    async fn scim_patch(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        patch: &PatchRequest,
+        if_match: Precondition,
+        actor: &Actor,
+    ) -> StoreResult<Written> {
+        retry(|| self.scim_patch_impl(kind, id, patch, if_match.clone(), actor)).await
+    }
+    async fn scim_delete(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        if_match: Precondition,
+        actor: &Actor,
+    ) -> StoreResult<()> {
+        retry(|| self.scim_delete_impl(kind, id, if_match.clone(), actor)).await
+    }
+    async fn group_members(&self, group_id: &str) -> StoreResult<Vec<StoredMember>> {
+        self.group_members_impl(group_id).await
+    }
+    async fn groups_of(&self, member_id: &str) -> StoreResult<Vec<StoredMember>> {
+        self.groups_of_impl(member_id).await
+    }
+    async fn scim_count(&self, kind: ResourceKind) -> StoreResult<u64> {
+        self.scim_count_impl(kind).await
+    }
+    async fn record_scim_requests(&self, entries: Vec<ScimRequestEntry>) -> StoreResult<()> {
+        self.record_scim_requests_impl(entries).await
+    }
+    async fn recent_scim_requests(&self, limit: u32) -> StoreResult<Vec<ScimRequestEntry>> {
+        self.recent_scim_requests_impl(limit).await
+    }
+    async fn upsert_hosts(&self, hosts: Vec<HostInput>, actor: &Actor) -> StoreResult<Vec<UpsertOutcome>> {
+        retry(|| self.upsert_hosts_impl(&hosts, actor)).await
+    }
+    async fn get_host(&self, id: i64) -> StoreResult<Host> {
+        self.get_host_impl(id).await
+    }
+    async fn find_host(&self, identifier: &str) -> StoreResult<Host> {
+        self.find_host_impl(identifier).await
+    }
+    async fn list_hosts(&self, query: &HostQuery) -> StoreResult<Vec<Host>> {
+        retry(|| self.list_hosts_impl(query)).await
+    }
+    async fn count_hosts(&self, query: &HostQuery) -> StoreResult<u64> {
+        self.count_hosts_impl(query).await
+    }
+    async fn delete_host(&self, id: i64, actor: &Actor) -> StoreResult<()> {
+        retry(|| self.delete_host_impl(id, actor)).await
+    }
+    async fn set_host_mapping(&self, id: i64, mapping: DeviceMapping, actor: &Actor) -> StoreResult<Host> {
+        retry(|| self.set_host_mapping_impl(id, mapping.clone(), actor)).await
+    }
+    async fn delete_idp_mapping(&self, id: i64, actor: &Actor) -> StoreResult<Host> {
+        retry(|| self.delete_idp_mapping_impl(id, actor)).await
+    }
+    async fn host_history(&self, id: i64) -> StoreResult<Vec<OwnershipEntry>> {
+        self.host_history_impl(id).await
+    }
+    async fn list_activities(&self, offset: u64, limit: u64) -> StoreResult<Vec<Activity>> {
+        self.list_activities_impl(offset, limit).await
+    }
+}
