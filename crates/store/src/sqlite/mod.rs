@@ -92,8 +92,8 @@ use custodian_domain::hosts::{
     Activity, Actor, DeviceMapping, Host, HostInput, HostQuery, OwnershipEntry, UpsertOutcome,
 };
 use custodian_domain::{
-    ApiUser, ListPage, ListQuery, NewApiUser, PoolStats, Precondition, ScimRecord, ScimRequestEntry, StoreResult, StoredMember,
-    TokenDigest, Written,
+    ApiUser, ListPage, ListQuery, NewApiUser, PoolStats, Precondition, ScimRecord, ScimRequestEntry, StoreResult,
+    StoredMember, TokenDigest, Written,
 };
 use custodian_scim::patch::PatchRequest;
 use custodian_scim::resource::ResourceInput;
