@@ -287,6 +287,7 @@ fn scim_operation(method: &Method, route: Option<&str>, raw_path: &str) -> Optio
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

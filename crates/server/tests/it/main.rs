@@ -12,6 +12,7 @@ mod hosts_api;
 mod hosts_import;
 mod okta;
 mod openapi;
+mod operations;
 mod scim_auth;
 mod scim_protocol;
 mod scim_status;
