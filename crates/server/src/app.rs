@@ -15,6 +15,7 @@ use axum::{Json, Router};
 use custodian_domain::Store;
 use serde_json::json;
 use tower::util::MapRequestLayer;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -53,12 +54,20 @@ pub fn router(state: AppState) -> Router {
         app = app.nest(mount, crate::scim::router(state.clone()));
     }
     let metrics = state.metrics.clone();
-    // Every layer wraps the routes (and the fallback), so the matched route template is
-    // known to each; the last added runs first. The request id is set before anything
-    // else and copied onto every response, timeouts and errors included.
-    app.merge(crate::api::router())
-        .with_state(state)
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(60)))
+    with_operations_layers(app.merge(crate::api::router()).with_state(state), metrics, REQUEST_TIMEOUT)
+}
+
+/// How long a request may take before it is answered 408.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The layers every route gets: request id, metrics, trace span, timeout, and a 500 for
+/// a panic. Each wraps the routes (and the fallback), so the matched route template is
+/// known to each; the last added runs first. The request id is set before anything else
+/// and copied onto every response, timeouts and errors included.
+fn with_operations_layers(router: Router, metrics: Arc<crate::metrics::Metrics>, timeout: Duration) -> Router {
+    router
+        .layer(CatchPanicLayer::new())
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(
             // Spans name the route template, never the raw path (ids, emails), the query
             // string nor bodies; one line per request at info level, with its status.
@@ -193,6 +202,7 @@ pub async fn shutdown_signal() {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use custodian_domain::StoreError;
@@ -217,6 +227,57 @@ mod tests {
 
         let (status, body) = body_of(readiness(async { Ok(()) }, Duration::from_secs(1)).await).await;
         assert_eq!((status, body.as_str()), (StatusCode::OK, r#"{"status":"ready"}"#));
+    }
+
+    #[tokio::test]
+    async fn a_timeout_is_408_with_a_request_id_and_counted() {
+        use tower::ServiceExt;
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let slow = Router::new().route(
+            "/slow/{id}",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "late"
+            }),
+        );
+        let app = with_operations_layers(slow, metrics.clone(), Duration::from_millis(20));
+        let request = Request::get("/slow/jane@example.com").body(Body::empty()).unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+        let id = response.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+        assert!(uuid::Uuid::parse_str(id).is_ok(), "{id:?}");
+        let exposition = metrics.encode(custodian_domain::PoolStats::default()).unwrap();
+        assert!(
+            exposition.contains(r#"custodian_http_requests_total{method="GET",route="/slow/{id}",status="408"} 1"#),
+            "{exposition}"
+        );
+        assert!(!exposition.contains("jane"), "{exposition}");
+    }
+
+    #[tokio::test]
+    #[allow(clippy::panic)]
+    async fn a_panic_is_500_with_a_request_id_and_counted() {
+        use tower::ServiceExt;
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let broken = Router::new().route(
+            "/broken",
+            get(|| async {
+                if std::hint::black_box(true) {
+                    panic!("a bug");
+                }
+                "unreachable"
+            }),
+        );
+        let app = with_operations_layers(broken, metrics.clone(), Duration::from_secs(5));
+        let request = Request::get("/broken").header(REQUEST_ID, "lb-42").body(Body::empty()).unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(response.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()), Some("lb-42"));
+        let exposition = metrics.encode(custodian_domain::PoolStats::default()).unwrap();
+        assert!(
+            exposition.contains(r#"custodian_http_requests_total{method="GET",route="/broken",status="500"} 1"#),
+            "{exposition}"
+        );
     }
 
     #[test]
