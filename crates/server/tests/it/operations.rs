@@ -358,6 +358,7 @@ async fn json_logs_carry_the_request_id_and_never_the_query_string_or_token() {
     assert_eq!(access["level"], "INFO", "{access}");
     assert_eq!(access["span"]["route"], "/api/v1/fleet/scim/Users", "{access}");
     assert_eq!(access["span"]["method"], "POST", "{access}");
+    assert_eq!(access["spans"][0]["request_id"], "it-json-log-0001", "the enclosing spans: {access}");
     let unmatched = of_request(&generated);
     assert!(unmatched.iter().any(|l| l["span"]["route"] == "unmatched" && l["fields"]["status"] == 404), "{text}");
     for secret in [secret_query, body_secret, token.as_str(), "json-log@example.com", "/no/such/page"] {
