@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use custodian_domain::PoolStats;
@@ -110,13 +110,13 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Records one answered request. `route` is the matched route template, if any.
+    /// Records one answered request. `route` is the matched route template, if any;
+    /// `scim` the IdP, resource and operation of a SCIM request.
     fn record(
         &self,
         method: &Method,
         route: Option<&str>,
-        raw_path: &str,
-        user_agent: Option<&str>,
+        scim: Option<(&'static str, &'static str, &'static str)>,
         status: StatusCode,
         seconds: f64,
     ) {
@@ -126,14 +126,9 @@ impl Metrics {
             .get_or_create(&RequestLabels { method: method_label, route: route_label.clone(), status: status.as_u16() })
             .inc();
         self.durations.get_or_create(&RouteLabels { method: method_label, route: route_label }).observe(seconds);
-        if let Some((resource, operation)) = scim_operation(method, route, raw_path) {
+        if let Some((idp, resource, operation)) = scim {
             self.scim_operations
-                .get_or_create(&ScimLabels {
-                    idp: idp_from_user_agent(user_agent),
-                    resource,
-                    operation,
-                    outcome: outcome(status),
-                })
+                .get_or_create(&ScimLabels { idp, resource, operation, outcome: outcome(status) })
                 .inc();
         }
     }
@@ -155,23 +150,13 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
     let started = Instant::now();
     let method = request.method().clone();
     let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
-    // Only used to tell whether an unmatched request was meant for a SCIM mount point.
-    let raw_path = if route.is_none() { request.uri().path().to_string() } else { String::new() };
-    let user_agent = user_agent(request.headers());
+    let scim = scim_operation(&method, route.as_deref(), request.uri().path()).map(|(resource, operation)| {
+        let user_agent = request.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok());
+        (idp_from_user_agent(user_agent), resource, operation)
+    });
     let response = next.run(request).await;
-    metrics.record(
-        &method,
-        route.as_deref(),
-        &raw_path,
-        user_agent.as_deref(),
-        response.status(),
-        started.elapsed().as_secs_f64(),
-    );
+    metrics.record(&method, route.as_deref(), scim, response.status(), started.elapsed().as_secs_f64());
     response
-}
-
-fn user_agent(headers: &HeaderMap) -> Option<String> {
-    headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(256).collect())
 }
 
 /// `GET /metrics`: no token (Prometheus scrapes it) and no personal data.
@@ -219,7 +204,7 @@ fn outcome(status: StatusCode) -> &'static str {
 /// The identity provider that sent a request, recognised from its User-Agent.
 pub fn idp_from_user_agent(user_agent: Option<&str>) -> &'static str {
     let Some(ua) = user_agent else { return "other" };
-    let ua = ua.to_ascii_lowercase();
+    let ua: String = ua.chars().take(256).collect::<String>().to_ascii_lowercase();
     const KNOWN: &[(&str, &[&str])] = &[
         ("okta", &["okta"]),
         // Entra ID's provisioning service (formerly Azure AD).
@@ -249,7 +234,7 @@ fn contains_word(haystack: &str, needle: &str) -> bool {
 
 /// The SCIM resource and operation of a request, if it was a SCIM request: from the
 /// matched route template under a SCIM mount point, or `unknown` for an unmatched path
-/// under one.
+/// under one (`raw_path` is read only then).
 fn scim_operation(method: &Method, route: Option<&str>, raw_path: &str) -> Option<(&'static str, &'static str)> {
     let Some(route) = route else {
         let under_mount = crate::scim::MOUNTS
