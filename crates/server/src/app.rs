@@ -5,14 +5,21 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::MatchedPath;
-use axum::http::{HeaderName, Request};
+use axum::body::Body;
+use axum::extract::{MatchedPath, State};
+use axum::http::{HeaderName, Request, StatusCode, header};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Json, Router};
 use custodian_domain::Store;
+use serde_json::json;
+use tower::util::MapRequestLayer;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
 
 use crate::recorder::RequestRecorder;
 
@@ -30,36 +37,114 @@ pub struct AppState {
     pub tokens: Arc<crate::auth::TokenCache>,
     pub recorder: RequestRecorder,
     pub config: Arc<AppConfig>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// How long `/readyz` waits for the database.
+pub const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
+
 pub fn router(state: AppState) -> Router {
-    let mut app = Router::new().route("/healthz", get(healthz));
+    let mut app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(crate::metrics::serve));
     for mount in crate::scim::MOUNTS {
         app = app.nest(mount, crate::scim::router(state.clone()));
     }
-    app.merge(crate::api::router())
-        .with_state(state)
+    let metrics = state.metrics.clone();
+    with_operations_layers(app.merge(crate::api::router()).with_state(state), metrics, REQUEST_TIMEOUT)
+}
+
+/// How long a request may take before it is answered 408.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The layers every route gets: request id, metrics, trace span, timeout, and a 500 for
+/// a panic. Each wraps the routes (and the fallback), so the matched route template is
+/// known to each; the last added runs first. The request id is set before anything else
+/// and copied onto every response, timeouts and errors included.
+fn with_operations_layers(router: Router, metrics: Arc<crate::metrics::Metrics>, timeout: Duration) -> Router {
+    router
+        .layer(CatchPanicLayer::new())
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(
-            // Spans name the route template, never the raw path (ids, emails) nor bodies.
-            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-                let route = req
-                    .extensions()
-                    .get::<MatchedPath>()
-                    .map(|p| p.as_str().to_string())
-                    .unwrap_or_else(|| "unmatched".into());
-                let request_id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-                tracing::info_span!("request", method = %req.method(), route = %route, request_id = %request_id)
-            }),
+            // Spans name the route template, never the raw path (ids, emails), the query
+            // string nor bodies; one line per request at info level, with its status.
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request<_>| {
+                    let route = req
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map(|p| p.as_str().to_string())
+                        .unwrap_or_else(|| crate::metrics::UNMATCHED.into());
+                    let request_id =
+                        req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                    tracing::info_span!("request", method = %req.method(), route = %route, request_id = %request_id)
+                })
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
+        .layer(middleware::from_fn_with_state(metrics, crate::metrics::track))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, Duration::from_secs(60)))
+        .layer(MapRequestLayer::new(drop_unfit_request_id))
+}
+
+/// The longest request id accepted from a client or load balancer.
+pub const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// Whether a request id sent by a client may be kept: 1 to 128 visible ASCII characters
+/// (it goes into every log line and back in the response).
+pub fn is_fit_request_id(value: &[u8]) -> bool {
+    !value.is_empty() && value.len() <= MAX_REQUEST_ID_LEN && value.iter().all(|b| b.is_ascii_graphic())
+}
+
+/// Removes an incoming `x-request-id` that is not fit to keep (or sent more than once),
+/// so that a fresh one is generated in its place.
+fn drop_unfit_request_id(mut request: Request<Body>) -> Request<Body> {
+    let mut values = request.headers().get_all(REQUEST_ID).iter();
+    let keep = match (values.next(), values.next()) {
+        (None, _) => true,
+        (Some(v), None) => is_fit_request_id(v.as_bytes()),
+        (Some(_), Some(_)) => false,
+    };
+    if !keep {
+        request.headers_mut().remove(REQUEST_ID);
+    }
+    request
 }
 
 async fn healthz() -> &'static str {
     "ok"
+}
+
+/// Readiness for a load balancer: 200 when the database answers within
+/// [`READINESS_TIMEOUT`], 503 otherwise (never the database's URL nor the error).
+async fn readyz(State(state): State<AppState>) -> Response {
+    readiness(state.store.ping(), READINESS_TIMEOUT).await
+}
+
+pub(crate) async fn readiness(
+    ping: impl Future<Output = custodian_domain::StoreResult<()>>,
+    timeout: Duration,
+) -> Response {
+    let unavailable = || {
+        let body = json!({"status": "unavailable", "message": "the database does not answer"});
+        (StatusCode::SERVICE_UNAVAILABLE, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
+    };
+    match tokio::time::timeout(timeout, ping).await {
+        Ok(Ok(())) => {
+            (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")], Json(json!({"status": "ready"}))).into_response()
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: the database answered with an error");
+            unavailable()
+        }
+        Err(_) => {
+            tracing::warn!(timeout_ms = timeout.as_millis() as u64, "readiness: the database did not answer in time");
+            unavailable()
+        }
+    }
 }
 
 /// A running application: its router and the background tasks to wind down on exit.
@@ -72,7 +157,8 @@ pub struct App {
 impl App {
     pub fn new(store: Arc<dyn Store>, config: AppConfig) -> Self {
         let (recorder, recorder_task) = RequestRecorder::start(store.clone());
-        let state = AppState { store, tokens: Arc::default(), recorder, config: Arc::new(config) };
+        let state =
+            AppState { store, tokens: Arc::default(), recorder, config: Arc::new(config), metrics: Arc::default() };
         App { router: router(state.clone()), state, recorder_task }
     }
 
@@ -113,4 +199,95 @@ pub async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use custodian_domain::StoreError;
+
+    async fn body_of(response: Response) -> (StatusCode, String) {
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1024).await.unwrap_or_default();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[tokio::test]
+    async fn readiness_is_503_without_details_when_the_database_fails_or_hangs() {
+        let failing = async { Err(StoreError::Database("connection to postgres://u:secret@db refused".into())) };
+        let (status, body) = body_of(readiness(failing, Duration::from_secs(1)).await).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body, r#"{"status":"unavailable","message":"the database does not answer"}"#);
+
+        let hanging = std::future::pending();
+        let (status, body) = body_of(readiness(hanging, Duration::from_millis(20)).await).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!body.contains("secret"), "{body}");
+
+        let (status, body) = body_of(readiness(async { Ok(()) }, Duration::from_secs(1)).await).await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, r#"{"status":"ready"}"#));
+    }
+
+    #[tokio::test]
+    async fn a_timeout_is_408_with_a_request_id_and_counted() {
+        use tower::ServiceExt;
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let slow = Router::new().route(
+            "/slow/{id}",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "late"
+            }),
+        );
+        let app = with_operations_layers(slow, metrics.clone(), Duration::from_millis(20));
+        let request = Request::get("/slow/jane@example.com").body(Body::empty()).unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+        let id = response.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+        assert!(uuid::Uuid::parse_str(id).is_ok(), "{id:?}");
+        let exposition = metrics.encode(custodian_domain::PoolStats::default()).unwrap();
+        assert!(
+            exposition.contains(r#"custodian_http_requests_total{method="GET",route="/slow/{id}",status="408"} 1"#),
+            "{exposition}"
+        );
+        assert!(!exposition.contains("jane"), "{exposition}");
+    }
+
+    #[tokio::test]
+    #[allow(clippy::panic)]
+    async fn a_panic_is_500_with_a_request_id_and_counted() {
+        use tower::ServiceExt;
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let broken = Router::new().route(
+            "/broken",
+            get(|| async {
+                if std::hint::black_box(true) {
+                    panic!("a bug");
+                }
+                "unreachable"
+            }),
+        );
+        let app = with_operations_layers(broken, metrics.clone(), Duration::from_secs(5));
+        let request = Request::get("/broken").header(REQUEST_ID, "lb-42").body(Body::empty()).unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(response.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()), Some("lb-42"));
+        let exposition = metrics.encode(custodian_domain::PoolStats::default()).unwrap();
+        assert!(
+            exposition.contains(r#"custodian_http_requests_total{method="GET",route="/broken",status="500"} 1"#),
+            "{exposition}"
+        );
+    }
+
+    #[test]
+    fn only_short_visible_ascii_request_ids_are_kept() {
+        assert!(is_fit_request_id(b"lb-1f2e3d4c"));
+        assert!(is_fit_request_id("a".repeat(128).as_bytes()));
+        assert!(!is_fit_request_id("a".repeat(129).as_bytes()));
+        assert!(!is_fit_request_id(b""));
+        assert!(!is_fit_request_id(b"has space"));
+        assert!(!is_fit_request_id(b"tab\there"));
+        assert!(!is_fit_request_id("caf\u{e9}".as_bytes()));
+    }
 }

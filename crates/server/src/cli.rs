@@ -136,7 +136,10 @@ pub fn init_tracing(json: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if json {
-        builder.json().init();
+        // Each line carries the fields of the span it was logged in (`span`: a request's
+        // method, route template and request id) and of the spans around it (`spans`),
+        // so a span opened inside a request keeps the request id on the line.
+        builder.json().with_current_span(true).with_span_list(true).init();
     } else {
         builder.init();
     }

@@ -5,6 +5,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod import;
+pub mod metrics;
 pub mod recorder;
 pub mod scim;
 

@@ -13,6 +13,7 @@ mod hosts_import;
 mod multi_instance;
 mod okta;
 mod openapi;
+mod operations;
 mod scim_auth;
 mod scim_protocol;
 mod scim_status;
