@@ -118,3 +118,103 @@ async fn serve_stops_gracefully_on_sigterm_keeping_acknowledged_writes() {
     let history = store.recent_scim_requests(10).await.unwrap();
     assert_eq!(history.first().map(|e| e.status), Some(201));
 }
+
+/// Runs `custodian` with these arguments on a database and returns (success, stderr).
+fn run_on(db: &str, args: &[&str]) -> (bool, String) {
+    let out = custodian(db, args);
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Starts `custodian serve` and waits until it is healthy or has exited; returns the
+/// child if it serves, else its stderr.
+async fn serve_or_exit(db: &str, extra: &[&str]) -> Result<std::process::Child, String> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database", db])
+        .args(extra)
+        .env_remove("CUSTODIAN_DATABASE_URL")
+        .env_remove("CUSTODIAN_NO_AUTO_MIGRATE")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    loop {
+        if let Some(_exit) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+            return Err(stderr);
+        }
+        if client.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_ok_and(|r| r.status() == 200) {
+            return Ok(child);
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "serve neither started nor exited");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn no_auto_migrate_refuses_an_older_schema_until_migrate_has_run() {
+    let db = crate::support::TestDb::fresh().await;
+    let refused = serve_or_exit(&db.url, &["--no-auto-migrate"]).await.err().expect("must refuse an empty schema");
+    assert!(refused.contains("older than this binary"), "{refused}");
+    assert!(refused.contains("custodian migrate"), "the message says what to run: {refused}");
+
+    let (ok, stderr) = run_on(&db.url, &["migrate"]);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("up to date"), "{stderr}");
+    let (ok, stderr) = run_on(&db.url, &["migrate"]);
+    assert!(ok, "a second migrate is a no-op: {stderr}");
+
+    let mut child = serve_or_exit(&db.url, &["--no-auto-migrate"]).await.expect("serves on the current schema");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[tokio::test]
+async fn a_schema_newer_than_the_binary_is_refused_with_or_without_auto_migrate() {
+    let db = crate::support::TestDb::fresh().await;
+    let (ok, stderr) = run_on(&db.url, &["migrate"]);
+    assert!(ok, "{stderr}");
+    // What a later release's migration leaves behind.
+    let insert = "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+                  VALUES (29991231000000, 'from the future', TRUE, X'00', 1)";
+    if db.url.starts_with("sqlite:") {
+        let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db.url).await.unwrap();
+        sqlx::query(insert).execute(&mut conn).await.unwrap();
+    } else {
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url).await.unwrap();
+        sqlx::query(&insert.replace("X'00'", "'\\x00'::bytea")).execute(&mut conn).await.unwrap();
+    }
+    for extra in [&[][..], &["--no-auto-migrate"][..]] {
+        let refused = serve_or_exit(&db.url, extra).await.err().expect("must refuse a newer schema");
+        assert!(refused.contains("newer than this binary"), "{extra:?}: {refused}");
+        assert!(refused.contains("29991231000000"), "names the unknown migration: {refused}");
+    }
+    let (ok, stderr) = run_on(&db.url, &["migrate"]);
+    assert!(!ok && stderr.contains("newer than this binary"), "{stderr}");
+}
+
+#[tokio::test]
+async fn instances_starting_together_on_a_fresh_database_migrate_it_once() {
+    let db = crate::support::TestDb::fresh().await;
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            Command::new(BIN)
+                .args(["migrate", "--database", &db.url])
+                .env_remove("CUSTODIAN_DATABASE_URL")
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for run in runs {
+        let out = run.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let mut child = serve_or_exit(&db.url, &["--no-auto-migrate"]).await.expect("the schema is complete");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -72,11 +72,25 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await
             .map_err(db_err)?;
+        // sqlx takes no lock on SQLite: processes starting together (a server and a
+        // `custodian migrate`, say) take turns through a lock file beside the database.
+        let lock_path = format!("{}.migrate-lock", options.get_filename().display());
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| StoreError::Database(format!("cannot open {lock_path}: {e}")))?;
+        let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
+            .await
+            .map_err(|e| StoreError::Database(format!("waiting for {lock_path}: {e}")))?
+            .map_err(|e| StoreError::Database(format!("cannot lock {lock_path}: {e}")))?;
         let applied = applied_migrations(&write).await?;
         schema::check(&MIGRATOR, &applied, mode == MigrateMode::Verify)?;
         if mode == MigrateMode::Apply {
             MIGRATOR.run(&write).await.map_err(|e| StoreError::Database(format!("migration failed: {e}")))?;
         }
+        drop(lock);
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .test_before_acquire(false)
