@@ -17,10 +17,18 @@ use tower_http::trace::TraceLayer;
 use crate::recorder::RequestRecorder;
 
 /// Settings of a running server that handlers need.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AppConfig {
     /// The URL at which clients reach Custodian, when a proxy stands in front of it.
     pub public_url: Option<String>,
+    /// How long a failed web sign-in takes, whatever failed (no hint by timing).
+    pub sign_in_failure_delay: Duration,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        AppConfig { public_url: None, sign_in_failure_delay: Duration::from_secs(1) }
+    }
 }
 
 #[derive(Clone)]
@@ -40,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         app = app.nest(mount, crate::scim::router(state.clone()));
     }
     app.merge(crate::api::router())
+        .merge(crate::web::router())
         .with_state(state)
         .layer(
             // Spans name the route template, never the raw path (ids, emails) nor bodies.

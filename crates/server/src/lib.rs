@@ -1,11 +1,13 @@
-//! Custodian's server: the HTTP surfaces (SCIM, JSON API), authentication and the CLI.
+//! Custodian's server: the HTTP surfaces (SCIM, JSON API), authentication, the web interface and the CLI.
 
 pub mod api;
 pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod import;
+pub mod passwords;
 pub mod recorder;
 pub mod scim;
+pub mod web;
 
 pub use app::{App, AppConfig};

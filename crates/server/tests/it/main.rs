@@ -15,3 +15,4 @@ mod openapi;
 mod scim_auth;
 mod scim_protocol;
 mod scim_status;
+mod web;
