@@ -155,9 +155,9 @@ async fn render(
             (connection_status(history.first()))
             p.counts {
                 "Received so far: "
-                a href="/end-users" { strong id="user-count" { (thousands(users)) } " users" }
+                a href="/end-users" { strong id="user-count" { (thousands(users)) } (if users == 1 { " user" } else { " users" }) }
                 " and "
-                a href="/groups" { strong id="group-count" { (thousands(groups)) } " groups" }
+                a href="/groups" { strong id="group-count" { (thousands(groups)) } (if groups == 1 { " group" } else { " groups" }) }
                 "."
             }
         }
