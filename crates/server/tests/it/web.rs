@@ -378,3 +378,33 @@ async fn hosts_csv_exports_the_filtered_view_with_formulas_neutralised() {
     assert_eq!(filtered.text.lines().count(), 2, "{}", filtered.text);
     assert!(filtered.text.contains("jane@example.com") && filtered.text.contains("Test User"));
 }
+
+#[tokio::test]
+async fn the_user_card_warns_of_a_deactivated_user_and_of_an_ambiguous_match() {
+    let app = TestApp::spawn().await;
+    let mut gone = crate::support::okta_user("gone@example.com", "Gone", "Away");
+    gone["active"] = json!(false);
+    app.create_user_with(gone).await;
+    let deactivated = app.enroll_host("h-gone", Some("gone@example.com")).await;
+    for name in ["a@example.com", "b@example.com"] {
+        let mut u = crate::support::okta_user(name, "Twin", "Shared");
+        u["emails"] = json!([{"value": name, "primary": true}, {"value": "shared@example.com"}]);
+        app.create_user_with(u).await;
+    }
+    let ambiguous = app.enroll_host("h-shared", Some("shared@example.com")).await;
+    let b = signed_in(&app, "olga@example.com", Role::Observer).await;
+
+    let page = b.get(&format!("/hosts/{deactivated}")).await;
+    assert!(page.text.contains("id=\"deactivated-warning\""), "{}", page.text);
+    assert!(page.text.contains("Gone Away"));
+    let page = b.get(&format!("/hosts/{ambiguous}")).await;
+    assert!(page.text.contains("id=\"ambiguous-warning\""), "{}", page.text);
+    assert!(page.text.contains("shared@example.com"));
+
+    // The list of laptops to recover, and the user search.
+    let list = b.get("/hosts?idp_active=false").await;
+    assert!(list.text.contains("h-gone.local") && !list.text.contains("h-shared.local"), "{}", list.text);
+    let users = b.get("/end-users?q=twin").await;
+    assert!(users.text.contains("a@example.com") && users.text.contains("b@example.com"));
+    assert!(!users.text.contains("gone@example.com"));
+}
