@@ -29,7 +29,11 @@ pub struct NextParam {
 /// Only a path on this site may be returned to after sign-in (no open redirect).
 fn safe_next(next: Option<&str>) -> &str {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
+        Some(n)
+            if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && !n.chars().any(char::is_control) =>
+        {
+            n
+        }
         _ => "/hosts",
     }
 }
@@ -200,4 +204,18 @@ pub async fn setup_submit(
     let cookie = start_session(&state, &user).await?;
     let response = Redirect::to("/settings/integrations/identity-provider").into_response();
     Ok(with_cookie(with_cookie(response, Some(cookie)), Some(session::clear_cookie(&state, PRE_SESSION_COOKIE))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_paths_are_returned_to_after_sign_in() {
+        assert_eq!(safe_next(Some("/hosts/3?x=1")), "/hosts/3?x=1");
+        for bad in ["//evil.example", "https://evil.example", "/\\evil.example", "/\t/evil.example", "hosts"] {
+            assert_eq!(safe_next(Some(bad)), "/hosts", "{bad:?}");
+        }
+        assert_eq!(safe_next(None), "/hosts");
+    }
 }
