@@ -562,13 +562,18 @@ async fn web_pages(
     let session = crate::web::sign_in(&target.binary, &target.database, &target.base, &target.suffix).await?;
     report.section(format!("5. Web pages with a session cookie ({reads} sequential reads each)"));
     let total = thousands(config.hosts as u64);
-    let variants =
-        [("web_hosts", "GET /hosts (first page of 50)"), ("web_hosts_group", "GET /hosts?idp_group=<random group>")];
+    let variants = [
+        ("web_hosts", "GET /hosts (first page of 50)"),
+        ("web_hosts_group", "GET /hosts?idp_group=<random group>"),
+        ("web_hosts_deactivated", "GET /hosts?idp_active=false"),
+    ];
     for (key, label) in variants {
         let mut samples = Samples::with_capacity(reads);
         for _ in 0..reads {
             let (path, expect) = if key == "web_hosts" {
                 ("/hosts".to_string(), format!("of {total}"))
+            } else if key == "web_hosts_deactivated" {
+                ("/hosts?idp_active=false".to_string(), "id=\"hosts\"".to_string())
             } else {
                 let g = rng.random_range(0..config.groups);
                 let query = crate::web::form_urlencoded_pairs(&[("idp_group", &group_name(g))]);
