@@ -11,7 +11,9 @@
 //!    random department; each page checked.
 //! 5. userName renames over SCIM, each followed at once by a read of the user's host,
 //!    which must show the new name.
-//! 6. The server's peak resident memory.
+//! 6. The web interface: an operator signs in; the hosts page (first page, filtered by a
+//!    random IdP group) and host details are read with the session cookie.
+//! 7. The server's peak resident memory.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -41,6 +43,8 @@ const PAGE: usize = 100;
 const IMPORT_SECONDS: f64 = 20.0;
 const DETAIL_P95_MS: f64 = 5.0;
 const LIST_P95_MS: f64 = 50.0;
+/// A page of the web interface, rendered and sent.
+const WEB_P95_MS: f64 = 100.0;
 
 const DEPARTMENTS: [&str; 20] = [
     "Engineering",
@@ -118,14 +122,20 @@ pub async fn run(args: HostsArgs) -> anyhow::Result<bool> {
     let addr = launched.server.addr;
     let scim_api = Api::new(launched.client.clone(), format!("http://{addr}{SCIM_PATH}"), &launched.token, SCIM_JSON);
     let fleet = Api::new(launched.client.clone(), format!("http://{addr}{FLEET_PATH}"), &launched.token, JSON);
+    let web = WebTarget {
+        binary: launched.binary.clone(),
+        database: launched.database.clone(),
+        base: format!("http://{addr}"),
+        suffix: launched.suffix.clone(),
+    };
     let mut report = Report::default();
     report.figure("backend", launched.backend.as_str());
     // An interrupt ends the phases here, so that what was measured is still reported.
     let outcome = tokio::select! {
-        r = phases(&scim_api, &fleet, &mut launched.server, &config, &mut report) => r,
+        r = phases(&scim_api, &fleet, &mut launched.server, &config, &mut report, &web) => r,
         s = crate::interrupted() => Err(anyhow::anyhow!("interrupted by {s}")),
     };
-    let all_met = launched.finish(report, outcome, "6. Server memory", args.common.keep, started)?;
+    let all_met = launched.finish(report, outcome, "7. Server memory", args.common.keep, started)?;
     Ok(all_met || !args.common.strict)
 }
 
@@ -192,17 +202,27 @@ impl World {
     }
 }
 
+/// Where the web pages are read: the server's URL, and the binary and database with which
+/// to create the operator who signs in.
+struct WebTarget {
+    binary: std::path::PathBuf,
+    database: String,
+    base: String,
+    suffix: String,
+}
+
 async fn phases(
     scim_api: &Api,
     fleet: &Api,
     server: &mut Server,
     config: &Config,
     report: &mut Report,
+    web: &WebTarget,
 ) -> anyhow::Result<()> {
     let mut rng = StdRng::seed_from_u64(config.seed);
 
     // 1. The IdP's users and groups.
-    eprintln!("[1/5] creating {} users with {} clients", thousands(config.users as u64), config.concurrency);
+    eprintln!("[1/6] creating {} users with {} clients", thousands(config.users as u64), config.concurrency);
     let users_url = scim_api.url("/Users", &[])?;
     let (users, created) =
         scim::create_users(scim_api, users_url, config.users, config.concurrency, bench_user).await?;
@@ -299,7 +319,7 @@ async fn phases(
         .collect();
     let requests = batches.len();
     eprintln!(
-        "[2/5] importing {} hosts: {requests} requests of up to {}, {} in flight",
+        "[2/6] importing {} hosts: {requests} requests of up to {}, {} in flight",
         thousands(config.hosts as u64),
         thousands(config.batch_size as u64),
         config.import_concurrency
@@ -396,7 +416,7 @@ async fn phases(
     figures(report, "import_request", &b, false);
 
     // 3. Host details.
-    eprintln!("[3/5] {} sequential reads of host details", thousands(config.detail_reads as u64));
+    eprintln!("[3/6] {} sequential reads of host details", thousands(config.detail_reads as u64));
     let mut details = Samples::with_capacity(config.detail_reads);
     for _ in 0..config.detail_reads {
         let i = rng.random_range(0..config.hosts);
@@ -414,7 +434,7 @@ async fn phases(
     server.ensure_running()?;
 
     // 4. Filtered host lists.
-    eprintln!("[4/5] {} sequential reads of each filtered host list", thousands(config.list_reads as u64));
+    eprintln!("[4/6] {} sequential reads of each filtered host list", thousands(config.list_reads as u64));
     report.section(format!("4. GET /hosts?...&per_page={PAGE} ({} sequential reads each)", config.list_reads));
     let group_hosts: Vec<usize> =
         world.members.iter().map(|m| m.iter().map(|&u| world.hosts_of(u)).sum::<usize>()).collect();
@@ -472,8 +492,12 @@ async fn phases(
     }
     server.ensure_running()?;
 
-    // 5. Renames reaching hosts.
-    eprintln!("[5/5] {} userName renames, each followed by a read of the user's host", config.renames);
+    // 5. The web interface's pages.
+    web_pages(&world, config, &mut rng, report, web).await?;
+    server.ensure_running()?;
+
+    // 6. Renames reaching hosts.
+    eprintln!("[6/6] {} userName renames, each followed by a read of the user's host", config.renames);
     let renamed = rand::seq::index::sample(&mut rng, config.users.min(config.hosts), config.renames).into_vec();
     let mut patches = Samples::with_capacity(config.renames);
     let mut reads = Samples::with_capacity(config.renames);
@@ -502,7 +526,7 @@ async fn phases(
         }
     }
     let (p, r, t) = (patches.summary(), reads.summary(), round_trips.summary());
-    report.section(format!("5. PATCH /Users/{{id}} userName, then GET /hosts/{{id}} ({} renames)", config.renames));
+    report.section(format!("6. PATCH /Users/{{id}} userName, then GET /hosts/{{id}} ({} renames)", config.renames));
     report.checked(
         "rename_visible",
         "new name in the very next read",
@@ -522,6 +546,69 @@ async fn phases(
     figures(report, "rename_read", &r, false);
     figures(report, "rename_round_trip", &t, false);
     server.ensure_running()?;
+    Ok(())
+}
+
+/// Phase 5: signs in, then reads the hosts page and host details with the session.
+async fn web_pages(
+    world: &World,
+    config: &Config,
+    rng: &mut StdRng,
+    report: &mut Report,
+    target: &WebTarget,
+) -> anyhow::Result<()> {
+    let reads = config.list_reads;
+    eprintln!("[5/6] web interface: sign-in, then {reads} sequential reads of each page");
+    let session = crate::web::sign_in(&target.binary, &target.database, &target.base, &target.suffix).await?;
+    report.section(format!("5. Web pages with a session cookie ({reads} sequential reads each)"));
+    let total = thousands(config.hosts as u64);
+    let variants = [
+        ("web_hosts", "GET /hosts (first page of 50)"),
+        ("web_hosts_group", "GET /hosts?idp_group=<random group>"),
+        ("web_hosts_deactivated", "GET /hosts?idp_active=false"),
+    ];
+    for (key, label) in variants {
+        let mut samples = Samples::with_capacity(reads);
+        for _ in 0..reads {
+            let (path, expect) = if key == "web_hosts" {
+                ("/hosts".to_string(), format!("of {total}"))
+            } else if key == "web_hosts_deactivated" {
+                ("/hosts?idp_active=false".to_string(), "id=\"hosts\"".to_string())
+            } else {
+                let g = rng.random_range(0..config.groups);
+                let query = crate::web::form_urlencoded_pairs(&[("idp_group", &group_name(g))]);
+                (format!("/hosts?{query}"), "id=\"hosts\"".to_string())
+            };
+            let (took, _) = session.page(&path, &expect).await?;
+            samples.push(took);
+        }
+        let s = samples.summary();
+        report.checked(
+            &format!("{key}_p95"),
+            format!("{label} p50 / p95"),
+            p50_p95(s.p50, s.p95),
+            s.p95,
+            Target::MaxMs(WEB_P95_MS),
+        );
+        figures(report, key, &s, true);
+    }
+    let mut samples = Samples::with_capacity(reads);
+    for _ in 0..reads {
+        let i = rng.random_range(0..config.hosts);
+        let id = *world.host_ids.get(i).context("no such host")?;
+        let user = world.users.get(world.user_of(i)).context("no such user")?;
+        let (took, _) = session.page(&format!("/hosts/{id}"), &user.user_name).await?;
+        samples.push(took);
+    }
+    let s = samples.summary();
+    report.checked(
+        "web_host_p95",
+        "GET /hosts/{id} p50 / p95",
+        p50_p95(s.p50, s.p95),
+        s.p95,
+        Target::MaxMs(WEB_P95_MS),
+    );
+    figures(report, "web_host", &s, true);
     Ok(())
 }
 

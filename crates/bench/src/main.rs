@@ -11,6 +11,7 @@ mod report;
 mod scim;
 mod server;
 mod stats;
+mod web;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

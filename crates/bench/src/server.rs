@@ -47,6 +47,9 @@ pub struct Launched {
     pub server: Server,
     pub client: reqwest::Client,
     pub token: String,
+    /// The `custodian` binary and the database it serves (for more CLI commands).
+    pub binary: PathBuf,
+    pub database: String,
 }
 
 /// Creates the temporary folder and the token, starts `custodian serve` and waits until
@@ -95,7 +98,7 @@ pub async fn launch(common: &CommonArgs, command: &str, pool: usize) -> anyhow::
         .context("building the HTTP client")?;
     server.wait_healthy(&client, Duration::from_secs(60)).await?;
     eprintln!("  server pid {} on http://{addr}", server.pid());
-    Ok(Launched { tmp, backend, suffix, server, client, token })
+    Ok(Launched { tmp, backend, suffix, server, client, token, binary, database })
 }
 
 impl Launched {

@@ -6,6 +6,7 @@ pub mod access;
 pub mod hosts;
 pub mod idp;
 pub mod store;
+pub mod web;
 
 pub use access::{ApiUser, NewApiUser, Role, TokenDigest};
 pub use idp::{ListPage, ListQuery, ScimRecord, ScimRequestEntry, SortOrder, StoredMember};

@@ -10,6 +10,7 @@ use custodian_scim::schema::ResourceKind;
 use crate::access::{ApiUser, NewApiUser, TokenDigest};
 use crate::hosts::{Activity, Actor, DeviceMapping, Host, HostInput, HostQuery, OwnershipEntry, UpsertOutcome};
 use crate::idp::{ListPage, ListQuery, ScimRecord, ScimRequestEntry, StoredMember};
+use crate::web::{NewPasswordUser, NewWebSession, PasswordUser, WebSession};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -123,4 +124,30 @@ pub trait Store: Send + Sync + 'static {
     async fn host_history(&self, id: i64) -> StoreResult<Vec<OwnershipEntry>>;
     /// The audit feed, newest first: `limit` entries after skipping `offset`.
     async fn list_activities(&self, offset: u64, limit: u64) -> StoreResult<Vec<Activity>>;
+
+    // --- web sign-in and sessions ---
+    /// Creates an operator who signs in with an email and a password (Conflict when the
+    /// name or email is taken).
+    async fn create_password_user(&self, user: NewPasswordUser) -> StoreResult<ApiUser>;
+    /// Creates the first admin of the first-run set-up page, atomically: Conflict when an
+    /// admin who can sign in exists or another instance is creating one at the same time.
+    async fn create_first_admin(&self, user: NewPasswordUser) -> StoreResult<ApiUser>;
+    /// Whether an admin who can sign in (one with a password) exists.
+    async fn has_password_admin(&self) -> StoreResult<bool>;
+    /// The password operator with this email (compared without regard to case).
+    async fn password_user_by_email(&self, email: &str) -> StoreResult<Option<PasswordUser>>;
+    async fn create_web_session(&self, session: NewWebSession) -> StoreResult<()>;
+    /// The session whose cookie has this digest, live or not (the caller checks
+    /// `WebSession::is_live`).
+    async fn web_session(&self, digest: TokenDigest) -> StoreResult<Option<WebSession>>;
+    /// Records that the session was used at `at` (its idle timeout starts again).
+    async fn touch_web_session(&self, digest: TokenDigest, at: chrono::DateTime<chrono::Utc>) -> StoreResult<()>;
+    /// Sign-out: deletes the session (no error when it does not exist).
+    async fn delete_web_session(&self, digest: TokenDigest) -> StoreResult<()>;
+    /// Deletes sessions that expired or were last used before `idle_before`; returns how many.
+    async fn delete_expired_web_sessions(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        idle_before: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<u64>;
 }

@@ -24,10 +24,18 @@ use tracing::Level;
 use crate::recorder::RequestRecorder;
 
 /// Settings of a running server that handlers need.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AppConfig {
     /// The URL at which clients reach Custodian, when a proxy stands in front of it.
     pub public_url: Option<String>,
+    /// How long a failed web sign-in takes, whatever failed (no hint by timing).
+    pub sign_in_failure_delay: Duration,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        AppConfig { public_url: None, sign_in_failure_delay: Duration::from_secs(1) }
+    }
 }
 
 #[derive(Clone)]
@@ -54,7 +62,11 @@ pub fn router(state: AppState) -> Router {
         app = app.nest(mount, crate::scim::router(state.clone()));
     }
     let metrics = state.metrics.clone();
-    with_operations_layers(app.merge(crate::api::router()).with_state(state), metrics, REQUEST_TIMEOUT)
+    with_operations_layers(
+        app.merge(crate::api::router()).merge(crate::web::router()).with_state(state),
+        metrics,
+        REQUEST_TIMEOUT,
+    )
 }
 
 /// How long a request may take before it is answered 408.

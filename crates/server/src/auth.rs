@@ -52,6 +52,14 @@ impl Default for TokenCache {
 }
 
 impl TokenCache {
+    /// Forgets every token of an operator (revoked or deleted on this instance), so that
+    /// they stop working here at once rather than within `TOKEN_CACHE_TTL`.
+    pub fn forget_user(&self, user_id: i64) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.retain(|_, (user, _)| user.id != user_id);
+        }
+    }
+
     /// The operator behind a bearer token: from the cache while fresh, else the store.
     pub async fn authenticate(&self, store: &dyn Store, token: &str) -> StoreResult<Option<ApiUser>> {
         let digest = digest_token(token);

@@ -91,18 +91,24 @@ pub struct ServeArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
-    /// Creates an operator. With --api-only, prints its API token (and nothing else).
+    /// Creates an operator. With --api-only, prints its API token (and nothing else);
+    /// otherwise a person who signs in to the web interface with --email and a password
+    /// (read from stdin with --password-stdin, else prompted for on a terminal).
     Create {
         /// An API-only user (for an IdP or a script): it gets a token, no password.
         #[arg(long)]
         api_only: bool,
         #[arg(long)]
         name: String,
+        /// The email a person signs in with (required without --api-only).
         #[arg(long)]
         email: Option<String>,
         /// admin, maintainer or observer.
         #[arg(long)]
         role: Role,
+        /// Reads the password from the first line of stdin (at least 12 characters).
+        #[arg(long, conflicts_with = "api_only")]
+        password_stdin: bool,
     },
     /// Lists operators.
     List,
@@ -178,7 +184,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     tracing::info!(address = %listener.local_addr()?, "Custodian is serving");
-    let app = App::new(store, AppConfig { public_url: args.public_url });
+    let app = App::new(store, AppConfig { public_url: args.public_url, ..AppConfig::default() });
     app.serve(listener, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
@@ -187,12 +193,27 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 async fn user(command: UserCommand, database: &DatabaseArg) -> anyhow::Result<()> {
     let store = database.open(MigrateMode::Apply).await?;
     match command {
-        UserCommand::Create { api_only, name, email, role } => {
-            if !api_only {
-                anyhow::bail!("only API-only users can be created for now: add --api-only");
-            }
+        UserCommand::Create { api_only: false, name, email, role, password_stdin } => {
+            let Some(email) = email.map(|e| e.trim().to_string()).filter(|e| e.contains('@')) else {
+                anyhow::bail!("a user who signs in needs --email (or add --api-only for a token user)");
+            };
+            let password = read_new_password(password_stdin)?;
+            let password_hash = crate::passwords::hash(password).await?;
+            let user = store
+                .create_password_user(custodian_domain::web::NewPasswordUser { name, email, role, password_hash })
+                .await?;
+            eprintln!(
+                "Created user '{}' (id {}, role {}): sign in at /login with {}.",
+                user.name,
+                user.id,
+                user.role,
+                user.email.as_deref().unwrap_or("")
+            );
+        }
+        UserCommand::Create { api_only: true, name, email, role, .. } => {
             let (token, digest) = crate::auth::generate_token();
-            let user = store.create_api_user(NewApiUser { name, email, role, api_only, token: Some(digest) }).await?;
+            let user =
+                store.create_api_user(NewApiUser { name, email, role, api_only: true, token: Some(digest) }).await?;
             eprintln!(
                 "Created API-only user '{}' (id {}, role {}). Its token, shown only now:",
                 user.name, user.id, user.role
@@ -221,6 +242,28 @@ async fn user(command: UserCommand, database: &DatabaseArg) -> anyhow::Result<()
         }
     }
     Ok(())
+}
+
+/// The new password of `user create`: the first line of stdin with --password-stdin,
+/// else typed twice at a terminal prompt (never echoed).
+fn read_new_password(from_stdin: bool) -> anyhow::Result<String> {
+    use std::io::IsTerminal;
+    let password = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).context("reading the password from stdin")?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    } else if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ").context("reading the password")?;
+        let again = rpassword::prompt_password("Password again: ").context("reading the password")?;
+        if first != again {
+            anyhow::bail!("the two passwords differ");
+        }
+        first
+    } else {
+        anyhow::bail!("stdin is not a terminal: pass the password with --password-stdin");
+    };
+    crate::passwords::check_new_password(&password).map_err(|e| anyhow::anyhow!(e))?;
+    Ok(password)
 }
 
 /// `custodian hosts import`: reads and validates the whole file first (a file-level error

@@ -1,4 +1,4 @@
-//! Custodian's server: the HTTP surfaces (SCIM, JSON API), authentication and the CLI.
+//! Custodian's server: the HTTP surfaces (SCIM, JSON API), authentication, the web interface and the CLI.
 
 pub mod api;
 pub mod app;
@@ -6,7 +6,9 @@ pub mod auth;
 pub mod cli;
 pub mod import;
 pub mod metrics;
+pub mod passwords;
 pub mod recorder;
 pub mod scim;
+pub mod web;
 
 pub use app::{App, AppConfig};

@@ -218,3 +218,39 @@ async fn instances_starting_together_on_a_fresh_database_migrate_it_once() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn user_create_with_password_stdin_makes_a_person_who_can_sign_in() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/c.db", dir.path().display());
+    let create = |password: &str| {
+        let mut child = Command::new(BIN)
+            .args(["user", "create", "--email", "jane@example.com", "--name", "Jane", "--role", "admin"])
+            .arg("--password-stdin")
+            .arg("--database")
+            .arg(&db)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = create("too short");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 12 characters"));
+    let out = create("correct horse battery");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.is_empty(), "nothing on stdout for a person");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = crate::support::open_store(&db).await;
+        let found = store.password_user_by_email("JANE@example.com").await.unwrap().unwrap();
+        assert_eq!(found.user.role, custodian_domain::Role::Admin);
+        assert!(found.password_hash.starts_with("$argon2id$"));
+        assert!(custodian::passwords::verify("correct horse battery".into(), found.password_hash).await);
+        assert!(store.has_password_admin().await.unwrap());
+    });
+}

@@ -17,3 +17,4 @@ mod operations;
 mod scim_auth;
 mod scim_protocol;
 mod scim_status;
+mod web;

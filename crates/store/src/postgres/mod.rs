@@ -14,6 +14,7 @@ mod linking;
 mod locks;
 mod requests;
 mod scim;
+mod web;
 
 use std::future::Future;
 use std::str::FromStr;
@@ -22,6 +23,7 @@ use std::time::Duration;
 use custodian_domain::hosts::{
     Activity, Actor, DeviceMapping, Host, HostInput, HostQuery, OwnershipEntry, UpsertOutcome,
 };
+use custodian_domain::web::{NewPasswordUser, NewWebSession, PasswordUser, WebSession};
 use custodian_domain::{
     ApiUser, ListPage, ListQuery, NewApiUser, PoolStats, Precondition, ScimRecord, ScimRequestEntry, StoreError,
     StoreResult, StoredMember, TokenDigest, Written,
@@ -244,5 +246,38 @@ impl custodian_domain::Store for PgStore {
     }
     async fn list_activities(&self, offset: u64, limit: u64) -> StoreResult<Vec<Activity>> {
         self.list_activities_impl(offset, limit).await
+    }
+
+    // --- web sign-in and sessions ---
+    async fn create_password_user(&self, user: NewPasswordUser) -> StoreResult<ApiUser> {
+        self.create_password_user_impl(user).await
+    }
+    async fn create_first_admin(&self, user: NewPasswordUser) -> StoreResult<ApiUser> {
+        self.create_first_admin_impl(user).await
+    }
+    async fn has_password_admin(&self) -> StoreResult<bool> {
+        self.has_password_admin_impl().await
+    }
+    async fn password_user_by_email(&self, email: &str) -> StoreResult<Option<PasswordUser>> {
+        self.password_user_by_email_impl(email).await
+    }
+    async fn create_web_session(&self, session: NewWebSession) -> StoreResult<()> {
+        self.create_web_session_impl(session).await
+    }
+    async fn web_session(&self, digest: TokenDigest) -> StoreResult<Option<WebSession>> {
+        self.web_session_impl(digest).await
+    }
+    async fn touch_web_session(&self, digest: TokenDigest, at: chrono::DateTime<chrono::Utc>) -> StoreResult<()> {
+        self.touch_web_session_impl(digest, at).await
+    }
+    async fn delete_web_session(&self, digest: TokenDigest) -> StoreResult<()> {
+        self.delete_web_session_impl(digest).await
+    }
+    async fn delete_expired_web_sessions(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        idle_before: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<u64> {
+        self.delete_expired_web_sessions_impl(now, idle_before).await
     }
 }

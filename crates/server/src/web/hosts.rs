@@ -1,0 +1,339 @@
+//! Hosts: the filtered list (and its CSV export), host details with the User card, and
+//! the IdP username an admin sets on a host.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, Uri, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use custodian_domain::hosts::{DeviceMapping, Host, HostQuery, LinkState, MappingSource};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::layout::{Nav, csrf, page, pager, thousands, when};
+use super::session::{Posted, Viewer};
+use super::{WebError, WebResult};
+use crate::api::hosts::{HostBody, host_query};
+use crate::app::AppState;
+use crate::scim::QueryParams;
+
+const PER_PAGE: u64 = 50;
+const MAX_PER_PAGE: u64 = 500;
+/// Hosts read per query while exporting.
+const EXPORT_CHUNK: u64 = 1000;
+const MAX_IDENTITY: usize = 320;
+
+/// The list's query, parsed as the JSON API parses it (Fleet's parameter names).
+fn list_query(uri: &Uri) -> WebResult<HostQuery> {
+    let mut q = host_query(uri).map_err(|e| {
+        let reasons: Vec<String> = e.errors.iter().map(|(n, r)| format!("{n} {r}")).collect();
+        WebError::BadRequest(format!("{}: {}", e.message, reasons.join("; ")))
+    })?;
+    let params = QueryParams::parse(uri.query());
+    q.per_page = match params.get("per_page") {
+        None | Some("") => PER_PAGE,
+        Some(_) => q.per_page.clamp(1, MAX_PER_PAGE),
+    };
+    Ok(q)
+}
+
+/// The filters as query pairs, for links that keep them.
+fn filter_pairs(q: &HostQuery) -> Vec<(&'static str, String)> {
+    vec![
+        ("query", q.query.clone().unwrap_or_default()),
+        ("idp_group", q.idp_group.clone().unwrap_or_default()),
+        ("idp_department", q.idp_department.clone().unwrap_or_default()),
+        ("idp_active", if q.idp_active == Some(false) { "false".into() } else { String::new() }),
+        ("idp_username", q.idp_username.clone().unwrap_or_default()),
+        ("per_page", if q.per_page == PER_PAGE { String::new() } else { q.per_page.to_string() }),
+    ]
+}
+
+fn filters_form(q: &HostQuery) -> Markup {
+    html! {
+        form.filters method="get" action="/hosts" id="host-filters" {
+            label { "Search " input type="search" name="query" value=[q.query.as_deref()] placeholder="hostname, serial, email, username"; }
+            label { "IdP group " input type="text" name="idp_group" value=[q.idp_group.as_deref()] placeholder="name or id"; }
+            label { "Department " input type="text" name="idp_department" value=[q.idp_department.as_deref()]; }
+            label.check { input type="checkbox" name="idp_active" value="false" checked[q.idp_active == Some(false)]; " Deactivated users only" }
+            @if let Some(u) = &q.idp_username { input type="hidden" name="idp_username" value=(u); }
+            button type="submit" { "Apply" }
+            a href="/hosts" { "Clear" }
+        }
+    }
+}
+
+fn user_cells(host: &Host) -> Markup {
+    html! {
+        @match &host.end_user {
+            Some(u) => {
+                td {
+                    a href={ "/end-users/" (u.idp_id) } { (u.idp_username) }
+                    @if !u.idp_active { " " span.badge.warn { "deactivated" } }
+                }
+                td { (u.idp_full_name) }
+                td { (u.idp_department.as_deref().unwrap_or("")) }
+                td.groups { (u.idp_groups.join(", ")) }
+            }
+            None => {
+                td.muted colspan="4" { (link_label(host)) }
+            }
+        }
+    }
+}
+
+fn link_label(host: &Host) -> String {
+    match host.link_state {
+        LinkState::Linked => String::new(),
+        LinkState::Unlinked => format!("{} (no IdP user yet)", host.identity().unwrap_or("")),
+        LinkState::Ambiguous => format!("{} (ambiguous)", host.identity().unwrap_or("")),
+        LinkState::UserDeleted => "user deleted in the IdP".into(),
+        LinkState::NoIdentity => "no IdP identity".into(),
+    }
+}
+
+pub async fn list(State(state): State<AppState>, viewer: Viewer, uri: Uri) -> WebResult<Response> {
+    let q = list_query(&uri)?;
+    // The page and the count run side by side, on the list's indexed filters.
+    let (mut hosts, total) = tokio::try_join!(state.store.list_hosts(&q), state.store.count_hosts(&q))?;
+    let has_next = (q.page + 1) * q.per_page < total;
+    hosts.truncate(q.per_page as usize);
+    let pairs = filter_pairs(&q);
+    let export = super::layout::with_page(&pairs, 0);
+    let first = q.page * q.per_page + 1;
+    let body = html! {
+        (filters_form(&q))
+        p.summary id="host-count" {
+            @if total == 0 { "No host matches." } @else {
+                "Hosts " (thousands(first)) "–" (thousands(first + hosts.len() as u64 - 1)) " of " (thousands(total))
+            }
+            " · " a href={ "/hosts.csv" @if !export.is_empty() { "?" (export) } } id="export-csv" { "Export CSV" }
+        }
+        table.data id="hosts" {
+            thead { tr { th { "Hostname" } th { "Serial" } th { "Platform" } th { "IdP username" } th { "Full name" } th { "Department" } th { "Groups" } } }
+            tbody {
+                @for h in &hosts {
+                    tr {
+                        td { a href={ "/hosts/" (h.id) } { (if h.hostname.is_empty() { h.display_name() } else { &h.hostname }) } }
+                        td.mono { (h.hardware_serial) }
+                        td { (h.platform) }
+                        (user_cells(h))
+                    }
+                }
+            }
+        }
+        (pager("/hosts", &pairs, q.page, has_next))
+    };
+    Ok(page(&viewer, Nav::Hosts, "Hosts", body).into_response())
+}
+
+/// Neutralises a cell a spreadsheet would run as a formula.
+fn csv_cell(s: &str) -> String {
+    match s.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{s}"),
+        _ => s.to_string(),
+    }
+}
+
+/// `GET /hosts.csv`: every host of the current filters (all pages), read in chunks.
+pub async fn export_csv(State(state): State<AppState>, _viewer: Viewer, uri: Uri) -> WebResult<Response> {
+    let mut q = list_query(&uri)?;
+    q.per_page = EXPORT_CHUNK;
+    q.page = 0;
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let header_row = [
+        "id",
+        "hostname",
+        "computer_name",
+        "hardware_serial",
+        "platform",
+        "os_version",
+        "idp_username",
+        "idp_full_name",
+        "idp_department",
+        "idp_groups",
+        "idp_active",
+        "idp_link",
+    ];
+    out.write_record(header_row).map_err(|e| WebError::Internal(e.to_string()))?;
+    loop {
+        let hosts = state.store.list_hosts(&q).await?;
+        for h in &hosts {
+            let u = h.end_user.as_ref();
+            let record = [
+                h.id.to_string(),
+                h.hostname.clone(),
+                h.computer_name.clone(),
+                h.hardware_serial.clone(),
+                h.platform.clone(),
+                h.os_version.clone(),
+                u.map(|u| u.idp_username.clone()).unwrap_or_default(),
+                u.map(|u| u.idp_full_name.clone()).unwrap_or_default(),
+                u.and_then(|u| u.idp_department.clone()).unwrap_or_default(),
+                u.map(|u| u.idp_groups.join(";")).unwrap_or_default(),
+                u.map(|u| u.idp_active.to_string()).unwrap_or_default(),
+                h.link_state.as_str().to_string(),
+            ];
+            out.write_record(record.iter().map(|c| csv_cell(c))).map_err(|e| WebError::Internal(e.to_string()))?;
+        }
+        if (hosts.len() as u64) < q.per_page {
+            break;
+        }
+        q.page += 1;
+    }
+    let bytes = out.into_inner().map_err(|e| WebError::Internal(e.to_string()))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8")),
+            (header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment; filename=\"hosts.csv\"")),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+fn host_id(raw: &str) -> WebResult<i64> {
+    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or(WebError::NotFound)
+}
+
+fn user_card(viewer: &Viewer, host: &Host) -> Markup {
+    let body = HostBody::from(host);
+    let other = body.end_users.first().map(|u| u.other_emails.as_slice()).unwrap_or_default();
+    let idp_mapping = host.mappings.iter().find(|m| m.source == MappingSource::Idp);
+    html! {
+        section.card.user-card id="user-card" {
+            h2 { "User" }
+            @if let Some(u) = &host.end_user {
+                @if !u.idp_active {
+                    p.warning id="deactivated-warning" { "This user is deactivated in the IdP: recover this host." }
+                }
+                dl.facts {
+                    dt { "IdP username" } dd id="idp-username" { a href={ "/end-users/" (u.idp_id) } { (u.idp_username) } }
+                    dt { "Full name" } dd id="idp-full-name" { (u.idp_full_name) }
+                    dt { "Groups" } dd id="idp-groups" { @if u.idp_groups.is_empty() { span.muted { "none" } } @else { (u.idp_groups.join(", ")) } }
+                    dt { "Department" } dd id="idp-department" { (u.idp_department.as_deref().unwrap_or("")) }
+                    dt { "IdP data updated" } dd { (when(u.idp_info_updated_at)) }
+                }
+            } @else {
+                @match host.link_state {
+                    LinkState::Ambiguous => p.warning id="ambiguous-warning" {
+                        "Several IdP users have the email " strong { (host.identity().unwrap_or("")) } ": the host is linked to none. Candidates: "
+                        @for (i, c) in host.candidates.iter().enumerate() {
+                            @if i > 0 { ", " }
+                            a href={ "/end-users/" (c) } { (c) }
+                        }
+                        ". Set the IdP username below to choose."
+                    },
+                    LinkState::Unlinked => p.muted id="link-state" { "No IdP user has the username " strong { (host.identity().unwrap_or("")) } " yet; the host will be linked when one arrives." },
+                    LinkState::UserDeleted => p.warning id="link-state" { "This host's IdP user was deleted in the IdP; no one has been linked since." },
+                    _ => p.muted id="link-state" { "This host has no IdP username nor enrollment account." },
+                }
+            }
+            @if !other.is_empty() {
+                h3 { "Other emails" }
+                ul.emails id="other-emails" {
+                    @for e in other { li { (e.email) " " span.source { (e.source) } } }
+                }
+            }
+            @if viewer.can_write() {
+                form.inline-form method="post" action={ "/hosts/" (host.id) "/idp-username" } id="edit-idp-username" {
+                    (csrf(viewer))
+                    label { "IdP username " input type="text" name="idp_username" id="idp-username-input" value=[idp_mapping.map(|m| m.email.as_str())] required maxlength=(MAX_IDENTITY); }
+                    button.primary type="submit" id="save-idp-username" { "Save" }
+                }
+                @if idp_mapping.is_some() {
+                    form.inline method="post" action={ "/hosts/" (host.id) "/idp-username/delete" } id="remove-idp-username" {
+                        (csrf(viewer))
+                        button.danger type="submit" data-confirm="Remove the IdP username set on this host? It falls back to its enrollment account." { "Remove IdP username" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub async fn details(State(state): State<AppState>, viewer: Viewer, Path(raw): Path<String>) -> WebResult<Response> {
+    let id = host_id(&raw)?;
+    let (host, history) = tokio::try_join!(state.store.get_host(id), state.store.host_history(id))?;
+    let title = host.display_name().to_string();
+    let body = html! {
+        p.breadcrumb { a href="/hosts" { "Hosts" } " › " (title) }
+        div.columns {
+            section.card {
+                h2 { "Host" }
+                dl.facts {
+                    dt { "Hostname" } dd { (host.hostname) }
+                    dt { "Computer name" } dd { (host.computer_name) }
+                    dt { "Serial" } dd.mono { (host.hardware_serial) }
+                    dt { "UUID" } dd.mono { (host.uuid) }
+                    dt { "Platform" } dd { (host.platform) " " (host.os_version) }
+                    dt { "Model" } dd { (host.hardware_model) }
+                    dt { "Last seen" } dd { @if let Some(t) = host.seen_time { (when(t)) } }
+                    dt { "Added" } dd { (when(host.created_at)) }
+                }
+            }
+            (user_card(&viewer, &host))
+        }
+        section.card {
+            h2 { "Ownership history" }
+            @if history.is_empty() { p.empty { "No one has been linked to this host." } } @else {
+                table.data id="ownership-history" {
+                    thead { tr { th { "IdP username" } th { "Linked" } th { "Because of" } th { "Unlinked" } th { "Because of" } } }
+                    tbody {
+                        @for e in &history {
+                            tr {
+                                td { a href={ "/end-users/" (e.idp_id) } { (e.idp_username) } }
+                                td { (when(e.linked_at)) }
+                                td { (e.link_cause) }
+                                td { @if let Some(t) = e.unlinked_at { (when(t)) } }
+                                td { (e.unlink_cause.as_deref().unwrap_or("")) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(page(&viewer, Nav::Hosts, &title, body).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct IdpUsernameForm {
+    idp_username: String,
+}
+
+pub async fn set_idp_username(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    posted: Posted<IdpUsernameForm>,
+) -> WebResult<Response> {
+    let actor = posted.viewer.require_write()?;
+    let id = host_id(&raw)?;
+    let value = posted.form.idp_username.trim();
+    if value.is_empty()
+        || value.chars().count() > MAX_IDENTITY
+        || value.contains(char::is_whitespace)
+        || value.contains('\0')
+    {
+        return Err(WebError::BadRequest(format!(
+            "An IdP username must have 1 to {MAX_IDENTITY} characters and no spaces."
+        )));
+    }
+    state
+        .store
+        .set_host_mapping(id, DeviceMapping { email: value.to_string(), source: MappingSource::Idp }, &actor)
+        .await?;
+    Ok(Redirect::to(&format!("/hosts/{id}")).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct Empty {}
+
+pub async fn delete_idp_username(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    posted: Posted<Empty>,
+) -> WebResult<Response> {
+    let actor = posted.viewer.require_write()?;
+    let id = host_id(&raw)?;
+    state.store.delete_idp_mapping(id, &actor).await?;
+    Ok(Redirect::to(&format!("/hosts/{id}")).into_response())
+}

@@ -1,0 +1,133 @@
+//! The web interface: server-rendered pages (maud templates compiled into the binary),
+//! signed-in operators with database sessions, CSRF-checked forms. One error type,
+//! turned into an HTML page in one place (`WebError::into_response`).
+
+mod activity;
+mod assets;
+mod hosts;
+mod idp;
+pub mod layout;
+mod people;
+pub mod session;
+mod sign_in;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use custodian_domain::StoreError;
+
+use crate::app::AppState;
+
+/// An error on a page. Rendered as an HTML page (or a redirect to sign-in).
+#[derive(Debug)]
+pub enum WebError {
+    /// No live session: sign in, then come back to this path.
+    SignIn {
+        next: Option<String>,
+    },
+    /// The role may not do this.
+    Forbidden(String),
+    NotFound,
+    /// A missing or wrong CSRF token, or a cross-origin form.
+    Csrf,
+    BadRequest(String),
+    /// Something failed on our side; the detail goes to the log only.
+    Internal(String),
+}
+
+impl From<StoreError> for WebError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => WebError::NotFound,
+            StoreError::Conflict(m) => WebError::BadRequest(m),
+            StoreError::Scim(e) => WebError::BadRequest(e.detail),
+            StoreError::Contention(_) => {
+                WebError::BadRequest("The server is busy with concurrent changes; try again in a moment.".into())
+            }
+            StoreError::Database(m) => WebError::Internal(m),
+        }
+    }
+}
+
+impl From<anyhow::Error> for WebError {
+    fn from(e: anyhow::Error) -> Self {
+        WebError::Internal(format!("{e:#}"))
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let (status, title, message) = match self {
+            WebError::SignIn { next } => {
+                let target = match next {
+                    Some(n) => format!("/login?next={}", form_urlencoded::byte_serialize(n.as_bytes()).collect::<String>()),
+                    None => "/login".to_string(),
+                };
+                return Redirect::to(&target).into_response();
+            }
+            WebError::Forbidden(m) => (StatusCode::FORBIDDEN, "Not allowed", m),
+            WebError::NotFound => (StatusCode::NOT_FOUND, "Not found", "There is nothing at this address.".to_string()),
+            WebError::Csrf => (
+                StatusCode::FORBIDDEN,
+                "Form expired",
+                "This form could not be verified (it came from another site or your session changed). Go back, reload the page and try again.".to_string(),
+            ),
+            WebError::BadRequest(m) => (StatusCode::BAD_REQUEST, "Cannot do that", m),
+            WebError::Internal(m) => {
+                tracing::error!(error = %m, "error on a web page");
+                (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "The server could not answer. Try again; the cause is in the server's log.".to_string())
+            }
+        };
+        (status, layout::error_page(title, &message)).into_response()
+    }
+}
+
+pub type WebResult<T> = Result<T, WebError>;
+
+/// The pages and their form routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/hosts") }))
+        .route("/login", get(sign_in::login_page).post(sign_in::login_submit))
+        .route("/logout", post(sign_in::logout))
+        .route("/setup", get(sign_in::setup_page).post(sign_in::setup_submit))
+        .route("/hosts", get(hosts::list))
+        .route("/hosts.csv", get(hosts::export_csv))
+        .route("/hosts/{id}", get(hosts::details))
+        .route("/hosts/{id}/idp-username", post(hosts::set_idp_username))
+        .route("/hosts/{id}/idp-username/delete", post(hosts::delete_idp_username))
+        .route("/end-users", get(people::users))
+        .route("/end-users/{id}", get(people::user))
+        .route("/groups", get(people::groups))
+        .route("/groups/{id}", get(people::group))
+        .route("/activity", get(activity::list))
+        .route("/settings/integrations/identity-provider", get(idp::show))
+        .route("/settings/integrations/identity-provider/tokens", post(idp::create_token))
+        .route("/settings/integrations/identity-provider/tokens/{id}/revoke", post(idp::revoke_token))
+        .layer(middleware::from_fn(page_headers))
+        .route("/assets/{name}", get(assets::serve))
+}
+
+/// Headers of every page: a strict Content-Security-Policy (no inline script or style),
+/// no framing, no MIME sniffing, and no caching of pages that show personal data.
+async fn page_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; \
+             base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}

@@ -1,0 +1,248 @@
+//! Who is signed in, and the checks every form goes through.
+//!
+//! The session cookie holds 32 random bytes; the database keeps only their SHA-256
+//! digest, with the operator, a CSRF token and the session's times, so every instance on
+//! the same database accepts the cookie and nothing about sessions lives in memory.
+//! Every POST carries the session's CSRF token (a hidden field, or the `X-CSRF-Token`
+//! header) compared in constant time, and a cross-origin POST is refused by its
+//! `Origin`/`Sec-Fetch-Site` headers before anything else.
+
+use axum::body::Body;
+use axum::extract::{Form, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, header};
+use chrono::Utc;
+use custodian_domain::hosts::Actor;
+use custodian_domain::web::{NewWebSession, SESSION_MAX_AGE};
+use custodian_domain::{ApiUser, Role, TokenDigest};
+use serde::de::DeserializeOwned;
+use subtle::ConstantTimeEq;
+
+use super::{WebError, WebResult};
+use crate::app::AppState;
+use crate::auth::{digest_token, generate_token};
+
+pub const SESSION_COOKIE: &str = "custodian_session";
+/// The CSRF token of the sign-in and set-up forms, before a session exists
+/// (double-submit: the form's hidden field must equal this cookie).
+pub const PRE_SESSION_COOKIE: &str = "custodian_presession";
+pub const CSRF_FIELD: &str = "csrf_token";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// A session's last use is written at most this often (not on every page view).
+const TOUCH_EVERY: chrono::Duration = chrono::Duration::minutes(1);
+const MAX_FORM_BYTES: usize = 64 * 1024;
+
+/// The value of a cookie of the request.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty())
+}
+
+/// The origin (`scheme://host[:port]`) pages are served from: the public URL's when one
+/// is configured, else the request's `Host`.
+pub fn origin(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(url) = &state.config.public_url {
+        let url = url.trim_end_matches('/');
+        // Keep scheme://authority, drop any path.
+        if let Some(scheme_end) = url.find("://") {
+            let rest = &url[scheme_end + 3..];
+            let authority = rest.split('/').next().unwrap_or(rest);
+            return format!("{}://{authority}", &url[..scheme_end]);
+        }
+        return url.to_string();
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let proto = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .filter(|p| *p == "https" || *p == "http")
+        .unwrap_or("http");
+    format!("{proto}://{host}")
+}
+
+/// Whether the session cookie must be `Secure` (the public URL is https).
+fn secure(state: &AppState) -> bool {
+    state.config.public_url.as_deref().is_some_and(|u| u.starts_with("https://"))
+}
+
+/// A `Set-Cookie` value: HttpOnly, SameSite=Lax, Path=/, Secure behind https.
+pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age_secs: i64) -> String {
+    let mut c = format!("{name}={value}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age_secs}");
+    if secure(state) {
+        c.push_str("; Secure");
+    }
+    c
+}
+
+/// Refuses a cross-site form: the browser says where a POST comes from.
+fn check_origin(state: &AppState, headers: &HeaderMap) -> WebResult<()> {
+    if headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("cross-site") {
+        return Err(WebError::Csrf);
+    }
+    match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        None => Ok(()),
+        Some(o) if o.eq_ignore_ascii_case(&origin(state, headers)) => Ok(()),
+        Some(_) => Err(WebError::Csrf),
+    }
+}
+
+fn same_secret(sent: &str, expected: &str) -> bool {
+    !expected.is_empty() && bool::from(sent.as_bytes().ct_eq(expected.as_bytes()))
+}
+
+/// The signed-in operator of a request, with the session's CSRF token for its forms.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    pub user: ApiUser,
+    pub csrf_token: String,
+    digest: TokenDigest,
+}
+
+impl Viewer {
+    pub fn can_write(&self) -> bool {
+        self.user.role.can_write()
+    }
+    pub fn is_admin(&self) -> bool {
+        self.user.role == Role::Admin
+    }
+    /// The actor of a change, or 403 for an observer.
+    pub fn require_write(&self) -> WebResult<Actor> {
+        if self.can_write() {
+            Ok(Actor::of(&self.user))
+        } else {
+            Err(WebError::Forbidden(format!("The {} role can see everything but change nothing.", self.user.role)))
+        }
+    }
+    pub fn require_admin(&self) -> WebResult<Actor> {
+        if self.is_admin() {
+            Ok(Actor::of(&self.user))
+        } else {
+            Err(WebError::Forbidden("Only an admin can manage API tokens.".into()))
+        }
+    }
+    pub fn session_digest(&self) -> TokenDigest {
+        self.digest
+    }
+}
+
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let next =
+            (parts.method == Method::GET).then(|| parts.uri.path_and_query().map(|p| p.as_str().to_string())).flatten();
+        let sign_in = || WebError::SignIn { next: next.clone() };
+        let token = cookie(&parts.headers, SESSION_COOKIE).ok_or_else(sign_in)?;
+        let digest = digest_token(token);
+        let session = state.store.web_session(digest).await?.ok_or_else(sign_in)?;
+        let now = Utc::now();
+        if !session.is_live(now) {
+            state.store.delete_web_session(digest).await?;
+            return Err(sign_in());
+        }
+        if now - session.last_seen_at >= TOUCH_EVERY {
+            state.store.touch_web_session(digest, now).await?;
+        }
+        Ok(Viewer { user: session.user, csrf_token: session.csrf_token, digest })
+    }
+}
+
+/// Reads a urlencoded form body (at most 64 KiB) into its fields and `T`.
+async fn read_form<T: DeserializeOwned>(parts: Parts, body: Body, state: &AppState) -> WebResult<(Option<String>, T)> {
+    let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
+        .await
+        .map_err(|_| WebError::BadRequest("The form is too large.".into()))?;
+    let sent = form_urlencoded::parse(&bytes).find(|(k, _)| k == CSRF_FIELD).map(|(_, v)| v.into_owned());
+    let request = Request::from_parts(parts, Body::from(bytes));
+    let Form(form) = Form::<T>::from_request(request, state)
+        .await
+        .map_err(|e| WebError::BadRequest(format!("The form could not be read: {e}")))?;
+    Ok((sent, form))
+}
+
+/// A form posted by a signed-in operator: origin checked, CSRF token checked in constant
+/// time, then the fields. Every POST route but sign-in and set-up takes one.
+pub struct Posted<T> {
+    pub viewer: Viewer,
+    pub form: T,
+}
+
+impl<T: DeserializeOwned + Send> FromRequest<AppState> for Posted<T> {
+    type Rejection = WebError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = request.into_parts();
+        check_origin(state, &parts.headers)?;
+        let viewer = Viewer::from_request_parts(&mut parts, state).await?;
+        let header_token = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let (field_token, form) = read_form::<T>(parts, body, state).await?;
+        let sent = header_token.or(field_token).unwrap_or_default();
+        if !same_secret(&sent, &viewer.csrf_token) {
+            return Err(WebError::Csrf);
+        }
+        Ok(Posted { viewer, form })
+    }
+}
+
+/// A form posted before a session exists (sign-in, set-up): origin checked and the
+/// hidden field compared with the pre-session cookie.
+pub struct PreSessionForm<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequest<AppState> for PreSessionForm<T> {
+    type Rejection = WebError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (parts, body) = request.into_parts();
+        check_origin(state, &parts.headers)?;
+        let expected = cookie(&parts.headers, PRE_SESSION_COOKIE).unwrap_or_default().to_string();
+        let (sent, form) = read_form::<T>(parts, body, state).await?;
+        if !same_secret(&sent.unwrap_or_default(), &expected) {
+            return Err(WebError::Csrf);
+        }
+        Ok(PreSessionForm(form))
+    }
+}
+
+/// The pre-session CSRF token of a request, or a new one with the cookie to set.
+pub fn pre_session_token(state: &AppState, headers: &HeaderMap) -> (String, Option<String>) {
+    match cookie(headers, PRE_SESSION_COOKIE) {
+        Some(t) => (t.to_string(), None),
+        None => {
+            let (t, _) = generate_token();
+            let c = set_cookie(state, PRE_SESSION_COOKIE, &t, 3600);
+            (t, Some(c))
+        }
+    }
+}
+
+/// Starts a session for `user`; returns the `Set-Cookie` value. Expired sessions are
+/// swept at the same time, so the table does not grow without bound.
+pub async fn start_session(state: &AppState, user: &ApiUser) -> WebResult<String> {
+    let (token, digest) = generate_token();
+    let (csrf_token, _) = generate_token();
+    let now = Utc::now();
+    state
+        .store
+        .create_web_session(NewWebSession {
+            digest,
+            user_id: user.id,
+            csrf_token,
+            created_at: now,
+            expires_at: now + SESSION_MAX_AGE,
+        })
+        .await?;
+    let _ = state.store.delete_expired_web_sessions(now, now - custodian_domain::web::SESSION_IDLE_TIMEOUT).await;
+    Ok(set_cookie(state, SESSION_COOKIE, &token, SESSION_MAX_AGE.num_seconds()))
+}
+
+/// A `Set-Cookie` value that removes a cookie.
+pub fn clear_cookie(state: &AppState, name: &str) -> String {
+    set_cookie(state, name, "", 0)
+}

@@ -1,0 +1,429 @@
+//! End-to-end tests of the web interface in a real headless Chromium, driven through
+//! chromedriver (WebDriver) with fantoccini, against a real server on 127.0.0.1 with its
+//! own fresh database. Each page visited is saved as a PNG in
+//! `target/browser-screenshots/`. Needs Debian's `chromium` and `chromium-driver`: the
+//! tests fail (never skip) when chromedriver is missing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use custodian::{App, AppConfig};
+use custodian_domain::web::NewPasswordUser;
+use custodian_domain::{NewApiUser, Role, Store};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+const PASSWORD: &str = "correct horse battery";
+const SCIM: &str = "/api/v1/fleet/scim";
+const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+
+/// A Custodian server on a free port with a fresh database and a maintainer API token.
+struct Server {
+    base: String,
+    store: Arc<dyn Store>,
+    token: String,
+    http: reqwest::Client,
+    _stop: oneshot::Sender<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    async fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            custodian_store::open(&format!("sqlite://{}/custodian.db", dir.path().display()), Default::default())
+                .await
+                .unwrap();
+        let (token, digest) = custodian::auth::generate_token();
+        store
+            .create_api_user(NewApiUser {
+                name: "okta".into(),
+                email: None,
+                role: Role::Maintainer,
+                api_only: true,
+                token: Some(digest),
+            })
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = App::new(store.clone(), AppConfig::default());
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = app
+                .serve(listener, async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Server { base: format!("http://{addr}"), store, token, http: reqwest::Client::new(), _stop: tx, _dir: dir }
+    }
+
+    async fn person(&self, email: &str, name: &str, role: Role) {
+        let password_hash = custodian::passwords::hash(PASSWORD.into()).await.unwrap();
+        self.store
+            .create_password_user(NewPasswordUser { name: name.into(), email: email.into(), role, password_hash })
+            .await
+            .unwrap();
+    }
+
+    /// Sends a JSON request with the maintainer token; returns the status and body.
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.header("content-type", "application/scim+json").body(b.to_string());
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Creates a SCIM user as Okta does (with a department) and returns its id.
+    async fn scim_user(&self, user_name: &str, given: &str, family: &str, department: &str) -> String {
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                &format!("{SCIM}/Users"),
+                Some(json!({
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE],
+                    "userName": user_name,
+                    "name": {"givenName": given, "familyName": family},
+                    "emails": [{"primary": true, "value": user_name, "type": "work"}],
+                    "active": true,
+                    ENTERPRISE: {"department": department}
+                })),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_str().unwrap().to_string()
+    }
+
+    async fn scim_group(&self, name: &str, members: &[&str]) -> String {
+        let members: Vec<Value> = members.iter().map(|m| json!({"value": m})).collect();
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                &format!("{SCIM}/Groups"),
+                Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name, "members": members})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_str().unwrap().to_string()
+    }
+
+    /// Pushes a host enrolled with this IdP account; returns its id.
+    async fn host(&self, uuid: &str, enrolled_as: &str) -> i64 {
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/fleet/hosts",
+                Some(json!({
+                    "uuid": uuid,
+                    "hardware_serial": format!("C02{}", uuid.to_uppercase()),
+                    "hostname": format!("{uuid}.corp.example.com"),
+                    "computer_name": format!("{uuid} MacBook"),
+                    "platform": "darwin",
+                    "os_version": "macOS 15.4",
+                    "hardware_model": "MacBookPro18,3",
+                    "device_mapping": [
+                        {"email": enrolled_as, "source": "mdm_idp_accounts"},
+                        {"email": "personal@example.net", "source": "custom"}
+                    ]
+                })),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["host"]["id"].as_i64().unwrap()
+    }
+}
+
+/// chromedriver on a free port, stopped when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn chromedriver_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("CHROMEDRIVER") {
+        return PathBuf::from(p);
+    }
+    for p in ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"] {
+        if Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    panic!(
+        "chromedriver was not found (looked at $CHROMEDRIVER, /usr/bin/chromedriver): the browser tests need a real \
+         headless Chromium. Install it with `apt-get install -y chromium chromium-driver` (scripts/test does)."
+    );
+}
+
+async fn start_driver() -> Driver {
+    let path = chromedriver_path();
+    let port = StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(&path)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", path.display()));
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = reqwest::get(format!("{url}/status")).await
+            && r.status().is_success()
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "chromedriver did not answer on {url} within 20 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Driver { child, url }
+}
+
+/// A headless Chromium session.
+async fn browser(driver: &Driver) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1000"]}),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot open a Chromium session through chromedriver: {e}"))
+}
+
+/// Where the screenshots go: `target/browser-screenshots/` of the workspace.
+fn screenshot_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/browser-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.canonicalize().unwrap()
+}
+
+async fn shot(c: &Client, name: &str) {
+    let png = c.screenshot().await.unwrap();
+    let path = screenshot_dir().join(format!("{name}.png"));
+    std::fs::write(&path, png).unwrap();
+    println!("screenshot: {}", path.display());
+}
+
+async fn text_of(c: &Client, css: &str) -> String {
+    c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await.unwrap().text().await.unwrap()
+}
+
+async fn fill(c: &Client, css: &str, value: &str) {
+    let field = c.find(Locator::Css(css)).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(value).await.unwrap();
+}
+
+/// Signs in through the form and lands on the hosts page.
+async fn sign_in(c: &Client, base: &str, email: &str) {
+    c.goto(&format!("{base}/login")).await.unwrap();
+    fill(c, "#email", email).await;
+    fill(c, "#password", PASSWORD).await;
+    c.find(Locator::Css("#sign-in")).await.unwrap().click().await.unwrap();
+    c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("#host-filters")).await.unwrap();
+}
+
+/// Waits until the text of `css` contains `expected` (after reloads by the caller).
+async fn wait_text(c: &Client, css: &str, expected: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let t = text_of(c, css).await;
+        if t.contains(expected) {
+            return t;
+        }
+        assert!(Instant::now() < deadline, "{css} never showed '{expected}'; it shows '{t}'");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_signs_in_and_sees_the_idp_connection_succeed_then_fail() {
+    let driver = start_driver().await;
+    let server = Server::start().await;
+    server.person("admin@example.com", "Ada Admin", Role::Admin).await;
+    let c = browser(&driver).await;
+    let idp = format!("{}/settings/integrations/identity-provider", server.base);
+
+    c.goto(&format!("{}/login", server.base)).await.unwrap();
+    shot(&c, "01-sign-in").await;
+    fill(&c, "#email", "admin@example.com").await;
+    fill(&c, "#password", "not the password").await;
+    c.find(Locator::Css("#sign-in")).await.unwrap().click().await.unwrap();
+    assert_eq!(text_of(&c, "#login-error").await, "Incorrect email or password");
+    shot(&c, "02-sign-in-wrong-password").await;
+
+    sign_in(&c, &server.base, "admin@example.com").await;
+    c.goto(&idp).await.unwrap();
+    wait_text(&c, "#idp-status", "No IdP connected").await;
+    let base_url = c.find(Locator::Css("#scim-base-url")).await.unwrap().prop("value").await.unwrap().unwrap();
+    assert_eq!(base_url, format!("{}/api/v1/fleet/scim", server.base));
+    shot(&c, "03-idp-no-connection").await;
+
+    // The IdP's first request arrives.
+    server.scim_user("jane@example.com", "Jane", "Doe", "Engineering").await;
+    c.goto(&idp).await.unwrap();
+    wait_text(&c, "#idp-status", "Received information from your IdP").await;
+    assert_eq!(text_of(&c, "#user-count").await, "1");
+    shot(&c, "04-idp-received").await;
+
+    // Then one that fails: the same userName again.
+    let (status, body) = server
+        .call(
+            reqwest::Method::POST,
+            &format!("{SCIM}/Users"),
+            Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "jane@example.com"})),
+        )
+        .await;
+    assert_eq!(status, 409);
+    c.goto(&idp).await.unwrap();
+    wait_text(&c, "#idp-status", "Failed to receive information from your IdP").await;
+    let detail = text_of(&c, "#idp-error-detail").await;
+    assert_eq!(detail, body["detail"].as_str().unwrap());
+    let history = text_of(&c, "#scim-history").await;
+    assert!(history.contains("POST /api/v1/fleet/scim/Users") && history.contains("409"), "{history}");
+    shot(&c, "05-idp-failed").await;
+
+    // A token for the IdP, shown once with a copy button.
+    fill(&c, "#create-token input[name=name]", "entra").await;
+    c.find(Locator::Css("#create-token button")).await.unwrap().click().await.unwrap();
+    let token = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("#new-token-value"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(token.len(), 43);
+    assert!(c.find(Locator::Css("button[data-copy=new-token-value]")).await.is_ok());
+    shot(&c, "06-idp-token-created").await;
+
+    c.find(Locator::Css("#sign-out")).await.unwrap().click().await.unwrap();
+    c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("#sign-in")).await.unwrap();
+    c.goto(&idp).await.unwrap();
+    c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("#sign-in")).await.unwrap();
+    c.close().await.unwrap();
+    println!("screenshots are in {}", screenshot_dir().display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_details_show_the_idp_user_and_editing_the_idp_username_relinks() {
+    let driver = start_driver().await;
+    let server = Server::start().await;
+    let jane = server.scim_user("jane@example.com", "Jane", "Doe", "Engineering").await;
+    let bob = server.scim_user("bob@example.com", "Bob", "Smith", "Sales").await;
+    let designers = server.scim_group("Designers", &[&jane]).await;
+    server.scim_group("Sales team", &[&bob]).await;
+    let host = server.host("jdoe-mbp", "jane@example.com").await;
+    server.host("bsmith-mbp", "bob@example.com").await;
+    server.person("max@example.com", "Max Maintainer", Role::Maintainer).await;
+    let c = browser(&driver).await;
+    sign_in(&c, &server.base, "max@example.com").await;
+
+    let hosts = text_of(&c, "#hosts").await;
+    assert!(hosts.contains("jdoe-mbp.corp.example.com") && hosts.contains("Jane Doe") && hosts.contains("Designers"));
+    assert!(hosts.contains("Bob Smith") && hosts.contains("Sales"), "{hosts}");
+    shot(&c, "10-hosts").await;
+    fill(&c, "#host-filters input[name=idp_group]", "Designers").await;
+    c.find(Locator::Css("#host-filters button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_text(&c, "#host-count", "of 1").await;
+    let filtered = text_of(&c, "#hosts").await;
+    assert!(filtered.contains("Jane Doe") && !filtered.contains("Bob Smith"), "{filtered}");
+    shot(&c, "11-hosts-filtered-by-group").await;
+
+    c.goto(&format!("{}/hosts/{host}", server.base)).await.unwrap();
+    assert_eq!(text_of(&c, "#idp-full-name").await, "Jane Doe");
+    assert_eq!(text_of(&c, "#idp-groups").await, "Designers");
+    assert_eq!(text_of(&c, "#idp-department").await, "Engineering");
+    assert_eq!(text_of(&c, "#idp-username").await, "jane@example.com");
+    let other = text_of(&c, "#other-emails").await;
+    assert!(other.contains("personal@example.net") && other.contains("custom"), "{other}");
+    shot(&c, "12-host-details").await;
+
+    // The maintainer sets the IdP username: the host now belongs to Bob.
+    fill(&c, "#idp-username-input", "bob@example.com").await;
+    c.find(Locator::Css("#save-idp-username")).await.unwrap().click().await.unwrap();
+    wait_text(&c, "#idp-full-name", "Bob Smith").await;
+    assert_eq!(text_of(&c, "#idp-department").await, "Sales");
+    assert_eq!(text_of(&c, "#idp-groups").await, "Sales team");
+    let history = text_of(&c, "#ownership-history").await;
+    assert!(history.contains("jane@example.com") && history.contains("bob@example.com"), "{history}");
+    shot(&c, "13-host-details-after-edit").await;
+    let (_, api) = server.call(reqwest::Method::GET, &format!("/api/v1/fleet/hosts/{host}"), None).await;
+    assert_eq!(api["host"]["end_users"][0]["idp_username"], "bob@example.com");
+
+    // The other pages.
+    c.goto(&format!("{}/end-users", server.base)).await.unwrap();
+    assert!(text_of(&c, "#end-users").await.contains("Jane Doe"));
+    shot(&c, "14-end-users").await;
+    c.goto(&format!("{}/end-users/{bob}", server.base)).await.unwrap();
+    assert!(text_of(&c, "#user-groups").await.contains("Sales team"));
+    assert!(text_of(&c, "#user-hosts").await.contains("jdoe-mbp MacBook"));
+    shot(&c, "15-end-user").await;
+    c.goto(&format!("{}/groups", server.base)).await.unwrap();
+    assert!(text_of(&c, "#groups").await.contains("Designers"));
+    shot(&c, "16-groups").await;
+    c.goto(&format!("{}/groups/{designers}", server.base)).await.unwrap();
+    assert!(text_of(&c, "#group-members").await.contains("jane@example.com"));
+    shot(&c, "17-group").await;
+    c.goto(&format!("{}/activity", server.base)).await.unwrap();
+    assert!(text_of(&c, "#activities").await.contains("edited host idp username"));
+    shot(&c, "18-activity").await;
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_sees_the_user_card_but_cannot_edit() {
+    let driver = start_driver().await;
+    let server = Server::start().await;
+    server.scim_user("jane@example.com", "Jane", "Doe", "Engineering").await;
+    let host = server.host("jdoe-mbp", "jane@example.com").await;
+    server.person("olga@example.com", "Olga Observer", Role::Observer).await;
+    let c = browser(&driver).await;
+    sign_in(&c, &server.base, "olga@example.com").await;
+    c.goto(&format!("{}/hosts/{host}", server.base)).await.unwrap();
+    assert_eq!(text_of(&c, "#idp-full-name").await, "Jane Doe");
+    assert!(c.find_all(Locator::Css("#edit-idp-username")).await.unwrap().is_empty(), "observer sees the edit form");
+    shot(&c, "20-observer-host-details").await;
+    c.goto(&format!("{}/settings/integrations/identity-provider", server.base)).await.unwrap();
+    assert!(c.find_all(Locator::Css("#create-token")).await.unwrap().is_empty());
+    shot(&c, "21-observer-idp").await;
+
+    // A hand-made form with a valid CSRF token is still refused by the server.
+    c.goto(&format!("{}/hosts/{host}", server.base)).await.unwrap();
+    c.execute(
+        "const f = document.createElement('form'); f.method = 'post'; f.action = arguments[0];
+         for (const [k, v] of [['csrf_token', document.querySelector('input[name=csrf_token]').value], ['idp_username', 'bob@example.com']]) {
+           const i = document.createElement('input'); i.type = 'hidden'; i.name = k; i.value = v; f.appendChild(i);
+         }
+         document.body.appendChild(f); f.submit();",
+        vec![json!(format!("/hosts/{host}/idp-username"))],
+    )
+    .await
+    .unwrap();
+    wait_text(&c, "h1", "Not allowed").await;
+    shot(&c, "22-observer-refused").await;
+    let (_, api) = server.call(reqwest::Method::GET, &format!("/api/v1/fleet/hosts/{host}"), None).await;
+    assert_eq!(api["host"]["end_users"][0]["idp_username"], "jane@example.com");
+    c.close().await.unwrap();
+}
