@@ -58,9 +58,13 @@ where
     }
     match q.idp_active {
         Some(false) => {
+            // Laptops to recover: a UNION of two indexed probes (deactivated users' hosts
+            // through `hosts_end_user`, orphans through `hosts_orphaned`) rather than an
+            // OR, which would read every host.
             qb.push(
-                " AND (h.end_user_seq IN (SELECT seq FROM scim_resources WHERE kind = 'User' AND active = 0) \
-                 OR (h.end_user_seq IS NULL AND h.orphaned = 1))",
+                " AND h.id IN (SELECT o.id FROM hosts o WHERE o.end_user_seq IN \
+                 (SELECT seq FROM scim_resources WHERE kind = 'User' AND active = 0) \
+                 UNION ALL SELECT o.id FROM hosts o WHERE o.end_user_seq IS NULL AND o.orphaned = 1)",
             );
         }
         Some(true) => {
