@@ -44,10 +44,20 @@ where
         qb.push_bind(group.clone());
         qb.push(" OR unique_norm = ");
         qb.push_bind(group.trim().to_lowercase());
-        qb.push(
-            ") UNION SELECT m.member_seq, below.depth + 1 FROM scim_members m JOIN below ON m.group_seq = below.s \
-             WHERE below.depth < 32) SELECT s FROM below)",
-        );
+        qb.push(match dialect {
+            Dialect::Sqlite => {
+                ") UNION SELECT m.member_seq, below.depth + 1 FROM scim_members m JOIN below ON m.group_seq = below.s \
+                 WHERE below.depth < 32) SELECT s FROM below)"
+            }
+            // PostgreSQL cannot estimate a recursive CTE's size and would hash-join each
+            // level against a scan of every membership; LATERAL ... OFFSET 0 keeps each
+            // step an index probe.
+            Dialect::Postgres => {
+                ") UNION SELECT m.member_seq, below.depth + 1 FROM below JOIN LATERAL \
+                 (SELECT mm.member_seq FROM scim_members mm WHERE mm.group_seq = below.s OFFSET 0) m ON true \
+                 WHERE below.depth < 32) SELECT s FROM below)"
+            }
+        });
     }
     if let Some(dept) = &q.idp_department {
         qb.push(" AND h.end_user_seq IN (SELECT resource_seq FROM scim_values WHERE kind = 'User' AND path = ");

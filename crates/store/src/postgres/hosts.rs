@@ -92,7 +92,11 @@ async fn complete(conn: &mut PgConnection, rows: Vec<HostRow>) -> StoreResult<Ve
             sep.push_bind(*s);
         }
         qb.push(
-            ") UNION SELECT up.u, m.group_seq, up.depth + 1 FROM scim_members m JOIN up ON m.member_seq = up.g \
+            // LATERAL ... OFFSET 0 makes each step an index probe: PostgreSQL cannot
+            // estimate a recursive CTE's size and would otherwise hash-join against a scan
+            // of every membership at each level.
+            ") UNION SELECT up.u, m.group_seq, up.depth + 1 FROM up JOIN LATERAL \
+             (SELECT mm.group_seq FROM scim_members mm WHERE mm.member_seq = up.g OFFSET 0) m ON true \
              WHERE up.depth < 32) \
              SELECT DISTINCT up.u AS u, r.display AS display FROM up JOIN scim_resources r ON r.seq = up.g",
         );

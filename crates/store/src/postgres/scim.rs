@@ -522,12 +522,14 @@ impl PgStore {
     }
 
     pub(super) async fn groups_of_impl(&self, member_id: &str) -> StoreResult<Vec<StoredMember>> {
-        // Depth is capped so that a membership cycle cannot recurse for ever.
+        // Depth is capped so that a membership cycle cannot recurse for ever; LATERAL ...
+        // OFFSET 0 keeps each step an index probe (see `hosts::complete`).
         let rows = sqlx::query(
             "WITH RECURSIVE up(g, depth) AS ( \
                SELECT m.group_seq, 1::bigint FROM scim_members m JOIN scim_resources x ON x.seq = m.member_seq \
                WHERE x.id = $1 \
-               UNION SELECT m.group_seq, up.depth + 1 FROM scim_members m JOIN up ON m.member_seq = up.g \
+               UNION SELECT m.group_seq, up.depth + 1 FROM up JOIN LATERAL \
+               (SELECT mm.group_seq FROM scim_members mm WHERE mm.member_seq = up.g OFFSET 0) m ON true \
                WHERE up.depth < 32) \
              SELECT r.id, r.display, MIN(up.depth) AS depth FROM up JOIN scim_resources r ON r.seq = up.g \
              GROUP BY r.seq ORDER BY r.display, r.id",
