@@ -28,6 +28,8 @@ use crate::recorder::RequestRecorder;
 pub struct AppConfig {
     /// The URL at which clients reach Custodian, when a proxy stands in front of it.
     pub public_url: Option<String>,
+    /// Where offboarding events are POSTed; without it they are recorded, not sent.
+    pub offboarding_webhook: Option<crate::webhooks::WebhookConfig>,
 }
 
 #[derive(Clone)]
@@ -152,14 +154,16 @@ pub struct App {
     pub router: Router,
     pub state: AppState,
     recorder_task: tokio::task::JoinHandle<()>,
+    webhook_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl App {
     pub fn new(store: Arc<dyn Store>, config: AppConfig) -> Self {
         let (recorder, recorder_task) = RequestRecorder::start(store.clone());
+        let webhook_task = config.offboarding_webhook.clone().map(|c| crate::webhooks::start(store.clone(), c));
         let state =
             AppState { store, tokens: Arc::default(), recorder, config: Arc::new(config), metrics: Arc::default() };
-        App { router: router(state.clone()), state, recorder_task }
+        App { router: router(state.clone()), state, recorder_task, webhook_task }
     }
 
     /// Serves until `shutdown` completes; requests in flight finish, then the request
@@ -169,8 +173,12 @@ impl App {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let App { router, state, recorder_task } = self;
+        let App { router, state, recorder_task, webhook_task } = self;
         axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+        // An attempt cut short is retried after its lease: delivery is at least once.
+        if let Some(task) = webhook_task {
+            task.abort();
+        }
         state.recorder.flush().await;
         drop(state);
         let _ = recorder_task.await;

@@ -8,5 +8,6 @@ pub mod import;
 pub mod metrics;
 pub mod recorder;
 pub mod scim;
+pub mod webhooks;
 
 pub use app::{App, AppConfig};
