@@ -11,7 +11,10 @@
 //!    random department; each page checked.
 //! 5. userName renames over SCIM, each followed at once by a read of the user's host,
 //!    which must show the new name.
-//! 6. The server's peak resident memory.
+//! 6. Labels on random IdP groups: the p95 of a label's host list (first page of 100,
+//!    each checked); then renders of a profile with `$FLEET_VAR_HOST_END_USER_IDP_*`
+//!    variables for random hosts (each checked).
+//! 7. The server's peak resident memory.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -41,6 +44,16 @@ const PAGE: usize = 100;
 const IMPORT_SECONDS: f64 = 20.0;
 const DETAIL_P95_MS: f64 = 5.0;
 const LIST_P95_MS: f64 = 50.0;
+const LABEL_HOSTS_P95_MS: f64 = 50.0;
+const RENDER_P95_MS: f64 = 2.0;
+/// Labels created for phase 6, each on a random group.
+const LABELS: usize = 20;
+/// The profile rendered in phase 6.
+const PROFILE: &str = "<?xml version=\"1.0\"?><plist><dict><key>user</key>\
+<string>$FLEET_VAR_HOST_END_USER_IDP_USERNAME</string><key>local</key>\
+<string>${FLEET_VAR_HOST_END_USER_IDP_USERNAME_LOCAL_PART}</string><key>name</key>\
+<string>$FLEET_VAR_HOST_END_USER_IDP_FULL_NAME</string><key>groups</key>\
+<string>$FLEET_VAR_HOST_END_USER_IDP_GROUPS</string></dict></plist>";
 
 const DEPARTMENTS: [&str; 20] = [
     "Engineering",
@@ -125,7 +138,7 @@ pub async fn run(args: HostsArgs) -> anyhow::Result<bool> {
         r = phases(&scim_api, &fleet, &mut launched.server, &config, &mut report) => r,
         s = crate::interrupted() => Err(anyhow::anyhow!("interrupted by {s}")),
     };
-    let all_met = launched.finish(report, outcome, "6. Server memory", args.common.keep, started)?;
+    let all_met = launched.finish(report, outcome, "7. Server memory", args.common.keep, started)?;
     Ok(all_met || !args.common.strict)
 }
 
@@ -522,6 +535,106 @@ async fn phases(
     figures(report, "rename_read", &r, false);
     figures(report, "rename_round_trip", &t, false);
     server.ensure_running()?;
+
+    labels_and_variables(fleet, &world, config, &mut rng, report).await?;
+    server.ensure_running()?;
+    Ok(())
+}
+
+/// 6. Labels on groups (membership evaluated at read time) and rendered variables.
+async fn labels_and_variables(
+    fleet: &Api,
+    world: &World,
+    config: &Config,
+    rng: &mut StdRng,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    eprintln!(
+        "[6/6] {LABELS} labels on groups: {} reads of their host lists, {} renders",
+        config.list_reads, config.detail_reads
+    );
+    let mut labels = Vec::with_capacity(LABELS);
+    for k in 0..LABELS {
+        let g = rng.random_range(0..config.groups);
+        let body = json!({"name": format!("Bench label {k}"),
+            "criteria": {"vital": "end_user_idp_group", "value": group_name(g)}});
+        let (_, answer) = fleet.call(Method::POST, fleet.url("/labels", &[])?, Some(&body), StatusCode::OK).await?;
+        let answer: Value = serde_json::from_slice(&answer).context("a label answer is not JSON")?;
+        let id = answer.pointer("/label/id").and_then(Value::as_i64).context("a label answer has no id")?;
+        let expected: usize = world.members.get(g).map_or(0, |m| m.iter().map(|&u| world.hosts_of(u)).sum());
+        labels.push((id, g, expected));
+    }
+    let mut samples = Samples::with_capacity(config.list_reads);
+    for _ in 0..config.list_reads {
+        let &(id, g, expected) = labels.get(rng.random_range(0..labels.len())).context("no label")?;
+        let per_page = PAGE.to_string();
+        let url = fleet.url(&format!("/labels/{id}/hosts"), &[("per_page", per_page.as_str())])?;
+        let (took, body) = fleet.call(Method::GET, url, None, StatusCode::OK).await?;
+        samples.push(took);
+        returned_check(&body, &group_name(g), expected.min(PAGE))?;
+    }
+    let s = samples.summary();
+    report.section(format!(
+        "6. Labels and variables ({LABELS} labels on groups, {} hosts; {} reads, {} renders)",
+        thousands(config.hosts as u64),
+        config.list_reads,
+        config.detail_reads
+    ));
+    report.checked(
+        "label_hosts_p95",
+        format!("GET /labels/{{id}}/hosts?per_page={PAGE} p50 / p95"),
+        p50_p95(s.p50, s.p95),
+        s.p95,
+        Target::MaxMs(LABEL_HOSTS_P95_MS),
+    );
+    report.info("  p99 / max", format!("{} / {} ms", short(s.p99), short(s.max)));
+    figures(report, "label_hosts", &s, true);
+
+    let mut renders = Samples::with_capacity(config.detail_reads);
+    let body = json!({"template": PROFILE, "format": "xml"});
+    for _ in 0..config.detail_reads {
+        let i = rng.random_range(0..config.hosts);
+        let id = *world.host_ids.get(i).context("no such host")?;
+        let url = fleet.url(&format!("/hosts/{id}/render"), &[])?;
+        let (took, answer) = fleet.call(Method::POST, url, Some(&body), StatusCode::OK).await?;
+        renders.push(took);
+        let answer: Value = serde_json::from_slice(&answer).context("a render answer is not JSON")?;
+        let rendered = answer.get("rendered").and_then(Value::as_str).unwrap_or("");
+        let user = world.users.get(world.user_of(i)).context("no such user")?;
+        // Renamed users (phase 5) show their new name: check the stable domain part only.
+        let domain = user.user_name.rsplit('@').next().unwrap_or("");
+        ensure!(
+            rendered.contains(&format!("@{domain}</string>")) && !rendered.contains("FLEET_VAR"),
+            "host {id}: unexpected render: {}",
+            excerpt(rendered.as_bytes())
+        );
+    }
+    let r = renders.summary();
+    report.checked(
+        "render_p95",
+        "POST /hosts/{id}/render (XML profile, 4 variables) p50 / p95",
+        p50_p95(r.p50, r.p95),
+        r.p95,
+        Target::MaxMs(RENDER_P95_MS),
+    );
+    report.info("  p99 / max", format!("{} / {} ms", short(r.p99), short(r.max)));
+    figures(report, "render", &r, true);
+    Ok(())
+}
+
+/// Checks a label's first page: the expected number of hosts, each in the group.
+fn returned_check(body: &[u8], group: &str, expected: usize) -> anyhow::Result<()> {
+    let value: Value = serde_json::from_slice(body).context("a label's host list is not JSON")?;
+    let hosts = value.get("hosts").and_then(Value::as_array).context("a label's host list without `hosts`")?;
+    ensure!(hosts.len() == expected, "label on {group}: {} hosts on the first page, expected {expected}", hosts.len());
+    for host in hosts {
+        let groups = host.pointer("/end_users/0/idp_groups").and_then(Value::as_array);
+        ensure!(
+            groups.is_some_and(|g| g.iter().any(|x| x.as_str() == Some(group))),
+            "label on {group} listed a host outside the group: {}",
+            excerpt(host.to_string().as_bytes())
+        );
+    }
     Ok(())
 }
 

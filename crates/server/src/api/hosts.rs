@@ -410,7 +410,7 @@ pub async fn upsert(State(state): State<AppState>, op: Operator, body: Body) -> 
         None => return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")),
     };
     let host = state.store.get_host(id).await?;
-    Ok((status, Json(HostResponse { host: HostBody::from(&host) })).into_response())
+    Ok((status, details(&state, &host).await?).into_response())
 }
 
 /// `POST /api/v1/fleet/hosts/batch`: up to 10,000 hosts in one transaction; invalid

@@ -171,7 +171,7 @@ fn parse_label(value: &Value, partial: bool) -> ApiResult<LabelChange> {
     Ok(change)
 }
 
-#[utoipa::path(post, path = "/api/v1/fleet/labels", tag = "labels",
+#[utoipa::path(post, path = "/api/v1/fleet/labels", tag = "labels", operation_id = "create_label",
     request_body(content = Object, description = "{name, description, criteria: {vital: end_user_idp_group | end_user_idp_department, value} | {and: [...]} | {or: [...]}}"),
     responses((status = 200, body = LabelResponse), (status = 409, body = super::ErrorBody), (status = 422, body = super::ErrorBody)))]
 pub async fn create(State(state): State<AppState>, op: Operator, body: Body) -> ApiResult<Json<LabelResponse>> {
@@ -196,7 +196,7 @@ pub async fn list(State(state): State<AppState>, _op: Operator) -> ApiResult<Jso
     Ok(Json(LabelListResponse { labels }))
 }
 
-#[utoipa::path(get, path = "/api/v1/fleet/labels/{id}", tag = "labels", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/api/v1/fleet/labels/{id}", tag = "labels", operation_id = "get_label", params(("id" = i64, Path)),
     responses((status = 200, body = LabelResponse), (status = 404, body = super::ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
@@ -207,7 +207,7 @@ pub async fn get(
     Ok(Json(LabelResponse { label: body_of(&state, label).await? }))
 }
 
-#[utoipa::path(patch, path = "/api/v1/fleet/labels/{id}", tag = "labels", params(("id" = i64, Path)),
+#[utoipa::path(patch, path = "/api/v1/fleet/labels/{id}", tag = "labels", operation_id = "patch_label", params(("id" = i64, Path)),
     request_body(content = Object, description = "any of {name, description, criteria}"),
     responses((status = 200, body = LabelResponse), (status = 404, body = super::ErrorBody),
                (status = 409, body = super::ErrorBody), (status = 422, body = super::ErrorBody)))]
@@ -225,7 +225,7 @@ pub async fn patch(
     Ok(Json(LabelResponse { label: body_of(&state, label).await? }))
 }
 
-#[utoipa::path(delete, path = "/api/v1/fleet/labels/{id}", tag = "labels", params(("id" = i64, Path)),
+#[utoipa::path(delete, path = "/api/v1/fleet/labels/{id}", tag = "labels", operation_id = "delete_label", params(("id" = i64, Path)),
     responses((status = 200, body = DeletedResponse), (status = 404, body = super::ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -238,7 +238,7 @@ pub async fn delete(
 }
 
 /// The hosts of a label now, paginated and ordered like `GET /hosts` (same parameters).
-#[utoipa::path(get, path = "/api/v1/fleet/labels/{id}/hosts", tag = "labels",
+#[utoipa::path(get, path = "/api/v1/fleet/labels/{id}/hosts", tag = "labels", operation_id = "list_label_hosts",
     params(("id" = i64, Path), ("page" = Option<u64>, Query), ("per_page" = Option<u64>, Query),
            ("order_key" = Option<String>, Query), ("order_direction" = Option<String>, Query),
            ("query" = Option<String>, Query), ("idp_active" = Option<bool>, Query)),
@@ -260,7 +260,7 @@ pub async fn hosts(
 
 /// Renders one template for every host of a label (one page of at most 10,000 hosts,
 /// chosen with `page` and `per_page`; 1,000 by default).
-#[utoipa::path(post, path = "/api/v1/fleet/labels/{id}/render", tag = "labels",
+#[utoipa::path(post, path = "/api/v1/fleet/labels/{id}/render", tag = "labels", operation_id = "render_label",
     params(("id" = i64, Path), ("page" = Option<u64>, Query), ("per_page" = Option<u64>, Query)),
     request_body(content = Object, description = "{template, format: text | xml | shell}"),
     responses((status = 200, body = LabelRenderResponse), (status = 404, body = super::ErrorBody),

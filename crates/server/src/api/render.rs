@@ -79,7 +79,7 @@ fn format_name(f: Format) -> &'static str {
 
 /// Renders a template for one host. A variable the host has no value for, or an unknown
 /// `$FLEET_VAR_*`, answers 422 naming each variable and why.
-#[utoipa::path(post, path = "/api/v1/fleet/hosts/{id}/render", tag = "hosts", params(("id" = i64, Path)),
+#[utoipa::path(post, path = "/api/v1/fleet/hosts/{id}/render", tag = "hosts", operation_id = "render_host", params(("id" = i64, Path)),
     request_body(content = Object, description = "{template, format: text | xml | shell}"),
     responses((status = 200, body = RenderResponse), (status = 404, body = super::ErrorBody),
                (status = 422, body = super::ErrorBody, description = "A variable could not be rendered: errors[].name is the variable")))]

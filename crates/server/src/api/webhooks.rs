@@ -59,7 +59,7 @@ impl From<WebhookDelivery> for DeliveryBody {
 }
 
 /// Newest first; `state` filters, `page` and `per_page` (at most 1,000) page.
-#[utoipa::path(get, path = "/api/v1/fleet/webhooks/deliveries", tag = "webhooks",
+#[utoipa::path(get, path = "/api/v1/fleet/webhooks/deliveries", tag = "webhooks", operation_id = "list_webhook_deliveries",
     params(("state" = Option<String>, Query, description = "pending, delivered or failing"),
            ("page" = Option<u64>, Query), ("per_page" = Option<u64>, Query)),
     responses((status = 200, body = DeliveriesResponse), (status = 403, body = super::ErrorBody),
