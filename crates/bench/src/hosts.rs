@@ -9,11 +9,15 @@
 //! 3. Host details by random id; each answer's end user checked field by field.
 //! 4. Host lists of 100 filtered by a random IdP group (first and second page) and by a
 //!    random department; each page checked.
-//! 5. userName renames over SCIM, each followed at once by a read of the user's host,
+//! 5. The web interface: an operator signs in; the hosts page (first page, filtered by a
+//!    random IdP group, filtered to deactivated users) and host details are read with the
+//!    session cookie.
+//! 6. userName renames over SCIM, each followed at once by a read of the user's host,
 //!    which must show the new name.
-//! 6. The web interface: an operator signs in; the hosts page (first page, filtered by a
-//!    random IdP group) and host details are read with the session cookie.
-//! 7. The server's peak resident memory.
+//! 7. Labels on random IdP groups: the p95 of a label's host list (first page of 100,
+//!    each checked); then renders of a profile with `$FLEET_VAR_HOST_END_USER_IDP_*`
+//!    variables for random hosts (each checked).
+//! 8. The server's peak resident memory.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -45,6 +49,16 @@ const DETAIL_P95_MS: f64 = 5.0;
 const LIST_P95_MS: f64 = 50.0;
 /// A page of the web interface, rendered and sent.
 const WEB_P95_MS: f64 = 100.0;
+const LABEL_HOSTS_P95_MS: f64 = 50.0;
+const RENDER_P95_MS: f64 = 2.0;
+/// Labels created for phase 6, each on a random group.
+const LABELS: usize = 20;
+/// The profile rendered in phase 6.
+const PROFILE: &str = "<?xml version=\"1.0\"?><plist><dict><key>user</key>\
+<string>$FLEET_VAR_HOST_END_USER_IDP_USERNAME</string><key>local</key>\
+<string>${FLEET_VAR_HOST_END_USER_IDP_USERNAME_LOCAL_PART}</string><key>name</key>\
+<string>$FLEET_VAR_HOST_END_USER_IDP_FULL_NAME</string><key>groups</key>\
+<string>$FLEET_VAR_HOST_END_USER_IDP_GROUPS</string></dict></plist>";
 
 const DEPARTMENTS: [&str; 20] = [
     "Engineering",
@@ -222,7 +236,7 @@ async fn phases(
     let mut rng = StdRng::seed_from_u64(config.seed);
 
     // 1. The IdP's users and groups.
-    eprintln!("[1/6] creating {} users with {} clients", thousands(config.users as u64), config.concurrency);
+    eprintln!("[1/8] creating {} users with {} clients", thousands(config.users as u64), config.concurrency);
     let users_url = scim_api.url("/Users", &[])?;
     let (users, created) =
         scim::create_users(scim_api, users_url, config.users, config.concurrency, bench_user).await?;
@@ -319,7 +333,7 @@ async fn phases(
         .collect();
     let requests = batches.len();
     eprintln!(
-        "[2/6] importing {} hosts: {requests} requests of up to {}, {} in flight",
+        "[2/8] importing {} hosts: {requests} requests of up to {}, {} in flight",
         thousands(config.hosts as u64),
         thousands(config.batch_size as u64),
         config.import_concurrency
@@ -416,7 +430,7 @@ async fn phases(
     figures(report, "import_request", &b, false);
 
     // 3. Host details.
-    eprintln!("[3/6] {} sequential reads of host details", thousands(config.detail_reads as u64));
+    eprintln!("[3/8] {} sequential reads of host details", thousands(config.detail_reads as u64));
     let mut details = Samples::with_capacity(config.detail_reads);
     for _ in 0..config.detail_reads {
         let i = rng.random_range(0..config.hosts);
@@ -434,7 +448,7 @@ async fn phases(
     server.ensure_running()?;
 
     // 4. Filtered host lists.
-    eprintln!("[4/6] {} sequential reads of each filtered host list", thousands(config.list_reads as u64));
+    eprintln!("[4/8] {} sequential reads of each filtered host list", thousands(config.list_reads as u64));
     report.section(format!("4. GET /hosts?...&per_page={PAGE} ({} sequential reads each)", config.list_reads));
     let group_hosts: Vec<usize> =
         world.members.iter().map(|m| m.iter().map(|&u| world.hosts_of(u)).sum::<usize>()).collect();
@@ -497,7 +511,7 @@ async fn phases(
     server.ensure_running()?;
 
     // 6. Renames reaching hosts.
-    eprintln!("[6/6] {} userName renames, each followed by a read of the user's host", config.renames);
+    eprintln!("[6/8] {} userName renames, each followed by a read of the user's host", config.renames);
     let renamed = rand::seq::index::sample(&mut rng, config.users.min(config.hosts), config.renames).into_vec();
     let mut patches = Samples::with_capacity(config.renames);
     let mut reads = Samples::with_capacity(config.renames);
@@ -546,6 +560,106 @@ async fn phases(
     figures(report, "rename_read", &r, false);
     figures(report, "rename_round_trip", &t, false);
     server.ensure_running()?;
+
+    labels_and_variables(fleet, &world, config, &mut rng, report).await?;
+    server.ensure_running()?;
+    Ok(())
+}
+
+/// 6. Labels on groups (membership evaluated at read time) and rendered variables.
+async fn labels_and_variables(
+    fleet: &Api,
+    world: &World,
+    config: &Config,
+    rng: &mut StdRng,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    eprintln!(
+        "[7/8] {LABELS} labels on groups: {} reads of their host lists, {} renders",
+        config.list_reads, config.detail_reads
+    );
+    let mut labels = Vec::with_capacity(LABELS);
+    for k in 0..LABELS {
+        let g = rng.random_range(0..config.groups);
+        let body = json!({"name": format!("Bench label {k}"),
+            "criteria": {"vital": "end_user_idp_group", "value": group_name(g)}});
+        let (_, answer) = fleet.call(Method::POST, fleet.url("/labels", &[])?, Some(&body), StatusCode::OK).await?;
+        let answer: Value = serde_json::from_slice(&answer).context("a label answer is not JSON")?;
+        let id = answer.pointer("/label/id").and_then(Value::as_i64).context("a label answer has no id")?;
+        let expected: usize = world.members.get(g).map_or(0, |m| m.iter().map(|&u| world.hosts_of(u)).sum());
+        labels.push((id, g, expected));
+    }
+    let mut samples = Samples::with_capacity(config.list_reads);
+    for _ in 0..config.list_reads {
+        let &(id, g, expected) = labels.get(rng.random_range(0..labels.len())).context("no label")?;
+        let per_page = PAGE.to_string();
+        let url = fleet.url(&format!("/labels/{id}/hosts"), &[("per_page", per_page.as_str())])?;
+        let (took, body) = fleet.call(Method::GET, url, None, StatusCode::OK).await?;
+        samples.push(took);
+        returned_check(&body, &group_name(g), expected.min(PAGE))?;
+    }
+    let s = samples.summary();
+    report.section(format!(
+        "6. Labels and variables ({LABELS} labels on groups, {} hosts; {} reads, {} renders)",
+        thousands(config.hosts as u64),
+        config.list_reads,
+        config.detail_reads
+    ));
+    report.checked(
+        "label_hosts_p95",
+        format!("GET /labels/{{id}}/hosts?per_page={PAGE} p50 / p95"),
+        p50_p95(s.p50, s.p95),
+        s.p95,
+        Target::MaxMs(LABEL_HOSTS_P95_MS),
+    );
+    report.info("  p99 / max", format!("{} / {} ms", short(s.p99), short(s.max)));
+    figures(report, "label_hosts", &s, true);
+
+    let mut renders = Samples::with_capacity(config.detail_reads);
+    let body = json!({"template": PROFILE, "format": "xml"});
+    for _ in 0..config.detail_reads {
+        let i = rng.random_range(0..config.hosts);
+        let id = *world.host_ids.get(i).context("no such host")?;
+        let url = fleet.url(&format!("/hosts/{id}/render"), &[])?;
+        let (took, answer) = fleet.call(Method::POST, url, Some(&body), StatusCode::OK).await?;
+        renders.push(took);
+        let answer: Value = serde_json::from_slice(&answer).context("a render answer is not JSON")?;
+        let rendered = answer.get("rendered").and_then(Value::as_str).unwrap_or("");
+        let user = world.users.get(world.user_of(i)).context("no such user")?;
+        // Renamed users (phase 5) show their new name: check the stable domain part only.
+        let domain = user.user_name.rsplit('@').next().unwrap_or("");
+        ensure!(
+            rendered.contains(&format!("@{domain}</string>")) && !rendered.contains("FLEET_VAR"),
+            "host {id}: unexpected render: {}",
+            excerpt(rendered.as_bytes())
+        );
+    }
+    let r = renders.summary();
+    report.checked(
+        "render_p95",
+        "POST /hosts/{id}/render (XML profile, 4 variables) p50 / p95",
+        p50_p95(r.p50, r.p95),
+        r.p95,
+        Target::MaxMs(RENDER_P95_MS),
+    );
+    report.info("  p99 / max", format!("{} / {} ms", short(r.p99), short(r.max)));
+    figures(report, "render", &r, true);
+    Ok(())
+}
+
+/// Checks a label's first page: the expected number of hosts, each in the group.
+fn returned_check(body: &[u8], group: &str, expected: usize) -> anyhow::Result<()> {
+    let value: Value = serde_json::from_slice(body).context("a label's host list is not JSON")?;
+    let hosts = value.get("hosts").and_then(Value::as_array).context("a label's host list without `hosts`")?;
+    ensure!(hosts.len() == expected, "label on {group}: {} hosts on the first page, expected {expected}", hosts.len());
+    for host in hosts {
+        let groups = host.pointer("/end_users/0/idp_groups").and_then(Value::as_array);
+        ensure!(
+            groups.is_some_and(|g| g.iter().any(|x| x.as_str() == Some(group))),
+            "label on {group} listed a host outside the group: {}",
+            excerpt(host.to_string().as_bytes())
+        );
+    }
     Ok(())
 }
 
@@ -558,7 +672,7 @@ async fn web_pages(
     target: &WebTarget,
 ) -> anyhow::Result<()> {
     let reads = config.list_reads;
-    eprintln!("[5/6] web interface: sign-in, then {reads} sequential reads of each page");
+    eprintln!("[5/8] web interface: sign-in, then {reads} sequential reads of each page");
     let session = crate::web::sign_in(&target.binary, &target.database, &target.base, &target.suffix).await?;
     report.section(format!("5. Web pages with a session cookie ({reads} sequential reads each)"));
     let total = thousands(config.hosts as u64);

@@ -231,6 +231,8 @@ pub struct HostQuery {
     pub idp_department: Option<String>,
     /// `Some(false)`: the laptops to recover.
     pub idp_active: Option<bool>,
+    /// A label's criteria: the hosts of the label.
+    pub criteria: Option<crate::labels::Criteria>,
 }
 
 /// One entry of a host's ownership history.

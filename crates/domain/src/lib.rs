@@ -5,8 +5,11 @@
 pub mod access;
 pub mod hosts;
 pub mod idp;
+pub mod labels;
+pub mod render;
 pub mod store;
 pub mod web;
+pub mod webhooks;
 
 pub use access::{ApiUser, NewApiUser, Role, TokenDigest};
 pub use idp::{ListPage, ListQuery, ScimRecord, ScimRequestEntry, SortOrder, StoredMember};

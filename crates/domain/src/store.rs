@@ -10,7 +10,9 @@ use custodian_scim::schema::ResourceKind;
 use crate::access::{ApiUser, NewApiUser, TokenDigest};
 use crate::hosts::{Activity, Actor, DeviceMapping, Host, HostInput, HostQuery, OwnershipEntry, UpsertOutcome};
 use crate::idp::{ListPage, ListQuery, ScimRecord, ScimRequestEntry, StoredMember};
+use crate::labels::{Label, LabelChange, LabelRef, NewLabel};
 use crate::web::{NewPasswordUser, NewWebSession, PasswordUser, WebSession};
+use crate::webhooks::{AttemptOutcome, DeliveryState, WebhookDelivery};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -150,4 +152,30 @@ pub trait Store: Send + Sync + 'static {
         now: chrono::DateTime<chrono::Utc>,
         idle_before: chrono::DateTime<chrono::Utc>,
     ) -> StoreResult<u64>;
+    // --- labels (membership is evaluated at read time: list_hosts with `HostQuery::criteria`) ---
+    /// Creates a label; group conditions that name an existing group (by name or SCIM id)
+    /// record its id. A taken name (any case) is a conflict.
+    async fn create_label(&self, label: NewLabel, actor: &Actor) -> StoreResult<Label>;
+    async fn list_labels(&self) -> StoreResult<Vec<Label>>;
+    async fn get_label(&self, id: i64) -> StoreResult<Label>;
+    async fn update_label(&self, id: i64, change: LabelChange, actor: &Actor) -> StoreResult<Label>;
+    async fn delete_label(&self, id: i64, actor: &Actor) -> StoreResult<()>;
+    /// The labels a host belongs to now, by name.
+    async fn labels_of_host(&self, host_id: i64) -> StoreResult<Vec<LabelRef>>;
+
+    // --- offboarding webhooks (the outbox) ---
+    /// Claims up to `limit` events due now (pending or failing, not leased), leasing them
+    /// for `lease` so that no other instance delivers them meanwhile; oldest first.
+    async fn claim_webhook_events(&self, limit: u32, lease: std::time::Duration) -> StoreResult<Vec<WebhookDelivery>>;
+    /// Records an attempt's outcome and releases the lease.
+    async fn finish_webhook_attempt(&self, id: i64, outcome: AttemptOutcome) -> StoreResult<()>;
+    /// Events newest first, optionally of one state: `limit` after skipping `offset`.
+    async fn list_webhook_deliveries(
+        &self,
+        state: Option<DeliveryState>,
+        offset: u64,
+        limit: u64,
+    ) -> StoreResult<Vec<WebhookDelivery>>;
+    /// Events not delivered yet (pending or failing).
+    async fn webhook_backlog(&self) -> StoreResult<u64>;
 }

@@ -30,11 +30,13 @@ pub struct AppConfig {
     pub public_url: Option<String>,
     /// How long a failed web sign-in takes, whatever failed (no hint by timing).
     pub sign_in_failure_delay: Duration,
+    /// Where offboarding events are POSTed; without it they are recorded, not sent.
+    pub offboarding_webhook: Option<crate::webhooks::WebhookConfig>,
 }
 
 impl Default for AppConfig {
     fn default() -> Self {
-        AppConfig { public_url: None, sign_in_failure_delay: Duration::from_secs(1) }
+        AppConfig { public_url: None, sign_in_failure_delay: Duration::from_secs(1), offboarding_webhook: None }
     }
 }
 
@@ -164,14 +166,16 @@ pub struct App {
     pub router: Router,
     pub state: AppState,
     recorder_task: tokio::task::JoinHandle<()>,
+    webhook_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl App {
     pub fn new(store: Arc<dyn Store>, config: AppConfig) -> Self {
         let (recorder, recorder_task) = RequestRecorder::start(store.clone());
+        let webhook_task = config.offboarding_webhook.clone().map(|c| crate::webhooks::start(store.clone(), c));
         let state =
             AppState { store, tokens: Arc::default(), recorder, config: Arc::new(config), metrics: Arc::default() };
-        App { router: router(state.clone()), state, recorder_task }
+        App { router: router(state.clone()), state, recorder_task, webhook_task }
     }
 
     /// Serves until `shutdown` completes; requests in flight finish, then the request
@@ -181,8 +185,12 @@ impl App {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let App { router, state, recorder_task } = self;
+        let App { router, state, recorder_task, webhook_task } = self;
         axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+        // An attempt cut short is retried after its lease: delivery is at least once.
+        if let Some(task) = webhook_task {
+            task.abort();
+        }
         state.recorder.flush().await;
         drop(state);
         let _ = recorder_task.await;

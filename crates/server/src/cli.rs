@@ -85,6 +85,17 @@ pub struct ServeArgs {
     /// Log format: text or json.
     #[arg(long, env = "CUSTODIAN_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
+    /// Where offboarding events (a host owner deactivated, deleted or reactivated in the
+    /// IdP) are POSTed. Without it, events are recorded and listed, not sent.
+    #[arg(long, env = "CUSTODIAN_OFFBOARDING_WEBHOOK_URL")]
+    pub offboarding_webhook_url: Option<String>,
+    /// The key of the `X-Custodian-Signature` HMAC-SHA256 of offboarding webhooks.
+    #[arg(long, env = "CUSTODIAN_OFFBOARDING_WEBHOOK_SECRET", hide_env_values = true)]
+    pub offboarding_webhook_secret: Option<String>,
+    /// The first retry delay of a failed webhook delivery, in milliseconds (doubling up to
+    /// 5 minutes). For tests.
+    #[arg(long, env = "CUSTODIAN_OFFBOARDING_WEBHOOK_BACKOFF_MS", default_value_t = 1000, hide = true)]
+    pub offboarding_webhook_backoff_ms: u64,
     #[command(flatten)]
     pub database: DatabaseArg,
 }
@@ -184,7 +195,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     tracing::info!(address = %listener.local_addr()?, "Custodian is serving");
-    let app = App::new(store, AppConfig { public_url: args.public_url, ..AppConfig::default() });
+    let offboarding_webhook = match args.offboarding_webhook_url {
+        Some(url) => {
+            let parsed = reqwest::Url::parse(&url).context("--offboarding-webhook-url is not a URL")?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                anyhow::bail!("--offboarding-webhook-url must be an http:// or https:// URL");
+            }
+            Some(crate::webhooks::WebhookConfig {
+                url,
+                secret: args.offboarding_webhook_secret.filter(|s| !s.is_empty()),
+                backoff_base: std::time::Duration::from_millis(args.offboarding_webhook_backoff_ms.max(1)),
+                backoff_cap: std::time::Duration::from_secs(300),
+            })
+        }
+        None => None,
+    };
+    let app = App::new(store, AppConfig { public_url: args.public_url, offboarding_webhook, ..AppConfig::default() });
     app.serve(listener, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

@@ -10,5 +10,6 @@ pub mod passwords;
 pub mod recorder;
 pub mod scim;
 pub mod web;
+pub mod webhooks;
 
 pub use app::{App, AppConfig};

@@ -65,6 +65,7 @@ pub struct Metrics {
     pool_open: Gauge,
     pool_idle: Gauge,
     pool_max: Gauge,
+    webhook_backlog: Gauge,
 }
 
 fn duration_histogram() -> Histogram {
@@ -105,7 +106,13 @@ impl Default for Metrics {
             "The most database connections the pool opens",
             pool_max.clone(),
         );
-        Metrics { registry, requests, durations, scim_operations, pool_open, pool_idle, pool_max }
+        let webhook_backlog = Gauge::default();
+        registry.register(
+            "custodian_webhook_backlog",
+            "Offboarding events not delivered yet (pending or failing), read at scrape time",
+            webhook_backlog.clone(),
+        );
+        Metrics { registry, requests, durations, scim_operations, pool_open, pool_idle, pool_max, webhook_backlog }
     }
 }
 
@@ -131,6 +138,10 @@ impl Metrics {
                 .get_or_create(&ScimLabels { idp, resource, operation, outcome: outcome(status) })
                 .inc();
         }
+    }
+
+    pub fn set_webhook_backlog(&self, n: u64) {
+        self.webhook_backlog.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// The exposition of every metric, with the pool gauges read now.
@@ -161,6 +172,10 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
 
 /// `GET /metrics`: no token (Prometheus scrapes it) and no personal data.
 pub async fn serve(State(state): State<AppState>) -> Response {
+    match state.store.webhook_backlog().await {
+        Ok(n) => state.metrics.set_webhook_backlog(n),
+        Err(e) => tracing::warn!(error = %e, "reading the webhook backlog for the metrics failed"),
+    }
     match state.metrics.encode(state.store.pool_stats()) {
         Ok(body) => {
             let mut response = (StatusCode::OK, body).into_response();

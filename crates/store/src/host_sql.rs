@@ -1,6 +1,7 @@
 //! The host list's WHERE and ORDER BY, shared by both backends.
 
 use custodian_domain::hosts::{HostOrderKey, HostQuery};
+use custodian_domain::labels::{Criteria, Vital};
 use custodian_scim::schema::ENTERPRISE_USER_SCHEMA;
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
@@ -37,34 +38,16 @@ where
         qb.push(")");
     }
     if let Some(group) = &q.idp_group {
-        qb.push(
-            " AND h.end_user_seq IN (WITH RECURSIVE below(s, depth) AS (SELECT seq, 0 FROM scim_resources \
-             WHERE kind = 'Group' AND (id = ",
-        );
-        qb.push_bind(group.clone());
-        qb.push(" OR unique_norm = ");
-        qb.push_bind(group.trim().to_lowercase());
-        qb.push(match dialect {
-            Dialect::Sqlite => {
-                ") UNION SELECT m.member_seq, below.depth + 1 FROM scim_members m JOIN below ON m.group_seq = below.s \
-                 WHERE below.depth < 32) SELECT s FROM below)"
-            }
-            // PostgreSQL cannot estimate a recursive CTE's size and would hash-join each
-            // level against a scan of every membership; LATERAL ... OFFSET 0 keeps each
-            // step an index probe.
-            Dialect::Postgres => {
-                ") UNION SELECT m.member_seq, below.depth + 1 FROM below JOIN LATERAL \
-                 (SELECT mm.member_seq FROM scim_members mm WHERE mm.group_seq = below.s OFFSET 0) m ON true \
-                 WHERE below.depth < 32) SELECT s FROM below)"
-            }
-        });
+        qb.push(" AND ");
+        push_group_match(qb, dialect, Some(group), Some(group));
     }
     if let Some(dept) = &q.idp_department {
-        qb.push(" AND h.end_user_seq IN (SELECT resource_seq FROM scim_values WHERE kind = 'User' AND path = ");
-        qb.push_bind(format!("{ENTERPRISE_USER_SCHEMA}:department"));
-        qb.push(" AND text_value = ");
-        qb.push_bind(dept.trim().to_lowercase());
-        qb.push(")");
+        qb.push(" AND ");
+        push_department_match(qb, dept);
+    }
+    if let Some(criteria) = &q.criteria {
+        qb.push(" AND ");
+        push_criteria(qb, dialect, criteria);
     }
     match q.idp_active {
         Some(false) => {
@@ -103,4 +86,116 @@ where
     qb.push_bind(q.per_page.min(i64::MAX as u64) as i64);
     qb.push(" OFFSET ");
     qb.push_bind(q.page.saturating_mul(q.per_page).min(i64::MAX as u64) as i64);
+}
+
+/// `h.end_user_seq IN (...)`: the end user is in the group with this SCIM id or this
+/// display name (any case), directly or through nested groups.
+fn push_group_match<DB>(qb: &mut QueryBuilder<'_, DB>, dialect: Dialect, id: Option<&str>, name: Option<&str>)
+where
+    DB: Database,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+{
+    qb.push(
+        "h.end_user_seq IN (WITH RECURSIVE below(s, depth) AS (SELECT seq, 0 FROM scim_resources \
+         WHERE kind = 'Group' AND (",
+    );
+    match (id, name) {
+        (Some(id), Some(name)) => {
+            qb.push("id = ");
+            qb.push_bind(id.to_string());
+            qb.push(" OR unique_norm = ");
+            qb.push_bind(name.trim().to_lowercase());
+        }
+        (Some(id), None) => {
+            qb.push("id = ");
+            qb.push_bind(id.to_string());
+        }
+        (None, Some(name)) => {
+            qb.push("unique_norm = ");
+            qb.push_bind(name.trim().to_lowercase());
+        }
+        (None, None) => {
+            qb.push("1 = 0");
+        }
+    }
+    qb.push(match dialect {
+        Dialect::Sqlite => {
+            ") UNION SELECT m.member_seq, below.depth + 1 FROM scim_members m JOIN below ON m.group_seq = below.s \
+             WHERE below.depth < 32) SELECT s FROM below)"
+        }
+        // PostgreSQL cannot estimate a recursive CTE's size and would hash-join each level
+        // against a scan of every membership; LATERAL ... OFFSET 0 keeps each step an
+        // index probe.
+        Dialect::Postgres => {
+            ") UNION SELECT m.member_seq, below.depth + 1 FROM below JOIN LATERAL \
+             (SELECT mm.member_seq FROM scim_members mm WHERE mm.group_seq = below.s OFFSET 0) m ON true \
+             WHERE below.depth < 32) SELECT s FROM below)"
+        }
+    });
+}
+
+/// `h.end_user_seq IN (...)`: the end user's department equals `dept` (any case).
+fn push_department_match<DB>(qb: &mut QueryBuilder<'_, DB>, dept: &str)
+where
+    DB: Database,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+{
+    qb.push("h.end_user_seq IN (SELECT resource_seq FROM scim_values WHERE kind = 'User' AND path = ");
+    qb.push_bind(format!("{ENTERPRISE_USER_SCHEMA}:department"));
+    qb.push(" AND text_value = ");
+    qb.push_bind(dept.trim().to_lowercase());
+    qb.push(")");
+}
+
+/// A label's criteria as a boolean SQL expression over the host row `h`. A group
+/// condition resolved to a SCIM id matches by that id only (renames keep it); an
+/// unresolved one matches a group with that id or name at read time.
+pub fn push_criteria<DB>(qb: &mut QueryBuilder<'_, DB>, dialect: Dialect, criteria: &Criteria)
+where
+    DB: Database,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+{
+    match criteria {
+        Criteria::Condition { vital: Vital::EndUserIdpGroup, value, group_id } => match group_id {
+            Some(id) => push_group_match(qb, dialect, Some(id), None),
+            None => push_group_match(qb, dialect, Some(value), Some(value)),
+        },
+        Criteria::Condition { vital: Vital::EndUserIdpDepartment, value, .. } => push_department_match(qb, value),
+        Criteria::And(items) | Criteria::Or(items) => {
+            let op = if matches!(criteria, Criteria::And(_)) { " AND " } else { " OR " };
+            qb.push("(");
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    qb.push(op);
+                }
+                push_criteria(qb, dialect, item);
+            }
+            qb.push(")");
+        }
+    }
+}
+
+/// Which of `labels` (id and criteria) the host belongs to: one query answering the ids.
+pub fn push_labels_of_host<DB>(
+    qb: &mut QueryBuilder<'_, DB>,
+    dialect: Dialect,
+    host_id: i64,
+    labels: &[(i64, Criteria)],
+) where
+    DB: Database,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+{
+    for (i, (label_id, criteria)) in labels.iter().enumerate() {
+        if i > 0 {
+            qb.push(" UNION ALL ");
+        }
+        qb.push("SELECT ");
+        qb.push_bind(*label_id);
+        qb.push(" AS id WHERE EXISTS (SELECT 1 FROM hosts h WHERE h.id = ");
+        qb.push_bind(host_id);
+        qb.push(" AND ");
+        push_criteria(qb, dialect, criteria);
+        qb.push(")");
+    }
 }

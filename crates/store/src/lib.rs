@@ -4,6 +4,7 @@
 mod common;
 mod host_sql;
 pub mod index;
+mod outbox;
 pub mod postgres;
 mod rows;
 pub mod schema;

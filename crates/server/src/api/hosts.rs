@@ -77,6 +77,20 @@ pub struct HostBody {
     pub seen_time: Option<String>,
     pub end_users: Vec<EndUserBody>,
     pub idp_link: IdpLinkBody,
+    /// Host details only: the labels the host belongs to now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<HostLabelBody>>,
+}
+
+/// A label a host belongs to, in host details.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HostLabelBody {
+    pub id: i64,
+    pub name: String,
+    /// Always `regular`.
+    pub label_type: String,
+    /// Always `dynamic`.
+    pub label_membership_type: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -240,6 +254,7 @@ impl From<&Host> for HostBody {
             seen_time: host.seen_time.map(rfc3339),
             end_users,
             idp_link: idp_link(host),
+            labels: None,
         }
     }
 }
@@ -395,7 +410,7 @@ pub async fn upsert(State(state): State<AppState>, op: Operator, body: Body) -> 
         None => return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")),
     };
     let host = state.store.get_host(id).await?;
-    Ok((status, Json(HostResponse { host: HostBody::from(&host) })).into_response())
+    Ok((status, details(&state, &host).await?).into_response())
 }
 
 /// `POST /api/v1/fleet/hosts/batch`: up to 10,000 hosts in one transaction; invalid
@@ -499,6 +514,7 @@ pub fn host_query(uri: &Uri) -> ApiResult<HostQuery> {
         idp_group: text("idp_group"),
         idp_department: text("idp_department"),
         idp_active,
+        criteria: None,
     })
 }
 
@@ -531,7 +547,25 @@ pub async fn get(
     id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<HostResponse>> {
     let host = state.store.get_host(path_id(id)?).await?;
-    Ok(Json(HostResponse { host: HostBody::from(&host) }))
+    details(&state, &host).await
+}
+
+/// Host details: the host with the labels it belongs to now.
+async fn details(state: &AppState, host: &Host) -> ApiResult<Json<HostResponse>> {
+    let mut body = HostBody::from(host);
+    let labels = state.store.labels_of_host(host.id).await?;
+    body.labels = Some(
+        labels
+            .into_iter()
+            .map(|l| HostLabelBody {
+                id: l.id,
+                name: l.name,
+                label_type: "regular".into(),
+                label_membership_type: "dynamic".into(),
+            })
+            .collect(),
+    );
+    Ok(Json(HostResponse { host: body }))
 }
 
 #[utoipa::path(get, path = "/api/v1/fleet/hosts/identifier/{identifier}", tag = "hosts",
@@ -546,7 +580,7 @@ pub async fn get_by_identifier(
         return Err(ApiError::new(StatusCode::NOT_FOUND, "Resource Not Found"));
     };
     let host = state.store.find_host(&identifier).await?;
-    Ok(Json(HostResponse { host: HostBody::from(&host) }))
+    details(&state, &host).await
 }
 
 #[utoipa::path(delete, path = "/api/v1/fleet/hosts/{id}", tag = "hosts", params(("id" = i64, Path)),

@@ -3,8 +3,11 @@
 pub mod activities;
 pub mod extract;
 pub mod hosts;
+pub mod labels;
 pub mod openapi;
+pub mod render;
 mod scim_status;
+pub mod webhooks;
 
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -105,6 +108,12 @@ pub fn router() -> Router<AppState> {
             .route(&format!("{prefix}/hosts/{{id}}/device_mapping"), get(hosts::get_mapping).put(hosts::put_mapping))
             .route(&format!("{prefix}/hosts/{{id}}/device_mapping/idp"), delete(hosts::delete_idp_mapping))
             .route(&format!("{prefix}/hosts/{{id}}/end_user_history"), get(hosts::history))
+            .route(&format!("{prefix}/hosts/{{id}}/render"), post(render::host))
+            .route(&format!("{prefix}/labels"), get(labels::list).post(labels::create))
+            .route(&format!("{prefix}/labels/{{id}}"), get(labels::get).patch(labels::patch).delete(labels::delete))
+            .route(&format!("{prefix}/labels/{{id}}/hosts"), get(labels::hosts))
+            .route(&format!("{prefix}/labels/{{id}}/render"), post(labels::render_all))
+            .route(&format!("{prefix}/webhooks/deliveries"), get(webhooks::deliveries))
             .route(&format!("{prefix}/activities"), get(activities::list));
     }
     r

@@ -5,7 +5,7 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use super::{activities, hosts};
+use super::{activities, hosts, labels, render, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -13,6 +13,8 @@ use super::{activities, hosts};
     paths(
         hosts::upsert, hosts::batch, hosts::list, hosts::count, hosts::get, hosts::get_by_identifier, hosts::delete,
         hosts::get_mapping, hosts::put_mapping, hosts::delete_idp_mapping, hosts::history, activities::list,
+        render::host, labels::create, labels::list, labels::get, labels::patch, labels::delete, labels::hosts,
+        labels::render_all, webhooks::deliveries,
     ),
     components(schemas(super::ErrorBody)),
     modifiers(&BearerAuth, &CommonErrors),

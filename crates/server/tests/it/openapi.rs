@@ -25,6 +25,15 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/api/v1/fleet/hosts/{id}/device_mapping/idp"),
     ("get", "/api/v1/fleet/hosts/{id}/end_user_history"),
     ("get", "/api/v1/fleet/activities"),
+    ("post", "/api/v1/fleet/hosts/{id}/render"),
+    ("get", "/api/v1/fleet/labels"),
+    ("post", "/api/v1/fleet/labels"),
+    ("get", "/api/v1/fleet/labels/{id}"),
+    ("patch", "/api/v1/fleet/labels/{id}"),
+    ("delete", "/api/v1/fleet/labels/{id}"),
+    ("get", "/api/v1/fleet/labels/{id}/hosts"),
+    ("post", "/api/v1/fleet/labels/{id}/render"),
+    ("get", "/api/v1/fleet/webhooks/deliveries"),
 ];
 
 const HTTP_METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];

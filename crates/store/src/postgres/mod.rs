@@ -10,11 +10,13 @@
 mod access;
 mod host_batch;
 mod hosts;
+mod labels;
 mod linking;
 mod locks;
 mod requests;
 mod scim;
 mod web;
+mod webhooks;
 
 use std::future::Future;
 use std::str::FromStr;
@@ -279,5 +281,59 @@ impl custodian_domain::Store for PgStore {
         idle_before: chrono::DateTime<chrono::Utc>,
     ) -> StoreResult<u64> {
         self.delete_expired_web_sessions_impl(now, idle_before).await
+    }
+
+    // --- labels and offboarding webhooks ---
+    async fn create_label(
+        &self,
+        label: custodian_domain::labels::NewLabel,
+        actor: &Actor,
+    ) -> StoreResult<custodian_domain::labels::Label> {
+        retry(|| self.create_label_impl(label.clone(), actor)).await
+    }
+    async fn list_labels(&self) -> StoreResult<Vec<custodian_domain::labels::Label>> {
+        self.list_labels_impl().await
+    }
+    async fn get_label(&self, id: i64) -> StoreResult<custodian_domain::labels::Label> {
+        self.get_label_impl(id).await
+    }
+    async fn update_label(
+        &self,
+        id: i64,
+        change: custodian_domain::labels::LabelChange,
+        actor: &Actor,
+    ) -> StoreResult<custodian_domain::labels::Label> {
+        retry(|| self.update_label_impl(id, change.clone(), actor)).await
+    }
+    async fn delete_label(&self, id: i64, actor: &Actor) -> StoreResult<()> {
+        retry(|| self.delete_label_impl(id, actor)).await
+    }
+    async fn labels_of_host(&self, host_id: i64) -> StoreResult<Vec<custodian_domain::labels::LabelRef>> {
+        self.labels_of_host_impl(host_id).await
+    }
+    async fn claim_webhook_events(
+        &self,
+        limit: u32,
+        lease: std::time::Duration,
+    ) -> StoreResult<Vec<custodian_domain::webhooks::WebhookDelivery>> {
+        retry(|| self.claim_webhook_events_impl(limit, lease)).await
+    }
+    async fn finish_webhook_attempt(
+        &self,
+        id: i64,
+        outcome: custodian_domain::webhooks::AttemptOutcome,
+    ) -> StoreResult<()> {
+        retry(|| self.finish_webhook_attempt_impl(id, outcome.clone())).await
+    }
+    async fn list_webhook_deliveries(
+        &self,
+        state: Option<custodian_domain::webhooks::DeliveryState>,
+        offset: u64,
+        limit: u64,
+    ) -> StoreResult<Vec<custodian_domain::webhooks::WebhookDelivery>> {
+        self.list_webhook_deliveries_impl(state, offset, limit).await
+    }
+    async fn webhook_backlog(&self) -> StoreResult<u64> {
+        self.webhook_backlog_impl().await
     }
 }

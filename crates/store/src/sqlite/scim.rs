@@ -12,6 +12,7 @@ use serde_json::Value;
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use super::linking::{relink_host, rematch_identities, unlink_deleted_user};
+use super::webhooks::record_offboarding;
 use super::{SqliteStore, db_err, is_unique_violation};
 use crate::common::{
     RECORD_COLUMNS, active_of, changed_identities, check_precondition, identities_of_user, kind_of, member_kind,
@@ -323,6 +324,7 @@ pub(super) async fn create_in_tx(
         let loaded = load_for_write(tx, kind, &existing_id).await?;
         let record = update_resource(tx, &loaded, &input.doc, true).await?;
         relink_after_change(tx, kind, Some(&loaded.record.doc), Some(&record.doc), actor).await?;
+        record_offboarding(tx, kind, loaded.seq, &record.id, Some(&loaded.record.doc), Some(&record.doc)).await?;
         return Ok(Written { record, reactivated: true });
     };
     if !inline_index {
@@ -415,6 +417,7 @@ impl SqliteStore {
         }
         let record = update_resource(&mut tx, &loaded, &input.doc, true).await?;
         relink_after_change(&mut tx, kind, Some(&loaded.record.doc), Some(&record.doc), actor).await?;
+        record_offboarding(&mut tx, kind, loaded.seq, &record.id, Some(&loaded.record.doc), Some(&record.doc)).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(Written { record, reactivated: false })
     }
@@ -451,6 +454,8 @@ impl SqliteStore {
             let record = update_resource(&mut tx, &loaded, &doc, outcome.doc_changed).await?;
             if outcome.doc_changed {
                 relink_after_change(&mut tx, kind, Some(&loaded.record.doc), Some(&record.doc), actor).await?;
+                record_offboarding(&mut tx, kind, loaded.seq, &record.id, Some(&loaded.record.doc), Some(&record.doc))
+                    .await?;
             }
             record
         } else {
@@ -471,6 +476,8 @@ impl SqliteStore {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
         let loaded = load_for_write(&mut tx, kind, id).await?;
         check_precondition(&loaded.record, &if_match)?;
+        // The event lists the hosts and groups the user had: written before they go.
+        record_offboarding(&mut tx, kind, loaded.seq, &loaded.record.id, Some(&loaded.record.doc), None).await?;
         if kind == ResourceKind::User {
             unlink_deleted_user(&mut tx, loaded.seq, actor).await?;
         }

@@ -1,0 +1,283 @@
+//! Labels built from IdP data: a name and criteria on the host's end user. Membership is
+//! never stored: the store evaluates the criteria when a label's hosts are read, so a
+//! change in the IdP shows in the next read.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
+
+/// The deepest nesting of `and` / `or` accepted.
+pub const MAX_DEPTH: usize = 4;
+/// The most conditions (leaves) one label's criteria may hold.
+pub const MAX_CONDITIONS: usize = 32;
+/// The longest value of a condition.
+pub const MAX_VALUE: usize = 255;
+
+/// A host vital a condition tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vital {
+    /// The end user is a member of the group (directly or through nested groups).
+    EndUserIdpGroup,
+    /// The end user's department equals the value (any case).
+    EndUserIdpDepartment,
+}
+
+impl Vital {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Vital::EndUserIdpGroup => "end_user_idp_group",
+            Vital::EndUserIdpDepartment => "end_user_idp_department",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "end_user_idp_group" => Some(Vital::EndUserIdpGroup),
+            "end_user_idp_department" => Some(Vital::EndUserIdpDepartment),
+            _ => None,
+        }
+    }
+}
+
+/// A label's criteria: one condition, or conditions combined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Criteria {
+    Condition {
+        vital: Vital,
+        /// As the operator wrote it: a group's name or SCIM id, or a department.
+        value: String,
+        /// For a group condition: the SCIM id of the group the value named when the label
+        /// was saved. Matching then follows the id, so renaming the group keeps the label.
+        group_id: Option<String>,
+    },
+    And(Vec<Criteria>),
+    Or(Vec<Criteria>),
+}
+
+impl Criteria {
+    /// The stored and displayed form.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Criteria::Condition { vital, value, group_id } => {
+                let mut m = Map::new();
+                m.insert("vital".into(), json!(vital.as_str()));
+                m.insert("value".into(), json!(value));
+                if let Some(id) = group_id {
+                    m.insert("group_id".into(), json!(id));
+                }
+                Value::Object(m)
+            }
+            Criteria::And(items) => json!({"and": items.iter().map(Criteria::to_json).collect::<Vec<_>>()}),
+            Criteria::Or(items) => json!({"or": items.iter().map(Criteria::to_json).collect::<Vec<_>>()}),
+        }
+    }
+
+    /// Every condition, depth first.
+    pub fn conditions_mut(&mut self) -> Vec<&mut Criteria> {
+        match self {
+            Criteria::Condition { .. } => vec![self],
+            Criteria::And(items) | Criteria::Or(items) => items.iter_mut().flat_map(Criteria::conditions_mut).collect(),
+        }
+    }
+
+    /// Parses criteria, collecting every problem as `(field, reason)` with the field
+    /// named from `name` (e.g. `criteria.or[1].value`). A `group_id` in the input is
+    /// kept when it names an existing group (the store checks), so that criteria read
+    /// back and sent again keep following a renamed group.
+    pub fn parse(value: &Value, name: &str) -> Result<Criteria, Vec<(String, String)>> {
+        let mut errors = Vec::new();
+        let mut conditions = 0;
+        let parsed = parse_node(value, name, 1, &mut conditions, &mut errors);
+        if conditions > MAX_CONDITIONS {
+            errors.push((name.to_string(), format!("must hold at most {MAX_CONDITIONS} conditions")));
+        }
+        match parsed {
+            Some(c) if errors.is_empty() => Ok(c),
+            _ => {
+                if errors.is_empty() {
+                    errors.push((name.to_string(), "is invalid".into()));
+                }
+                Err(errors)
+            }
+        }
+    }
+}
+
+fn parse_node(
+    value: &Value,
+    name: &str,
+    depth: usize,
+    conditions: &mut usize,
+    errors: &mut Vec<(String, String)>,
+) -> Option<Criteria> {
+    let Some(obj) = value.as_object() else {
+        errors.push((
+            name.to_string(),
+            "must be an object: {\"vital\", \"value\"}, {\"and\": [...]} or {\"or\": [...]}".into(),
+        ));
+        return None;
+    };
+    for combinator in ["and", "or"] {
+        if let Some(items) = obj.get(combinator) {
+            if obj.len() != 1 {
+                errors.push((name.to_string(), format!("an '{combinator}' object must have no other keys")));
+                return None;
+            }
+            if depth >= MAX_DEPTH {
+                errors.push((format!("{name}.{combinator}"), format!("criteria nest at most {MAX_DEPTH} levels deep")));
+                return None;
+            }
+            let Some(items) = items.as_array().filter(|a| !a.is_empty()) else {
+                errors.push((format!("{name}.{combinator}"), "must be a non-empty list of criteria".into()));
+                return None;
+            };
+            if items.len() > MAX_CONDITIONS {
+                errors.push((format!("{name}.{combinator}"), format!("must hold at most {MAX_CONDITIONS} criteria")));
+                return None;
+            }
+            let parsed: Vec<Option<Criteria>> = items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| parse_node(item, &format!("{name}.{combinator}[{i}]"), depth + 1, conditions, errors))
+                .collect();
+            let parsed: Option<Vec<Criteria>> = parsed.into_iter().collect();
+            return parsed.map(|items| if combinator == "and" { Criteria::And(items) } else { Criteria::Or(items) });
+        }
+    }
+    *conditions += 1;
+    for key in obj.keys() {
+        if !matches!(key.as_str(), "vital" | "value" | "group_id") {
+            errors.push((format!("{name}.{key}"), "is not a criteria field: use vital and value, or and / or".into()));
+        }
+    }
+    let vital = match obj.get("vital") {
+        Some(Value::String(s)) => match Vital::parse(s) {
+            Some(v) => Some(v),
+            None => {
+                errors.push((format!("{name}.vital"), "must be end_user_idp_group or end_user_idp_department".into()));
+                None
+            }
+        },
+        None | Some(Value::Null) => {
+            errors.push((format!("{name}.vital"), "is required".into()));
+            None
+        }
+        Some(_) => {
+            errors.push((format!("{name}.vital"), "must be end_user_idp_group or end_user_idp_department".into()));
+            None
+        }
+    };
+    let val = match obj.get("value") {
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            errors.push((format!("{name}.value"), "must not be empty".into()));
+            None
+        }
+        Some(Value::String(s)) if s.chars().count() > MAX_VALUE => {
+            errors.push((format!("{name}.value"), format!("must be at most {MAX_VALUE} characters")));
+            None
+        }
+        Some(Value::String(s)) if s.contains('\0') => {
+            errors.push((format!("{name}.value"), "must not contain NUL characters".into()));
+            None
+        }
+        Some(Value::String(s)) => Some(s.trim().to_string()),
+        None | Some(Value::Null) => {
+            errors.push((format!("{name}.value"), "is required".into()));
+            None
+        }
+        Some(_) => {
+            errors.push((format!("{name}.value"), "must be a string".into()));
+            None
+        }
+    };
+    let group_id = match obj.get("group_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if vital == Some(Vital::EndUserIdpGroup) && !s.is_empty() && s.len() <= MAX_VALUE => {
+            Some(s.clone())
+        }
+        Some(_) => {
+            errors.push((format!("{name}.group_id"), "must be a group's SCIM id, on a group condition only".into()));
+            None
+        }
+    };
+    Some(Criteria::Condition { vital: vital?, value: val?, group_id })
+}
+
+/// Criteria read back from the database (trusted: written by `to_json`).
+pub fn criteria_from_stored(value: &Value) -> Option<Criteria> {
+    let obj = value.as_object()?;
+    if let Some(items) = obj.get("and").and_then(Value::as_array) {
+        return items.iter().map(criteria_from_stored).collect::<Option<Vec<_>>>().map(Criteria::And);
+    }
+    if let Some(items) = obj.get("or").and_then(Value::as_array) {
+        return items.iter().map(criteria_from_stored).collect::<Option<Vec<_>>>().map(Criteria::Or);
+    }
+    Some(Criteria::Condition {
+        vital: Vital::parse(obj.get("vital")?.as_str()?)?,
+        value: obj.get("value")?.as_str()?.to_string(),
+        group_id: obj.get("group_id").and_then(Value::as_str).map(str::to_string),
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Label {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    pub criteria: Criteria,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLabel {
+    pub name: String,
+    pub description: String,
+    pub criteria: Criteria,
+}
+
+/// A partial update: `None` keeps the current value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LabelChange {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub criteria: Option<Criteria>,
+}
+
+/// A label a host belongs to, as host details list it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelRef {
+    pub id: i64,
+    pub name: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_nested_criteria_and_names_bad_fields() {
+        let ok = json!({"or": [{"vital": "end_user_idp_group", "value": "Eng"},
+                               {"and": [{"vital": "end_user_idp_department", "value": " Sales "}]}]});
+        let c = Criteria::parse(&ok, "criteria").unwrap_or_else(|e| unreachable!("{e:?}"));
+        assert_eq!(criteria_from_stored(&c.to_json()), Some(c.clone()));
+        assert_eq!(
+            c.to_json(),
+            json!({"or": [{"vital": "end_user_idp_group", "value": "Eng"},
+                          {"and": [{"vital": "end_user_idp_department", "value": "Sales"}]}]})
+        );
+
+        let bad = json!({"or": [{"vital": "os", "value": "x"}, {"vital": "end_user_idp_group"}]});
+        let errors = Criteria::parse(&bad, "criteria").err().unwrap_or_default();
+        let names: Vec<&str> = errors.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["criteria.or[0].vital", "criteria.or[1].value"]);
+
+        let deep = json!({"and": [{"and": [{"and": [{"and": [{"vital": "end_user_idp_group", "value": "x"}]}]}]}]});
+        let errors = Criteria::parse(&deep, "criteria").err().unwrap_or_default();
+        assert_eq!(errors[0].0, "criteria.and[0].and[0].and[0].and");
+
+        let many: Vec<Value> =
+            (0..40).map(|i| json!({"vital": "end_user_idp_group", "value": i.to_string()})).collect();
+        assert!(Criteria::parse(&json!({"or": many}), "criteria").is_err());
+        assert!(Criteria::parse(&json!({"and": []}), "criteria").is_err());
+        assert!(Criteria::parse(&json!("x"), "criteria").is_err());
+    }
+}

@@ -1,0 +1,304 @@
+//! Labels on IdP data (Fleet's shapes), their hosts, and rendering a template for every
+//! host of a label. Membership is evaluated when read: always current, no cron.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, Uri};
+use custodian_domain::StoreError;
+use custodian_domain::hosts::HostQuery;
+use custodian_domain::labels::{Criteria, Label, LabelChange, NewLabel};
+use custodian_domain::render::render;
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::extract::{Operator, Validation, json_body};
+use super::hosts::{DeletedResponse, FieldError, HostBody, HostListResponse, host_query};
+use super::render::{RenderRequest, parse_render_request};
+use super::{ApiError, ApiResult};
+use crate::app::AppState;
+
+const MAX_NAME: usize = 255;
+const MAX_DESCRIPTION: usize = 4096;
+const MAX_BODY: usize = 256 * 1024;
+/// The most hosts one batch render answers (a page; `page` and `per_page` choose it).
+pub const MAX_RENDER_HOSTS: u64 = 10_000;
+
+/// A label (Fleet's shape). `criteria` is `{"vital", "value"}` or `{"and"|"or": [...]}`;
+/// a group condition shows the SCIM id of the group it follows as `group_id`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LabelBody {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    /// Always `regular`.
+    pub label_type: String,
+    /// Always `dynamic`: membership follows the IdP live.
+    pub label_membership_type: String,
+    pub host_count: u64,
+    #[schema(value_type = Object)]
+    pub criteria: Value,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LabelResponse {
+    pub label: LabelBody,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LabelListResponse {
+    pub labels: Vec<LabelBody>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RenderedHost {
+    pub host_id: i64,
+    pub rendered: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RenderFailure {
+    pub host_id: i64,
+    pub errors: Vec<FieldError>,
+}
+
+/// One page of a label's hosts rendered: those that rendered and those that failed, why.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LabelRenderResponse {
+    pub label_id: i64,
+    /// How many hosts the label has in all; page through them with `page` and `per_page`.
+    pub host_count: u64,
+    pub page: u64,
+    pub per_page: u64,
+    pub results: Vec<RenderedHost>,
+    pub failures: Vec<RenderFailure>,
+}
+
+fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn label_query(criteria: &Criteria) -> HostQuery {
+    HostQuery { criteria: Some(criteria.clone()), ..HostQuery::default() }
+}
+
+async fn body_of(state: &AppState, label: Label) -> ApiResult<LabelBody> {
+    let host_count = state.store.count_hosts(&label_query(&label.criteria)).await?;
+    Ok(LabelBody {
+        id: label.id,
+        name: label.name,
+        description: label.description,
+        label_type: "regular".into(),
+        label_membership_type: "dynamic".into(),
+        host_count,
+        criteria: label.criteria.to_json(),
+        created_at: rfc3339(label.created_at),
+        updated_at: rfc3339(label.updated_at),
+    })
+}
+
+fn label_id(path: Result<Path<String>, PathRejection>) -> ApiResult<i64> {
+    path.ok().and_then(|Path(raw)| raw.parse::<i64>().ok()).filter(|id| *id > 0).ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "Resource Not Found").with_error("id", "label ids are positive integers")
+    })
+}
+
+/// A label's store error: a taken name names the `name` field.
+fn label_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "Conflict").with_error("name", m),
+        StoreError::NotFound => {
+            ApiError::new(StatusCode::NOT_FOUND, "Resource Not Found").with_error("id", "no label has this id")
+        }
+        other => other.into(),
+    }
+}
+
+fn text_field(obj: &serde_json::Map<String, Value>, name: &str, max: usize, v: &mut Validation) -> Option<String> {
+    match obj.get(name) {
+        None => None,
+        Some(Value::String(s)) if s.chars().count() > max => {
+            v.fail(name, format!("must be at most {max} characters"));
+            None
+        }
+        Some(Value::String(s)) if s.contains('\0') => {
+            v.fail(name, "must not contain NUL characters");
+            None
+        }
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Null) if name == "description" => Some(String::new()),
+        Some(_) => {
+            v.fail(name, "must be a string");
+            None
+        }
+    }
+}
+
+/// Validates a create (`partial` false) or update body, naming every bad field.
+fn parse_label(value: &Value, partial: bool) -> ApiResult<LabelChange> {
+    let mut v = Validation::default();
+    let mut change = LabelChange::default();
+    if let Some(obj) = value.as_object() {
+        for key in obj.keys() {
+            if !matches!(key.as_str(), "name" | "description" | "criteria") {
+                v.fail(key.as_str(), "is not a label field: name, description and criteria are");
+            }
+        }
+        change.name = text_field(obj, "name", MAX_NAME, &mut v);
+        if let Some(name) = &change.name
+            && name.trim().is_empty()
+        {
+            v.fail("name", "must not be empty");
+        }
+        if !partial && change.name.is_none() && !obj.contains_key("name") {
+            v.fail("name", "is required");
+        }
+        change.description = text_field(obj, "description", MAX_DESCRIPTION, &mut v);
+        match obj.get("criteria") {
+            None if !partial => v.fail("criteria", "is required: {\"vital\": \"end_user_idp_group\", \"value\": ...}"),
+            None => {}
+            Some(c) => match Criteria::parse(c, "criteria") {
+                Ok(c) => change.criteria = Some(c),
+                Err(errors) => errors.into_iter().for_each(|(n, r)| v.fail(n, r)),
+            },
+        }
+    }
+    v.into_result()?;
+    Ok(change)
+}
+
+#[utoipa::path(post, path = "/api/v1/fleet/labels", tag = "labels", operation_id = "create_label",
+    request_body(content = Object, description = "{name, description, criteria: {vital: end_user_idp_group | end_user_idp_department, value} | {and: [...]} | {or: [...]}}"),
+    responses((status = 200, body = LabelResponse), (status = 409, body = super::ErrorBody), (status = 422, body = super::ErrorBody)))]
+pub async fn create(State(state): State<AppState>, op: Operator, body: Body) -> ApiResult<Json<LabelResponse>> {
+    let actor = op.require_write()?;
+    let value = json_body(body, MAX_BODY).await?;
+    let change = parse_label(&value, false)?;
+    let (Some(name), Some(criteria)) = (change.name, change.criteria) else {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed"));
+    };
+    let new = NewLabel { name, description: change.description.unwrap_or_default(), criteria };
+    let label = state.store.create_label(new, &actor).await.map_err(label_error)?;
+    Ok(Json(LabelResponse { label: body_of(&state, label).await? }))
+}
+
+#[utoipa::path(get, path = "/api/v1/fleet/labels", tag = "labels", operation_id = "list_labels",
+    responses((status = 200, body = LabelListResponse)))]
+pub async fn list(State(state): State<AppState>, _op: Operator) -> ApiResult<Json<LabelListResponse>> {
+    let mut labels = Vec::new();
+    for label in state.store.list_labels().await? {
+        labels.push(body_of(&state, label).await?);
+    }
+    Ok(Json(LabelListResponse { labels }))
+}
+
+#[utoipa::path(get, path = "/api/v1/fleet/labels/{id}", tag = "labels", operation_id = "get_label", params(("id" = i64, Path)),
+    responses((status = 200, body = LabelResponse), (status = 404, body = super::ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    _op: Operator,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<LabelResponse>> {
+    let label = state.store.get_label(label_id(id)?).await.map_err(label_error)?;
+    Ok(Json(LabelResponse { label: body_of(&state, label).await? }))
+}
+
+#[utoipa::path(patch, path = "/api/v1/fleet/labels/{id}", tag = "labels", operation_id = "patch_label", params(("id" = i64, Path)),
+    request_body(content = Object, description = "any of {name, description, criteria}"),
+    responses((status = 200, body = LabelResponse), (status = 404, body = super::ErrorBody),
+               (status = 409, body = super::ErrorBody), (status = 422, body = super::ErrorBody)))]
+pub async fn patch(
+    State(state): State<AppState>,
+    op: Operator,
+    id: Result<Path<String>, PathRejection>,
+    body: Body,
+) -> ApiResult<Json<LabelResponse>> {
+    let actor = op.require_write()?;
+    let id = label_id(id)?;
+    let value = json_body(body, MAX_BODY).await?;
+    let change = parse_label(&value, true)?;
+    let label = state.store.update_label(id, change, &actor).await.map_err(label_error)?;
+    Ok(Json(LabelResponse { label: body_of(&state, label).await? }))
+}
+
+#[utoipa::path(delete, path = "/api/v1/fleet/labels/{id}", tag = "labels", operation_id = "delete_label", params(("id" = i64, Path)),
+    responses((status = 200, body = DeletedResponse), (status = 404, body = super::ErrorBody)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    op: Operator,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<DeletedResponse>> {
+    let actor = op.require_write()?;
+    state.store.delete_label(label_id(id)?, &actor).await.map_err(label_error)?;
+    Ok(Json(DeletedResponse {}))
+}
+
+/// The hosts of a label now, paginated and ordered like `GET /hosts` (same parameters).
+#[utoipa::path(get, path = "/api/v1/fleet/labels/{id}/hosts", tag = "labels", operation_id = "list_label_hosts",
+    params(("id" = i64, Path), ("page" = Option<u64>, Query), ("per_page" = Option<u64>, Query),
+           ("order_key" = Option<String>, Query), ("order_direction" = Option<String>, Query),
+           ("query" = Option<String>, Query), ("idp_active" = Option<bool>, Query)),
+    responses((status = 200, body = HostListResponse), (status = 404, body = super::ErrorBody),
+               (status = 422, body = super::ErrorBody)))]
+pub async fn hosts(
+    State(state): State<AppState>,
+    _op: Operator,
+    id: Result<Path<String>, PathRejection>,
+    uri: Uri,
+) -> ApiResult<Json<HostListResponse>> {
+    let id = label_id(id)?;
+    let mut query = host_query(&uri)?;
+    let label = state.store.get_label(id).await.map_err(label_error)?;
+    query.criteria = Some(label.criteria);
+    let hosts = state.store.list_hosts(&query).await?;
+    Ok(Json(HostListResponse { hosts: hosts.iter().map(HostBody::from).collect() }))
+}
+
+/// Renders one template for every host of a label (one page of at most 10,000 hosts,
+/// chosen with `page` and `per_page`; 1,000 by default).
+#[utoipa::path(post, path = "/api/v1/fleet/labels/{id}/render", tag = "labels", operation_id = "render_label",
+    params(("id" = i64, Path), ("page" = Option<u64>, Query), ("per_page" = Option<u64>, Query)),
+    request_body(content = Object, description = "{template, format: text | xml | shell}"),
+    responses((status = 200, body = LabelRenderResponse), (status = 404, body = super::ErrorBody),
+               (status = 422, body = super::ErrorBody)))]
+pub async fn render_all(
+    State(state): State<AppState>,
+    _op: Operator,
+    id: Result<Path<String>, PathRejection>,
+    uri: Uri,
+    body: Body,
+) -> ApiResult<Json<LabelRenderResponse>> {
+    let id = label_id(id)?;
+    let params = crate::scim::QueryParams::parse(uri.query());
+    let mut v = Validation::default();
+    let page = v.whole_number(&params, "page", 0, 1_000_000_000);
+    let per_page = v.whole_number(&params, "per_page", 1000, MAX_RENDER_HOSTS);
+    v.into_result()?;
+    let RenderRequest { template, format } = parse_render_request(json_body(body, super::render::MAX_BODY).await?)?;
+    let label = state.store.get_label(id).await.map_err(label_error)?;
+    let query = HostQuery { page, per_page, ..label_query(&label.criteria) };
+    let host_count = state.store.count_hosts(&query).await?;
+    let hosts = state.store.list_hosts(&query).await?;
+    let mut response = LabelRenderResponse {
+        label_id: id,
+        host_count,
+        page,
+        per_page,
+        results: Vec::with_capacity(hosts.len()),
+        failures: Vec::new(),
+    };
+    for host in &hosts {
+        match render(&template, format, host) {
+            Ok(rendered) => response.results.push(RenderedHost { host_id: host.id, rendered }),
+            Err(errors) => response.failures.push(RenderFailure {
+                host_id: host.id,
+                errors: errors.into_iter().map(|e| FieldError { name: e.name, reason: e.reason }).collect(),
+            }),
+        }
+    }
+    Ok(Json(response))
+}

@@ -1,0 +1,109 @@
+//! `POST /hosts/{id}/render`: a template with the host's `$FLEET_VAR_HOST_END_USER_IDP_*`
+//! variables replaced and escaped for its format (`custodian_domain::render`).
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use custodian_domain::render::{Format, render};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::extract::{Operator, Validation, host_id, json_body};
+use super::{ApiError, ApiResult};
+use crate::app::AppState;
+
+/// The largest request body (the template and its JSON envelope).
+pub const MAX_BODY: usize = 2 * 1024 * 1024;
+/// The longest template, in bytes.
+pub const MAX_TEMPLATE: usize = 1024 * 1024;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RenderResponse {
+    pub host_id: i64,
+    /// text, xml or shell
+    pub format: String,
+    pub rendered: String,
+}
+
+pub struct RenderRequest {
+    pub template: String,
+    pub format: Format,
+}
+
+/// Validates `{"template", "format"}`; `format` defaults to `text`.
+pub fn parse_render_request(value: Value) -> ApiResult<RenderRequest> {
+    let mut v = Validation::default();
+    let template = match value.get("template") {
+        Some(Value::String(s)) if s.len() > MAX_TEMPLATE => {
+            v.fail("template", format!("must be at most {MAX_TEMPLATE} bytes"));
+            None
+        }
+        Some(Value::String(s)) => Some(s.clone()),
+        None | Some(Value::Null) => {
+            v.fail("template", "is required");
+            None
+        }
+        Some(_) => {
+            v.fail("template", "must be a string");
+            None
+        }
+    };
+    let format = match value.get("format") {
+        None | Some(Value::Null) => Some(Format::Text),
+        Some(Value::String(s)) => Format::parse(s).or_else(|| {
+            v.fail("format", "must be text, xml or shell");
+            None
+        }),
+        Some(_) => {
+            v.fail("format", "must be text, xml or shell");
+            None
+        }
+    };
+    v.into_result()?;
+    match (template, format) {
+        (Some(template), Some(format)) => Ok(RenderRequest { template, format }),
+        _ => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed")),
+    }
+}
+
+fn format_name(f: Format) -> &'static str {
+    match f {
+        Format::Text => "text",
+        Format::Xml => "xml",
+        Format::Shell => "shell",
+    }
+}
+
+/// Renders a template for one host. A variable the host has no value for, or an unknown
+/// `$FLEET_VAR_*`, answers 422 naming each variable and why.
+#[utoipa::path(post, path = "/api/v1/fleet/hosts/{id}/render", tag = "hosts", operation_id = "render_host", params(("id" = i64, Path)),
+    request_body(content = Object, description = "{template, format: text | xml | shell}"),
+    responses((status = 200, body = RenderResponse), (status = 404, body = super::ErrorBody),
+               (status = 422, body = super::ErrorBody, description = "A variable could not be rendered: errors[].name is the variable")))]
+pub async fn host(
+    State(state): State<AppState>,
+    _op: Operator,
+    id: Result<Path<String>, PathRejection>,
+    body: Body,
+) -> ApiResult<Json<RenderResponse>> {
+    let id = match id {
+        Ok(Path(raw)) => host_id(&raw)?,
+        Err(_) => return Err(ApiError::new(StatusCode::NOT_FOUND, "Resource Not Found")),
+    };
+    let request = parse_render_request(json_body(body, MAX_BODY).await?)?;
+    let host = state.store.get_host(id).await?;
+    match render(&request.template, request.format, &host) {
+        Ok(rendered) => Ok(Json(RenderResponse { host_id: id, format: format_name(request.format).into(), rendered })),
+        Err(errors) => {
+            let mut e = ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("The template cannot be rendered for host {id}: a variable has no value"),
+            );
+            e.errors = errors.into_iter().map(|e| (e.name, e.reason)).collect();
+            Err(e)
+        }
+    }
+}
