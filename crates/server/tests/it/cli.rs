@@ -157,7 +157,7 @@ async fn serve_or_exit(db: &str, extra: &[&str]) -> Result<std::process::Child, 
 #[tokio::test]
 async fn no_auto_migrate_refuses_an_older_schema_until_migrate_has_run() {
     let db = crate::support::TestDb::fresh().await;
-    let refused = serve_or_exit(&db.url, &["--no-auto-migrate"]).await.err().expect("must refuse an empty schema");
+    let refused = serve_or_exit(&db.url, &["--no-auto-migrate"]).await.expect_err("must refuse an empty schema");
     assert!(refused.contains("older than this binary"), "{refused}");
     assert!(refused.contains("custodian migrate"), "the message says what to run: {refused}");
 
@@ -188,7 +188,7 @@ async fn a_schema_newer_than_the_binary_is_refused_with_or_without_auto_migrate(
         sqlx::query(&insert.replace("X'00'", "'\\x00'::bytea")).execute(&mut conn).await.unwrap();
     }
     for extra in [&[][..], &["--no-auto-migrate"][..]] {
-        let refused = serve_or_exit(&db.url, extra).await.err().expect("must refuse a newer schema");
+        let refused = serve_or_exit(&db.url, extra).await.expect_err("must refuse a newer schema");
         assert!(refused.contains("newer than this binary"), "{extra:?}: {refused}");
         assert!(refused.contains("29991231000000"), "names the unknown migration: {refused}");
     }
