@@ -98,7 +98,8 @@ async fn complete(conn: &mut PgConnection, rows: Vec<HostRow>) -> StoreResult<Ve
             ") UNION SELECT up.u, m.group_seq, up.depth + 1 FROM up JOIN LATERAL \
              (SELECT mm.group_seq FROM scim_members mm WHERE mm.member_seq = up.g OFFSET 0) m ON true \
              WHERE up.depth < 32) \
-             SELECT DISTINCT up.u AS u, r.display AS display FROM up JOIN scim_resources r ON r.seq = up.g",
+             SELECT DISTINCT up.u AS u, r.display AS display FROM up JOIN LATERAL \
+             (SELECT display FROM scim_resources WHERE seq = up.g OFFSET 0) r ON true",
         );
         for row in qb.build().fetch_all(&mut *conn).await.map_err(db_err)? {
             let u: i64 = row.try_get("u").map_err(db_err)?;

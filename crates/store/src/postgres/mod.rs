@@ -102,7 +102,10 @@ impl PgStore {
     pub async fn open(url: &str, mode: MigrateMode, max_connections: Option<u32>) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Database(format!("invalid PostgreSQL URL '{}': {e}", crate::redact_url(url))))?
-            .application_name("custodian");
+            .application_name("custodian")
+            // Short queries only: JIT compiling one (triggered by the planner's guess at a
+            // recursive query's size) costs far more than running it.
+            .options([("jit", "off")]);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS))
             .acquire_timeout(Duration::from_secs(30))

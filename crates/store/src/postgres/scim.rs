@@ -538,8 +538,9 @@ impl PgStore {
                UNION SELECT m.group_seq, up.depth + 1 FROM up JOIN LATERAL \
                (SELECT mm.group_seq FROM scim_members mm WHERE mm.member_seq = up.g OFFSET 0) m ON true \
                WHERE up.depth < 32) \
-             SELECT r.id, r.display, MIN(up.depth) AS depth FROM up JOIN scim_resources r ON r.seq = up.g \
-             GROUP BY r.seq ORDER BY r.display, r.id",
+             SELECT r.id, r.display, MIN(up.depth) AS depth FROM up JOIN LATERAL \
+             (SELECT seq, id, display FROM scim_resources WHERE seq = up.g OFFSET 0) r ON true \
+             GROUP BY r.seq, r.id, r.display ORDER BY r.display, r.id",
         )
         .bind(member_id)
         .fetch_all(&self.pool)

@@ -38,9 +38,13 @@ pub(super) async fn record_offboarding(
     }
     let hosts = rows.iter().map(event_host).collect::<StoreResult<Vec<_>>>()?;
     let groups: Vec<Option<String>> = sqlx::query_scalar(
+        // Index probes at each step (see `hosts::complete`).
         "WITH RECURSIVE up(g, depth) AS (SELECT group_seq, 1 FROM scim_members WHERE member_seq = $1 \
-         UNION SELECT m.group_seq, up.depth + 1 FROM scim_members m JOIN up ON m.member_seq = up.g WHERE up.depth < 32) \
-         SELECT DISTINCT r.display FROM up JOIN scim_resources r ON r.seq = up.g",
+         UNION SELECT m.group_seq, up.depth + 1 FROM up JOIN LATERAL \
+         (SELECT mm.group_seq FROM scim_members mm WHERE mm.member_seq = up.g OFFSET 0) m ON true \
+         WHERE up.depth < 32) \
+         SELECT DISTINCT r.display FROM up JOIN LATERAL \
+         (SELECT display FROM scim_resources WHERE seq = up.g OFFSET 0) r ON true",
     )
     .bind(user_seq)
     .fetch_all(&mut **tx)
