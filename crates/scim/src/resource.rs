@@ -334,6 +334,8 @@ fn canon_scalar(def: &AttributeDef, path: &str, v: &Value) -> ScimResult<Option<
     let wrong = |what: &str| ScimError::invalid_value(format!("{path} must be {what}"));
     let out = match def.ty {
         AttrType::String | AttrType::Reference | AttrType::Binary => match v {
+            // Refused on every backend alike: PostgreSQL cannot store U+0000 at all.
+            Value::String(s) if s.contains('\0') => return Err(wrong("text without NUL (U+0000) characters")),
             Value::String(_) => v.clone(),
             _ => return Err(wrong("a string")),
         },
@@ -532,6 +534,20 @@ mod tests {
 
     fn user(body: Value) -> ScimResult<ResourceInput> {
         parse_resource(ResourceKind::User, &body)
+    }
+
+    #[test]
+    fn text_with_a_nul_character_is_invalid_value_naming_the_attribute() {
+        for body in [
+            json!({"userName": "a\u{0}b"}),
+            json!({"userName": "ok", "emails": [{"value": "x\u{0}@example.com"}]}),
+            json!({"userName": "ok", "name": {"givenName": "\u{0}"}}),
+        ] {
+            let e = user(body.clone()).expect_err("NUL must be refused");
+            assert_eq!(e.status, 400, "{body}");
+            assert_eq!(e.scim_type, Some(ScimType::InvalidValue), "{body}");
+            assert!(e.detail.contains("NUL"), "{}", e.detail);
+        }
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub const HOST_COLUMNS: &str = "h.id, h.uuid, h.hardware_serial, h.hostname, h.c
 
 /// The columns an operator is read from.
 pub const USER_COLUMNS: &str = "id, name, email, role, api_only, created_at";
+/// The same, from the operators table named `u` in a join.
+pub const JOINED_USER_COLUMNS: &str = "u.id, u.name, u.email, u.role, u.api_only, u.created_at";
 
 /// How many SCIM requests the history keeps.
 pub const HISTORY_LIMIT: i64 = 1000;

@@ -2,6 +2,7 @@
 //! store's error, and the decoders below turn rows into domain values once for both.
 
 use custodian_domain::hosts::{Activity, Host, LinkState, OwnershipEntry};
+use custodian_domain::web::{PasswordUser, WebSession};
 use custodian_domain::{ApiUser, Role, ScimRecord, ScimRequestEntry, StoreError, StoreResult};
 use serde_json::Value;
 use sqlx::Row;
@@ -72,6 +73,23 @@ pub fn api_user(row: &impl DbRow) -> StoreResult<ApiUser> {
         role: row.text("role")?.parse::<Role>().map_err(|e| StoreError::Database(e.to_string()))?,
         api_only: row.int("api_only")? != 0,
         created_at: time::from_text(&row.text("created_at")?)?,
+    })
+}
+
+/// A password operator: the operator's columns and `password_hash`.
+pub fn password_user(row: &impl DbRow) -> StoreResult<PasswordUser> {
+    Ok(PasswordUser { user: api_user(row)?, password_hash: row.text("password_hash")? })
+}
+
+/// A session joined with its operator: the operator's columns, `csrf_token`, `s_created`,
+/// `last_seen_at` and `expires_at`.
+pub fn web_session(row: &impl DbRow) -> StoreResult<WebSession> {
+    Ok(WebSession {
+        user: api_user(row)?,
+        csrf_token: row.text("csrf_token")?,
+        created_at: time::from_text(&row.text("s_created")?)?,
+        last_seen_at: time::from_text(&row.text("last_seen_at")?)?,
+        expires_at: time::from_text(&row.text("expires_at")?)?,
     })
 }
 

@@ -4,7 +4,7 @@ use custodian_domain::{ApiUser, NewApiUser, StoreError, StoreResult, TokenDigest
 use subtle::ConstantTimeEq;
 
 use super::{PgStore, Tx, db_err, is_unique_violation};
-use crate::common::USER_COLUMNS;
+use crate::common::{JOINED_USER_COLUMNS, USER_COLUMNS};
 use crate::rows::{self, DbRow};
 use crate::time;
 
@@ -71,9 +71,8 @@ impl PgStore {
 
     pub(super) async fn authenticate_token_impl(&self, token: TokenDigest) -> StoreResult<Option<ApiUser>> {
         let rows = sqlx::query(&format!(
-            "SELECT t.digest, u.{} FROM api_tokens t JOIN api_users u ON u.id = t.user_id \
+            "SELECT t.digest, {JOINED_USER_COLUMNS} FROM api_tokens t JOIN api_users u ON u.id = t.user_id \
              WHERE t.lookup = $1 AND t.revoked_at IS NULL",
-            USER_COLUMNS.replace(", ", ", u.")
         ))
         .bind(token.lookup_key())
         .fetch_all(&self.pool)

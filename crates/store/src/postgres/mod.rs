@@ -176,7 +176,7 @@ impl custodian_domain::Store for PgStore {
         self.scim_get_impl(kind, id).await
     }
     async fn scim_list(&self, kind: ResourceKind, query: &ListQuery) -> StoreResult<ListPage> {
-        retry(|| self.scim_list_impl(kind, query)).await
+        self.scim_list_impl(kind, query).await
     }
     async fn scim_replace(
         &self,
@@ -232,7 +232,7 @@ impl custodian_domain::Store for PgStore {
         self.find_host_impl(identifier).await
     }
     async fn list_hosts(&self, query: &HostQuery) -> StoreResult<Vec<Host>> {
-        retry(|| self.list_hosts_impl(query)).await
+        self.list_hosts_impl(query).await
     }
     async fn count_hosts(&self, query: &HostQuery) -> StoreResult<u64> {
         self.count_hosts_impl(query).await

@@ -3,29 +3,21 @@
 use chrono::{DateTime, Utc};
 use custodian_domain::web::{NewPasswordUser, NewWebSession, PasswordUser, WebSession};
 use custodian_domain::{ApiUser, Role, StoreError, StoreResult, TokenDigest};
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
 use super::{SqliteStore, db_err, is_unique_violation};
+use crate::common::{JOINED_USER_COLUMNS, USER_COLUMNS};
 use crate::rows;
 use crate::time;
-
-const USER_COLUMNS: &str = "u.id, u.name, u.email, u.role, u.api_only, u.created_at";
-
-fn text_time(row: &SqliteRow, column: &str) -> StoreResult<DateTime<Utc>> {
-    let s: String = row.try_get(column).map_err(db_err)?;
-    time::from_text(&s)
-}
 
 async fn insert_password_user(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     user: &NewPasswordUser,
     now: &str,
 ) -> StoreResult<ApiUser> {
-    let inserted = sqlx::query(
+    let inserted = sqlx::query(&format!(
         "INSERT INTO api_users (name, name_norm, email, email_norm, role, api_only, created_at, password_hash) \
-         VALUES (?, ?, ?, ?, ?, 0, ?, ?) RETURNING id, name, email, role, api_only, created_at",
-    )
+         VALUES (?, ?, ?, ?, ?, 0, ?, ?) RETURNING {USER_COLUMNS}"
+    ))
     .bind(&user.name)
     .bind(user.name.to_lowercase())
     .bind(&user.email)
@@ -96,7 +88,7 @@ impl SqliteStore {
 
     pub(super) async fn password_user_by_email_impl(&self, email: &str) -> StoreResult<Option<PasswordUser>> {
         let row = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS}, u.password_hash FROM api_users u \
+            "SELECT {JOINED_USER_COLUMNS}, u.password_hash FROM api_users u \
              WHERE u.email_norm = ? AND u.password_hash IS NOT NULL AND u.api_only = 0"
         ))
         .bind(email.trim().to_lowercase())
@@ -105,10 +97,7 @@ impl SqliteStore {
         .map_err(db_err)?;
         match row {
             None => Ok(None),
-            Some(row) => Ok(Some(PasswordUser {
-                user: rows::api_user(&row)?,
-                password_hash: row.try_get("password_hash").map_err(db_err)?,
-            })),
+            Some(row) => Ok(Some(rows::password_user(&row)?)),
         }
     }
 
@@ -133,7 +122,7 @@ impl SqliteStore {
 
     pub(super) async fn web_session_impl(&self, digest: TokenDigest) -> StoreResult<Option<WebSession>> {
         let row = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS}, s.csrf_token, s.created_at AS s_created, s.last_seen_at, s.expires_at \
+            "SELECT {JOINED_USER_COLUMNS}, s.csrf_token, s.created_at AS s_created, s.last_seen_at, s.expires_at \
              FROM web_sessions s JOIN api_users u ON u.id = s.user_id WHERE s.digest = ?"
         ))
         .bind(digest.0.to_vec())
@@ -141,13 +130,7 @@ impl SqliteStore {
         .await
         .map_err(db_err)?;
         let Some(row) = row else { return Ok(None) };
-        Ok(Some(WebSession {
-            user: rows::api_user(&row)?,
-            csrf_token: row.try_get("csrf_token").map_err(db_err)?,
-            created_at: text_time(&row, "s_created")?,
-            last_seen_at: text_time(&row, "last_seen_at")?,
-            expires_at: text_time(&row, "expires_at")?,
-        }))
+        Ok(Some(rows::web_session(&row)?))
     }
 
     pub(super) async fn touch_web_session_impl(&self, digest: TokenDigest, at: DateTime<Utc>) -> StoreResult<()> {
