@@ -32,11 +32,18 @@ pub struct AppConfig {
     pub sign_in_failure_delay: Duration,
     /// Where offboarding events are POSTed; without it they are recorded, not sent.
     pub offboarding_webhook: Option<crate::webhooks::WebhookConfig>,
+    /// Rate limits, timeouts and the cap on requests in flight.
+    pub limits: crate::limits::Limits,
 }
 
 impl Default for AppConfig {
     fn default() -> Self {
-        AppConfig { public_url: None, sign_in_failure_delay: Duration::from_secs(1), offboarding_webhook: None }
+        AppConfig {
+            public_url: None,
+            sign_in_failure_delay: Duration::from_secs(1),
+            offboarding_webhook: None,
+            limits: crate::limits::Limits::default(),
+        }
     }
 }
 
@@ -64,11 +71,23 @@ pub fn router(state: AppState) -> Router {
         app = app.nest(mount, crate::scim::router(state.clone()));
     }
     let metrics = state.metrics.clone();
-    with_operations_layers(
-        app.merge(crate::api::router()).merge(crate::web::router()).with_state(state),
-        metrics,
-        REQUEST_TIMEOUT,
-    )
+    let limits = state.config.limits.clone();
+    let app = app.merge(crate::api::router()).merge(crate::web::router()).with_state(state);
+    with_operations_layers(with_protection_layers(app, &limits), metrics, limits.request_timeout)
+}
+
+/// The limits every route gets, inside the operations layers (so that their answers are
+/// counted, traced and carry a request id). The last added runs first: the header size,
+/// then the body timeout, the rate limits, and the cap on requests in flight, so that a
+/// request over its token's rate never takes a place in flight.
+fn with_protection_layers(router: Router, limits: &crate::limits::Limits) -> Router {
+    use crate::limits;
+    let guard = Arc::new(limits::Guard::new(limits));
+    router
+        .layer(middleware::from_fn_with_state(guard.clone(), limits::shed_load))
+        .layer(middleware::from_fn_with_state(guard.clone(), limits::rate_limit))
+        .layer(middleware::from_fn_with_state(guard, limits::body_timeout))
+        .layer(middleware::from_fn(limits::header_size))
 }
 
 /// How long a request may take before it is answered 408.
@@ -186,7 +205,7 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let App { router, state, recorder_task, webhook_task } = self;
-        axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+        serve_connections(listener, router, &state.config.limits, shutdown).await;
         // An attempt cut short is retried after its lease: delivery is at least once.
         if let Some(task) = webhook_task {
             task.abort();
@@ -196,6 +215,65 @@ impl App {
         let _ = recorder_task.await;
         Ok(())
     }
+}
+
+/// Accepts connections until `shutdown` completes, then waits for the requests in flight
+/// (idle connections are closed at once). In place of `axum::serve` so that slow clients
+/// are bounded: headers must arrive within the header read timeout (slowloris), and
+/// hyper's buffers are limited. Each request carries the client's `ConnectInfo`.
+async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: &crate::limits::Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
+
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(crate::limits::CONNECTION_BUFFER_BYTES)
+        .max_headers(crate::limits::MAX_HEADERS)
+        .keep_alive(true);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) if is_connection_error(&e) => continue,
+                Err(e) => {
+                    // Out of file descriptors, for instance: wait rather than spin.
+                    tracing::error!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = router.clone().map_request(move |mut request: Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(axum::extract::ConnectInfo(remote));
+            request
+        });
+        let connection =
+            http.serve_connection(TokioIo::new(stream), hyper_util::service::TowerToHyperService::new(service));
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            // A client that goes away or times out is no error of the server's.
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+fn is_connection_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(e.kind(), ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset)
 }
 
 /// Completes on SIGTERM or Ctrl-C.

@@ -14,6 +14,7 @@ use custodian_store::{MigrateMode, OpenOptions};
 
 use crate::app::{App, AppConfig, shutdown_signal};
 use crate::import::{self, Format, Rejection};
+use crate::limits;
 
 pub const DEFAULT_DATABASE: &str = "sqlite://custodian-data/custodian.db";
 
@@ -97,7 +98,49 @@ pub struct ServeArgs {
     #[arg(long, env = "CUSTODIAN_OFFBOARDING_WEBHOOK_BACKOFF_MS", default_value_t = 1000, hide = true)]
     pub offboarding_webhook_backoff_ms: u64,
     #[command(flatten)]
+    pub limits: LimitArgs,
+    #[command(flatten)]
     pub database: DatabaseArg,
+}
+
+/// Overload protection (README: Deployment). Every limit is per process.
+#[derive(Debug, Args, Clone)]
+pub struct LimitArgs {
+    /// Requests per second each API token may send to the SCIM and JSON API routes,
+    /// sustained; beyond it, 429 with Retry-After. 0: no limit.
+    #[arg(long, env = "CUSTODIAN_RATE_LIMIT_PER_TOKEN", default_value_t = limits::DEFAULT_RATE_PER_TOKEN)]
+    pub rate_limit_per_token: u32,
+    /// Requests a token may send at once on top of the sustained rate (0: as many as the rate).
+    #[arg(long, env = "CUSTODIAN_RATE_LIMIT_BURST", default_value_t = limits::DEFAULT_RATE_BURST)]
+    pub rate_limit_burst: u32,
+    /// Web sign-in attempts per client address per minute; beyond it, 429. 0: no limit.
+    #[arg(long, env = "CUSTODIAN_RATE_LIMIT_SIGN_IN_PER_MINUTE", default_value_t = limits::DEFAULT_SIGN_IN_PER_MINUTE)]
+    pub rate_limit_sign_in_per_minute: u32,
+    /// Requests in flight beyond which new ones are shed at once with 503 and Retry-After.
+    /// 0: no cap.
+    #[arg(long, env = "CUSTODIAN_MAX_CONCURRENT_REQUESTS", default_value_t = limits::DEFAULT_MAX_CONCURRENT_REQUESTS)]
+    pub max_concurrent_requests: usize,
+    /// Seconds a client may take to send a request's headers; also how long an idle
+    /// keep-alive connection stays open.
+    #[arg(long, env = "CUSTODIAN_HEADER_READ_TIMEOUT", default_value_t = limits::DEFAULT_HEADER_READ_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_read_timeout: u64,
+    /// Seconds a client may pause while sending a request body; beyond it, 408.
+    #[arg(long, env = "CUSTODIAN_BODY_TIMEOUT", default_value_t = limits::DEFAULT_BODY_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub body_timeout: u64,
+}
+
+impl LimitArgs {
+    pub fn limits(&self) -> limits::Limits {
+        limits::Limits {
+            rate_per_token: self.rate_limit_per_token,
+            rate_burst: self.rate_limit_burst,
+            sign_in_per_minute: self.rate_limit_sign_in_per_minute,
+            max_concurrent_requests: self.max_concurrent_requests,
+            header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout),
+            body_timeout: std::time::Duration::from_secs(self.body_timeout),
+            ..limits::Limits::default()
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -210,7 +253,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let app = App::new(store, AppConfig { public_url: args.public_url, offboarding_webhook, ..AppConfig::default() });
+    let config = AppConfig {
+        public_url: args.public_url,
+        offboarding_webhook,
+        limits: args.limits.limits(),
+        ..AppConfig::default()
+    };
+    let app = App::new(store, config);
     app.serve(listener, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

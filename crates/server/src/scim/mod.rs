@@ -76,8 +76,9 @@ impl IntoResponse for ScimApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"custodian\""));
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            // Okta and Entra back off and retry on 503 with Retry-After.
+        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
+            // Okta and Entra back off and retry on 429 and 503 with Retry-After (a rate
+            // limiter sets its own wait in place of this second).
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response.extensions_mut().insert(ErrorDetail(self.0.detail));
@@ -280,7 +281,9 @@ pub async fn read_body(body: Body) -> ScimResult<Bytes> {
     axum::body::to_bytes(body, MAX_PAYLOAD_BYTES).await.map_err(|e| {
         let too_large = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
             .any(|e| e.is::<http_body_util::LengthLimitError>());
-        if too_large {
+        if crate::errors::is_body_timeout(&e) {
+            ScimApiError(ScimError::new(408, None, "The request body was not received in time"))
+        } else if too_large {
             ScimApiError(ScimError::new(
                 413,
                 None,

@@ -16,6 +16,7 @@ mod offboarding;
 mod okta;
 mod openapi;
 mod operations;
+mod overload;
 mod render;
 mod scim_auth;
 mod scim_protocol;

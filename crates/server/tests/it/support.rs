@@ -131,7 +131,15 @@ impl Reply {
 }
 
 impl TestApp {
+    /// Without the per-token rate limit: tests send faster than any IdP (the limits are
+    /// tested in `overload.rs`, each with its own).
     pub async fn spawn() -> TestApp {
+        let limits = custodian::limits::Limits { rate_per_token: 0, ..custodian::limits::Limits::default() };
+        Self::spawn_with(AppConfig { limits, ..AppConfig::default() }).await
+    }
+
+    /// Like `spawn`, with this configuration (limits, timeouts).
+    pub async fn spawn_with(config: AppConfig) -> TestApp {
         if std::env::var_os("CUSTODIAN_TEST_LOG").is_some() {
             // Server logs in the test's output, for diagnosing a failure.
             let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("info").try_init();
@@ -141,7 +149,7 @@ impl TestApp {
         let token = Self::create_token_in(&store, "okta", Role::Maintainer).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = App::new(store.clone(), AppConfig::default());
+        let app = App::new(store.clone(), config);
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             app.serve(listener, async {
