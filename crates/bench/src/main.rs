@@ -5,8 +5,11 @@
 //! its target, then one JSON line with every figure for scripts. `custodian-bench hosts`
 //! does the same for hosts and their end users: IdP users and groups over SCIM, a host
 //! import, host details, host lists filtered by IdP group, and renames reaching hosts.
+//! `custodian-bench overload` offers one token twice the sustainable rate of a SCIM mix
+//! against a server limited to that rate.
 
 mod hosts;
+mod overload;
 mod report;
 mod scim;
 mod server;
@@ -34,6 +37,32 @@ enum Command {
     /// the import of 100,000 hosts, host details, host lists filtered by IdP group and
     /// department, renames reaching hosts, and the server's peak memory.
     Hosts(HostsArgs),
+    /// One IdP token at twice the sustainable rate of a SCIM mix, against a server
+    /// limited to that rate: 429 for the excess, the rest served within the SCIM targets,
+    /// nothing else (no 5xx, no connection error), /healthz answering throughout.
+    Overload(OverloadArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct OverloadArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Users created first, to look up and patch [default: 2000; 500 with --quick].
+    #[arg(long)]
+    pub users: Option<usize>,
+    /// Closed-loop clients measuring the capacity of the mix.
+    #[arg(long, default_value_t = 8)]
+    pub clients: usize,
+    /// The sustainable rate R per second [default: 70% of the measured capacity]; the
+    /// server is limited to R per token and offered 2 x R.
+    #[arg(long)]
+    pub rate: Option<u64>,
+    /// Seconds of the open loop at 2 x R [default: 30; 5 with --quick].
+    #[arg(long)]
+    pub seconds: Option<u64>,
+    /// A fast smoke run (500 users, 3 s of capacity, 5 s of overload), as in CI.
+    #[arg(long)]
+    pub quick: bool,
 }
 
 /// What every benchmark takes: the server to run, its database, and how to report.
@@ -144,6 +173,13 @@ async fn main() -> ExitCode {
             tokio::select! {
                 biased;
                 r = scim::run(args) => r,
+                s = interrupted() => Err(anyhow::anyhow!("interrupted by {s}")),
+            }
+        }
+        Command::Overload(args) => {
+            tokio::select! {
+                biased;
+                r = overload::run(args) => r,
                 s = interrupted() => Err(anyhow::anyhow!("interrupted by {s}")),
             }
         }

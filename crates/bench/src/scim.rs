@@ -40,8 +40,8 @@ const MEMBER_BATCH: usize = 100;
 const PAGE: usize = 100;
 
 const CREATE_PER_SEC: f64 = 2000.0;
-const LOOKUP_P95_MS: f64 = 5.0;
-const MEMBER_PATCH_P95_MS: f64 = 50.0;
+pub const LOOKUP_P95_MS: f64 = 5.0;
+pub const MEMBER_PATCH_P95_MS: f64 = 50.0;
 const GROUP_GET_P95_MS: f64 = 5.0;
 
 /// The sizes of one run.

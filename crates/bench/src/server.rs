@@ -56,6 +56,17 @@ pub struct Launched {
 /// it is healthy. `command` names the benchmark in the log; `pool` is the number of
 /// idle connections to keep (the most requests in flight at once, plus a few).
 pub async fn launch(common: &CommonArgs, command: &str, pool: usize) -> anyhow::Result<Launched> {
+    // The other benchmarks measure what the server can do, not its rate limiter.
+    launch_with(common, command, pool, &["--rate-limit-per-token".into(), "0".into()]).await
+}
+
+/// Like [`launch`], with more arguments for `custodian serve` (limits).
+pub async fn launch_with(
+    common: &CommonArgs,
+    command: &str,
+    pool: usize,
+    serve_args: &[String],
+) -> anyhow::Result<Launched> {
     let binary = match &common.custodian {
         Some(path) => path.clone(),
         None => default_binary()?,
@@ -86,7 +97,7 @@ pub async fn launch(common: &CommonArgs, command: &str, pool: usize) -> anyhow::
 
     let token = create_token(&binary, &database, &format!("bench-{suffix}")).await?;
     let addr = free_local_addr()?;
-    let mut server = Server::start(&binary, &database, addr, tmp.path().join("server.log"))?;
+    let mut server = Server::start(&binary, &database, addr, tmp.path().join("server.log"), serve_args)?;
     let client = reqwest::Client::builder()
         .http1_only()
         .tcp_nodelay(true)
@@ -162,11 +173,18 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn start(binary: &Path, database: &str, addr: SocketAddr, log: PathBuf) -> anyhow::Result<Self> {
+    pub fn start(
+        binary: &Path,
+        database: &str,
+        addr: SocketAddr,
+        log: PathBuf,
+        serve_args: &[String],
+    ) -> anyhow::Result<Self> {
         let out = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let err = out.try_clone().context("opening the server log twice")?;
         let child = std::process::Command::new(binary)
             .args(["serve", "--listen", &addr.to_string(), "--database", database])
+            .args(serve_args)
             .env_remove("CUSTODIAN_DATABASE_URL")
             .env_remove("CUSTODIAN_LISTEN")
             .env_remove("CUSTODIAN_PUBLIC_URL")

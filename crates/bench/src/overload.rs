@@ -1,0 +1,409 @@
+//! `custodian-bench overload`: one IdP token sending twice what the server sustains.
+//!
+//! 1. With no rate limit, seeds users, then measures the capacity C of a realistic SCIM
+//!    mix (60% `userName eq` lookups, 25% PATCHes of a user, 15% creations) from closed-
+//!    loop clients. The sustainable rate R is 70% of C (headroom for latency), unless
+//!    `--rate` gives it.
+//! 2. Restarts the server with `--rate-limit-per-token R --rate-limit-burst R` and drives
+//!    an open-loop constant arrival rate of 2R (each request sent on schedule, whatever
+//!    the answers before it) for 30 s (5 s with --quick), while `/healthz` is probed every
+//!    100 ms.
+//! 3. Prints the offered rate, the 2xx rate, the counts of 2xx, 429 and anything else
+//!    (which must be none: no 5xx, no connection error), the latencies of the 2xx and of
+//!    the 429 answers, and whether `/healthz` answered throughout; the latencies are
+//!    judged by the `scim` benchmark's targets.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use reqwest::{Method, StatusCode, Url};
+use serde_json::json;
+
+use crate::OverloadArgs;
+use crate::report::{Report, Target, short, thousands};
+use crate::scim::{Api, LOOKUP_P95_MS, MEMBER_PATCH_P95_MS, SCIM_JSON, SCIM_PATH, User, create_users, okta_user};
+use crate::server::{self, Server};
+use crate::stats::Samples;
+
+/// The share of the measured capacity taken as sustainable.
+const SUSTAINABLE_SHARE: f64 = 0.7;
+/// The 2xx rate during the overload must reach this share of R.
+const SERVED_SHARE: f64 = 0.9;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Lookup,
+    Patch,
+    Create,
+}
+
+impl Op {
+    fn pick(rng: &mut StdRng) -> Op {
+        match rng.random_range(0..100) {
+            0..60 => Op::Lookup,
+            60..85 => Op::Patch,
+            _ => Op::Create,
+        }
+    }
+}
+
+/// One request of the mix, ready to send.
+struct Call {
+    op: Op,
+    method: Method,
+    url: Url,
+    body: Option<String>,
+}
+
+/// What came back.
+enum Outcome {
+    Served(Duration),
+    Limited(Duration),
+    Other(String),
+}
+
+#[derive(Clone)]
+struct Mix {
+    client: reqwest::Client,
+    base: String,
+    auth: String,
+    users: Arc<Vec<User>>,
+    /// The next user number to create.
+    next_user: Arc<AtomicUsize>,
+}
+
+impl Mix {
+    fn call(&self, rng: &mut StdRng) -> anyhow::Result<Call> {
+        let op = Op::pick(rng);
+        let user = self.users.get(rng.random_range(0..self.users.len())).context("no users")?;
+        let call = match op {
+            Op::Lookup => {
+                let mut url = Url::parse(&format!("{}/Users", self.base))?;
+                url.query_pairs_mut().append_pair("filter", &format!("userName eq \"{}\"", user.user_name));
+                Call { op, method: Method::GET, url, body: None }
+            }
+            Op::Patch => {
+                let body = crate::scim::patch(vec![
+                    json!({"op": "replace", "path": "displayName", "value": format!("Renamed {}", rng.random::<u32>())}),
+                ]);
+                let url = Url::parse(&format!("{}/Users/{}", self.base, user.id))?;
+                Call { op, method: Method::PATCH, url, body: Some(body.to_string()) }
+            }
+            Op::Create => {
+                let (body, _, _) = okta_user(self.next_user.fetch_add(1, Ordering::Relaxed));
+                let url = Url::parse(&format!("{}/Users", self.base))?;
+                Call { op, method: Method::POST, url, body: Some(body.to_string()) }
+            }
+        };
+        Ok(call)
+    }
+
+    async fn send(&self, call: Call) -> (Op, Outcome) {
+        let mut request = self
+            .client
+            .request(call.method.clone(), call.url.clone())
+            .header("Authorization", &self.auth)
+            .header("Accept", SCIM_JSON);
+        if let Some(body) = call.body {
+            request = request.header("Content-Type", SCIM_JSON).body(body);
+        }
+        let started = Instant::now();
+        let outcome = match request.send().await {
+            Ok(response) => {
+                let status = response.status();
+                let read = response.bytes().await;
+                let took = started.elapsed();
+                match read {
+                    Err(e) => Outcome::Other(format!("reading the answer to {}: {e}", call.method)),
+                    Ok(_) if status.is_success() => Outcome::Served(took),
+                    Ok(_) if status == StatusCode::TOO_MANY_REQUESTS => Outcome::Limited(took),
+                    Ok(body) => Outcome::Other(format!(
+                        "{} {} answered {status}: {}",
+                        call.method,
+                        call.url.path(),
+                        crate::scim::excerpt(&body)
+                    )),
+                }
+            }
+            Err(e) => Outcome::Other(format!("{} {}: {e}", call.method, call.url.path())),
+        };
+        (call.op, outcome)
+    }
+}
+
+/// Latencies by kind of answer.
+#[derive(Default)]
+struct Tally {
+    lookups: Samples,
+    writes: Samples,
+    limited: Samples,
+    others: Vec<String>,
+}
+
+impl Tally {
+    fn add(&mut self, op: Op, outcome: Outcome) {
+        match outcome {
+            Outcome::Served(d) if op == Op::Lookup => self.lookups.push(d),
+            Outcome::Served(d) => self.writes.push(d),
+            Outcome::Limited(d) => self.limited.push(d),
+            Outcome::Other(e) => self.others.push(e),
+        }
+    }
+    fn served(&self) -> Samples {
+        let mut all = self.lookups.clone();
+        all.extend(self.writes.clone());
+        all
+    }
+    fn total(&self) -> usize {
+        self.lookups.len() + self.writes.len() + self.limited.len() + self.others.len()
+    }
+}
+
+pub async fn run(args: OverloadArgs) -> anyhow::Result<bool> {
+    let started = Instant::now();
+    let users = args.users.unwrap_or(if args.quick { 500 } else { 2_000 });
+    let seconds = args.seconds.unwrap_or(if args.quick { 5 } else { 30 });
+    let measure_seconds = if args.quick { 3 } else { 10 };
+    ensure!(users >= 1 && seconds >= 1 && args.clients >= 1, "--users, --seconds and --clients must be at least 1");
+    let no_limit = ["--rate-limit-per-token".to_string(), "0".to_string()];
+    let mut launched = server::launch_with(&args.common, "overload", 512, &no_limit).await?;
+    let mut report = Report::default();
+    report.figure("backend", launched.backend.as_str());
+    let outcome = tokio::select! {
+        r = phases(&mut launched, &args, users, seconds, measure_seconds, &mut report) => r,
+        s = crate::interrupted() => Err(anyhow::anyhow!("interrupted by {s}")),
+    };
+    let all_met = launched.finish(report, outcome, "4. Server memory", args.common.keep, started)?;
+    Ok(all_met || !args.common.strict)
+}
+
+async fn phases(
+    launched: &mut server::Launched,
+    args: &OverloadArgs,
+    users: usize,
+    seconds: u64,
+    measure_seconds: u64,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let mut rng = StdRng::seed_from_u64(args.common.seed);
+    let base = |server: &Server| format!("http://{}{SCIM_PATH}", server.addr);
+
+    // 1. Users to look up and patch, then the capacity of the mix without a limit.
+    eprintln!("[1/3] seeding {} users, then measuring the mix with {} clients", thousands(users as u64), args.clients);
+    let api = Api::new(launched.client.clone(), base(&launched.server), &launched.token, SCIM_JSON);
+    let (seeded, _) =
+        create_users(&api, Url::parse(&format!("{}/Users", base(&launched.server)))?, users, 16, okta_user).await?;
+    let mut mix = Mix {
+        client: launched.client.clone(),
+        base: base(&launched.server),
+        auth: format!("Bearer {}", launched.token),
+        users: Arc::new(seeded),
+        next_user: Arc::new(AtomicUsize::new(users + 1)),
+    };
+    let (capacity, closed) = closed_loop(&mix, args.clients, Duration::from_secs(measure_seconds), &mut rng).await?;
+    launched.server.ensure_running()?;
+    let rate = match args.rate {
+        Some(r) => r,
+        None => ((capacity * SUSTAINABLE_SHARE / 10.0).floor() * 10.0).max(10.0) as u64,
+    };
+    let s = closed.served().summary();
+    report.section(format!(
+        "1. Capacity of the mix, no limit ({} closed-loop clients, {measure_seconds} s)",
+        args.clients
+    ));
+    report.info("60% userName eq, 25% PATCH, 15% POST", format!("{} /s", thousands(capacity.round() as u64)));
+    report.info("latency p50 / p95 / p99", format!("{} / {} / {} ms", short(s.p50), short(s.p95), short(s.p99)));
+    report.info(
+        format!("sustainable rate R ({})", if args.rate.is_some() { "--rate" } else { "70% of capacity" }),
+        format!("{} /s", thousands(rate)),
+    );
+    report.figure("capacity_per_s", capacity);
+    report.figure("capacity_p95_ms", s.p95);
+    report.figure("sustainable_per_s", rate);
+
+    // 2. The same database, served with a per-token limit of R.
+    let addr = server::free_local_addr()?;
+    let limit =
+        ["--rate-limit-per-token".to_string(), rate.to_string(), "--rate-limit-burst".to_string(), rate.to_string()];
+    let log = launched.tmp.path().join("server-limited.log");
+    let old = std::mem::replace(
+        &mut launched.server,
+        Server::start(&launched.binary, &launched.database, addr, log, &limit)?,
+    );
+    drop(old);
+    launched.server.wait_healthy(&launched.client, Duration::from_secs(60)).await?;
+    mix.base = base(&launched.server);
+    let offered_rate = 2 * rate;
+    eprintln!(
+        "[2/3] open loop at {} /s (2 x R) for {seconds} s, limit {} /s per token",
+        thousands(offered_rate),
+        thousands(rate)
+    );
+    let (tally, sent_seconds, health) =
+        open_loop(&mix, offered_rate, Duration::from_secs(seconds), &launched.server, &mut rng).await?;
+    launched.server.ensure_running()?;
+
+    // 3. The figures.
+    eprintln!("[3/3] done");
+    let total = tally.total();
+    let served = tally.served();
+    let (all, lookups, writes, limited) =
+        (served.summary(), tally.lookups.summary(), tally.writes.summary(), tally.limited.summary());
+    let offered = total as f64 / sent_seconds;
+    let served_rate = served.len() as f64 / sent_seconds;
+    report.section(format!(
+        "2. Open loop at 2 x R = {} /s for {seconds} s, limit R = {} /s per token",
+        thousands(offered_rate),
+        thousands(rate)
+    ));
+    report.info("offered rate", format!("{offered:.0} /s"));
+    report.checked(
+        "served_per_s",
+        format!("2xx rate (>= {:.0}% of R)", SERVED_SHARE * 100.0),
+        format!("{served_rate:.0} /s"),
+        served_rate,
+        Target::MinPerSec(rate as f64 * SERVED_SHARE),
+    );
+    report.info("2xx / 429 / other", format!("{} / {} / {}", served.len(), tally.limited.len(), tally.others.len()));
+    report.checked(
+        "answered_2xx_or_429",
+        "answered 2xx or 429 (no 5xx, no connection error)",
+        thousands((total - tally.others.len()) as u64),
+        (total - tally.others.len()) as f64,
+        Target::All(total as u64),
+    );
+    report.info("2xx p50 / p95 / p99", format!("{} / {} / {} ms", short(all.p50), short(all.p95), short(all.p99)));
+    report.checked(
+        "served_lookup_p95",
+        format!("2xx lookups p50 / p95 (n={})", lookups.n),
+        format!("{} / {} ms", short(lookups.p50), short(lookups.p95)),
+        lookups.p95,
+        Target::MaxMs(LOOKUP_P95_MS),
+    );
+    report.checked(
+        "served_write_p95",
+        format!("2xx PATCH and POST p50 / p95 (n={})", writes.n),
+        format!("{} / {} ms", short(writes.p50), short(writes.p95)),
+        writes.p95,
+        Target::MaxMs(MEMBER_PATCH_P95_MS),
+    );
+    report.checked(
+        "limited_p95",
+        "429 p50 / p95 / p99",
+        format!("{} / {} / {} ms", short(limited.p50), short(limited.p95), short(limited.p99)),
+        limited.p95,
+        Target::MaxMs(LOOKUP_P95_MS),
+    );
+    report.checked(
+        "healthz_ok",
+        "/healthz answered 200 (every 100 ms)",
+        format!("{} of {}", health.0, health.1),
+        health.0 as f64,
+        Target::All(health.1 as u64),
+    );
+    for e in tally.others.iter().take(5) {
+        report.info("  other", e.clone());
+    }
+    report.figure("offered_per_s", offered);
+    report.figure("served_count", served.len() as u64);
+    report.figure("limited_count", tally.limited.len() as u64);
+    report.figure("other_count", tally.others.len() as u64);
+    for (key, s) in [("served", &all), ("served_lookup", &lookups), ("served_write", &writes), ("limited", &limited)] {
+        report.figure(&format!("{key}_p50_ms"), s.p50);
+        report.figure(&format!("{key}_p95_ms"), s.p95);
+        report.figure(&format!("{key}_p99_ms"), s.p99);
+    }
+    report.figure("healthz_ok", health.0 as u64);
+    report.figure("healthz_probes", health.1 as u64);
+    Ok(())
+}
+
+/// `clients` clients sending the mix back to back for `duration`: completions per second.
+/// Everything must succeed (there is no limit yet).
+async fn closed_loop(mix: &Mix, clients: usize, duration: Duration, rng: &mut StdRng) -> anyhow::Result<(f64, Tally)> {
+    let started = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..clients {
+        let mix = mix.clone();
+        let mut rng = StdRng::seed_from_u64(rng.random());
+        workers.spawn(async move {
+            let mut tally = Tally::default();
+            while started.elapsed() < duration {
+                let call = mix.call(&mut rng)?;
+                match mix.send(call).await {
+                    (_, Outcome::Other(e)) => bail!("while measuring the capacity: {e}"),
+                    (_, Outcome::Limited(_)) => bail!("while measuring the capacity: 429 with no limit set"),
+                    (op, served) => tally.add(op, served),
+                }
+            }
+            Ok::<_, anyhow::Error>(tally)
+        });
+    }
+    let mut all = Tally::default();
+    while let Some(joined) = workers.join_next().await {
+        let tally = joined.context("a client task failed")??;
+        all.lookups.extend(tally.lookups);
+        all.writes.extend(tally.writes);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    Ok((all.total() as f64 / seconds, all))
+}
+
+/// Sends the mix at `rate` per second for `duration`, each request at its scheduled time
+/// whatever became of the earlier ones; probes `/healthz` meanwhile. Returns the tally,
+/// the seconds over which requests were sent, and (health probes answered 200, probes).
+async fn open_loop(
+    mix: &Mix,
+    rate: u64,
+    duration: Duration,
+    server: &Server,
+    rng: &mut StdRng,
+) -> anyhow::Result<(Tally, f64, (usize, usize))> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let probe = {
+        let (client, url) = (mix.client.clone(), format!("http://{}/healthz", server.addr));
+        tokio::spawn(async move {
+            let (mut ok, mut probes) = (0usize, 0usize);
+            let started = Instant::now();
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            while started.elapsed() < duration {
+                tick.tick().await;
+                probes += 1;
+                let answered = client.get(&url).timeout(Duration::from_secs(2)).send().await;
+                if answered.is_ok_and(|r| r.status() == StatusCode::OK) {
+                    ok += 1;
+                }
+            }
+            (ok, probes)
+        })
+    };
+    let started = Instant::now();
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let count = (rate as f64 * duration.as_secs_f64()).round() as u64;
+    for i in 0..count {
+        let at = started + interval.mul_f64(i as f64);
+        tokio::time::sleep_until(at.into()).await;
+        let call = mix.call(rng)?;
+        let (mix, tx) = (mix.clone(), tx.clone());
+        tokio::spawn(async move {
+            let _ = tx.send(mix.send(call).await);
+        });
+    }
+    let sent_seconds = started.elapsed().as_secs_f64().max(duration.as_secs_f64());
+    drop(tx);
+    let mut tally = Tally::default();
+    let collect = async {
+        while let Some((op, outcome)) = rx.recv().await {
+            tally.add(op, outcome);
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(120), collect).await.is_err() {
+        bail!("answers were still missing 120 s after the last request");
+    }
+    let health = probe.await.context("the health probe failed")?;
+    Ok((tally, sent_seconds, health))
+}
