@@ -53,14 +53,15 @@ pub struct OverloadArgs {
     /// Closed-loop clients measuring the capacity of the mix.
     #[arg(long, default_value_t = 8)]
     pub clients: usize,
-    /// The sustainable rate R per second [default: 70% of the measured capacity]; the
-    /// server is limited to R per token and offered 2 x R.
+    /// The sustainable rate R per second [default: the highest rate, in steps of a tenth
+    /// of the measured capacity, within half the latency targets]; the server is limited
+    /// to R per token and offered 2 x R.
     #[arg(long)]
     pub rate: Option<u64>,
     /// Seconds of the open loop at 2 x R [default: 30; 5 with --quick].
     #[arg(long)]
     pub seconds: Option<u64>,
-    /// A fast smoke run (500 users, 3 s of capacity, 5 s of overload), as in CI.
+    /// A fast smoke run (500 users, 3 s of capacity, steps of 2 s, 5 s of overload), as in CI.
     #[arg(long)]
     pub quick: bool,
 }
