@@ -223,7 +223,7 @@ async fn phases(
             r
         }
         None => {
-            let step_seconds = if args.quick { 2 } else { 5 };
+            let step_seconds = if args.quick { 2 } else { 10 };
             eprintln!("  finding the sustainable rate: open loop in steps of {step_seconds} s");
             let step = Duration::from_secs(step_seconds);
             let found = sustainable_rate(&mix, capacity, step, &launched.server, &mut rng).await?;
