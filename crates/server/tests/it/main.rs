@@ -5,6 +5,7 @@
 
 mod support;
 
+mod access_control;
 mod cli;
 mod entra;
 mod host_mapping;
