@@ -90,6 +90,7 @@ fn with_operations_layers(router: Router, metrics: Arc<crate::metrics::Metrics>,
     router
         .layer(CatchPanicLayer::new())
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(middleware::from_fn(crate::errors::refuse_unreadable_target))
         // Timeouts, panics and axum's rejections answer the body of the route's kind.
         .layer(middleware::from_fn(crate::errors::fill_error_body))
         .layer(

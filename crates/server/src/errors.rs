@@ -49,6 +49,32 @@ pub fn error_response(kind: RouteKind, status: StatusCode, message: &str) -> Res
     }
 }
 
+/// Refuses a request whose path or query string, once percent-decoded, is not UTF-8 or
+/// holds a NUL character: no handler could answer it meaningfully (and PostgreSQL cannot
+/// compare text with U+0000), so it is a 400 of the route's kind before any handler runs.
+pub async fn refuse_unreadable_target(request: Request, next: Next) -> Response {
+    let uri = request.uri();
+    let readable = |raw: &str| {
+        let bytes: Vec<u8> = percent_encoding::percent_decode_str(raw).collect();
+        std::str::from_utf8(&bytes).is_ok_and(|s| !s.contains('\0'))
+    };
+    let part = if !readable(uri.path()) {
+        Some("address")
+    } else if !uri.query().is_none_or(readable) {
+        Some("query string")
+    } else {
+        None
+    };
+    match part {
+        Some(part) => error_response(
+            route_kind(uri.path()),
+            StatusCode::BAD_REQUEST,
+            &format!("The {part} is not valid UTF-8 or contains a NUL character once percent-decoded"),
+        ),
+        None => next.run(request).await,
+    }
+}
+
 /// The longest body of a lower layer's error kept as the detail of the rewritten one
 /// (axum's rejections are one short sentence).
 const MAX_DETAIL_BYTES: usize = 1024;

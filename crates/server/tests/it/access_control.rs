@@ -115,27 +115,27 @@ fn access(method: &Method, template: &str) -> Option<Access> {
 }
 
 /// The data the sweep runs against: real ids for reads, and the credentials of each caller.
-struct World {
-    user_id: String,
-    group_id: String,
-    host_id: i64,
-    host_uuid: String,
-    label_id: i64,
-    api_user_id: i64,
-    tokens: Tokens,
-    person_ids: [(Role, i64); 3],
-    deleted_person_session: (String, String),
+pub(crate) struct World {
+    pub(crate) user_id: String,
+    pub(crate) group_id: String,
+    pub(crate) host_id: i64,
+    pub(crate) host_uuid: String,
+    pub(crate) label_id: i64,
+    pub(crate) api_user_id: i64,
+    pub(crate) tokens: Tokens,
+    pub(crate) person_ids: [(Role, i64); 3],
+    pub(crate) deleted_person_session: (String, String),
 }
 
-struct Tokens {
-    observer: String,
-    admin: String,
-    revoked: String,
+pub(crate) struct Tokens {
+    pub(crate) observer: String,
+    pub(crate) admin: String,
+    pub(crate) revoked: String,
 }
 
 /// Placeholder values that exist (for reads) or do not (for writes, which must then
 /// fail after authorization without changing anything).
-fn fill(template: &str, w: &World, existing: bool) -> String {
+pub(crate) fn fill(template: &str, w: &World, existing: bool) -> String {
     let scim_id = if template.contains("/Groups/") { &w.group_id } else { &w.user_id };
     let schema =
         if template.contains("/ResourceTypes/") { "User" } else { "urn:ietf:params:scim:schemas:core:2.0:User" };
@@ -168,13 +168,13 @@ fn fill(template: &str, w: &World, existing: bool) -> String {
 
 /// What one request carries.
 #[derive(Default)]
-struct Credentials {
-    bearer: Option<String>,
-    session: Option<(String, String)>,
-    send_csrf: bool,
+pub(crate) struct Credentials {
+    pub(crate) bearer: Option<String>,
+    pub(crate) session: Option<(String, String)>,
+    pub(crate) send_csrf: bool,
 }
 
-async fn new_session(app: &TestApp, user_id: i64) -> (String, String) {
+pub(crate) async fn new_session(app: &TestApp, user_id: i64) -> (String, String) {
     let (cookie, digest) = custodian::auth::generate_token();
     let (csrf, _) = custodian::auth::generate_token();
     let now = Utc::now();
@@ -278,7 +278,7 @@ async fn send(app: &TestApp, method: &Method, path: &str, creds: &Credentials) -
 
 /// The methods a route answers: every one not refused with 405 (probed as an admin with
 /// ids that do not exist, so nothing runs).
-async fn methods_of(app: &TestApp, w: &World, template: &str) -> Vec<Method> {
+pub(crate) async fn methods_of(app: &TestApp, w: &World, template: &str) -> Vec<Method> {
     let admin = Credentials {
         bearer: Some(w.tokens.admin.clone()),
         session: Some(new_session(app, w.person_ids[2].1).await),
@@ -332,7 +332,7 @@ fn assert_let_through(a: &Answer, read: bool, what: &str) {
 }
 
 /// Everything a refused or invalid request could have changed.
-async fn snapshot(app: &TestApp, admin: &str) -> Vec<Value> {
+pub(crate) async fn snapshot(app: &TestApp, admin: &str) -> Vec<Value> {
     let mut out = Vec::new();
     for path in [
         format!("{SCIM}/Users?count=1000"),
@@ -356,9 +356,9 @@ async fn snapshot(app: &TestApp, admin: &str) -> Vec<Value> {
     out
 }
 
-#[tokio::test]
-async fn every_route_answers_every_kind_of_caller_as_expected() {
-    let app = TestApp::spawn().await;
+/// A user in a group, a host linked to the user, a label, operators of every role (a
+/// token and a password person each), a deleted operator's token and session.
+pub(crate) async fn world(app: &TestApp) -> World {
     let user_id = app.create_user("jane@example.com").await;
     let group_id = app.create_group("Engineering").await;
     let host_id = app.enroll_host("host-1", Some("jane@example.com")).await;
@@ -377,10 +377,10 @@ async fn every_route_answers_every_kind_of_caller_as_expected() {
     let mut person_ids = [(Role::Observer, 0), (Role::Maintainer, 0), (Role::Admin, 0)];
     for (role, id) in &mut person_ids {
         let email = format!("{role}@example.com");
-        create_person(&app, &email, *role).await;
+        create_person(app, &email, *role).await;
         *id = app.store.list_api_users().await.unwrap().iter().find(|u| u.name == email).unwrap().id;
     }
-    create_person(&app, "gone@example.com", Role::Admin).await;
+    create_person(app, "gone@example.com", Role::Admin).await;
     let gone = app.store.list_api_users().await.unwrap().iter().find(|u| u.name == "gone@example.com").unwrap().id;
     let world_partial = World {
         user_id,
@@ -393,10 +393,16 @@ async fn every_route_answers_every_kind_of_caller_as_expected() {
         person_ids,
         deleted_person_session: (String::new(), String::new()),
     };
-    let deleted_person_session = new_session(&app, gone).await;
+    let deleted_person_session = new_session(app, gone).await;
     app.store.delete_api_user("gone@example.com").await.unwrap();
-    let w = World { deleted_person_session, ..world_partial };
+    World { deleted_person_session, ..world_partial }
+}
 
+#[tokio::test]
+async fn every_route_answers_every_kind_of_caller_as_expected() {
+    let app = TestApp::spawn().await;
+    let w = world(&app).await;
+    let admin = w.tokens.admin.clone();
     let before = snapshot(&app, &admin).await;
     let mut unknown = Vec::new();
     let mut checked = 0;

@@ -9,6 +9,7 @@ mod access_control;
 mod cli;
 mod entra;
 mod host_mapping;
+mod hostile;
 mod hosts_api;
 mod hosts_import;
 mod labels;
