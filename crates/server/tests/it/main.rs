@@ -5,7 +5,9 @@
 
 mod support;
 
+mod backup;
 mod cli;
+mod crash;
 mod entra;
 mod host_mapping;
 mod hosts_api;
