@@ -752,6 +752,9 @@ async fn sigkill_during_a_write_storm_loses_no_acknowledged_write_ten_times() {
         let restarted = Instant::now();
         let mut server = Server::start(&db.url, logs.path(), &format!("cycle{cycle}")).await;
         let start_ms = restarted.elapsed().as_millis();
+        // A clean start: recovery after the kill logs no error.
+        let log = server.log_text();
+        assert!(!log.contains("ERROR"), "cycle {cycle}: the server logged an error at start: {log}");
         let seen = read_all(&client, &server.base, &token).await;
         let applied_unanswered = if cycle == 1 {
             ledger = create_groups(&client, &server.base, &token).await;
