@@ -6,7 +6,9 @@
 mod support;
 
 mod access_control;
+mod backup;
 mod cli;
+mod crash;
 mod entra;
 mod host_mapping;
 mod hostile;
