@@ -24,4 +24,5 @@ mod render;
 mod scim_auth;
 mod scim_protocol;
 mod scim_status;
+mod secrets_in_logs;
 mod web;
