@@ -103,7 +103,45 @@ pub fn parse_resource(kind: ResourceKind, body: &Value) -> ScimResult<ResourceIn
     };
     let doc = Value::Object(doc);
     check_required(kind, &doc)?;
+    if kind == ResourceKind::User
+        && let Some(user_name) = doc.get("userName").and_then(Value::as_str)
+    {
+        check_user_name(user_name)?;
+    }
     Ok(ResourceInput { doc, members, password_supplied })
+}
+
+/// A userName must not pass for another one (UTS #39): no invisible or
+/// direction-changing characters, no compatibility forms (fullwidth letters), and a
+/// single script in each word, so that "j\u{430}ne" (Cyrillic а) cannot sit beside "jane". A name that
+/// differs from another only by its Unicode normalisation is the same name (see
+/// `filter::eval`, which compares NFC forms), so it is refused as taken, not here.
+pub fn check_user_name(user_name: &str) -> ScimResult<()> {
+    use unicode_normalization::UnicodeNormalization;
+    use unicode_security::MixedScript;
+    let refuse = |why: &str| Err(ScimError::invalid_value(format!("userName {why}")));
+    if let Some(c) = user_name.chars().find(|c| c.is_control() || is_invisible(*c)) {
+        return refuse(&format!("contains the invisible or control character U+{:04X}", c as u32));
+    }
+    if !user_name.nfkc().eq(user_name.nfc()) {
+        return refuse("contains compatibility characters (such as fullwidth letters): send its NFKC form");
+    }
+    // Per word: "\u{438}\u{432}\u{430}\u{43d}@example.com" is two scripts, each word one.
+    let mut words = user_name.split(|c: char| c.is_ascii_punctuation() || c.is_whitespace());
+    if !words.all(|word| word.is_single_script()) {
+        return refuse("mixes writing systems (such as Latin and Cyrillic letters), which makes look-alike names");
+    }
+    Ok(())
+}
+
+/// Default-ignorable and bidirectional-control characters: they change how a name
+/// looks, or make it look like another, without being seen.
+fn is_invisible(c: char) -> bool {
+    matches!(c as u32,
+        0x00AD | 0x034F | 0x061C | 0x115F | 0x1160 | 0x17B4 | 0x17B5 | 0x180B..=0x180F
+        | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x206F | 0x3164 | 0xFE00..=0xFE0F
+        | 0xFEFF | 0xFFA0 | 0xFFF0..=0xFFF8 | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A
+        | 0xE0000..=0xE0FFF)
 }
 
 /// `schemas` is optional on input (several clients omit it), but when present it must be
@@ -531,6 +569,36 @@ mod tests {
     use crate::ScimType;
     use crate::schema::{ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA};
     use chrono::TimeZone;
+
+    #[test]
+    fn user_names_that_pass_for_another_are_refused() {
+        for ok in [
+            "jane@example.com",
+            "jos\u{e9}@example.com",
+            "\u{438}\u{432}\u{430}\u{43d}@example.com",
+            "\u{5c71}\u{7530}\u{3084}\u{307e}\u{3060}@example.jp",
+            "o'brien-2@example.com",
+        ] {
+            assert!(check_user_name(ok).is_ok(), "{ok}");
+        }
+        for (bad, why) in [
+            ("j\u{430}ne@example.com", "mixes"),
+            ("jane\u{202e}moc@example.com", "U+202E"),
+            ("ja\u{200d}ne@example.com", "U+200D"),
+            ("ja\u{ad}ne@example.com", "U+00AD"),
+            ("ja\tne@example.com", "U+0009"),
+            ("\u{ff4a}ane@example.com", "compatibility"),
+        ] {
+            let e = check_user_name(bad).unwrap_err();
+            assert_eq!((e.status, e.scim_type), (400, Some(ScimType::InvalidValue)), "{bad}");
+            assert!(e.detail.contains(why), "{bad}: {}", e.detail);
+        }
+        // Through a resource body too (POST, PUT and the result of a PATCH).
+        let body = json!({"userName": "j\u{430}ne@example.com"});
+        assert!(parse_resource(ResourceKind::User, &body).is_err());
+        let group = json!({"displayName": "j\u{430}ne's team"});
+        assert!(parse_resource(ResourceKind::Group, &group).is_ok(), "group names are not user names");
+    }
 
     fn user(body: Value) -> ScimResult<ResourceInput> {
         parse_resource(ResourceKind::User, &body)

@@ -22,6 +22,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::recorder::RequestRecorder;
+use crate::routes::Routes;
 
 /// Settings of a running server that handlers need.
 #[derive(Debug, Clone)]
@@ -62,18 +63,23 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// How long `/readyz` waits for the database.
 pub const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub fn router(state: AppState) -> Router {
-    let mut app = Router::new()
+/// The router of every surface, and the path templates of its routes.
+pub fn router(state: AppState) -> (Router, Vec<String>) {
+    let mut routes = Routes::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(crate::metrics::serve));
     for mount in crate::scim::MOUNTS {
-        app = app.nest(mount, crate::scim::router(state.clone()));
+        routes = routes.nest(mount, crate::scim::router(state.clone()));
     }
+    let (router, templates) = routes.merge(crate::api::router()).merge(crate::web::router()).into_parts();
     let metrics = state.metrics.clone();
     let limits = state.config.limits.clone();
-    let app = app.merge(crate::api::router()).merge(crate::web::router()).with_state(state);
-    with_operations_layers(with_protection_layers(app, &limits), metrics, limits.request_timeout)
+    let hsts = state.config.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
+    let router = with_protection_layers(router.fallback(no_route).with_state(state), &limits);
+    let router = with_operations_layers(router, metrics, limits.request_timeout)
+        .layer(middleware::from_fn(move |request, next| crate::errors::security_headers(hsts, request, next)));
+    (router, templates)
 }
 
 /// The limits every route gets, inside the operations layers (so that their answers are
@@ -90,6 +96,12 @@ fn with_protection_layers(router: Router, limits: &crate::limits::Limits) -> Rou
         .layer(middleware::from_fn(limits::header_size))
 }
 
+/// No route at this path: a 404 of the path's kind (the SCIM mounts have their own).
+async fn no_route(uri: axum::http::Uri) -> Response {
+    let kind = crate::errors::route_kind(uri.path());
+    crate::errors::error_response(kind, StatusCode::NOT_FOUND, "There is nothing at this address")
+}
+
 /// How long a request may take before it is answered 408.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -101,6 +113,9 @@ fn with_operations_layers(router: Router, metrics: Arc<crate::metrics::Metrics>,
     router
         .layer(CatchPanicLayer::new())
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(middleware::from_fn(crate::errors::refuse_unreadable_target))
+        // Timeouts, panics and axum's rejections answer the body of the route's kind.
+        .layer(middleware::from_fn(crate::errors::fill_error_body))
         .layer(
             // Spans name the route template, never the raw path (ids, emails), the query
             // string nor bodies; one line per request at info level, with its status.
@@ -184,6 +199,8 @@ pub(crate) async fn readiness(
 pub struct App {
     pub router: Router,
     pub state: AppState,
+    /// The path templates of every route, for tests that must reach them all.
+    pub route_templates: Vec<String>,
     recorder_task: tokio::task::JoinHandle<()>,
     webhook_task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -194,7 +211,8 @@ impl App {
         let webhook_task = config.offboarding_webhook.clone().map(|c| crate::webhooks::start(store.clone(), c));
         let state =
             AppState { store, tokens: Arc::default(), recorder, config: Arc::new(config), metrics: Arc::default() };
-        App { router: router(state.clone()), state, recorder_task, webhook_task }
+        let (router, route_templates) = router(state.clone());
+        App { router, state, route_templates, recorder_task, webhook_task }
     }
 
     /// Serves until `shutdown` completes; requests in flight finish, then the request
@@ -204,7 +222,7 @@ impl App {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let App { router, state, recorder_task, webhook_task } = self;
+        let App { router, state, recorder_task, webhook_task, .. } = self;
         serve_connections(listener, router, &state.config.limits, shutdown).await;
         // An attempt cut short is retried after its lease: delivery is at least once.
         if let Some(task) = webhook_task {

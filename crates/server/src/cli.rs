@@ -1,4 +1,5 @@
-//! The command line: `serve`, `migrate`, `user create|list|delete` and `hosts import`.
+//! The command line: `serve`, `migrate`, `backup`, `restore`, `user create|list|delete` and
+//! `hosts import`.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -59,6 +60,28 @@ pub enum Command {
     User {
         #[command(subcommand)]
         command: UserCommand,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+    /// Copies a live SQLite database to FILE without stopping the server: one consistent
+    /// snapshot, checked (SQLite integrity check, Custodian's schema), synced, then moved
+    /// into place. PostgreSQL: use `pg_dump -Fc` (README, Backups).
+    Backup {
+        /// Where to write the copy; refused when it exists, unless --force.
+        file: PathBuf,
+        /// Replace FILE when it exists.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+    /// Puts a backup made by `custodian backup` in place of the SQLite database. Refused
+    /// while a server (or any other command) has the database open. The replaced database
+    /// is kept beside it as `<db>.before-restore-<UTC time>`; the next `custodian serve`
+    /// applies any migrations the backup lacks.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
         #[command(flatten)]
         database: DatabaseArg,
     },
@@ -215,6 +238,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::User { command, database } => user(command, &database).await,
+        Command::Backup { file, force, database } => backup(&file, force, &database).await,
+        Command::Restore { file, database } => restore(&file, &database).await,
         Command::Hosts { command: HostsCommand::Import { file, format, batch_size }, database } => {
             match import_hosts(&file, format, batch_size, &database).await {
                 Ok(0) => Ok(()),
@@ -262,6 +287,53 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let app = App::new(store, config);
     app.serve(listener, shutdown_signal()).await?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// The SQLite URL of a backup or restore, or the reason there is none.
+fn sqlite_url<'a>(database: &'a DatabaseArg, what: &str) -> anyhow::Result<&'a str> {
+    let url = database.url.as_str();
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        anyhow::bail!(
+            "custodian {what} works on SQLite databases only, and {} is PostgreSQL: back it up with \
+             `pg_dump -Fc` and restore with `pg_restore` (see \"Backups\" in the README)",
+            custodian_store::redact_url(url)
+        );
+    }
+    if !url.starts_with("sqlite:") {
+        anyhow::bail!("unsupported database URL '{}': expected sqlite://PATH", custodian_store::redact_url(url));
+    }
+    Ok(url)
+}
+
+async fn backup(file: &Path, force: bool, database: &DatabaseArg) -> anyhow::Result<()> {
+    let url = sqlite_url(database, "backup")?;
+    let report = custodian_store::sqlite::backup::backup(url, file, force)
+        .await
+        .with_context(|| format!("backing up {} to {}", custodian_store::redact_url(url), file.display()))?;
+    eprintln!(
+        "Backed up {} to {} ({} bytes, {} migrations applied); its integrity is checked.",
+        custodian_store::redact_url(url),
+        report.path.display(),
+        report.bytes,
+        report.migrations
+    );
+    Ok(())
+}
+
+async fn restore(file: &Path, database: &DatabaseArg) -> anyhow::Result<()> {
+    let url = sqlite_url(database, "restore")?;
+    let report = custodian_store::sqlite::backup::restore(url, file)
+        .await
+        .with_context(|| format!("restoring {} into {}", file.display(), custodian_store::redact_url(url)))?;
+    eprintln!("Restored {} into {} ({} bytes).", file.display(), report.path.display(), report.bytes);
+    if let Some(previous) = report.previous {
+        eprintln!(
+            "The database it replaced is kept as {} (restore that file the same way to undo).",
+            previous.display()
+        );
+    }
+    eprintln!("Start the server: it applies any migrations the backup lacks.");
     Ok(())
 }
 

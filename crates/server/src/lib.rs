@@ -10,6 +10,7 @@ pub mod limits;
 pub mod metrics;
 pub mod passwords;
 pub mod recorder;
+pub mod routes;
 pub mod scim;
 pub mod web;
 pub mod webhooks;

@@ -34,7 +34,14 @@ pub enum CompareKey {
 fn str_key(def: &AttributeDef, s: &str) -> Option<CompareKey> {
     match def.ty {
         AttrType::String | AttrType::Reference | AttrType::Binary => {
-            Some(CompareKey::Str(if def.case_exact { s.to_owned() } else { s.to_lowercase() }))
+            // NFC: a name sent composed and the same name sent decomposed are one name
+            // (uniqueness and filters alike); the stored value stays as sent.
+            let s = if unicode_normalization::is_nfc_quick(s.chars()) == unicode_normalization::IsNormalized::Yes {
+                std::borrow::Cow::Borrowed(s)
+            } else {
+                std::borrow::Cow::Owned(unicode_normalization::UnicodeNormalization::nfc(s).collect::<String>())
+            };
+            Some(CompareKey::Str(if def.case_exact { s.into_owned() } else { s.to_lowercase() }))
         }
         AttrType::Boolean if s.eq_ignore_ascii_case("true") => Some(CompareKey::Bool(true)),
         AttrType::Boolean if s.eq_ignore_ascii_case("false") => Some(CompareKey::Bool(false)),
@@ -431,6 +438,9 @@ mod tests {
         let leaf = |p: &str| rs.resolve_path(p).map(|r| r.leaf()).unwrap();
         assert_eq!(value_key(leaf("userName"), &json!("ÄBC")), Some(CompareKey::Str("äbc".into())));
         assert_eq!(value_key(leaf("id"), &json!("ÄBC")), Some(CompareKey::Str("ÄBC".into())));
+        // Composed and decomposed forms of one name have one key (NFC).
+        assert_eq!(value_key(leaf("userName"), &json!("Jose\u{301}")), Some(CompareKey::Str("jos\u{e9}".into())));
+        assert_eq!(value_key(leaf("id"), &json!("e\u{301}")), Some(CompareKey::Str("\u{e9}".into())));
         assert_eq!(value_key(leaf("active"), &json!("TRUE")), Some(CompareKey::Bool(true)));
         assert_eq!(value_key(leaf("active"), &json!(true)), Some(CompareKey::Bool(true)));
         assert_eq!(value_key(leaf("active"), &json!(1)), None);

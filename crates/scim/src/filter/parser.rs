@@ -155,6 +155,11 @@ fn lex(input: &str) -> ScimResult<Vec<Token<'_>>> {
                     .get(start..i)
                     .and_then(|lit| serde_json::from_str::<String>(lit).ok())
                     .ok_or_else(|| error_at(input, start, "invalid string (not a valid JSON string)"))?;
+                // No stored value holds U+0000 (PostgreSQL cannot store it): refused alike
+                // on every backend.
+                if s.contains('\0') {
+                    return Err(error_at(input, start, "strings may not contain NUL (U+0000)"));
+                }
                 Tok::Str(s)
             }
             b'-' | b'0'..=b'9' => {
@@ -653,6 +658,9 @@ mod tests {
         assert_eq!(show(&user("title PR")), "title pr");
         assert_eq!(show(&user("active Eq TRUE")), "active eq Bool(true)");
         assert_eq!(show(&user("externalId eq NULL")), "externalId eq Null");
+        let e = parse_filter(ResourceKind::User, r#"userName eq "a\u0000b""#).unwrap_err();
+        assert_eq!(e.scim_type, Some(crate::ScimType::InvalidFilter));
+        assert!(e.detail.contains("NUL"), "{}", e.detail);
     }
 
     #[test]

@@ -9,13 +9,13 @@ pub mod render;
 mod scim_status;
 pub mod webhooks;
 
-use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use custodian_domain::{ApiUser, StoreError};
 
 use crate::app::AppState;
+use crate::routes::Routes;
 
 /// An error on the JSON API: `{"message", "errors": [{"name", "reason"}]}`.
 #[derive(Debug)]
@@ -94,9 +94,14 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> ApiResult<Ap
     state.tokens.authenticate(state.store.as_ref(), token).await?.ok_or_else(ApiError::unauthorized)
 }
 
-pub fn router() -> Router<AppState> {
-    let mut r = Router::new().route("/api/openapi.json", get(openapi::document));
-    for prefix in ["/api/v1/fleet", "/api/latest/fleet"] {
+/// Where the Fleet-compatible API is served.
+pub const PREFIXES: &[&str] = &["/api/v1/fleet", "/api/latest/fleet"];
+/// The JSON API's routes that sit under the SCIM mount point `/api/*/fleet/scim`.
+pub const SCIM_STATUS_ROUTES: &[&str] = &["/scim/details", "/scim/requests"];
+
+pub fn router() -> Routes<AppState> {
+    let mut r = Routes::new().route("/api/openapi.json", get(openapi::document));
+    for prefix in PREFIXES {
         r = r
             .route(&format!("{prefix}/scim/details"), get(scim_status::details))
             .route(&format!("{prefix}/scim/requests"), get(scim_status::requests))

@@ -8,7 +8,6 @@ mod resources;
 use std::collections::HashMap;
 use std::time::Instant;
 
-use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{NestedPath, OriginalUri, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -21,6 +20,7 @@ use custodian_scim::ScimError;
 use serde_json::Value;
 
 use crate::app::AppState;
+use crate::routes::Routes;
 
 pub const SCIM_CONTENT_TYPE: &str = "application/scim+json";
 /// The largest request body accepted on SCIM routes; advertised as bulk.maxPayloadSize.
@@ -154,8 +154,8 @@ impl QueryParams {
 }
 
 /// The routes of one mount point.
-pub fn router(state: AppState) -> Router<AppState> {
-    Router::new()
+pub fn router(state: AppState) -> Routes<AppState> {
+    Routes::new()
         .route("/ServiceProviderConfig", get(discovery::service_provider_config))
         .route("/Schemas", get(discovery::schemas))
         .route("/Schemas/{id}", get(discovery::schema))
@@ -182,9 +182,12 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/.search", post(resources::search_root))
         .route("/Bulk", post(bulk::bulk))
         .route("/Me", axum::routing::any(me))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state, authenticate_and_record))
+        .map(|router| {
+            router
+                .fallback(not_found)
+                .method_not_allowed_fallback(method_not_allowed)
+                .layer(middleware::from_fn_with_state(state, authenticate_and_record))
+        })
 }
 
 async fn me() -> ScimApiError {

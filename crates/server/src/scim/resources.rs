@@ -171,6 +171,19 @@ impl SearchParams {
 
     /// A SearchRequest body (RFC 7644 §3.4.3); attribute lists may be arrays or strings.
     pub fn from_body(body: &Value) -> ScimResult<Self> {
+        // A member that is no SearchRequest parameter is a client's mistake (a resource
+        // sent to the wrong endpoint): answered, not silently ignored.
+        const PARAMETERS: &[&str] =
+            &["schemas", "attributes", "excludedAttributes", "filter", "sortBy", "sortOrder", "startIndex", "count"];
+        if let Some(unknown) =
+            body.as_object().and_then(|o| o.keys().find(|k| !PARAMETERS.iter().any(|p| p.eq_ignore_ascii_case(k))))
+        {
+            return Err(ScimError::invalid_syntax(format!(
+                "'{}' is not a SearchRequest parameter (RFC 7644 §3.4.3)",
+                truncate(unknown, 64)
+            ))
+            .into());
+        }
         let field = |name: &str| {
             body.as_object().and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case(name))).map(|(_, v)| v)
         };

@@ -9,7 +9,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::layout::{Nav, csrf, page, pager, thousands, when};
-use super::session::{Posted, Viewer};
+use super::session::{CanWrite, Posted, Viewer};
 use super::{WebError, WebResult};
 use crate::api::hosts::{HostBody, host_query};
 use crate::app::AppState;
@@ -303,7 +303,7 @@ pub struct IdpUsernameForm {
 pub async fn set_idp_username(
     State(state): State<AppState>,
     Path(raw): Path<String>,
-    posted: Posted<IdpUsernameForm>,
+    posted: Posted<IdpUsernameForm, CanWrite>,
 ) -> WebResult<Response> {
     let actor = posted.viewer.require_write()?;
     let id = host_id(&raw)?;
@@ -330,7 +330,7 @@ pub struct Empty {}
 pub async fn delete_idp_username(
     State(state): State<AppState>,
     Path(raw): Path<String>,
-    posted: Posted<Empty>,
+    posted: Posted<Empty, CanWrite>,
 ) -> WebResult<Response> {
     let actor = posted.viewer.require_write()?;
     let id = host_id(&raw)?;

@@ -10,7 +10,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::layout::{Nav, ago, csrf, page, thousands, when};
-use super::session::{Posted, Viewer, origin};
+use super::session::{AdminOnly, Posted, Viewer, origin};
 use super::{WebError, WebResult};
 use crate::app::AppState;
 
@@ -205,7 +205,7 @@ pub struct TokenForm {
 pub async fn create_token(
     State(state): State<AppState>,
     headers: HeaderMap,
-    posted: Posted<TokenForm>,
+    posted: Posted<TokenForm, AdminOnly>,
 ) -> WebResult<Response> {
     posted.viewer.require_admin()?;
     let name = posted.form.name.trim();
@@ -235,7 +235,7 @@ pub struct Empty {}
 pub async fn revoke_token(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    posted: Posted<Empty>,
+    posted: Posted<Empty, AdminOnly>,
 ) -> WebResult<Response> {
     posted.viewer.require_admin()?;
     let target = state.store.list_api_users().await?.into_iter().find(|u| u.id == id && u.api_only);

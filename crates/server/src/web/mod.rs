@@ -11,15 +11,13 @@ mod people;
 pub mod session;
 mod sign_in;
 
-use axum::Router;
-use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use custodian_domain::StoreError;
 
 use crate::app::AppState;
+use crate::routes::Routes;
 
 /// An error on a page. Rendered as an HTML page (or a redirect to sign-in).
 #[derive(Debug)]
@@ -88,8 +86,8 @@ impl IntoResponse for WebError {
 pub type WebResult<T> = Result<T, WebError>;
 
 /// The pages and their form routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> Routes<AppState> {
+    Routes::new()
         .route("/", get(|| async { Redirect::to("/hosts") }))
         .route("/login", get(sign_in::login_page).post(sign_in::login_submit))
         .route("/logout", post(sign_in::logout))
@@ -107,27 +105,5 @@ pub fn router() -> Router<AppState> {
         .route("/settings/integrations/identity-provider", get(idp::show))
         .route("/settings/integrations/identity-provider/tokens", post(idp::create_token))
         .route("/settings/integrations/identity-provider/tokens/{id}/revoke", post(idp::revoke_token))
-        .layer(middleware::from_fn(page_headers))
         .route("/assets/{name}", get(assets::serve))
-}
-
-/// Headers of every page: a strict Content-Security-Policy (no inline script or style),
-/// no framing, no MIME sniffing, and no caching of pages that show personal data.
-async fn page_headers(request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; \
-             base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-        ),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
-    if !h.contains_key(header::CACHE_CONTROL) {
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
-    response
 }

@@ -154,27 +154,74 @@ impl FromRequestParts<AppState> for Viewer {
     }
 }
 
-/// Reads a urlencoded form body (at most 64 KiB) into its fields and `T`.
-async fn read_form<T: DeserializeOwned>(parts: Parts, body: Body, state: &AppState) -> WebResult<(Option<String>, T)> {
+/// Reads a urlencoded form body (at most 64 KiB); returns it with its CSRF field.
+async fn read_form_body(body: Body) -> WebResult<(axum::body::Bytes, Option<String>)> {
     let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
         .await
         .map_err(|_| WebError::BadRequest("The form is too large.".into()))?;
+    // Refused rather than decoded with replacement characters: no field of ours holds
+    // invalid UTF-8 or NUL, so such a form is forged or broken.
+    let readable = bytes.split(|b| *b == b'&').all(|field| {
+        let decoded: Vec<u8> = percent_encoding::percent_decode(field).collect();
+        std::str::from_utf8(&decoded).is_ok_and(|s| !s.contains('\0'))
+    });
+    if !readable {
+        return Err(WebError::BadRequest("The form is not valid UTF-8 or contains a NUL character.".into()));
+    }
     let sent = form_urlencoded::parse(&bytes).find(|(k, _)| k == CSRF_FIELD).map(|(_, v)| v.into_owned());
+    Ok((bytes, sent))
+}
+
+/// The fields of a form body read by `read_form_body`.
+async fn decode_form<T: DeserializeOwned>(parts: Parts, bytes: axum::body::Bytes, state: &AppState) -> WebResult<T> {
     let request = Request::from_parts(parts, Body::from(bytes));
     let Form(form) = Form::<T>::from_request(request, state)
         .await
         .map_err(|e| WebError::BadRequest(format!("The form could not be read: {e}")))?;
-    Ok((sent, form))
+    Ok(form)
 }
 
-/// A form posted by a signed-in operator: origin checked, CSRF token checked in constant
-/// time, then the fields. Every POST route but sign-in and set-up takes one.
-pub struct Posted<T> {
+/// Which operators may post a form, checked before its fields are read (so that a
+/// refused operator learns nothing from validation errors).
+pub trait FormRole {
+    fn check(viewer: &Viewer) -> WebResult<()>;
+}
+
+/// Any signed-in operator (signing out).
+pub struct AnyRole;
+/// Maintainers and admins.
+pub struct CanWrite;
+/// Admins only.
+pub struct AdminOnly;
+
+impl FormRole for AnyRole {
+    fn check(_: &Viewer) -> WebResult<()> {
+        Ok(())
+    }
+}
+
+impl FormRole for CanWrite {
+    fn check(viewer: &Viewer) -> WebResult<()> {
+        viewer.require_write().map(|_| ())
+    }
+}
+
+impl FormRole for AdminOnly {
+    fn check(viewer: &Viewer) -> WebResult<()> {
+        viewer.require_admin().map(|_| ())
+    }
+}
+
+/// A form posted by a signed-in operator whose role `R` allows it: origin checked, CSRF
+/// token checked in constant time, role checked, then the fields. Every POST route but
+/// sign-in and set-up takes one.
+pub struct Posted<T, R: FormRole = AnyRole> {
     pub viewer: Viewer,
     pub form: T,
+    _role: std::marker::PhantomData<R>,
 }
 
-impl<T: DeserializeOwned + Send> FromRequest<AppState> for Posted<T> {
+impl<T: DeserializeOwned + Send, R: FormRole> FromRequest<AppState> for Posted<T, R> {
     type Rejection = WebError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
@@ -182,12 +229,14 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for Posted<T> {
         check_origin(state, &parts.headers)?;
         let viewer = Viewer::from_request_parts(&mut parts, state).await?;
         let header_token = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let (field_token, form) = read_form::<T>(parts, body, state).await?;
+        let (bytes, field_token) = read_form_body(body).await?;
         let sent = header_token.or(field_token).unwrap_or_default();
         if !same_secret(&sent, &viewer.csrf_token) {
             return Err(WebError::Csrf);
         }
-        Ok(Posted { viewer, form })
+        R::check(&viewer)?;
+        let form = decode_form::<T>(parts, bytes, state).await?;
+        Ok(Posted { viewer, form, _role: std::marker::PhantomData })
     }
 }
 
@@ -202,11 +251,11 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for PreSessionForm<T> {
         let (parts, body) = request.into_parts();
         check_origin(state, &parts.headers)?;
         let expected = cookie(&parts.headers, PRE_SESSION_COOKIE).unwrap_or_default().to_string();
-        let (sent, form) = read_form::<T>(parts, body, state).await?;
+        let (bytes, sent) = read_form_body(body).await?;
         if !same_secret(&sent.unwrap_or_default(), &expected) {
             return Err(WebError::Csrf);
         }
-        Ok(PreSessionForm(form))
+        Ok(PreSessionForm(decode_form::<T>(parts, bytes, state).await?))
     }
 }
 

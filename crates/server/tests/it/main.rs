@@ -5,9 +5,13 @@
 
 mod support;
 
+mod access_control;
+mod backup;
 mod cli;
+mod crash;
 mod entra;
 mod host_mapping;
+mod hostile;
 mod hosts_api;
 mod hosts_import;
 mod labels;
@@ -21,4 +25,5 @@ mod render;
 mod scim_auth;
 mod scim_protocol;
 mod scim_status;
+mod secrets_in_logs;
 mod web;

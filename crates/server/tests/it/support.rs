@@ -21,6 +21,8 @@ pub struct TestApp {
     /// A maintainer's token.
     pub token: String,
     pub client: reqwest::Client,
+    /// The path templates of every route of the server (from its router).
+    pub routes: Vec<String>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
     pub db: TestDb,
@@ -150,6 +152,7 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = App::new(store.clone(), config);
+        let routes = app.route_templates.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             app.serve(listener, async {
@@ -163,6 +166,7 @@ impl TestApp {
             store,
             token,
             client: reqwest::Client::new(),
+            routes,
             shutdown: Some(tx),
             server: Some(server),
             db,

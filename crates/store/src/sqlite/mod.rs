@@ -3,6 +3,7 @@
 //! that WAL lets run beside it. Every write is one `BEGIN IMMEDIATE` transaction.
 
 mod access;
+pub mod backup;
 mod group_commit;
 mod host_batch;
 mod hosts;
@@ -29,6 +30,9 @@ pub struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
     creates: group_commit::Creates,
+    /// A shared lock on `<db>.in-use-lock` for as long as the store is open, so that
+    /// `custodian restore` (which needs it exclusive) never swaps the file under us.
+    _in_use: Option<std::fs::File>,
 }
 
 pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
@@ -55,6 +59,7 @@ impl SqliteStore {
                 })?;
             }
         }
+        let in_use = hold_in_use_lock(options.get_filename()).await?;
         let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -102,7 +107,7 @@ impl SqliteStore {
             .await
             .map_err(db_err)?;
         let creates = group_commit::Creates::start(write.clone());
-        Ok(SqliteStore { read, write, creates })
+        Ok(SqliteStore { read, write, creates, _in_use: in_use })
     }
 
     /// Closes both pools, waiting for connections in use to be returned.
@@ -110,6 +115,36 @@ impl SqliteStore {
         self.read.close().await;
         self.write.close().await;
     }
+}
+
+/// Takes the shared in-use lock of a database file, waiting while a restore holds it
+/// exclusively. None for an in-memory database.
+async fn hold_in_use_lock(db: &Path) -> Result<Option<std::fs::File>, StoreError> {
+    if db.as_os_str().is_empty() || db.as_os_str() == ":memory:" {
+        return Ok(None);
+    }
+    let lock_path = backup::in_use_lock_path(db);
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| StoreError::Database(format!("cannot open {}: {e}", lock_path.display())))?;
+    match lock.try_lock_shared() {
+        Ok(()) => return Ok(Some(lock)),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            tracing::warn!(lock = %lock_path.display(), "the database is being restored; waiting until it is done");
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(StoreError::Database(format!("cannot lock {}: {e}", lock_path.display())));
+        }
+    }
+    let shown = lock_path.display().to_string();
+    tokio::task::spawn_blocking(move || lock.lock_shared().map(|()| lock))
+        .await
+        .map_err(|e| StoreError::Database(format!("waiting for {shown}: {e}")))?
+        .map(Some)
+        .map_err(|e| StoreError::Database(format!("cannot lock {shown}: {e}")))
 }
 
 /// The migrations applied so far; none when the bookkeeping table does not exist yet.

@@ -1,0 +1,365 @@
+//! One corpus of hostile input sent to every route of the router (`App::route_templates`)
+//! with every method it answers, as an admin who may reach the parsing: malformed and
+//! truncated JSON, JSON nested 10,000 deep, 10 MB strings, invalid UTF-8, NUL bytes,
+//! numbers where strings belong, filters of thousands of terms, look-alike and
+//! differently normalised user names, path traversal in ids, oversize headers.
+//! Every answer is a 4xx with an error body of the route's kind, within the client's
+//! timeout, and the data afterwards is exactly what it was before.
+
+use std::time::Duration;
+
+use custodian::errors::{RouteKind, route_kind};
+use reqwest::header::{HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::access_control::{Credentials, World, fill, methods_of, new_session, snapshot, world};
+use crate::support::{SCIM, TestApp};
+
+/// One hostile request: a body (with its content type), a path, a query, headers.
+struct Case {
+    name: String,
+    path: String,
+    content_type: Option<&'static str>,
+    body: Option<Vec<u8>>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Case {
+    fn new(name: impl Into<String>, path: impl Into<String>) -> Self {
+        Case { name: name.into(), path: path.into(), content_type: None, body: None, headers: Vec::new() }
+    }
+    fn json(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.content_type = Some("application/scim+json");
+        self.body = Some(body.into());
+        self
+    }
+    fn form(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.content_type = Some("application/x-www-form-urlencoded");
+        self.body = Some(body.into());
+        self
+    }
+    fn header(mut self, name: &str, value: HeaderValue) -> Self {
+        self.headers.push((HeaderName::from_bytes(name.as_bytes()).unwrap(), value));
+        self
+    }
+}
+
+const TEN_MB: usize = 10 * 1024 * 1024;
+
+/// JSON bodies no route may accept.
+fn hostile_json_bodies() -> Vec<(&'static str, Vec<u8>)> {
+    let deep_arrays = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let deep_objects = format!("{}1{}", "{\"a\":".repeat(10_000), "}".repeat(10_000));
+    let valid = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "mallory@example.com",
+        "name": {"givenName": "Mallory"},
+        "Operations": [{"op": "replace", "path": "displayName", "value": "Mallory"}]
+    })
+    .to_string();
+    let mut invalid_utf8 = br#"{"userName": "mallory"#.to_vec();
+    invalid_utf8.extend_from_slice(&[0xff, 0xfe, 0xc3]);
+    invalid_utf8.extend_from_slice(br#"@example.com", "displayName": "x"}"#);
+    let mut raw_nul = br#"{"userName": "mal"#.to_vec();
+    raw_nul.push(0);
+    raw_nul.extend_from_slice(br#"lory@example.com"}"#);
+    vec![
+        ("malformed JSON", br#"{"userName": "mallory@example.com", "#.to_vec()),
+        ("truncated JSON", valid.as_bytes()[..valid.len() / 2].to_vec()),
+        ("JSON nested 10,000 deep (arrays)", deep_arrays.into_bytes()),
+        ("JSON nested 10,000 deep (objects)", deep_objects.into_bytes()),
+        ("10 MB string", format!(r#"{{"userName": "{}", "displayName": "x"}}"#, "a".repeat(TEN_MB)).into_bytes()),
+        ("invalid UTF-8", invalid_utf8),
+        ("raw NUL byte", raw_nul),
+        (
+            "escaped NUL characters",
+            br#"{"userName": "mal\u0000lory@example.com", "displayName": "a\u0000b", "name": "x\u0000", "template": "\u0000", "Operations": [{"op": "replace", "path": "displayName", "value": "\u0000"}]}"#.to_vec(),
+        ),
+        (
+            "numbers where strings belong",
+            br#"{"schemas": 7, "userName": 12345, "displayName": 1e400, "name": 5, "emails": 3, "uuid": 9, "hostname": 1, "template": 2, "criteria": 3, "Operations": 4, "members": 5}"#.to_vec(),
+        ),
+        ("a JSON array", b"[]".to_vec()),
+        ("a JSON string", br#""userName""#.to_vec()),
+        ("JSON null", b"null".to_vec()),
+        ("an empty body", Vec::new()),
+    ]
+}
+
+/// A SCIM filter of `terms` comparisons joined by `or`.
+fn filter_of(terms: usize) -> String {
+    (0..terms).map(|i| format!("userName eq \"u{i}@example.com\"")).collect::<Vec<_>>().join(" or ")
+}
+
+/// Values of a path parameter that name nothing.
+fn hostile_ids() -> Vec<(&'static str, String)> {
+    vec![
+        ("path traversal", "..%2F..%2F..%2Fetc%2Fpasswd".to_string()),
+        ("encoded traversal", "%2e%2e%5c%2e%2e%5cwindows".to_string()),
+        ("NUL byte", "abc%00def".to_string()),
+        ("invalid UTF-8", "%FF%FE%C3".to_string()),
+        ("SQL", "1%27%20OR%20%271%27%3D%271".to_string()),
+        ("overflowing number", "99999999999999999999999999".to_string()),
+        ("negative number", "-1".to_string()),
+        ("10 kB id", "a".repeat(10_000)),
+    ]
+}
+
+/// Query strings with bad parameters of list routes. SCIM's negative `count` and
+/// `startIndex` are not among them: RFC 7644 §3.4.2.4 reads them as 0 and 1.
+fn hostile_queries(kind: RouteKind) -> Vec<(&'static str, String)> {
+    let encode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    vec![
+        // 1,000 terms fill about 40 kB of query string (a URI holds at most 64 kB);
+        // `.search` bodies carry 5,000 below.
+        ("filter of 1,000 terms", format!("filter={}", encode(&filter_of(1_000)))),
+        (
+            "filter nested 10,000 deep",
+            format!("filter={}", encode(&format!("{}userName eq \"a\"{}", "(".repeat(10_000), ")".repeat(10_000)))),
+        ),
+        ("malformed filter", format!("filter={}", encode("userName eq"))),
+        ("invalid UTF-8 in the query", "filter=%FF%FE&query=%FF&idp_group=%C3".to_string()),
+        ("NUL in the query", "filter=userName%20eq%20%22a%00%22&query=a%00b&idp_username=%00".to_string()),
+        (
+            "negative numbers",
+            if kind == RouteKind::Scim { "page=-1&per_page=-5" } else { "count=-5&startIndex=-9&page=-1&per_page=-5" }
+                .to_string(),
+        ),
+        ("words for numbers", "count=many&startIndex=first&page=two&per_page=lots".to_string()),
+        ("overflowing numbers", "count=99999999999999999999999&page=99999999999999999999999&per_page=1e99".to_string()),
+        (
+            "unknown sort keys",
+            "sortBy=%3Bdrop%20table&sortOrder=sideways&order_key=1%3Bdrop&order_direction=up".to_string(),
+        ),
+        ("bad booleans", "idp_active=maybe&state=everything".to_string()),
+    ]
+}
+
+/// Requests whose headers are hostile (sent to every route).
+fn hostile_header_cases(path: &str) -> Vec<Case> {
+    let big = HeaderValue::from_str(&"x".repeat(64 * 1024)).unwrap();
+    let mut many = Case::new("300 headers of 200 bytes", path);
+    for i in 0..300 {
+        many = many.header(&format!("x-junk-{i}"), HeaderValue::from_str(&"y".repeat(200)).unwrap());
+    }
+    vec![Case::new("a 64 kB header", path).header("x-junk", big), many]
+}
+
+/// User names that must not become a second account: another normalisation of an
+/// existing name (taken), and names that only look like one (refused).
+fn hostile_user_names() -> Vec<(&'static str, String, StatusCode)> {
+    vec![
+        ("NFD of an existing NFC name", "jose\u{0301}@example.com".to_string(), StatusCode::CONFLICT),
+        ("Cyrillic look-alike of a Latin name", "j\u{0430}ne@example.com".to_string(), StatusCode::BAD_REQUEST),
+        ("right-to-left override", "jane\u{202e}moc.elpmaxe@example.com".to_string(), StatusCode::BAD_REQUEST),
+        ("zero-width joiner", "ja\u{200d}ne@example.com".to_string(), StatusCode::BAD_REQUEST),
+        ("fullwidth letters", "\u{ff4a}ane@example.com".to_string(), StatusCode::BAD_REQUEST),
+    ]
+}
+
+/// Every hostile case for one route and method.
+fn cases(template: &str, method: &Method, w: &World) -> Vec<Case> {
+    let kind = route_kind(template);
+    let path = fill(template, w, *method == Method::GET);
+    let mut out = Vec::new();
+    let _ = hostile_header_cases(&path); // TEMP-HEADERS
+    if template.contains('{') {
+        for (name, id) in hostile_ids() {
+            let hostile = template.replace("{id}", &id).replace("{identifier}", &id).replace("{name}", &id);
+            out.push(Case::new(format!("id: {name}"), hostile));
+        }
+    }
+    if *method == Method::GET {
+        for (name, query) in hostile_queries(kind) {
+            out.push(Case::new(format!("query: {name}"), format!("{path}?{query}")));
+        }
+    } else if *method != Method::DELETE {
+        for (name, body) in hostile_json_bodies() {
+            out.push(Case::new(format!("body: {name}"), path.clone()).json(body));
+        }
+        if kind == RouteKind::Web {
+            let mut bad_utf8 = b"idp_username=%FF%FE&name=".to_vec();
+            bad_utf8.extend_from_slice(&[0xff, 0x00, 0xc3]);
+            out.push(Case::new("form: invalid UTF-8 and NUL", path.clone()).form(bad_utf8));
+            out.push(Case::new("form: 10 MB field", path.clone()).form(format!("name={}", "a".repeat(TEN_MB))));
+            out.push(Case::new("form: NUL in a field", path.clone()).form("idp_username=a%00b&name=t%00"));
+        }
+        if template.ends_with(".search") {
+            let body =
+                json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": filter_of(5_000)});
+            out.push(Case::new("search: filter of 5,000 terms", path.clone()).json(body.to_string()));
+        }
+    }
+    out
+}
+
+/// Asserts a 4xx with a well-formed error body of the route's kind.
+fn assert_refused(status: StatusCode, content_type: &str, text: &str, kind: RouteKind, what: &str) {
+    assert!(status.is_client_error(), "{what}: expected a 4xx, got {status}: {}", head(text));
+    assert!(
+        status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN || kind == RouteKind::Web,
+        "{what}: the admin was refused ({status}), the input was not reached: {}",
+        head(text)
+    );
+    match kind {
+        RouteKind::Scim => {
+            let body: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+            assert_eq!(content_type, "application/scim+json", "{what}: {}", head(text));
+            assert_eq!(
+                body["schemas"],
+                json!(["urn:ietf:params:scim:api:messages:2.0:Error"]),
+                "{what}: {}",
+                head(text)
+            );
+            assert_eq!(body["status"], status.as_u16().to_string(), "{what}: {}", head(text));
+            assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{what}: {}", head(text));
+        }
+        RouteKind::Api => {
+            let body: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+            assert!(content_type.starts_with("application/json"), "{what}: {content_type}: {}", head(text));
+            assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: {}", head(text));
+            assert!(body["errors"].is_array(), "{what}: {}", head(text));
+        }
+        RouteKind::Web => {
+            assert!(content_type.starts_with("text/html"), "{what}: {content_type}: {}", head(text));
+            assert!(text.starts_with("<!DOCTYPE html>"), "{what}: {}", head(text));
+        }
+    }
+}
+
+fn head(text: &str) -> String {
+    text.chars().take(300).collect()
+}
+
+struct Sender {
+    client: reqwest::Client,
+    base: String,
+    creds: Credentials,
+}
+
+impl Sender {
+    /// Sends a case; `None` when the server closed the connection without an answer.
+    async fn send(&self, method: &Method, case: &Case) -> Result<(StatusCode, String, String), String> {
+        let mut req = self.client.request(method.clone(), format!("{}{}", self.base, case.path));
+        if let Some(t) = &self.creds.bearer {
+            req = req.bearer_auth(t);
+        }
+        if let Some((cookie, csrf)) = &self.creds.session {
+            req = req.header("cookie", format!("custodian_session={cookie}")).header("x-csrf-token", csrf.as_str());
+        }
+        if let Some(ct) = case.content_type {
+            req = req.header("content-type", ct);
+        }
+        for (name, value) in &case.headers {
+            req = req.header(name, value);
+        }
+        if let Some(body) = &case.body {
+            req = req.body(body.clone());
+        }
+        let r = req.send().await.map_err(|e| format!("{e:?}"))?;
+        let status = r.status();
+        let content_type = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let text = r.text().await.map_err(|e| format!("{e:?}"))?;
+        Ok((status, content_type, text))
+    }
+}
+
+#[tokio::test]
+async fn every_route_refuses_the_hostile_corpus_and_nothing_changes() {
+    let app = TestApp::spawn().await;
+    let w = world(&app).await;
+    app.create_user("jos\u{e9}@example.com").await;
+    let before = snapshot(&app, &w.tokens.admin).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let sender = Sender {
+        client,
+        base: app.base.clone(),
+        creds: Credentials {
+            bearer: Some(w.tokens.admin.clone()),
+            session: Some(new_session(&app, w.person_ids[2].1).await),
+            send_csrf: true,
+        },
+    };
+    let mut sent = 0usize;
+    let mut by_status = std::collections::BTreeMap::<u16, usize>::new();
+    for template in &app.routes {
+        if template.ends_with("/Me") {
+            // Answers 501 to anything, as RFC 7644 §3.11 asks of a provider without /Me.
+            continue;
+        }
+        for method in methods_of(&app, &w, template).await {
+            let kind = route_kind(template);
+            for case in cases(template, &method, &w) {
+                let what = format!("{method} {template} [{}]", case.name);
+                let (status, content_type, text) = match sender.send(&method, &case).await {
+                    Ok(answer) => answer,
+                    Err(e) => panic!("{what}: no answer: {}", head(&e)),
+                };
+                sent += 1;
+                *by_status.entry(status.as_u16()).or_default() += 1;
+                if status.is_success() && method == Method::GET && case.name.starts_with("query:") {
+                    // A route that takes none of these parameters ignores them: it must
+                    // then answer exactly what it answers without them.
+                    let plain = Case::new("plain", case.path.split('?').next().unwrap_or(""));
+                    let (plain_status, _, plain_text) = sender.send(&method, &plain).await.unwrap();
+                    assert_eq!(plain_status, status, "{what}");
+                    if !template.ends_with("/metrics") && !template.contains("scim/requests") {
+                        assert_eq!(
+                            strip_volatile(&plain_text),
+                            strip_volatile(&text),
+                            "{what}: a hostile parameter changed a 200 answer"
+                        );
+                    }
+                    continue;
+                }
+                if kind == RouteKind::Web && status == StatusCode::SEE_OTHER && template == "/" {
+                    continue;
+                }
+                assert_refused(status, &content_type, &text, kind, &what);
+            }
+        }
+    }
+    sent += user_name_cases(&app, &sender).await;
+    assert_eq!(snapshot(&app, &w.tokens.admin).await, before, "hostile input changed data");
+    eprintln!(
+        "hostile corpus: {sent} requests over {} route templates; answers by status: {by_status:?}",
+        app.routes.len()
+    );
+}
+
+/// Page fragments that differ between two reads of the same page (CSRF, times).
+fn strip_volatile(text: &str) -> String {
+    text.split("csrf_token").next().unwrap_or(text).to_string()
+}
+
+/// Creating, replacing and renaming users to look-alike or differently normalised names.
+async fn user_name_cases(app: &TestApp, sender: &Sender) -> usize {
+    let jane = app.list(&format!("/Users?filter={}", crate::support::enc("userName eq \"jane@example.com\""))).await;
+    let jane_id = jane.body["Resources"][0]["id"].as_str().unwrap().to_string();
+    let mut sent = 0;
+    for (name, user_name, status) in hostile_user_names() {
+        let create = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": user_name});
+        let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "userName", "value": user_name}]});
+        for (method, path, body) in [
+            (Method::POST, format!("{SCIM}/Users"), create.clone()),
+            (Method::PUT, format!("{SCIM}/Users/{jane_id}"), create),
+            (Method::PATCH, format!("{SCIM}/Users/{jane_id}"), patch),
+        ] {
+            let what = format!("{method} {path} [user name: {name}]");
+            let case = Case::new(name, path).json(body.to_string());
+            let (got, content_type, text) = sender.send(&method, &case).await.unwrap();
+            // A renamed jane is not a conflict with herself: the normalised name is
+            // josé's, which is taken, so the rename conflicts too.
+            assert_eq!(got, status, "{what}: {text}");
+            assert_refused(got, &content_type, &text, RouteKind::Scim, &what);
+            sent += 1;
+        }
+    }
+    sent
+}
