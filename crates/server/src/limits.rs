@@ -24,14 +24,15 @@ use tokio::sync::Semaphore;
 
 use crate::errors::{RouteKind, error_response, route_kind};
 
-/// The largest header block accepted (names, values and their separators), and the
-/// largest single header value; beyond either, 431.
+/// The largest header block accepted (names, values and their separators), the largest
+/// single header value and the most headers; beyond any, 431.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 pub const MAX_HEADER_VALUE_BYTES: usize = 8 * 1024;
+pub const MAX_HEADER_COUNT: usize = 100;
 /// hyper's own limits, set generously above ours so that an oversized request still gets
 /// our 431 with a body rather than hyper's empty one (which also closes the connection).
 pub const CONNECTION_BUFFER_BYTES: usize = 256 * 1024;
-pub const MAX_HEADERS: usize = 200;
+pub const MAX_HEADERS: usize = 1000;
 
 /// Default limits (see the README, Deployment, for how they were chosen).
 pub const DEFAULT_RATE_PER_TOKEN: u32 = 100;
@@ -221,8 +222,8 @@ pub async fn body_timeout(State(guard): State<Arc<Guard>>, request: Request, nex
     response
 }
 
-/// Refuses a header block larger than [`MAX_HEADER_BYTES`] or a header value larger than
-/// [`MAX_HEADER_VALUE_BYTES`] with 431.
+/// Refuses a header block larger than [`MAX_HEADER_BYTES`], a header value larger than
+/// [`MAX_HEADER_VALUE_BYTES`] or more than [`MAX_HEADER_COUNT`] headers with 431.
 pub async fn header_size(request: Request, next: Next) -> Response {
     let mut total = 0usize;
     let mut largest = 0usize;
@@ -231,9 +232,9 @@ pub async fn header_size(request: Request, next: Next) -> Response {
         total += name.as_str().len() + value.len() + 4;
         largest = largest.max(value.len());
     }
-    if total > MAX_HEADER_BYTES || largest > MAX_HEADER_VALUE_BYTES {
+    if total > MAX_HEADER_BYTES || largest > MAX_HEADER_VALUE_BYTES || request.headers().len() > MAX_HEADER_COUNT {
         let message = format!(
-            "The request headers are too large: at most {MAX_HEADER_BYTES} bytes in all and {MAX_HEADER_VALUE_BYTES} bytes for one value"
+            "The request headers are too large: at most {MAX_HEADER_COUNT} headers, {MAX_HEADER_BYTES} bytes in all and {MAX_HEADER_VALUE_BYTES} bytes for one value"
         );
         return error_response(
             route_kind(&original_path(&request)),
