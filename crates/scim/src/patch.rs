@@ -1058,6 +1058,27 @@ mod tests {
     }
 
     #[test]
+    fn multi_byte_characters_in_paths_and_keys_change_nothing() {
+        // Found by fuzzing (fuzz/regressions/patch): these panicked in `split_urn`. An
+        // unknown path is refused or ignored as an ASCII one is; the doc never changes.
+        let ops = |path: &str| json!([{"op": "replace", "path": path, "value": "x"}]);
+        assert_eq!(err_type(user_patch(jane(), ops("maʚ"))), Some(ScimType::InvalidPath));
+        assert_eq!(err_type(user_patch(jane(), ops("né.x"))), Some(ScimType::InvalidPath));
+        for ops in [
+            ops("é"),
+            ops("diz\u{e9}playName"),
+            ops("ém[type eq \"x\"].value"),
+            json!([{"op": "remove", "path": "ʚ"}]),
+            json!([{"op": "replace", "value": {"diz\u{e9}playName": "D", "nam\u{e9}.x": "G"}}]),
+        ] {
+            match user_patch(jane(), ops.clone()) {
+                Ok((doc, outcome)) => assert!(doc == jane() && !outcome.doc_changed, "{ops}"),
+                Err(e) => assert_eq!(e.status, 400, "{ops}: {e}"),
+            }
+        }
+    }
+
+    #[test]
     fn path_errors_and_read_only() {
         let ty = |ops: Value| err_type(user_patch(jane(), ops));
         assert_eq!(ty(json!([{"op": "replace", "path": "nope", "value": "x"}])), Some(ScimType::InvalidPath));
