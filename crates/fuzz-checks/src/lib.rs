@@ -22,8 +22,11 @@ pub use resource::check_resource;
 /// reach the parsers there, so they are not checked here either.
 pub const MAX_INPUT: usize = custodian::scim::MAX_PAYLOAD_BYTES;
 
+/// A check: raw bytes in, a panic on a broken invariant.
+pub type Check = fn(&[u8]);
+
 /// The targets, by the name of their `fuzz/` binary and corpus directory.
-pub const TARGETS: [(&str, fn(&[u8])); 4] = [
+pub const TARGETS: [(&str, Check); 4] = [
     ("filter", check_filter),
     ("patch", check_patch),
     ("resource", check_resource),
