@@ -36,6 +36,17 @@ impl ScimType {
     }
 }
 
+/// At most 40 characters of client input, for an error detail: a detail says what was
+/// wrong without echoing a request (a PATCH path may be megabytes long).
+pub fn snippet(s: &str) -> String {
+    const MAX_CHARS: usize = 40;
+    let mut out: String = s.chars().take(MAX_CHARS).collect();
+    if s.chars().nth(MAX_CHARS).is_some() {
+        out.push_str("...");
+    }
+    out
+}
+
 /// An error to be answered on a SCIM route. The detail is meant for the client: it never
 /// contains request bodies or secrets, only what was wrong with them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::error::{ScimError, ScimResult};
+use crate::error::{ScimError, ScimResult, snippet};
 use crate::filter::{CompValue, CompareOp, Filter, matches, parse_filter};
 use crate::resource::{
     MemberRef, canon_attr, canon_element, get_ci, is_absent, is_group_members, is_primary, parse_members,
@@ -153,7 +153,7 @@ fn apply_op(
             let target = parse_path(kind, path)?.ok_or_else(|| {
                 ScimError::invalid_path(format!(
                     "unknown attribute '{}' for resource type {}",
-                    path.split('[').next().unwrap_or(path),
+                    snippet(path.split('[').next().unwrap_or(path)),
                     kind.name()
                 ))
             })?;
@@ -222,7 +222,7 @@ fn parse_path(kind: ResourceKind, path: &str) -> ScimResult<Option<Target>> {
     } else {
         let name = after.strip_prefix('.').ok_or_else(bad)?;
         Some(res.attr.sub_attribute(name).ok_or_else(|| {
-            ScimError::invalid_path(format!("'{}' has no sub-attribute '{name}'", res.canonical_path()))
+            ScimError::invalid_path(format!("'{}' has no sub-attribute '{}'", res.canonical_path(), snippet(name)))
         })?)
     };
     let filter = parse_filter(kind, &format!("{}[{inner}]", res.canonical_path()))?;
@@ -1055,6 +1055,38 @@ mod tests {
             req.ops,
             vec![PatchOp { op: PatchOpKind::Add, path: Some("title".into()), value: Some(json!("x")) }]
         );
+    }
+
+    #[test]
+    fn multi_byte_characters_in_paths_and_keys_change_nothing() {
+        // Found by fuzzing (fuzz/regressions/patch): these panicked in `split_urn`. An
+        // unknown path is refused or ignored as an ASCII one is; the doc never changes.
+        let ops = |path: &str| json!([{"op": "replace", "path": path, "value": "x"}]);
+        assert_eq!(err_type(user_patch(jane(), ops("maʚ"))), Some(ScimType::InvalidPath));
+        assert_eq!(err_type(user_patch(jane(), ops("né.x"))), Some(ScimType::InvalidPath));
+        for ops in [
+            ops("é"),
+            ops("diz\u{e9}playName"),
+            ops("ém[type eq \"x\"].value"),
+            json!([{"op": "remove", "path": "ʚ"}]),
+            json!([{"op": "replace", "value": {"diz\u{e9}playName": "D", "nam\u{e9}.x": "G"}}]),
+        ] {
+            match user_patch(jane(), ops.clone()) {
+                Ok((doc, outcome)) => assert!(doc == jane() && !outcome.doc_changed, "{ops}"),
+                Err(e) => assert_eq!(e.status, 400, "{ops}: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn long_paths_are_not_echoed_in_errors() {
+        // Found by fuzzing (fuzz/regressions/patch): both details quoted the whole path.
+        let long = "x".repeat(5000);
+        for path in [format!("emails[type eq \"work\"].{long}"), format!("{long}[type eq \"work\"]"), long.clone()] {
+            let e = user_patch(jane(), json!([{"op": "replace", "path": path, "value": "x"}])).unwrap_err();
+            assert_eq!(e.scim_type, Some(ScimType::InvalidPath));
+            assert!(e.detail.len() < 200, "{}", e.detail);
+        }
     }
 
     #[test]

@@ -608,7 +608,9 @@ impl ResourceKind {
 /// Splits `urn:...:Schema:attr.sub` into the schema URN and the attribute path. A path
 /// without a URN returns `(None, path)`.
 pub fn split_urn(path: &str) -> (Option<&str>, &str) {
-    if path.len() > 4 && path[..4].eq_ignore_ascii_case("urn:") {
+    // `get`, not `[..4]`: client paths may have a multi-byte character within the first
+    // four bytes (found by fuzzing: `sortBy=maʚ` panicked).
+    if path.len() > 4 && path.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")) {
         // The attribute name follows the last ':'; a sub-attribute may follow a '.'
         // after it. Schema URNs themselves contain dots ("2.0"), so split on ':' first.
         if let Some(idx) = path.rfind(':') {
@@ -642,6 +644,17 @@ mod tests {
         assert!(ResourceKind::Group.resolve_path("userName").is_none());
         let id = ResourceKind::Group.resolve_path("id");
         assert!(matches!(id.map(|r| r.location), Some(AttrLocation::Common)));
+    }
+
+    #[test]
+    fn paths_with_multi_byte_characters_resolve_to_nothing_without_panicking() {
+        // Found by fuzzing (fuzz/regressions/filter, fuzz/regressions/patch).
+        for path in ["maʚ", "diz\u{e9}playName", "ééé", "é", "urn\u{e9}:x", "uʚ:a:b", "emails.vé"] {
+            assert_eq!(split_urn(path).0, None, "{path}");
+            assert!(ResourceKind::User.resolve_path(path).is_none(), "{path}");
+            assert!(ResourceKind::Group.resolve_path(path).is_none(), "{path}");
+        }
+        assert_eq!(split_urn("URN:x:é"), (Some("URN:x"), "é"));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use std::fmt::Display;
 
 use super::{CompValue, CompareOp, Filter};
-use crate::error::{ScimError, ScimResult};
+use crate::error::{ScimError, ScimResult, snippet};
 use crate::schema::{AttrType, ResolvedAttr, ResourceKind, split_urn};
 
 /// The longest filter accepted, in bytes.
@@ -17,9 +17,6 @@ pub const MAX_FILTER_LEN: usize = 4096;
 pub const MAX_FILTER_DEPTH: usize = 32;
 /// The most comparison and presence terms accepted in one filter.
 pub const MAX_FILTER_TERMS: usize = 200;
-
-/// The most characters of client input quoted back in an error detail.
-const SNIPPET_CHARS: usize = 40;
 
 /// Parses a filter for resources of `kind`, resolving its attributes against the schema.
 pub fn parse_filter(kind: ResourceKind, input: &str) -> ScimResult<Filter> {
@@ -74,15 +71,6 @@ fn describe(t: &Tok<'_>) -> String {
         Tok::Num(_) => "a number".into(),
         Tok::End => "the end of the filter".into(),
     }
-}
-
-/// At most `SNIPPET_CHARS` characters of client input, for error details.
-fn snippet(s: &str) -> String {
-    let mut out: String = s.chars().take(SNIPPET_CHARS).collect();
-    if s.chars().nth(SNIPPET_CHARS).is_some() {
-        out.push_str("...");
-    }
-    out
 }
 
 /// The character offset of byte offset `at`, for error details.

@@ -528,6 +528,35 @@ async fn sort_by_and_sort_order() {
     app.get("/Users?sortBy=userName&sortOrder=sideways").await.assert_scim_error(400, Some("invalidValue"));
 }
 
+/// Found by fuzzing: a multi-byte character within a path's first four bytes panicked
+/// (`split_urn`), and a long PATCH path was echoed whole in the error detail.
+#[tokio::test]
+async fn odd_paths_are_client_errors_or_ignored() {
+    let app = TestApp::spawn().await;
+    let p = people(&app).await;
+    app.get(&format!("/Users?sortBy={}", enc("maʚ"))).await.assert_scim_error(400, Some("invalidValue"));
+    let r = app.get(&format!("/Users/{}?attributes={}", p.alice, enc("maʚ,userName"))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["userName"], "alice@example.com");
+    assert!(r.body.get("title").is_none(), "{}", r.text);
+
+    let user = format!("/Users/{}", p.alice);
+    let before = app.get(&user).await.body;
+    let patch = |ops: Value| json!({"schemas": [PATCH_OP], "Operations": ops});
+    let r = app.patch(&user, patch(json!([{"op": "replace", "path": "maʚ", "value": "x"}]))).await;
+    r.assert_scim_error(400, Some("invalidPath"));
+    let long = format!("emails[type eq \"work\"].{}", "x".repeat(100_000));
+    let r = app.patch(&user, patch(json!([{"op": "replace", "path": long, "value": "x"}]))).await;
+    r.assert_scim_error(400, Some("invalidPath"));
+    assert!(r.text.len() < 1000, "the error echoes the path: {} bytes", r.text.len());
+    // Unknown keys of a pathless replace are ignored, as in a PUT body.
+    let r =
+        app.patch(&user, patch(json!([{"op": "replace", "value": {"diz\u{e9}playName": "D", "title": "CTO"}}]))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["title"], "CTO");
+    assert_eq!(r.body["displayName"], before["displayName"]);
+}
+
 #[tokio::test]
 async fn start_index_and_count() {
     let app = TestApp::spawn().await;
