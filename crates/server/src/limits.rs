@@ -39,7 +39,10 @@ pub const DEFAULT_RATE_PER_TOKEN: u32 = 100;
 pub const DEFAULT_RATE_BURST: u32 = 200;
 pub const DEFAULT_SIGN_IN_PER_MINUTE: u32 = 30;
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 256;
-pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// hyper counts an idle keep-alive connection's wait for its next request against this
+/// timeout too, so it must outlast the idle timeout of the load balancers in front (60 s
+/// for an AWS ALB and nginx): closing first makes them answer 502 now and then.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(65);
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Token digests tracked at most: beyond it (random tokens sent to fill memory), the
