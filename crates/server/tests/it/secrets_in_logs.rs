@@ -130,12 +130,16 @@ async fn no_secret_reaches_the_logs_at_trace_level() {
     // A refused token and a malformed body.
     let r = client.get(format!("{base}{SCIM}/Users")).bearer_auth(bad_token).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body = r.text().await.unwrap();
+    assert!(!body.contains(bad_token), "the error body echoes the token: {body}");
     let r = scim(reqwest::Method::POST, "/Users")
         .body(format!("{{\"userName\": \"{personal}\", \"password\": \"{scim_password}\""))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body = r.text().await.unwrap();
+    assert!(!body.contains(scim_password) && !body.contains(personal), "the error body echoes the request: {body}");
 
     // Hosts: one enrolled by jane, then jane deactivated (an offboarding webhook to send).
     let host = json!({"uuid": "host-secret-1", "hostname": "jane-mac", "device_mapping": [{"email": "jane@example.com", "source": "mdm_idp_accounts"}]});
@@ -151,6 +155,7 @@ async fn no_secret_reaches_the_logs_at_trace_level() {
     let mut wrong = Browser::new(&base);
     let page = wrong.sign_in("admin@example.com", wrong_password).await;
     assert_eq!(page.status, StatusCode::UNAUTHORIZED, "a wrong password shows the form again");
+    assert!(!page.text.contains(wrong_password), "the sign-in page echoes the password");
     let mut browser = Browser::new(&base);
     let page = browser.sign_in("admin@example.com", person_password).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
