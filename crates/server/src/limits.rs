@@ -35,8 +35,8 @@ pub const CONNECTION_BUFFER_BYTES: usize = 256 * 1024;
 pub const MAX_HEADERS: usize = 1000;
 
 /// Default limits (see the README, Deployment, for how they were chosen).
-pub const DEFAULT_RATE_PER_TOKEN: u32 = 100;
-pub const DEFAULT_RATE_BURST: u32 = 200;
+pub const DEFAULT_RATE_PER_TOKEN: u32 = 200;
+pub const DEFAULT_RATE_BURST: u32 = 2000;
 pub const DEFAULT_SIGN_IN_PER_MINUTE: u32 = 30;
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 256;
 /// hyper counts an idle keep-alive connection's wait for its next request against this
