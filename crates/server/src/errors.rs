@@ -59,15 +59,18 @@ pub fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
     std::iter::successors(Some(error), |e| e.source()).any(|e| e.is::<tower_http::timeout::TimeoutError>())
 }
 
+/// Whether percent-encoded text (a path, a query string, a form body) decodes to UTF-8
+/// without NUL. Text without escapes is checked in place, without a copy.
+pub fn is_readable_percent_encoded(raw: &[u8]) -> bool {
+    percent_encoding::percent_decode(raw).decode_utf8().is_ok_and(|s| !s.contains('\0'))
+}
+
 /// Refuses a request whose path or query string, once percent-decoded, is not UTF-8 or
 /// holds a NUL character: no handler could answer it meaningfully (and PostgreSQL cannot
 /// compare text with U+0000), so it is a 400 of the route's kind before any handler runs.
 pub async fn refuse_unreadable_target(request: Request, next: Next) -> Response {
     let uri = request.uri();
-    let readable = |raw: &str| {
-        let bytes: Vec<u8> = percent_encoding::percent_decode_str(raw).collect();
-        std::str::from_utf8(&bytes).is_ok_and(|s| !s.contains('\0'))
-    };
+    let readable = |raw: &str| is_readable_percent_encoded(raw.as_bytes());
     let part = if !readable(uri.path()) {
         Some("address")
     } else if !uri.query().is_none_or(readable) {
@@ -171,6 +174,16 @@ pub async fn security_headers(hsts: bool, request: Request, next: Next) -> Respo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percent_encoded_text_must_decode_to_utf8_without_nul() {
+        assert!(is_readable_percent_encoded(b"/hosts/42?query=jos%C3%A9&page=2"));
+        assert!(is_readable_percent_encoded(b"name=a+b&csrf_token=x"));
+        assert!(!is_readable_percent_encoded(b"/hosts/%FF%FE"));
+        assert!(!is_readable_percent_encoded(b"a=%C3&b=%A9"), "a sequence split by '&' is not UTF-8");
+        assert!(!is_readable_percent_encoded(b"idp_username=a%00b"));
+        assert!(!is_readable_percent_encoded(b"raw\0nul"));
+    }
 
     #[test]
     fn paths_are_classified_by_their_mount_point() {

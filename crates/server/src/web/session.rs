@@ -161,11 +161,7 @@ async fn read_form_body(body: Body) -> WebResult<(axum::body::Bytes, Option<Stri
         .map_err(|_| WebError::BadRequest("The form is too large.".into()))?;
     // Refused rather than decoded with replacement characters: no field of ours holds
     // invalid UTF-8 or NUL, so such a form is forged or broken.
-    let readable = bytes.split(|b| *b == b'&').all(|field| {
-        let decoded: Vec<u8> = percent_encoding::percent_decode(field).collect();
-        std::str::from_utf8(&decoded).is_ok_and(|s| !s.contains('\0'))
-    });
-    if !readable {
+    if !crate::errors::is_readable_percent_encoded(&bytes) {
         return Err(WebError::BadRequest("The form is not valid UTF-8 or contains a NUL character.".into()));
     }
     let sent = form_urlencoded::parse(&bytes).find(|(k, _)| k == CSRF_FIELD).map(|(_, v)| v.into_owned());

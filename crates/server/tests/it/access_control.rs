@@ -67,7 +67,7 @@ fn access(method: &Method, template: &str) -> Option<Access> {
     if kind == RouteKind::Scim {
         return Some(Scim);
     }
-    let api = ["/api/v1/fleet", "/api/latest/fleet"].iter().find_map(|p| template.strip_prefix(p));
+    let api = custodian::api::PREFIXES.iter().find_map(|p| template.strip_prefix(p));
     if let Some(path) = api {
         let read = *method == Method::GET;
         return match path {

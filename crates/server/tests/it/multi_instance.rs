@@ -4,7 +4,6 @@
 //! a SQLite file too).
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use custodian_domain::Role;
 use futures_util::future::join_all;
@@ -56,11 +55,7 @@ impl Cluster {
         }
         let client = reqwest::Client::new();
         for base in &bases {
-            let started = Instant::now();
-            while !client.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status() == 200) {
-                assert!(started.elapsed() < Duration::from_secs(30), "{base} did not start");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            crate::support::wait_healthy(&client, base).await;
         }
         Cluster { bases: [bases[0].clone(), bases[1].clone()], token, client, children, _db: db }
     }

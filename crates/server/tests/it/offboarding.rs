@@ -136,11 +136,7 @@ async fn start_server(db: &TestDb, port: u16, hook: &str) -> Server {
         .spawn()
         .unwrap();
     let client = reqwest::Client::new();
-    let started = Instant::now();
-    while !client.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_ok_and(|r| r.status() == 200) {
-        assert!(started.elapsed() < Duration::from_secs(30), "the server did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::support::wait_healthy(&client, &format!("http://127.0.0.1:{port}")).await;
     Server(child)
 }
 

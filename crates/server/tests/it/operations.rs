@@ -315,11 +315,7 @@ async fn json_logs_carry_the_request_id_and_never_the_query_string_or_token() {
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-    let started = Instant::now();
-    while !matches!(client.get(format!("{base}/healthz")).send().await, Ok(r) if r.status() == 200) {
-        assert!(started.elapsed() < Duration::from_secs(20), "server did not become healthy");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::support::wait_healthy(&client, &base).await;
     let secret_query = "Query-Secret-Value-31337";
     let body_secret = "Body-Secret-Password-271828";
     let mut user = okta_user("json-log@example.com", "J", "L");

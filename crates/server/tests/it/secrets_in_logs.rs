@@ -94,11 +94,7 @@ async fn no_secret_reaches_the_logs_at_trace_level() {
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-    let started = Instant::now();
-    while !matches!(client.get(format!("{base}/healthz")).send().await, Ok(r) if r.status() == 200) {
-        assert!(started.elapsed() < Duration::from_secs(30), "server did not become healthy");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::support::wait_healthy(&client, &base).await;
     let scim = |method: reqwest::Method, path: &str| {
         client
             .request(method, format!("{base}{SCIM}{path}"))

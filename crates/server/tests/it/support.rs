@@ -99,6 +99,15 @@ impl Drop for TestDb {
     }
 }
 
+/// Waits until a server process at `base` answers `/healthz` with 200 (30 s at most).
+pub async fn wait_healthy(client: &reqwest::Client, base: &str) {
+    let started = std::time::Instant::now();
+    while !client.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status() == 200) {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "{base} did not become healthy");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// Opens a test database the way `custodian serve` does.
 pub async fn open_store(url: &str) -> Arc<dyn Store> {
     custodian_store::open(url, custodian_store::OpenOptions::default()).await.unwrap()
