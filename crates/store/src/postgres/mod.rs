@@ -100,12 +100,17 @@ impl PgStore {
     /// Connects and, in `Apply` mode, migrates (under the migrator's advisory lock, so
     /// that instances starting together are safe); in `Verify` mode, checks the schema.
     pub async fn open(url: &str, mode: MigrateMode, max_connections: Option<u32>) -> Result<Self, StoreError> {
-        let options = PgConnectOptions::from_str(url)
+        let mut options = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Database(format!("invalid PostgreSQL URL '{}': {e}", crate::redact_url(url))))?
-            .application_name("custodian")
             // Short queries only: JIT compiling one (triggered by the planner's guess at a
             // recursive query's size) costs far more than running it.
             .options([("jit", "off")]);
+        // `pg_stat_activity` names each session by its application: `custodian` unless the
+        // URL's `application_name` (or PGAPPNAME) names the instance, so that an operator
+        // or a test can tell one instance's sessions from another's.
+        if options.get_application_name().is_none() {
+            options = options.application_name("custodian");
+        }
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS))
             .acquire_timeout(Duration::from_secs(30))
