@@ -18,8 +18,19 @@ pub fn default_binary() -> anyhow::Result<PathBuf> {
     Ok(me.with_file_name(format!("custodian{}", std::env::consts::EXE_SUFFIX)))
 }
 
-/// Creates an API-only maintainer with the CLI and returns its token.
+/// Creates an API-only maintainer with the CLI and returns its token; the database is
+/// migrated first (`user create` never creates one).
 pub async fn create_token(binary: &Path, database: &str, name: &str) -> anyhow::Result<String> {
+    let migrated = tokio::process::Command::new(binary)
+        .args(["migrate", "--database", database])
+        .env_remove("CUSTODIAN_DATABASE_URL")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .with_context(|| format!("running {} migrate", binary.display()))?;
+    if !migrated.status.success() {
+        bail!("`custodian migrate` failed ({}): {}", migrated.status, String::from_utf8_lossy(&migrated.stderr).trim());
+    }
     let output = tokio::process::Command::new(binary)
         .args(["user", "create", "--api-only", "--name", name, "--role", "maintainer", "--database", database])
         .env_remove("CUSTODIAN_DATABASE_URL")

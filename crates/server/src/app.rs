@@ -53,6 +53,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Which operator a token belongs to, remembered for a few seconds.
     pub tokens: Arc<crate::auth::TokenCache>,
+    /// When each operator last used Custodian, written at most once a minute.
+    pub operator_use: Arc<crate::auth::OperatorUse>,
     pub recorder: RequestRecorder,
     pub config: Arc<AppConfig>,
     pub metrics: Arc<crate::metrics::Metrics>,
@@ -209,8 +211,14 @@ impl App {
     pub fn new(store: Arc<dyn Store>, config: AppConfig) -> Self {
         let (recorder, recorder_task) = RequestRecorder::start(store.clone());
         let webhook_task = config.offboarding_webhook.clone().map(|c| crate::webhooks::start(store.clone(), c));
-        let state =
-            AppState { store, tokens: Arc::default(), recorder, config: Arc::new(config), metrics: Arc::default() };
+        let state = AppState {
+            store,
+            tokens: Arc::default(),
+            operator_use: Arc::default(),
+            recorder,
+            config: Arc::new(config),
+            metrics: Arc::default(),
+        };
         let (router, route_templates) = router(state.clone());
         App { router, state, route_templates, recorder_task, webhook_task }
     }

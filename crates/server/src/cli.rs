@@ -37,13 +37,38 @@ pub struct DatabaseArg {
 }
 
 impl DatabaseArg {
-    /// Opens the database, applying pending migrations or, in `Verify` mode, refusing
-    /// a schema that is not this binary's.
+    /// `serve` and `migrate`: opens the database, creating it when missing, and applies
+    /// pending migrations or, in `Verify` mode, refuses a schema that is not this binary's.
     pub async fn open(&self, migrate: MigrateMode) -> anyhow::Result<std::sync::Arc<dyn custodian_domain::Store>> {
-        let options = OpenOptions { migrate, max_connections: self.max_connections };
+        let options = OpenOptions { migrate, max_connections: self.max_connections, existing_only: false };
         custodian_store::open(&self.url, options)
             .await
-            .with_context(|| format!("opening the database {}", custodian_store::redact_url(&self.url)))
+            .with_context(|| format!("opening the database {}", self.described()))
+    }
+
+    /// Every other command: opens a database that exists, naming it on stderr, and
+    /// never creates one (a token made in a stray database would leave the IdP with 401s).
+    pub async fn open_existing(&self) -> anyhow::Result<std::sync::Arc<dyn custodian_domain::Store>> {
+        self.announce();
+        let options =
+            OpenOptions { migrate: MigrateMode::Apply, max_connections: self.max_connections, existing_only: true };
+        custodian_store::open(&self.url, options).await.with_context(|| {
+            format!(
+                "opening the database {}. Pass --database (or set CUSTODIAN_DATABASE_URL) with the URL \
+                 `custodian serve` uses; `custodian migrate` creates a new database",
+                self.described()
+            )
+        })
+    }
+
+    /// The database as the operator should read it: absolute path, no password.
+    pub fn described(&self) -> String {
+        custodian_store::describe_url(&self.url)
+    }
+
+    /// Names the database on stderr (stdout stays for what a script reads).
+    pub fn announce(&self) {
+        eprintln!("Database: {}", self.described());
     }
 }
 
@@ -233,6 +258,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve(args).await,
         Command::Migrate { database } => {
             init_tracing(false);
+            database.announce();
             database.open(MigrateMode::Apply).await.context("migrating the database")?;
             eprintln!("The database schema is up to date.");
             Ok(())
@@ -260,6 +286,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_tracing(args.log_format == "json");
     let mode = if args.no_auto_migrate { MigrateMode::Verify } else { MigrateMode::Apply };
     let store = args.database.open(mode).await?;
+    tracing::info!(database = %args.database.described(), "opened the database");
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     tracing::info!(address = %listener.local_addr()?, "Custodian is serving");
@@ -307,6 +334,7 @@ fn sqlite_url<'a>(database: &'a DatabaseArg, what: &str) -> anyhow::Result<&'a s
 }
 
 async fn backup(file: &Path, force: bool, database: &DatabaseArg) -> anyhow::Result<()> {
+    database.announce();
     let url = sqlite_url(database, "backup")?;
     let report = custodian_store::sqlite::backup::backup(url, file, force)
         .await
@@ -322,6 +350,7 @@ async fn backup(file: &Path, force: bool, database: &DatabaseArg) -> anyhow::Res
 }
 
 async fn restore(file: &Path, database: &DatabaseArg) -> anyhow::Result<()> {
+    database.announce();
     let url = sqlite_url(database, "restore")?;
     let report = custodian_store::sqlite::backup::restore(url, file)
         .await
@@ -338,7 +367,7 @@ async fn restore(file: &Path, database: &DatabaseArg) -> anyhow::Result<()> {
 }
 
 async fn user(command: UserCommand, database: &DatabaseArg) -> anyhow::Result<()> {
-    let store = database.open(MigrateMode::Apply).await?;
+    let store = database.open_existing().await?;
     match command {
         UserCommand::Create { api_only: false, name, email, role, password_stdin } => {
             let Some(email) = email.map(|e| e.trim().to_string()).filter(|e| e.contains('@')) else {
@@ -367,19 +396,7 @@ async fn user(command: UserCommand, database: &DatabaseArg) -> anyhow::Result<()
             );
             println!("{token}");
         }
-        UserCommand::List => {
-            println!("{:<6} {:<24} {:<11} {:<9} created", "id", "name", "role", "api_only");
-            for u in store.list_api_users().await? {
-                println!(
-                    "{:<6} {:<24} {:<11} {:<9} {}",
-                    u.id,
-                    u.name,
-                    u.role,
-                    u.api_only,
-                    u.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                );
-            }
-        }
+        UserCommand::List => print!("{}", operators_table(&store.list_api_users().await?)),
         UserCommand::Delete { id_or_name } => {
             let user = store.delete_api_user(&id_or_name).await.map_err(|e| match e {
                 custodian_domain::StoreError::NotFound => anyhow::anyhow!("no user with id or name '{id_or_name}'"),
@@ -389,6 +406,36 @@ async fn user(command: UserCommand, database: &DatabaseArg) -> anyhow::Result<()
         }
     }
     Ok(())
+}
+
+/// `custodian user list`: one aligned row per operator, and a header. Columns are
+/// separated by two spaces and never wrapped, so that `awk` and `cut` can read them.
+fn operators_table(users: &[custodian_domain::ApiUser]) -> String {
+    let when = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::NOTHING)
+        .set_content_arrangement(comfy_table::ContentArrangement::Disabled)
+        .set_header(["ID", "NAME", "EMAIL", "ROLE", "API-ONLY", "LAST USED", "CREATED"]);
+    for u in users {
+        table.add_row([
+            u.id.to_string(),
+            u.name.clone(),
+            u.email.clone().unwrap_or_else(|| "-".into()),
+            u.role.to_string(),
+            if u.api_only { "yes" } else { "no" }.to_string(),
+            u.last_used_at.map_or_else(|| "never".into(), when),
+            when(u.created_at),
+        ]);
+    }
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 2));
+    }
+    let mut text: String = table.lines().map(|line| line.trim_end().to_string() + "\n").collect();
+    if users.is_empty() {
+        text.push_str("(no operators yet: `custodian user create --help`)\n");
+    }
+    text
 }
 
 /// The new password of `user create`: the first line of stdin with --password-stdin,
@@ -433,7 +480,7 @@ async fn import_hosts(
     let records = import::read_records(&bytes, format).with_context(|| format!("reading {}", file.display()))?;
     drop(bytes);
     let checked = import::check(records);
-    let store = database.open(MigrateMode::Apply).await?;
+    let store = database.open_existing().await?;
     let actor = Actor { id: None, name: "custodian hosts import".into() };
     let total = checked.accepted.len();
     let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());

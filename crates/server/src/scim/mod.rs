@@ -276,7 +276,9 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> ScimResult<ApiUs
         || ScimApiError(ScimError::new(401, None, "Authentication required: send 'Authorization: Bearer <API token>'"));
     let token = crate::auth::bearer_token(headers).ok_or_else(unauthorized)?;
     let user = state.tokens.authenticate(state.store.as_ref(), token).await.map_err(ScimApiError::from)?;
-    user.ok_or_else(unauthorized)
+    let user = user.ok_or_else(unauthorized)?;
+    state.operator_use.record(state.store.as_ref(), user.id).await;
+    Ok(user)
 }
 
 /// Reads a request body, refusing more than the advertised maximum with 413.

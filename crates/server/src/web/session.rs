@@ -150,6 +150,7 @@ impl FromRequestParts<AppState> for Viewer {
         if now - session.last_seen_at >= TOUCH_EVERY {
             state.store.touch_web_session(digest, now).await?;
         }
+        state.operator_use.record(state.store.as_ref(), session.user.id).await;
         Ok(Viewer { user: session.user, csrf_token: session.csrf_token, digest })
     }
 }

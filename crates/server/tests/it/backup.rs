@@ -193,6 +193,8 @@ async fn backup_refuses_to_overwrite_and_restore_refuses_what_is_not_a_custodian
     }
     let dir = tempfile::tempdir().unwrap();
     let db = sqlite_url(&dir.path().join("c.db"));
+    let (ok, stderr) = custodian(&db, &["migrate"]).await;
+    assert!(ok, "{stderr}");
     let (ok, stderr) =
         custodian(&db, &["user", "create", "--api-only", "--name", "okta", "--role", "maintainer"]).await;
     assert!(ok, "{stderr}");

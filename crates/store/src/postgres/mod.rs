@@ -99,7 +99,12 @@ where
 impl PgStore {
     /// Connects and, in `Apply` mode, migrates (under the migrator's advisory lock, so
     /// that instances starting together are safe); in `Verify` mode, checks the schema.
-    pub async fn open(url: &str, mode: MigrateMode, max_connections: Option<u32>) -> Result<Self, StoreError> {
+    pub async fn open(
+        url: &str,
+        mode: MigrateMode,
+        max_connections: Option<u32>,
+        existing_only: bool,
+    ) -> Result<Self, StoreError> {
         let mut options = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Database(format!("invalid PostgreSQL URL '{}': {e}", crate::redact_url(url))))?
             // Short queries only: JIT compiling one (triggered by the planner's guess at a
@@ -118,6 +123,13 @@ impl PgStore {
             .await
             .map_err(|e| StoreError::Database(format!("cannot connect to PostgreSQL: {e}")))?;
         let applied = applied_migrations(&pool).await?;
+        if existing_only && applied.is_empty() {
+            return Err(StoreError::Database(format!(
+                "the PostgreSQL database {} has no Custodian schema yet (`custodian migrate` or `custodian serve` \
+                 creates it)",
+                crate::redact_url(url)
+            )));
+        }
         schema::check(&MIGRATOR, &applied, mode == MigrateMode::Verify)?;
         if mode == MigrateMode::Apply {
             MIGRATOR.run(&pool).await.map_err(|e| StoreError::Database(format!("migration failed: {e}")))?;
@@ -173,6 +185,9 @@ impl custodian_domain::Store for PgStore {
     }
     async fn authenticate_token(&self, token: TokenDigest) -> StoreResult<Option<ApiUser>> {
         self.authenticate_token_impl(token).await
+    }
+    async fn record_operator_use(&self, user_id: i64, at: chrono::DateTime<chrono::Utc>) -> StoreResult<()> {
+        self.record_operator_use_impl(user_id, at).await
     }
     async fn scim_create(&self, kind: ResourceKind, input: ResourceInput, actor: &Actor) -> StoreResult<Written> {
         retry(|| self.scim_create_impl(kind, input.clone(), actor)).await

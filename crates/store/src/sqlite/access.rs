@@ -72,6 +72,22 @@ impl SqliteStore {
         tx.commit().await.map_err(db_err)
     }
 
+    pub(super) async fn record_operator_use_impl(
+        &self,
+        user_id: i64,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE api_users SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
+        )
+        .bind(time::to_text(at))
+        .bind(user_id)
+        .execute(&self.write)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
     pub(super) async fn authenticate_token_impl(&self, token: TokenDigest) -> StoreResult<Option<ApiUser>> {
         let rows = sqlx::query(&format!(
             "SELECT t.digest, {JOINED_USER_COLUMNS} FROM api_tokens t JOIN api_users u ON u.id = t.user_id \

@@ -204,6 +204,9 @@ impl custodian_domain::Store for SqliteStore {
     async fn authenticate_token(&self, token: TokenDigest) -> StoreResult<Option<ApiUser>> {
         self.authenticate_token_impl(token).await
     }
+    async fn record_operator_use(&self, user_id: i64, at: chrono::DateTime<chrono::Utc>) -> StoreResult<()> {
+        self.record_operator_use_impl(user_id, at).await
+    }
     async fn scim_create(&self, kind: ResourceKind, input: ResourceInput, actor: &Actor) -> StoreResult<Written> {
         self.scim_create_impl(kind, input, actor).await
     }
