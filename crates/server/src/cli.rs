@@ -127,6 +127,13 @@ pub struct ServeArgs {
     /// The URL at which clients reach Custodian (used in SCIM locations and set-up guides).
     #[arg(long, env = "CUSTODIAN_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (the server's certificate first);
+    /// needs --tls-key-file. Both files are read again on SIGHUP. Without: plain HTTP.
+    #[arg(long, env = "CUSTODIAN_TLS_CERT_FILE", requires = "tls_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The PEM private key of --tls-cert-file: PKCS#8, RSA (PKCS#1) or EC (SEC1).
+    #[arg(long, env = "CUSTODIAN_TLS_KEY_FILE", requires = "tls_cert_file")]
+    pub tls_key_file: Option<PathBuf>,
     /// Do not apply pending migrations at start (run `custodian migrate` as a separate
     /// deployment step); the server then refuses to start on an older schema.
     #[arg(long, env = "CUSTODIAN_NO_AUTO_MIGRATE")]
@@ -284,11 +291,38 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_tracing(args.log_format == "json");
+    // Before the database: a bad certificate file stops the start at once.
+    let tls = match (args.tls_cert_file, args.tls_key_file) {
+        (Some(cert), Some(key)) => {
+            Some(std::sync::Arc::new(crate::tls::Tls::load(crate::tls::TlsFiles { cert, key })?))
+        }
+        (None, None) => None,
+        // clap already refuses one without the other; kept for callers that build ServeArgs.
+        (Some(_), None) => anyhow::bail!("--tls-cert-file needs --tls-key-file"),
+        (None, Some(_)) => anyhow::bail!("--tls-key-file needs --tls-cert-file"),
+    };
     let mode = if args.no_auto_migrate { MigrateMode::Verify } else { MigrateMode::Apply };
     let store = args.database.open(mode).await?;
     tracing::info!(database = %args.database.described(), "opened the database");
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
+    let https_public = args.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
+    if tls.is_none() && https_public && !args.listen.ip().is_loopback() {
+        tracing::warn!(
+            address = %args.listen,
+            "--public-url is https:// but Custodian serves plain HTTP on a non-loopback address: a proxy in \
+             front must terminate TLS (or give --tls-cert-file and --tls-key-file)"
+        );
+    }
+    if tls.is_some() && args.public_url.as_deref().is_some_and(|u| u.starts_with("http://")) {
+        tracing::warn!("--public-url is http:// but Custodian serves HTTPS: links and SCIM locations will say http://");
+    }
+    if let Some(tls) = &tls {
+        // Installed before serving: from now on a SIGHUP reloads rather than ends the process.
+        #[cfg(unix)]
+        crate::tls::reload_on_sighup(tls.clone()).context("listening for SIGHUP")?;
+        tracing::info!(cert = %tls.files().cert.display(), "serving HTTPS; SIGHUP reloads the certificate and key");
+    }
     tracing::info!(address = %listener.local_addr()?, "Custodian is serving");
     let offboarding_webhook = match args.offboarding_webhook_url {
         Some(url) => {
@@ -309,10 +343,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         public_url: args.public_url,
         offboarding_webhook,
         limits: args.limits.limits(),
+        serves_https: tls.is_some(),
         ..AppConfig::default()
     };
     let app = App::new(store, config);
-    app.serve(listener, shutdown_signal()).await?;
+    app.serve_with_tls(listener, tls.map(|t| t.acceptor()), shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -12,6 +12,7 @@ pub mod passwords;
 pub mod recorder;
 pub mod routes;
 pub mod scim;
+pub mod tls;
 pub mod web;
 pub mod webhooks;
 
