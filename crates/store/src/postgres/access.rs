@@ -3,6 +3,7 @@
 use custodian_domain::{ApiUser, NewApiUser, StoreError, StoreResult, TokenDigest};
 use subtle::ConstantTimeEq;
 
+use super::begin;
 use super::{PgStore, Tx, db_err, is_unique_violation};
 use crate::common::{JOINED_USER_COLUMNS, USER_COLUMNS};
 use crate::rows::{self, DbRow};
@@ -11,7 +12,7 @@ use crate::time;
 impl PgStore {
     pub(super) async fn create_api_user_impl(&self, user: NewApiUser) -> StoreResult<ApiUser> {
         let now = time::to_text(time::now());
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = begin(&self.pool, None).await.map_err(db_err)?;
         let inserted = sqlx::query(&format!(
             "INSERT INTO api_users (name, name_norm, email, email_norm, role, api_only, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {USER_COLUMNS}"
@@ -64,7 +65,7 @@ impl PgStore {
     }
 
     pub(super) async fn add_token_impl(&self, user_id: i64, token: TokenDigest) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = begin(&self.pool, None).await.map_err(db_err)?;
         insert_token(&mut tx, user_id, token, &time::to_text(time::now())).await?;
         tx.commit().await.map_err(db_err)
     }

@@ -16,6 +16,7 @@ use super::host_batch::create_hosts;
 use super::linking::{record_activity, relink_host};
 use super::locks::lock_identities;
 use super::{PgStore, Tx, db_err};
+use super::{READ_ONLY_SNAPSHOT, begin};
 use crate::common::{HOST_COLUMNS, full_name, parse_doc};
 use crate::host_sql::{push_host_filters, push_host_page};
 use crate::rows::{self, HostRow};
@@ -181,7 +182,7 @@ impl PgStore {
         hosts: &[HostInput],
         actor: &Actor,
     ) -> StoreResult<Vec<UpsertOutcome>> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = begin(&self.pool, None).await.map_err(db_err)?;
         let now = time::to_text(time::now());
         // The identities the batch brings, locked before any host row: the usual order
         // (identity, then host) of the SCIM side, so that the two rarely wait in a cycle.
@@ -247,7 +248,7 @@ impl PgStore {
     }
 
     pub(super) async fn get_host_impl(&self, id: i64) -> StoreResult<Host> {
-        let mut conn = self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await.map_err(db_err)?;
+        let mut conn = begin(&self.pool, Some(READ_ONLY_SNAPSHOT)).await.map_err(db_err)?;
         let row = sqlx::query(&format!("SELECT {HOST_COLUMNS} FROM hosts h WHERE h.id = $1"))
             .bind(id)
             .fetch_optional(&mut *conn)
@@ -279,7 +280,7 @@ impl PgStore {
         push_host_filters(&mut qb, Dialect::Postgres, q);
         push_host_page(&mut qb, q);
         // One snapshot for the page and what is attached to it.
-        let mut tx = self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await.map_err(db_err)?;
+        let mut tx = begin(&self.pool, Some(READ_ONLY_SNAPSHOT)).await.map_err(db_err)?;
         let rows = qb.build().fetch_all(&mut *tx).await.map_err(db_err)?;
         let rows = rows.iter().map(rows::host).collect::<StoreResult<Vec<_>>>()?;
         let hosts = complete(&mut tx, rows).await?;
@@ -295,7 +296,7 @@ impl PgStore {
     }
 
     pub(super) async fn delete_host_impl(&self, id: i64, actor: &Actor) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = begin(&self.pool, None).await.map_err(db_err)?;
         let row = sqlx::query("DELETE FROM hosts WHERE id = $1 RETURNING uuid, hostname")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -315,7 +316,7 @@ impl PgStore {
         mapping: DeviceMapping,
         actor: &Actor,
     ) -> StoreResult<Host> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = begin(&self.pool, None).await.map_err(db_err)?;
         host_exists(&mut tx, id).await?;
         match mapping.source {
             MappingSource::Idp => {
@@ -356,7 +357,7 @@ impl PgStore {
     }
 
     pub(super) async fn delete_idp_mapping_impl(&self, id: i64, actor: &Actor) -> StoreResult<Host> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = begin(&self.pool, None).await.map_err(db_err)?;
         host_exists(&mut tx, id).await?;
         if let Some(previous) = idp_mapping(&mut tx, id).await? {
             sqlx::query("DELETE FROM host_emails WHERE host_id = $1 AND source = 'idp'")

@@ -9,6 +9,7 @@ use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::linking::record_activity;
 use super::{PgStore, Tx, db_err, is_unique_violation};
+use super::{READ_ONLY_SNAPSHOT, begin};
 use crate::host_sql::push_labels_of_host;
 use crate::outbox::{self, LABEL_COLUMNS, label_norm};
 use crate::time;
@@ -53,7 +54,7 @@ fn name_conflict(name: &str) -> StoreError {
 
 impl PgStore {
     pub(super) async fn create_label_impl(&self, label: NewLabel, actor: &Actor) -> StoreResult<Label> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = begin(&self.pool, None).await.map_err(db_err)?;
         let mut criteria = label.criteria;
         resolve_groups(&mut tx, &mut criteria).await?;
         let now = time::to_text(time::now());
@@ -100,7 +101,7 @@ impl PgStore {
     }
 
     pub(super) async fn update_label_impl(&self, id: i64, change: LabelChange, actor: &Actor) -> StoreResult<Label> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = begin(&self.pool, None).await.map_err(db_err)?;
         let current = load(&mut tx, id).await?;
         let name = change.name.as_deref().map(str::trim).unwrap_or(&current.name).to_string();
         let description = change.description.unwrap_or(current.description);
@@ -128,7 +129,7 @@ impl PgStore {
     }
 
     pub(super) async fn delete_label_impl(&self, id: i64, actor: &Actor) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = begin(&self.pool, None).await.map_err(db_err)?;
         let name: String = sqlx::query_scalar("DELETE FROM labels WHERE id = $1 RETURNING name")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -141,7 +142,7 @@ impl PgStore {
 
     pub(super) async fn labels_of_host_impl(&self, host_id: i64) -> StoreResult<Vec<LabelRef>> {
         // One snapshot: the labels and the host's membership agree.
-        let mut tx = self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await.map_err(db_err)?;
+        let mut tx = begin(&self.pool, Some(READ_ONLY_SNAPSHOT)).await.map_err(db_err)?;
         let rows = sqlx::query(&format!("SELECT {LABEL_COLUMNS} FROM labels ORDER BY id"))
             .fetch_all(&mut *tx)
             .await

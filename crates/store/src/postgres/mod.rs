@@ -68,6 +68,28 @@ pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
     StoreError::Database(e.to_string())
 }
 
+/// The `BEGIN` of reads that must see one snapshot.
+pub(crate) const READ_ONLY_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+
+/// Begins a transaction (with `statement` in place of `BEGIN` when given) in a task of
+/// its own, so that it completes even when the request awaiting it is dropped. sqlx
+/// 0.8.6 is not cancel-safe there: an outermost `BEGIN` dropped in flight leaves the
+/// connection inside that transaction (its rollback guard acts only at depth > 0), and
+/// the pool hands it out again, so a later write fails ("cannot execute INSERT in a
+/// read-only transaction"). A transaction begun for a caller that is gone is dropped
+/// whole, which rolls it back.
+pub(crate) async fn begin(pool: &PgPool, statement: Option<&'static str>) -> Result<Tx<'static>, sqlx::Error> {
+    let pool = pool.clone();
+    tokio::spawn(async move {
+        match statement {
+            Some(statement) => pool.begin_with(statement).await,
+            None => pool.begin().await,
+        }
+    })
+    .await
+    .map_err(|e| sqlx::Error::Protocol(format!("the task beginning a transaction ended: {e}")))?
+}
+
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
@@ -358,5 +380,33 @@ impl custodian_domain::Store for PgStore {
     }
     async fn webhook_backlog(&self) -> StoreResult<u64> {
         self.webhook_backlog_impl().await
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    /// A request dropped while its transaction begins must not leave the pooled
+    /// connection inside that (read-only) transaction. The `BEGIN` is followed by a
+    /// 200 ms sleep, so that the caller is surely gone while it is in flight. Needs
+    /// CUSTODIAN_TEST_POSTGRES_URL.
+    #[tokio::test]
+    async fn a_begin_dropped_in_flight_leaves_no_transaction_behind() {
+        const SLOW_BEGIN: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT pg_sleep(0.2)";
+        let Ok(url) = std::env::var("CUSTODIAN_TEST_POSTGRES_URL") else { return };
+        let pool = PgPoolOptions::new().max_connections(1).connect(&url).await.unwrap();
+        let table = format!("cancel_probe_{}", uuid::Uuid::new_v4().simple());
+        sqlx::query(&format!("CREATE TABLE {table} (x int)")).execute(&pool).await.unwrap();
+        let dropped = tokio::time::timeout(Duration::from_millis(50), begin(&pool, Some(SLOW_BEGIN))).await;
+        assert!(dropped.is_err(), "the begin was meant to be dropped in flight");
+        // The pool's one connection again: outside any transaction, so the write is kept.
+        let inserted = sqlx::query(&format!("INSERT INTO {table} VALUES (1)")).execute(&pool).await;
+        let rows = sqlx::query_scalar::<_, i64>(&format!("SELECT count(*) FROM {table}")).fetch_one(&pool).await;
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await.unwrap();
+        sqlx::query(&format!("DROP TABLE {table}")).execute(&mut conn).await.unwrap();
+        inserted.expect("the pooled connection was left inside the read-only transaction");
+        assert_eq!(rows.unwrap(), 1);
     }
 }

@@ -3,6 +3,7 @@
 use custodian_domain::{ScimRequestEntry, StoreResult};
 use sqlx::{Postgres, QueryBuilder};
 
+use super::begin;
 use super::{PgStore, db_err};
 use crate::common::HISTORY_LIMIT;
 use crate::rows;
@@ -13,7 +14,7 @@ impl PgStore {
         if entries.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = begin(&self.pool, None).await.map_err(db_err)?;
         let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
             "INSERT INTO scim_requests (requested_at, method, path, status, detail, user_agent, duration_ms) ",
         );

@@ -17,6 +17,7 @@ use super::linking::{relink_host, rematch_identities, unlink_deleted_user};
 use super::locks::lock_identities;
 use super::webhooks::record_offboarding;
 use super::{PgStore, Tx, db_err, is_unique_violation};
+use super::{READ_ONLY_SNAPSHOT, begin};
 use crate::common::{
     RECORD_COLUMNS, active_of, changed_identities, check_precondition, identities_of_user, kind_of, member_kind,
     name_taken, reactivates, unique_norm,
@@ -358,7 +359,7 @@ impl PgStore {
         input: ResourceInput,
         actor: &Actor,
     ) -> StoreResult<Written> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = begin(&self.pool, None).await.map_err(db_err)?;
         let written = create_in_tx(&mut tx, kind, input, actor).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(written)
@@ -386,7 +387,7 @@ impl PgStore {
             translator.push(&mut count_qb, f)?;
         }
         // One snapshot for the count and the page, so that they agree.
-        let mut tx = self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await.map_err(db_err)?;
+        let mut tx = begin(&self.pool, Some(READ_ONLY_SNAPSHOT)).await.map_err(db_err)?;
         let total: i64 = count_qb.build_query_scalar().fetch_one(&mut *tx).await.map_err(db_err)?;
         let mut records = Vec::new();
         let offset = query.start_index.saturating_sub(1);
@@ -419,7 +420,7 @@ impl PgStore {
         if_match: Precondition,
         actor: &Actor,
     ) -> StoreResult<Written> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = begin(&self.pool, None).await.map_err(db_err)?;
         let loaded = load_for_write(&mut tx, kind, id).await?;
         check_precondition(&loaded.record, &if_match)?;
         // Members left out of a PUT are kept: emptying a large group because a client
@@ -443,7 +444,7 @@ impl PgStore {
         if_match: Precondition,
         actor: &Actor,
     ) -> StoreResult<Written> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = begin(&self.pool, None).await.map_err(db_err)?;
         let loaded = load_for_write(&mut tx, kind, id).await?;
         check_precondition(&loaded.record, &if_match)?;
         let mut doc = loaded.record.doc.clone();
@@ -486,7 +487,7 @@ impl PgStore {
         if_match: Precondition,
         actor: &Actor,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = begin(&self.pool, None).await.map_err(db_err)?;
         let loaded = load_for_write(&mut tx, kind, id).await?;
         check_precondition(&loaded.record, &if_match)?;
         // The event lists the hosts and groups the user had: written before they go.

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use custodian_domain::web::{NewPasswordUser, NewWebSession, PasswordUser, WebSession};
 use custodian_domain::{ApiUser, Role, StoreError, StoreResult, TokenDigest};
 
+use super::begin;
 use super::{PgStore, Tx, db_err, is_unique_violation};
 use crate::common::{JOINED_USER_COLUMNS, USER_COLUMNS};
 use crate::rows;
@@ -36,7 +37,7 @@ async fn insert_password_user(tx: &mut Tx<'_>, user: &NewPasswordUser, now: &str
 impl PgStore {
     pub(super) async fn create_password_user_impl(&self, user: NewPasswordUser) -> StoreResult<ApiUser> {
         let now = time::to_text(time::now());
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = begin(&self.pool, None).await.map_err(db_err)?;
         let created = insert_password_user(&mut tx, &user, &now).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(created)
@@ -44,7 +45,7 @@ impl PgStore {
 
     pub(super) async fn create_first_admin_impl(&self, user: NewPasswordUser) -> StoreResult<ApiUser> {
         let now = time::to_text(time::now());
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = begin(&self.pool, None).await.map_err(db_err)?;
         let exists: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM api_users WHERE role = 'admin' AND password_hash IS NOT NULL)",
         )
@@ -100,7 +101,7 @@ impl PgStore {
 
     pub(super) async fn create_web_session_impl(&self, session: NewWebSession) -> StoreResult<()> {
         let created = time::to_text(session.created_at);
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = begin(&self.pool, None).await.map_err(db_err)?;
         sqlx::query(
             "INSERT INTO web_sessions (digest, user_id, csrf_token, created_at, last_seen_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -131,7 +132,7 @@ impl PgStore {
     }
 
     pub(super) async fn touch_web_session_impl(&self, digest: TokenDigest, at: DateTime<Utc>) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = begin(&self.pool, None).await.map_err(db_err)?;
         sqlx::query("UPDATE web_sessions SET last_seen_at = $1 WHERE digest = $2")
             .bind(time::to_text(at))
             .bind(digest.0.to_vec())
@@ -142,7 +143,7 @@ impl PgStore {
     }
 
     pub(super) async fn delete_web_session_impl(&self, digest: TokenDigest) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = begin(&self.pool, None).await.map_err(db_err)?;
         sqlx::query("DELETE FROM web_sessions WHERE digest = $1")
             .bind(digest.0.to_vec())
             .execute(&mut *tx)
@@ -156,7 +157,7 @@ impl PgStore {
         now: DateTime<Utc>,
         idle_before: DateTime<Utc>,
     ) -> StoreResult<u64> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = begin(&self.pool, None).await.map_err(db_err)?;
         let done = sqlx::query("DELETE FROM web_sessions WHERE expires_at <= $1 OR last_seen_at < $2")
             .bind(time::to_text(now))
             .bind(time::to_text(idle_before))

@@ -7,6 +7,7 @@ use custodian_scim::schema::ResourceKind;
 use serde_json::Value;
 use sqlx::Row;
 
+use super::begin;
 use super::{PgStore, Tx, db_err};
 use crate::outbox::{self, EVENT_COLUMNS, clip_error, event_host, event_payload, lease_until};
 use crate::time;
@@ -74,7 +75,7 @@ impl PgStore {
         lease: std::time::Duration,
     ) -> StoreResult<Vec<WebhookDelivery>> {
         let now = time::now();
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = begin(&self.pool, None).await.map_err(db_err)?;
         let rows = sqlx::query(&format!(
             "UPDATE webhook_events SET locked_until = $1 WHERE id IN (SELECT id FROM webhook_events \
              WHERE state <> 'delivered' AND next_attempt_at <= $2 AND (locked_until IS NULL OR locked_until <= $2) \
@@ -94,7 +95,7 @@ impl PgStore {
 
     pub(super) async fn finish_webhook_attempt_impl(&self, id: i64, outcome: AttemptOutcome) -> StoreResult<()> {
         let now = time::to_text(time::now());
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = begin(&self.pool, None).await.map_err(db_err)?;
         match outcome {
             AttemptOutcome::Delivered { status } => {
                 sqlx::query(
