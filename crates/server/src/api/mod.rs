@@ -6,6 +6,7 @@ pub mod hosts;
 pub mod labels;
 pub mod openapi;
 pub mod render;
+pub mod schema;
 mod scim_status;
 pub mod webhooks;
 
