@@ -130,6 +130,9 @@ fi
 PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 BASE="http://127.0.0.1:$PORT"
 
+# `migrate` creates the database (no other command but `serve` does).
+"$BIN" migrate --database "$DATABASE" 2>"$WORK/migrate.log" ||
+    { cat "$WORK/migrate.log" >&2; die "could not migrate $DATABASE"; }
 # `user create --api-only` prints the token, and only the token, on stdout. An admin:
 # every operation, writes and the webhook deliveries included, is reachable.
 TOKEN="$("$BIN" user create --api-only --name "$TOKEN_NAME" --role admin --database "$DATABASE" 2>"$WORK/user-create.log")" ||
