@@ -409,7 +409,7 @@ pub fn answers_row(report: &mut Report, apis: &[&Api]) {
     }
     report.checked(
         "answered_as_expected",
-        "requests answered the expected status (no other status, no connection error)",
+        "answered as expected (no other status, no connection error)",
         format!("{} of {}", thousands(expected as u64), thousands(sent as u64)),
         expected as f64,
         Target::All(sent as u64),
