@@ -74,90 +74,14 @@ BIN="$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")"
 command -v curl >/dev/null || die "curl is required"
 command -v python3 >/dev/null || die "python3 is required"
 
+source "$REPO/scripts/lib/fresh-server.sh"
+
 # --- The checkers' virtualenv -------------------------------------------------------------
-# (Re)installed when missing or when it does not hold exactly the pinned packages.
-pinned() { grep -v '^$' <<<"$PINNED_PACKAGES" | tr 'A-Z_' 'a-z-' | sort; }
-venv_ok() {
-    [[ -x "$VENV/bin/scim2" && -x "$VENV/bin/scim-sanity" ]] || return 1
-    local frozen
-    frozen="$("$VENV/bin/pip" freeze --disable-pip-version-check 2>/dev/null | tr 'A-Z_' 'a-z-' | sort)" || return 1
-    [[ "$frozen" == "$(pinned)" ]]
-}
-if ! venv_ok; then
-    log "installing the conformance checkers into $VENV"
-    python3 -m venv --clear "$VENV" || die "python3 -m venv failed (on Debian: apt-get install python3-venv)"
-    # shellcheck disable=SC2086 # one package==version per word
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check $PINNED_PACKAGES ||
-        die "pip install of the checkers failed"
-fi
+ensure_venv "$VENV" "$PINNED_PACKAGES" scim2 scim-sanity
 
 # --- A fresh server ---------------------------------------------------------------------
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/custodian-conformance.XXXXXX")"
-SERVER_PID=""
-cleanup() {
-    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        # Graceful shutdown flushes the request history; give it a few seconds.
-        for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    # On a shared database, revoke the operator (and its token) made for this run.
-    if [[ -n "${CONFORMANCE_DATABASE_URL:-}" && -n "${TOKEN:-}" ]]; then
-        "$BIN" user delete "$TOKEN_NAME" --database "$DATABASE" >/dev/null 2>&1 || true
-    fi
-    if [[ "${CONFORMANCE_KEEP:-}" == 1 ]]; then
-        log "kept $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-}
-trap cleanup EXIT
-
-if [[ -n "${CONFORMANCE_DATABASE_URL:-}" ]]; then
-    DATABASE="$CONFORMANCE_DATABASE_URL"
-    # A shared database may already hold an operator named 'conformance'.
-    TOKEN_NAME="conformance-$(date +%s)-$$"
-else
-    DATABASE="sqlite://$WORK/c.db"
-    TOKEN_NAME="conformance"
-fi
-
-# A free port: bind port 0, read what the kernel chose, release it.
-PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-BASE="http://127.0.0.1:$PORT"
+start_fresh_server conformance maintainer "${CONFORMANCE_DATABASE_URL:-}" "${CONFORMANCE_KEEP:-}"
 SCIM_URL="$BASE$MOUNT"
-
-# `migrate` creates the database (no other command but `serve` does); `user create
-# --api-only` prints the token, and only the token, on stdout.
-"$BIN" migrate --database "$DATABASE" 2>"$WORK/migrate.log" ||
-    { cat "$WORK/migrate.log" >&2; die "could not migrate $DATABASE"; }
-TOKEN="$("$BIN" user create --api-only --name "$TOKEN_NAME" --role maintainer --database "$DATABASE" 2>"$WORK/user-create.log")" ||
-    { cat "$WORK/user-create.log" >&2; die "could not create the maintainer token"; }
-[[ -n "$TOKEN" ]] || die "user create printed no token"
-
-log "starting $BIN on $BASE"
-CUSTODIAN_LOG="${CUSTODIAN_LOG:-info,sqlx=warn}" \
-    "$BIN" serve --listen "127.0.0.1:$PORT" --database "$DATABASE" >"$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-
-# Wait (at most 30 s) until GET /healthz answers 200.
-ready=0
-for _ in $(seq 300); do
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        cat "$WORK/server.log" >&2
-        die "the server exited before it was ready"
-    fi
-    if [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$BASE/healthz" || true)" == 200 ]]; then
-        ready=1
-        break
-    fi
-    sleep 0.1
-done
-if [[ $ready != 1 ]]; then
-    cat "$WORK/server.log" >&2
-    die "the server did not answer GET /healthz within 30 s"
-fi
 
 # --- The checkers -------------------------------------------------------------------------
 # Each one's failure is recorded, not fatal: both always run.
@@ -178,11 +102,5 @@ timeout "$CHECK_TIMEOUT" "$VENV/bin/scim-sanity" probe "$SCIM_URL" \
 # --- Verdict ------------------------------------------------------------------------------
 if [[ $scim2_rc == 0 ]]; then log "scim2-tester: PASS"; else log "scim2-tester: FAIL (exit $scim2_rc)"; status=1; fi
 if [[ $sanity_rc == 0 ]]; then log "scim-sanity: PASS"; else log "scim-sanity: FAIL (exit $sanity_rc)"; status=1; fi
-if [[ $status != 0 ]]; then
-    # The server's own view of the run: errors it logged (5xx causes, panics).
-    if grep -qiE 'error|panic' "$WORK/server.log"; then
-        log "server log errors:"
-        grep -iE 'error|panic' "$WORK/server.log" | tail -n 40 >&2
-    fi
-fi
+if [[ $status != 0 ]]; then server_log_errors; fi
 exit $status

@@ -78,86 +78,15 @@ BIN="$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")"
 command -v curl >/dev/null || die "curl is required"
 command -v python3 >/dev/null || die "python3 is required"
 
+source "$REPO/scripts/lib/fresh-server.sh"
+
 # --- Schemathesis' virtualenv -------------------------------------------------------------
-# (Re)installed when missing or when it does not hold exactly the pinned packages.
-pinned() { grep -v '^$' <<<"$PINNED_PACKAGES" | tr 'A-Z_' 'a-z-' | sort; }
-venv_ok() {
-    [[ -x "$VENV/bin/schemathesis" ]] || return 1
-    local frozen
-    frozen="$("$VENV/bin/pip" freeze --disable-pip-version-check 2>/dev/null | tr 'A-Z_' 'a-z-' | sort)" || return 1
-    [[ "$frozen" == "$(pinned)" ]]
-}
-if ! venv_ok; then
-    log "installing Schemathesis $SCHEMATHESIS_VERSION into $VENV"
-    python3 -m venv --clear "$VENV" || die "python3 -m venv failed (on Debian: apt-get install python3-venv)"
-    # shellcheck disable=SC2086 # one package==version per word
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check $PINNED_PACKAGES ||
-        die "pip install of Schemathesis failed"
-fi
+ensure_venv "$VENV" "$PINNED_PACKAGES" schemathesis
 
 # --- A fresh server ---------------------------------------------------------------------
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/custodian-schemathesis.XXXXXX")"
-SERVER_PID=""
-cleanup() {
-    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    # On a shared database, revoke the operator (and its token) made for this run.
-    if [[ -n "${SCHEMATHESIS_DATABASE_URL:-}" && -n "${TOKEN:-}" ]]; then
-        "$BIN" user delete "$TOKEN_NAME" --database "$DATABASE" >/dev/null 2>&1 || true
-    fi
-    if [[ "${SCHEMATHESIS_KEEP:-}" == 1 ]]; then
-        log "kept $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-}
-trap cleanup EXIT
-
-if [[ -n "${SCHEMATHESIS_DATABASE_URL:-}" ]]; then
-    DATABASE="$SCHEMATHESIS_DATABASE_URL"
-    # A shared database may already hold an operator of that name.
-    TOKEN_NAME="schemathesis-$(date +%s)-$$"
-else
-    DATABASE="sqlite://$WORK/s.db"
-    TOKEN_NAME="schemathesis"
-fi
-
-# A free port: bind port 0, read what the kernel chose, release it.
-PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-BASE="http://127.0.0.1:$PORT"
-
-# `migrate` creates the database (no other command but `serve` does).
-"$BIN" migrate --database "$DATABASE" 2>"$WORK/migrate.log" ||
-    { cat "$WORK/migrate.log" >&2; die "could not migrate $DATABASE"; }
-# `user create --api-only` prints the token, and only the token, on stdout. An admin:
-# every operation, writes and the webhook deliveries included, is reachable.
-TOKEN="$("$BIN" user create --api-only --name "$TOKEN_NAME" --role admin --database "$DATABASE" 2>"$WORK/user-create.log")" ||
-    { cat "$WORK/user-create.log" >&2; die "could not create the admin token"; }
-[[ -n "$TOKEN" ]] || die "user create printed no token"
-
-log "starting $BIN on $BASE"
-CUSTODIAN_LOG="${CUSTODIAN_LOG:-info,sqlx=warn}" \
-    "$BIN" serve --listen "127.0.0.1:$PORT" --database "$DATABASE" --rate-limit-per-token 0 \
-    >"$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-
-ready=0
-for _ in $(seq 300); do
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        cat "$WORK/server.log" >&2
-        die "the server exited before it was ready"
-    fi
-    if [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$BASE/healthz" || true)" == 200 ]]; then
-        ready=1
-        break
-    fi
-    sleep 0.1
-done
-[[ $ready == 1 ]] || { cat "$WORK/server.log" >&2; die "the server did not answer GET /healthz within 30 s"; }
+# An admin: every operation, writes and the webhook deliveries included, is reachable.
+start_fresh_server schemathesis admin "${SCHEMATHESIS_DATABASE_URL:-}" "${SCHEMATHESIS_KEEP:-}" \
+    --rate-limit-per-token 0
 
 # --- Data -------------------------------------------------------------------------------
 # IdP users and a group (SCIM), hosts linked to them or not, a label on the group: the
@@ -225,10 +154,7 @@ rc=0
 cases="$(grep -Eo '[0-9]+ generated' "$WORK/schemathesis.log" | tail -n 1 | grep -Eo '[0-9]+' || true)"
 log "test cases generated: ${cases:-unknown}"
 if [[ $rc != 0 ]]; then
-    if grep -qiE 'panic|error' "$WORK/server.log"; then
-        log "server log errors:"
-        grep -iE 'panic|error' "$WORK/server.log" | tail -n 40 >&2
-    fi
+    server_log_errors
     log "schemathesis: FAIL (exit $rc)"
     exit 1
 fi

@@ -48,6 +48,23 @@ impl AppConfig {
             None => self.serves_https,
         }
     }
+
+    /// `scheme://host` of a request when no public URL is configured: over Custodian's
+    /// own TLS the scheme is known, and no proxy's header can change it; otherwise a
+    /// proxy's `X-Forwarded-Proto` (http or https) says it.
+    pub fn request_origin(&self, headers: &axum::http::HeaderMap) -> String {
+        let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+        let proto = if self.serves_https {
+            "https"
+        } else {
+            headers
+                .get("x-forwarded-proto")
+                .and_then(|h| h.to_str().ok())
+                .filter(|p| *p == "https" || *p == "http")
+                .unwrap_or("http")
+        };
+        format!("{proto}://{host}")
+    }
 }
 
 impl Default for AppConfig {

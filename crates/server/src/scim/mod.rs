@@ -100,20 +100,7 @@ pub fn scim_json(status: StatusCode, body: &Value) -> Response {
 pub fn base_url(state: &AppState, headers: &HeaderMap, nested: &NestedPath) -> String {
     let origin = match &state.config.public_url {
         Some(url) => url.trim_end_matches('/').to_string(),
-        None => {
-            let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-            // Over Custodian's own TLS the scheme is known; no proxy's header can change it.
-            let proto = if state.config.serves_https {
-                "https"
-            } else {
-                headers
-                    .get("x-forwarded-proto")
-                    .and_then(|h| h.to_str().ok())
-                    .filter(|p| *p == "https" || *p == "http")
-                    .unwrap_or("http")
-            };
-            format!("{proto}://{host}")
-        }
+        None => state.config.request_origin(headers),
     };
     format!("{origin}{}", nested.as_str())
 }

@@ -58,18 +58,7 @@ pub fn origin(state: &AppState, headers: &HeaderMap) -> String {
         }
         return url.to_string();
     }
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-    // Over Custodian's own TLS the scheme is known; no proxy's header can change it.
-    let proto = if state.config.serves_https {
-        "https"
-    } else {
-        headers
-            .get("x-forwarded-proto")
-            .and_then(|h| h.to_str().ok())
-            .filter(|p| *p == "https" || *p == "http")
-            .unwrap_or("http")
-    };
-    format!("{proto}://{host}")
+    state.config.request_origin(headers)
 }
 
 /// Whether the session cookie must be `Secure` (clients come over https).
