@@ -2,15 +2,18 @@
 //! embedded default) and PostgreSQL (several instances on one database). SQL is built with bound values only.
 
 mod common;
+mod db;
 mod host_sql;
 pub mod index;
 mod outbox;
 pub mod postgres;
+mod requests;
 mod rows;
 pub mod schema;
 pub mod sql_filter;
 pub mod sqlite;
 mod time;
+mod web;
 
 use std::sync::Arc;
 

@@ -52,6 +52,27 @@ macro_rules! db_row {
 db_row!(sqlx::sqlite::SqliteRow);
 db_row!(sqlx::postgres::PgRow);
 
+impl DbRow for crate::db::Row {
+    fn text(&self, column: &str) -> StoreResult<String> {
+        crate::db::Row::text(self, column)
+    }
+    fn opt_text(&self, column: &str) -> StoreResult<Option<String>> {
+        crate::db::Row::opt_text(self, column)
+    }
+    fn int(&self, column: &str) -> StoreResult<i64> {
+        crate::db::Row::int(self, column)
+    }
+    fn opt_int(&self, column: &str) -> StoreResult<Option<i64>> {
+        crate::db::Row::opt_int(self, column)
+    }
+    fn float(&self, column: &str) -> StoreResult<f64> {
+        crate::db::Row::float(self, column)
+    }
+    fn bytes(&self, column: &str) -> StoreResult<Vec<u8>> {
+        crate::db::Row::bytes(self, column)
+    }
+}
+
 /// A resource read with `common::RECORD_COLUMNS`.
 pub fn record(row: &impl DbRow) -> StoreResult<ScimRecord> {
     Ok(ScimRecord {

@@ -12,10 +12,8 @@ mod host_batch;
 mod hosts;
 mod labels;
 mod linking;
-mod locks;
-mod requests;
+pub(crate) mod locks;
 mod scim;
-mod web;
 mod webhooks;
 
 use std::future::Future;
@@ -48,6 +46,7 @@ const RETRIES: u32 = 8;
 
 pub struct PgStore {
     pool: PgPool,
+    db: crate::db::Db,
 }
 
 pub(crate) type Tx<'a> = sqlx::Transaction<'a, sqlx::Postgres>;
@@ -117,7 +116,7 @@ impl PgStore {
         if mode == MigrateMode::Apply {
             MIGRATOR.run(&pool).await.map_err(|e| StoreError::Database(format!("migration failed: {e}")))?;
         }
-        Ok(PgStore { pool })
+        Ok(PgStore { db: crate::db::Db::Postgres(pool.clone()), pool })
     }
 
     pub async fn close(&self) {
@@ -217,10 +216,10 @@ impl custodian_domain::Store for PgStore {
         self.scim_count_impl(kind).await
     }
     async fn record_scim_requests(&self, entries: Vec<ScimRequestEntry>) -> StoreResult<()> {
-        self.record_scim_requests_impl(entries).await
+        self.db.record_scim_requests(entries).await
     }
     async fn recent_scim_requests(&self, limit: u32) -> StoreResult<Vec<ScimRequestEntry>> {
-        self.recent_scim_requests_impl(limit).await
+        self.db.recent_scim_requests(limit).await
     }
     async fn upsert_hosts(&self, hosts: Vec<HostInput>, actor: &Actor) -> StoreResult<Vec<UpsertOutcome>> {
         retry(|| self.upsert_hosts_impl(&hosts, actor)).await
@@ -255,35 +254,35 @@ impl custodian_domain::Store for PgStore {
 
     // --- web sign-in and sessions ---
     async fn create_password_user(&self, user: NewPasswordUser) -> StoreResult<ApiUser> {
-        self.create_password_user_impl(user).await
+        self.db.create_password_user(user).await
     }
     async fn create_first_admin(&self, user: NewPasswordUser) -> StoreResult<ApiUser> {
-        self.create_first_admin_impl(user).await
+        self.db.create_first_admin(user).await
     }
     async fn has_password_admin(&self) -> StoreResult<bool> {
-        self.has_password_admin_impl().await
+        self.db.has_password_admin().await
     }
     async fn password_user_by_email(&self, email: &str) -> StoreResult<Option<PasswordUser>> {
-        self.password_user_by_email_impl(email).await
+        self.db.password_user_by_email(email).await
     }
     async fn create_web_session(&self, session: NewWebSession) -> StoreResult<()> {
-        self.create_web_session_impl(session).await
+        self.db.create_web_session(session).await
     }
     async fn web_session(&self, digest: TokenDigest) -> StoreResult<Option<WebSession>> {
-        self.web_session_impl(digest).await
+        self.db.web_session(digest).await
     }
     async fn touch_web_session(&self, digest: TokenDigest, at: chrono::DateTime<chrono::Utc>) -> StoreResult<()> {
-        self.touch_web_session_impl(digest, at).await
+        self.db.touch_web_session(digest, at).await
     }
     async fn delete_web_session(&self, digest: TokenDigest) -> StoreResult<()> {
-        self.delete_web_session_impl(digest).await
+        self.db.delete_web_session(digest).await
     }
     async fn delete_expired_web_sessions(
         &self,
         now: chrono::DateTime<chrono::Utc>,
         idle_before: chrono::DateTime<chrono::Utc>,
     ) -> StoreResult<u64> {
-        self.delete_expired_web_sessions_impl(now, idle_before).await
+        self.db.delete_expired_web_sessions(now, idle_before).await
     }
 
     // --- labels and offboarding webhooks ---

@@ -9,9 +9,7 @@ mod host_batch;
 mod hosts;
 mod labels;
 mod linking;
-mod requests;
 mod scim;
-mod web;
 mod webhooks;
 
 use std::path::Path;
@@ -30,6 +28,7 @@ pub struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
     creates: group_commit::Creates,
+    db: crate::db::Db,
     /// A shared lock on `<db>.in-use-lock` for as long as the store is open, so that
     /// `custodian restore` (which needs it exclusive) never swaps the file under us.
     _in_use: Option<std::fs::File>,
@@ -107,7 +106,8 @@ impl SqliteStore {
             .await
             .map_err(db_err)?;
         let creates = group_commit::Creates::start(write.clone());
-        Ok(SqliteStore { read, write, creates, _in_use: in_use })
+        let db = crate::db::Db::Sqlite { read: read.clone(), write: write.clone() };
+        Ok(SqliteStore { read, write, creates, db, _in_use: in_use })
     }
 
     /// Closes both pools, waiting for connections in use to be returned.
@@ -252,10 +252,10 @@ impl custodian_domain::Store for SqliteStore {
         self.scim_count_impl(kind).await
     }
     async fn record_scim_requests(&self, entries: Vec<ScimRequestEntry>) -> StoreResult<()> {
-        self.record_scim_requests_impl(entries).await
+        self.db.record_scim_requests(entries).await
     }
     async fn recent_scim_requests(&self, limit: u32) -> StoreResult<Vec<ScimRequestEntry>> {
-        self.recent_scim_requests_impl(limit).await
+        self.db.recent_scim_requests(limit).await
     }
     async fn upsert_hosts(&self, hosts: Vec<HostInput>, actor: &Actor) -> StoreResult<Vec<UpsertOutcome>> {
         self.upsert_hosts_impl(hosts, actor).await
@@ -290,35 +290,35 @@ impl custodian_domain::Store for SqliteStore {
 
     // --- web sign-in and sessions ---
     async fn create_password_user(&self, user: NewPasswordUser) -> StoreResult<ApiUser> {
-        self.create_password_user_impl(user).await
+        self.db.create_password_user(user).await
     }
     async fn create_first_admin(&self, user: NewPasswordUser) -> StoreResult<ApiUser> {
-        self.create_first_admin_impl(user).await
+        self.db.create_first_admin(user).await
     }
     async fn has_password_admin(&self) -> StoreResult<bool> {
-        self.has_password_admin_impl().await
+        self.db.has_password_admin().await
     }
     async fn password_user_by_email(&self, email: &str) -> StoreResult<Option<PasswordUser>> {
-        self.password_user_by_email_impl(email).await
+        self.db.password_user_by_email(email).await
     }
     async fn create_web_session(&self, session: NewWebSession) -> StoreResult<()> {
-        self.create_web_session_impl(session).await
+        self.db.create_web_session(session).await
     }
     async fn web_session(&self, digest: TokenDigest) -> StoreResult<Option<WebSession>> {
-        self.web_session_impl(digest).await
+        self.db.web_session(digest).await
     }
     async fn touch_web_session(&self, digest: TokenDigest, at: chrono::DateTime<chrono::Utc>) -> StoreResult<()> {
-        self.touch_web_session_impl(digest, at).await
+        self.db.touch_web_session(digest, at).await
     }
     async fn delete_web_session(&self, digest: TokenDigest) -> StoreResult<()> {
-        self.delete_web_session_impl(digest).await
+        self.db.delete_web_session(digest).await
     }
     async fn delete_expired_web_sessions(
         &self,
         now: chrono::DateTime<chrono::Utc>,
         idle_before: chrono::DateTime<chrono::Utc>,
     ) -> StoreResult<u64> {
-        self.delete_expired_web_sessions_impl(now, idle_before).await
+        self.db.delete_expired_web_sessions(now, idle_before).await
     }
 
     // --- labels and offboarding webhooks ---
