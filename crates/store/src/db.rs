@@ -5,14 +5,12 @@
 //! carries sqlx's per-database trait bounds. What really differs between the dialects is
 //! asked of `Dialect`, by name.
 
-#![allow(dead_code)] // until every module runs through it
-
 use std::fmt::Display;
 
 use custodian_domain::{StoreError, StoreResult};
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgConnection, PgRow};
-use sqlx::sqlite::{SqliteConnection, SqliteRow};
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
 use sqlx::{ColumnIndex, Database, Postgres, Row as _, Sqlite, Transaction};
 
 /// The SQL dialect a connection speaks: the few places where the text must differ.
@@ -64,6 +62,24 @@ impl Dialect {
         }
     }
 
+    /// The join from an email's index row (`scim_values v`) to its user (`r`): CROSS
+    /// JOIN fixes SQLite's join order (it would otherwise scan every resource).
+    pub fn email_owner_join(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => " CROSS JOIN scim_resources r ON r.seq = v.resource_seq",
+            Dialect::Postgres => " JOIN scim_resources r ON r.seq = v.resource_seq",
+        }
+    }
+
+    /// A claim of rows that other instances' claims pass over (PostgreSQL); SQLite's
+    /// single writer claims one batch at a time anyway.
+    pub fn skip_locked(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+        }
+    }
+
     /// The join from a recursive CTE's rows to the rows of `table` whose `key` equals
     /// `outer` (selecting `columns`, aliased `alias`). SQLite: `CROSS JOIN` fixes the
     /// join order (it would otherwise scan every row). PostgreSQL cannot estimate a
@@ -85,7 +101,7 @@ impl Dialect {
 pub enum Arg {
     Int(Option<i64>),
     Text(Option<String>),
-    Float(f64),
+    Float(Option<f64>),
     Bool(bool),
     Bytes(Vec<u8>),
 }
@@ -109,7 +125,8 @@ arg_from! {
     Option<String> => |v| Arg::Text(v),
     &Option<String> => |v| Arg::Text(v.clone()),
     Option<&str> => |v| Arg::Text(v.map(str::to_string)),
-    f64 => |v| Arg::Float(v),
+    f64 => |v| Arg::Float(Some(v)),
+    Option<f64> => |v| Arg::Float(v),
     bool => |v| Arg::Bool(v),
     Vec<u8> => |v| Arg::Bytes(v),
 }
@@ -167,8 +184,9 @@ impl Sql {
         self
     }
 
-    pub fn text(&self) -> &str {
-        &self.text
+    /// The SQL text, placeholders and all (for checks that no input reached it).
+    pub fn into_sql(self) -> String {
+        self.text
     }
 }
 
@@ -244,28 +262,25 @@ impl Row {
     }
 }
 
-/// A connection of one backend: a transaction, a pooled connection for reads, or one
-/// borrowed from a caller that holds it.
-pub enum Handle<'c, DB: Database> {
+/// A connection of one backend: a transaction, or a pooled connection for reads.
+pub enum Handle<DB: Database> {
     Tx(Transaction<'static, DB>),
     Pooled(PoolConnection<DB>),
-    Borrowed(&'c mut DB::Connection),
 }
 
-impl<DB: Database> Handle<'_, DB> {
+impl<DB: Database> Handle<DB> {
     fn raw(&mut self) -> &mut DB::Connection {
         match self {
             Handle::Tx(tx) => tx,
             Handle::Pooled(c) => c,
-            Handle::Borrowed(c) => c,
         }
     }
 }
 
 /// Where store logic runs its SQL, on either backend.
-pub enum Conn<'c> {
-    Sqlite(Handle<'c, Sqlite>),
-    Postgres(Handle<'c, Postgres>),
+pub enum Conn {
+    Sqlite(Handle<Sqlite>),
+    Postgres(Handle<Postgres>),
 }
 
 /// Binds `args` to a query of one backend.
@@ -285,15 +300,7 @@ macro_rules! bound {
     }};
 }
 
-impl<'c> Conn<'c> {
-    pub fn sqlite(c: &'c mut SqliteConnection) -> Conn<'c> {
-        Conn::Sqlite(Handle::Borrowed(c))
-    }
-
-    pub fn postgres(c: &'c mut PgConnection) -> Conn<'c> {
-        Conn::Postgres(Handle::Borrowed(c))
-    }
-
+impl Conn {
     pub fn dialect(&self) -> Dialect {
         match self {
             Conn::Sqlite(_) => Dialect::Sqlite,
@@ -407,7 +414,7 @@ pub enum Db {
 
 impl Db {
     /// A write transaction.
-    pub async fn write(&self) -> StoreResult<Conn<'static>> {
+    pub async fn write(&self) -> StoreResult<Conn> {
         Ok(match self {
             Db::Sqlite { write, .. } => {
                 Conn::Sqlite(Handle::Tx(write.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?))
@@ -417,7 +424,7 @@ impl Db {
     }
 
     /// A connection for reads that need no common snapshot.
-    pub async fn read(&self) -> StoreResult<Conn<'static>> {
+    pub async fn read(&self) -> StoreResult<Conn> {
         Ok(match self {
             Db::Sqlite { read, .. } => Conn::Sqlite(Handle::Pooled(read.acquire().await.map_err(db_err)?)),
             Db::Postgres(pool) => Conn::Postgres(Handle::Pooled(pool.acquire().await.map_err(db_err)?)),
@@ -425,7 +432,7 @@ impl Db {
     }
 
     /// A read-only transaction: several reads that see one state of the database.
-    pub async fn snapshot(&self) -> StoreResult<Conn<'static>> {
+    pub async fn snapshot(&self) -> StoreResult<Conn> {
         Ok(match self {
             Db::Sqlite { read, .. } => Conn::Sqlite(Handle::Tx(read.begin().await.map_err(db_err)?)),
             Db::Postgres(pool) => Conn::Postgres(Handle::Tx(
@@ -442,5 +449,34 @@ impl Db {
         let n = tx.execute(&sql).await?;
         tx.commit().await?;
         Ok(n)
+    }
+}
+
+impl Db {
+    pub fn pool_stats(&self) -> custodian_domain::PoolStats {
+        match self {
+            // The writer and the readers together.
+            Db::Sqlite { read, write } => custodian_domain::PoolStats {
+                open: read.size() + write.size(),
+                idle: (read.num_idle() + write.num_idle()) as u32,
+                max: read.options().get_max_connections() + write.options().get_max_connections(),
+            },
+            Db::Postgres(pool) => custodian_domain::PoolStats {
+                open: pool.size(),
+                idle: pool.num_idle() as u32,
+                max: pool.options().get_max_connections(),
+            },
+        }
+    }
+
+    /// Closes the pools, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        match self {
+            Db::Sqlite { read, write } => {
+                read.close().await;
+                write.close().await;
+            }
+            Db::Postgres(pool) => pool.close().await,
+        }
     }
 }

@@ -12,7 +12,7 @@ use crate::time;
 
 const ADMIN_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM api_users WHERE role = 'admin' AND password_hash IS NOT NULL)";
 
-async fn insert_password_user(tx: &mut Conn<'_>, user: &NewPasswordUser, now: &str) -> StoreResult<ApiUser> {
+async fn insert_password_user(tx: &mut Conn, user: &NewPasswordUser, now: &str) -> StoreResult<ApiUser> {
     let sql = Sql::with(
         format!(
             "INSERT INTO api_users (name, name_norm, email, email_norm, role, api_only, created_at, password_hash) \

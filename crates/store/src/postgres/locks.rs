@@ -7,12 +7,7 @@
 
 use custodian_domain::StoreResult;
 
-use super::{Tx, db_err};
-
-/// The old callers' form, while they move to `db::Conn::lock_identities`.
-pub(super) async fn lock_identities(tx: &mut Tx<'_>, identities: &[String]) -> StoreResult<()> {
-    lock_identity_keys(tx, identities).await
-}
+use crate::db::db_err;
 
 /// The first half of every Custodian advisory-lock key ("CUST").
 const LOCK_SPACE: i32 = 0x4355_5354;
