@@ -63,7 +63,7 @@ impl Validation {
         self.errors.push((name.into(), reason.into()));
     }
     /// A query parameter that must be a whole number up to `max`; `default` when absent.
-    pub fn whole_number(&mut self, params: &crate::scim::QueryParams, name: &str, default: u64, max: u64) -> u64 {
+    pub fn whole_number(&mut self, params: &crate::query::QueryParams, name: &str, default: u64, max: u64) -> u64 {
         match params.get(name) {
             None | Some("") => default,
             Some(raw) => match raw.parse::<u64>() {

@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 use super::extract::{Operator, Validation, host_id, json_body};
 use super::{ApiError, ApiResult};
 use crate::app::AppState;
-use crate::scim::QueryParams;
+use crate::query::QueryParams;
 
 /// The most hosts one batch request may carry.
 pub const MAX_BATCH: usize = 10_000;

@@ -273,7 +273,7 @@ pub async fn render_all(
     body: Body,
 ) -> ApiResult<Json<LabelRenderResponse>> {
     let id = label_id(id)?;
-    let params = crate::scim::QueryParams::parse(uri.query());
+    let params = crate::query::QueryParams::parse(uri.query());
     let mut v = Validation::default();
     let page = v.whole_number(&params, "page", 0, 1_000_000_000);
     let per_page = v.whole_number(&params, "per_page", 1000, MAX_RENDER_HOSTS);

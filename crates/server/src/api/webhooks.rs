@@ -67,7 +67,7 @@ impl From<WebhookDelivery> for DeliveryBody {
 pub async fn deliveries(State(state): State<AppState>, op: Operator, uri: Uri) -> ApiResult<Json<DeliveriesResponse>> {
     // Payloads carry personal data: maintainers and admins only.
     op.require_write()?;
-    let params = crate::scim::QueryParams::parse(uri.query());
+    let params = crate::query::QueryParams::parse(uri.query());
     let mut v = Validation::default();
     let page = v.whole_number(&params, "page", 0, 1_000_000_000);
     let per_page = v.whole_number(&params, "per_page", 100, 1000);
