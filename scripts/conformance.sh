@@ -128,7 +128,10 @@ PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
 BASE="http://127.0.0.1:$PORT"
 SCIM_URL="$BASE$MOUNT"
 
-# `user create --api-only` prints the token, and only the token, on stdout.
+# `migrate` creates the database (no other command but `serve` does); `user create
+# --api-only` prints the token, and only the token, on stdout.
+"$BIN" migrate --database "$DATABASE" 2>"$WORK/migrate.log" ||
+    { cat "$WORK/migrate.log" >&2; die "could not migrate $DATABASE"; }
 TOKEN="$("$BIN" user create --api-only --name "$TOKEN_NAME" --role maintainer --database "$DATABASE" 2>"$WORK/user-create.log")" ||
     { cat "$WORK/user-create.log" >&2; die "could not create the maintainer token"; }
 [[ -n "$TOKEN" ]] || die "user create printed no token"

@@ -1,5 +1,10 @@
 //! The results: a table for people (each figure next to its target) and one JSON line
 //! with every figure for scripts.
+//!
+//! Two kinds of rows are judged. Timing rows (latencies, rates, durations) are judged in
+//! full runs only: a smoke run (`--quick`) on a shared CI machine proves the command
+//! works, not the speed. Correctness rows (every answer the expected one, every
+//! acknowledged write read back) are judged in every run, and a failure fails the command.
 
 use serde_json::{Map, Value, json};
 
@@ -12,11 +17,16 @@ pub enum Target {
     MinPerSec(f64),
     /// Under this many seconds.
     MaxSeconds(f64),
-    /// Every one of this many (the figure counts those that succeeded).
+    /// Every one of this many (the figure counts those that succeeded): a correctness
+    /// row, judged in every run.
     All(u64),
 }
 
 impl Target {
+    fn is_correctness(self) -> bool {
+        matches!(self, Target::All(_))
+    }
+
     fn met(self, value: f64) -> bool {
         match self {
             Target::MaxMs(max) => value < max,
@@ -42,22 +52,36 @@ struct Row {
     target: Option<(Target, f64)>,
 }
 
+/// What a smoke run prints in place of a timing row's verdict.
+pub const NOT_JUDGED: &str = "not judged in a smoke run";
+
 #[derive(Default)]
 pub struct Report {
     rows: Vec<Row>,
     figures: Map<String, Value>,
+    /// A smoke run (`--quick`): timing rows are shown, not judged.
+    smoke: bool,
+    /// Timing rows that missed their target (full runs only).
     misses: Vec<String>,
+    /// Correctness rows that failed (every run).
+    failures: Vec<String>,
     /// Why the run stopped before measuring everything.
     error: Option<String>,
 }
 
 impl Report {
+    /// A report whose timing rows are judged unless `smoke`.
+    pub fn new(smoke: bool) -> Self {
+        Report { smoke, ..Report::default() }
+    }
+
     /// An informational row.
     pub fn info(&mut self, label: impl Into<String>, figure: impl Into<String>) {
         self.rows.push(Row { label: label.into(), figure: figure.into(), target: None });
     }
 
-    /// A row whose `value` is checked against `target`; `key` names it in the JSON misses.
+    /// A row whose `value` is checked against `target`; `key` names it in the JSON
+    /// misses (a timing target, unless in a smoke run) or failures (`Target::All`).
     pub fn checked(
         &mut self,
         key: &str,
@@ -67,7 +91,11 @@ impl Report {
         target: Target,
     ) {
         if !target.met(value) {
-            self.misses.push(key.to_string());
+            if target.is_correctness() {
+                self.failures.push(key.to_string());
+            } else if !self.smoke {
+                self.misses.push(key.to_string());
+            }
         }
         self.rows.push(Row { label: label.into(), figure: figure.into(), target: Some((target, value)) });
     }
@@ -94,9 +122,14 @@ impl Report {
         self.error = Some(error);
     }
 
-    /// Every target measured and met.
+    /// Every correctness row passed (timing aside).
+    pub fn correct(&self) -> bool {
+        self.failures.is_empty()
+    }
+
+    /// Every target measured and met (in a smoke run, the timing targets are not judged).
     pub fn all_met(&self) -> bool {
-        self.misses.is_empty() && self.error.is_none()
+        self.misses.is_empty() && self.failures.is_empty() && self.error.is_none()
     }
 
     pub fn table(&self) -> String {
@@ -115,6 +148,8 @@ impl Report {
                 continue;
             }
             let (target, verdict) = match row.target {
+                Some((t, v)) if t.is_correctness() => (t.describe(), if t.met(v) { "PASS" } else { "FAIL" }),
+                Some((t, _)) if self.smoke => (t.describe(), NOT_JUDGED),
                 Some((t, v)) => (t.describe(), if t.met(v) { "PASS" } else { "MISS" }),
                 None => ("-".to_string(), "info"),
             };
@@ -129,13 +164,20 @@ impl Report {
         }
         out.push_str(&rule);
         out.push('\n');
+        if !self.failures.is_empty() {
+            out.push_str(&format!("CORRECTNESS FAILED: {}\n", self.failures.join(", ")));
+        }
         if !self.misses.is_empty() {
             out.push_str(&format!("Targets missed: {}\n", self.misses.join(", ")));
         }
         match &self.error {
             Some(e) => out.push_str(&format!("INCOMPLETE: the run stopped early ({e}); the figures are partial.\n")),
+            None if !self.failures.is_empty() => {}
+            None if self.smoke => {
+                out.push_str("Every correctness check passed; timing is not judged in a smoke run (--quick).\n")
+            }
             None if self.misses.is_empty() => out.push_str("All targets met.\n"),
-            None => {}
+            None => out.push_str("Every correctness check passed.\n"),
         }
         out
     }
@@ -146,6 +188,9 @@ impl Report {
         if let Some(e) = &self.error {
             all.insert("error".into(), json!(e));
         }
+        all.insert("smoke".into(), json!(self.smoke));
+        all.insert("correct".into(), json!(self.correct() && self.error.is_none()));
+        all.insert("failures".into(), json!(self.failures));
         all.insert("all_targets_met".into(), json!(self.all_met()));
         all.insert("misses".into(), json!(self.misses));
         Value::Object(all).to_string()
@@ -197,6 +242,7 @@ mod tests {
         r.checked("b", "slow", "9 ms", 9.0, Target::MaxMs(5.0));
         r.checked("c", "rate", "10 /s", 10.0, Target::MinPerSec(2000.0));
         assert!(!r.all_met());
+        assert!(r.correct());
         assert!(Target::MaxSeconds(20.0).met(19.9) && !Target::MaxSeconds(20.0).met(20.0));
         assert!(Target::All(100).met(100.0) && !Target::All(100).met(99.0));
         assert_eq!(Target::All(100_000).describe(), "all 100,000");
@@ -209,5 +255,29 @@ mod tests {
         assert!(r.table().contains("INCOMPLETE"));
         let line: Value = serde_json::from_str(&r.json_line()).unwrap_or(Value::Null);
         assert_eq!(line["complete"], json!(false));
+    }
+
+    #[test]
+    fn a_smoke_run_judges_correctness_but_not_timing() {
+        let mut r = Report::new(true);
+        r.checked("slow", "slow", "9 ms", 9.0, Target::MaxMs(5.0));
+        assert!(r.all_met() && r.correct());
+        let table = r.table();
+        assert!(table.contains(NOT_JUDGED) && !table.contains("MISS") && !table.contains("PASS"), "{table}");
+        r.checked("answered", "answered as expected", "9 of 10", 9.0, Target::All(10));
+        assert!(!r.correct() && !r.all_met());
+        let table = r.table();
+        assert!(table.contains("FAIL") && table.contains("CORRECTNESS FAILED: answered"), "{table}");
+        let line: Value = serde_json::from_str(&r.json_line()).unwrap_or(Value::Null);
+        assert_eq!(line["failures"], json!(["answered"]));
+        assert_eq!(line["misses"], json!([]));
+        assert_eq!(line["correct"], json!(false));
+
+        // A full run judges both.
+        let mut r = Report::new(false);
+        r.checked("answered", "answered as expected", "10 of 10", 10.0, Target::All(10));
+        r.checked("slow", "slow", "9 ms", 9.0, Target::MaxMs(5.0));
+        assert!(r.correct() && !r.all_met());
+        assert!(r.table().contains("MISS"));
     }
 }

@@ -98,7 +98,7 @@ pub async fn run(args: ScimArgs) -> anyhow::Result<bool> {
         &launched.token,
         SCIM_JSON,
     );
-    let mut report = Report::default();
+    let mut report = Report::new(args.quick);
     report.figure("backend", launched.backend.as_str());
     let suffix = launched.suffix.clone();
     // An interrupt ends the phases here, so that what was measured is still reported.
@@ -106,8 +106,11 @@ pub async fn run(args: ScimArgs) -> anyhow::Result<bool> {
         r = phases(&api, &mut launched.server, &config, &suffix, &mut report) => r,
         s = crate::interrupted() => Err(anyhow::anyhow!("interrupted by {s}")),
     };
-    let all_met = launched.finish(report, outcome, "6. Server memory", args.common.keep, started)?;
-    Ok(all_met || !args.common.strict)
+    if outcome.is_err() {
+        report.section(CORRECTNESS);
+    }
+    answers_row(&mut report, &[&api]);
+    launched.finish(report, outcome, "6. Server memory", &args.common, started)
 }
 
 async fn phases(
@@ -118,6 +121,8 @@ async fn phases(
     report: &mut Report,
 ) -> anyhow::Result<()> {
     let mut rng = StdRng::seed_from_u64(config.seed);
+
+    let before = count_users(api).await?;
 
     // 1. Users.
     eprintln!("[1/5] creating {} users with {} clients", thousands(config.users as u64), config.concurrency);
@@ -332,8 +337,21 @@ async fn phases(
     report.figure("last_page_start_index", start);
     figures(report, "last_page", &p, false);
     server.ensure_running()?;
+
+    // Every acknowledged creation, read back.
+    eprintln!("reading back every user");
+    report.section(CORRECTNESS);
+    let expected: Vec<Expected> = users
+        .iter()
+        .map(|u| Expected { id: u.id.clone(), user_name: u.user_name.clone(), external_id: u.external_id.clone() })
+        .collect();
+    read_back_users(api, report, before, &expected, 0).await?;
+    server.ensure_running()?;
     Ok(())
 }
+
+/// The heading of the correctness rows.
+pub const CORRECTNESS: &str = "Correctness (judged in every run, --quick or not)";
 
 /// Adds the `<prefix>_p50_ms`, `_p95_ms` (and `_p99_ms`) figures.
 pub fn figures(report: &mut Report, prefix: &str, s: &Summary, p99: bool) {
@@ -354,12 +372,59 @@ pub struct Api {
     auth: String,
     /// The media type sent and accepted: SCIM's, or plain JSON.
     media: &'static str,
+    /// Every request sent through this client (and its clones), for the correctness rows.
+    pub answers: Arc<Answers>,
+}
+
+/// Requests sent, those answered with the expected status, and the first that was not.
+#[derive(Default)]
+pub struct Answers {
+    sent: AtomicUsize,
+    expected: AtomicUsize,
+    first_unexpected: std::sync::Mutex<Option<String>>,
+}
+
+impl Answers {
+    fn unexpected(&self, what: String) {
+        if let Ok(mut first) = self.first_unexpected.lock() {
+            first.get_or_insert(what);
+        }
+    }
+
+    /// (answered as expected, sent, the first unexpected answer).
+    pub fn counts(&self) -> (usize, usize, Option<String>) {
+        let first = self.first_unexpected.lock().ok().and_then(|f| f.clone());
+        (self.expected.load(Ordering::Relaxed), self.sent.load(Ordering::Relaxed), first)
+    }
+}
+
+/// The correctness row of the answers of `apis`: every request answered its expected
+/// status, with no connection error.
+pub fn answers_row(report: &mut Report, apis: &[&Api]) {
+    let (mut expected, mut sent, mut first) = (0, 0, None);
+    for api in apis {
+        let (e, s, f) = api.answers.counts();
+        (expected, sent) = (expected + e, sent + s);
+        first = first.or(f);
+    }
+    report.checked(
+        "answered_as_expected",
+        "answered as expected (no other status, no connection error)",
+        format!("{} of {}", thousands(expected as u64), thousands(sent as u64)),
+        expected as f64,
+        Target::All(sent as u64),
+    );
+    if let Some(first) = first {
+        report.info("  first unexpected answer", first);
+    }
+    report.figure("requests_sent", sent as u64);
+    report.figure("requests_answered_as_expected", expected as u64);
 }
 
 impl Api {
     /// A client of the API under `base` (e.g. `http://127.0.0.1:8080/api/v1/fleet/scim`).
     pub fn new(client: reqwest::Client, base: String, token: &str, media: &'static str) -> Self {
-        Api { client, base, auth: format!("Bearer {token}"), media }
+        Api { client, base, auth: format!("Bearer {token}"), media, answers: Arc::default() }
     }
 
     /// A `/Users` URL; with --exclude-groups, users are answered without their groups.
@@ -397,16 +462,29 @@ impl Api {
             request = request.header("Content-Type", self.media).body(body.to_string());
         }
         let started = Instant::now();
-        let response = request.send().await.with_context(|| format!("{method} {}", url.path()))?;
-        let status = response.status();
-        let bytes =
-            response.bytes().await.with_context(|| format!("reading the response to {method} {}", url.path()))?;
-        let took = started.elapsed();
-        let bytes = bytes.to_vec();
-        if status != expected {
-            bail!("{method} {} answered {status} (expected {expected}): {}", url.path(), excerpt(&bytes));
+        self.answers.sent.fetch_add(1, Ordering::Relaxed);
+        let answer = async {
+            let response = request.send().await.with_context(|| format!("{method} {}", url.path()))?;
+            let status = response.status();
+            let bytes =
+                response.bytes().await.with_context(|| format!("reading the response to {method} {}", url.path()))?;
+            let took = started.elapsed();
+            let bytes = bytes.to_vec();
+            if status != expected {
+                bail!("{method} {} answered {status} (expected {expected}): {}", url.path(), excerpt(&bytes));
+            }
+            Ok((took, bytes))
+        };
+        match answer.await {
+            Ok(answer) => {
+                self.answers.expected.fetch_add(1, Ordering::Relaxed);
+                Ok(answer)
+            }
+            Err(e) => {
+                self.answers.unexpected(format!("{e:#}"));
+                Err(e)
+            }
         }
-        Ok((took, bytes))
     }
 }
 
@@ -589,6 +667,96 @@ pub async fn create_users(
     }
     let users = slots.into_iter().collect::<Option<Vec<User>>>().context("a user was not created")?;
     Ok((users, Created { seconds, latency }))
+}
+
+/// What a user should read back as: id, userName, externalId.
+pub struct Expected {
+    pub id: String,
+    pub user_name: String,
+    pub external_id: String,
+}
+
+/// The number of users the server lists (`totalResults`).
+pub async fn count_users(api: &Api) -> anyhow::Result<u64> {
+    let (_, body) = api.call(Method::GET, api.url("/Users", &[("count", "0")])?, None, StatusCode::OK).await?;
+    serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v.get("totalResults").and_then(Value::as_u64))
+        .context("GET /Users?count=0 gave no totalResults")
+}
+
+/// Reads every user back, a page of 1,000 at a time, and adds the correctness rows: every
+/// acknowledged creation listed as acknowledged, and as many users as were there `before`
+/// plus those acknowledged (a refused creation must not have been written either), and
+/// up to `uncertain` more (creations that got no clear answer). Returns the users read,
+/// by id.
+pub async fn read_back_users(
+    api: &Api,
+    report: &mut Report,
+    before: u64,
+    expected: &[Expected],
+    uncertain: u64,
+) -> anyhow::Result<std::collections::HashMap<String, Value>> {
+    let total = count_users(api).await?;
+    let mut read = std::collections::HashMap::new();
+    let mut start = 1u64;
+    while start <= total {
+        let url = api.url("/Users", &[("startIndex", &start.to_string()), ("count", "1000")])?;
+        let (_, body) = api.call(Method::GET, url, None, StatusCode::OK).await?;
+        let page: Value = serde_json::from_slice(&body).context("a page of users is not JSON")?;
+        let resources = page.get("Resources").and_then(Value::as_array).cloned().unwrap_or_default();
+        if resources.is_empty() {
+            break;
+        }
+        start += resources.len() as u64;
+        for user in resources {
+            if let Some(id) = user.get("id").and_then(Value::as_str) {
+                read.insert(id.to_string(), user.clone());
+            }
+        }
+    }
+    let mut first_problem = None;
+    let matched = expected
+        .iter()
+        .filter(|e| {
+            let field = |u: &Value, name: &str| u.get(name).and_then(Value::as_str).map(str::to_string);
+            let ok = read.get(&e.id).is_some_and(|u| {
+                field(u, "userName").as_deref() == Some(e.user_name.as_str())
+                    && field(u, "externalId").as_deref() == Some(e.external_id.as_str())
+            });
+            if !ok && first_problem.is_none() {
+                first_problem = Some(format!(
+                    "user {} ({}): {}",
+                    e.id,
+                    e.user_name,
+                    read.get(&e.id).map_or("not listed".to_string(), |u| u.to_string())
+                ));
+            }
+            ok
+        })
+        .count();
+    report.checked(
+        "writes_read_back",
+        "acknowledged users read back (id, userName, externalId)",
+        format!("{} of {}", thousands(matched as u64), thousands(expected.len() as u64)),
+        matched as f64,
+        Target::All(expected.len() as u64),
+    );
+    if let Some(problem) = first_problem {
+        report.info("  first user not read back", problem);
+    }
+    let want = before + expected.len() as u64;
+    let listed = read.len() as u64;
+    report.checked(
+        "users_listed",
+        "users listed: those before the run + acknowledged creations",
+        format!("{} listed, {} expected", thousands(listed), thousands(want)),
+        if (want..=want + uncertain).contains(&listed) && total == listed { want as f64 } else { 0.0 },
+        Target::All(want),
+    );
+    report.figure("users_read_back", matched as u64);
+    report.figure("users_listed", listed);
+    Ok(read)
 }
 
 /// `n` distinct users picked at random.

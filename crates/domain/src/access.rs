@@ -59,6 +59,8 @@ pub struct ApiUser {
     pub role: Role,
     pub api_only: bool,
     pub created_at: DateTime<Utc>,
+    /// When a token or a web session of this operator was last used (to the minute).
+    pub last_used_at: Option<DateTime<Utc>>,
 }
 
 /// The SHA-256 digest of an API token: the only form in which a token is stored.

@@ -190,7 +190,12 @@ fn parse_node(
     };
     let group_id = match obj.get("group_id") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) if vital == Some(Vital::EndUserIdpGroup) && !s.is_empty() && s.len() <= MAX_VALUE => {
+        Some(Value::String(s))
+            if vital == Some(Vital::EndUserIdpGroup)
+                && !s.is_empty()
+                && s.chars().count() <= MAX_VALUE
+                && !s.contains('\0') =>
+        {
             Some(s.clone())
         }
         Some(_) => {

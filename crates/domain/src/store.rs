@@ -75,6 +75,9 @@ pub trait Store: Send + Sync + 'static {
     async fn add_token(&self, user_id: i64, token: TokenDigest) -> StoreResult<()>;
     /// The operator a token belongs to, if the token exists and is not revoked.
     async fn authenticate_token(&self, token: TokenDigest) -> StoreResult<Option<ApiUser>>;
+    /// Records that the operator used a token or a web session at `at` (never moving
+    /// the time back).
+    async fn record_operator_use(&self, user_id: i64, at: chrono::DateTime<chrono::Utc>) -> StoreResult<()>;
 
     // --- SCIM resources ---
     async fn scim_create(&self, kind: ResourceKind, input: ResourceInput, actor: &Actor) -> StoreResult<Written>;

@@ -71,6 +71,7 @@ mod tests {
                 role: Role::Admin,
                 api_only: false,
                 created_at: created,
+                last_used_at: None,
             },
             csrf_token: String::new(),
             created_at: created,

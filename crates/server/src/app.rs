@@ -35,6 +35,19 @@ pub struct AppConfig {
     pub offboarding_webhook: Option<crate::webhooks::WebhookConfig>,
     /// Rate limits, timeouts and the cap on requests in flight.
     pub limits: crate::limits::Limits,
+    /// Custodian terminates TLS itself (`serve --tls-cert-file`).
+    pub serves_https: bool,
+}
+
+impl AppConfig {
+    /// Whether clients reach Custodian over https: as the public URL says when there is
+    /// one, else as Custodian serves. Decides HSTS and `Secure` cookies.
+    pub fn is_https(&self) -> bool {
+        match &self.public_url {
+            Some(url) => url.starts_with("https://"),
+            None => self.serves_https,
+        }
+    }
 }
 
 impl Default for AppConfig {
@@ -44,6 +57,7 @@ impl Default for AppConfig {
             sign_in_failure_delay: Duration::from_secs(1),
             offboarding_webhook: None,
             limits: crate::limits::Limits::default(),
+            serves_https: false,
         }
     }
 }
@@ -53,6 +67,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Which operator a token belongs to, remembered for a few seconds.
     pub tokens: Arc<crate::auth::TokenCache>,
+    /// When each operator last used Custodian, written at most once a minute.
+    pub operator_use: Arc<crate::auth::OperatorUse>,
     pub recorder: RequestRecorder,
     pub config: Arc<AppConfig>,
     pub metrics: Arc<crate::metrics::Metrics>,
@@ -75,7 +91,7 @@ pub fn router(state: AppState) -> (Router, Vec<String>) {
     let (router, templates) = routes.merge(crate::api::router()).merge(crate::web::router()).into_parts();
     let metrics = state.metrics.clone();
     let limits = state.config.limits.clone();
-    let hsts = state.config.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
+    let hsts = state.config.is_https();
     let router = with_protection_layers(router.fallback(no_route).with_state(state), &limits);
     let router = with_operations_layers(router, metrics, limits.request_timeout)
         .layer(middleware::from_fn(move |request, next| crate::errors::security_headers(hsts, request, next)));
@@ -209,21 +225,37 @@ impl App {
     pub fn new(store: Arc<dyn Store>, config: AppConfig) -> Self {
         let (recorder, recorder_task) = RequestRecorder::start(store.clone());
         let webhook_task = config.offboarding_webhook.clone().map(|c| crate::webhooks::start(store.clone(), c));
-        let state =
-            AppState { store, tokens: Arc::default(), recorder, config: Arc::new(config), metrics: Arc::default() };
+        let state = AppState {
+            store,
+            tokens: Arc::default(),
+            operator_use: Arc::default(),
+            recorder,
+            config: Arc::new(config),
+            metrics: Arc::default(),
+        };
         let (router, route_templates) = router(state.clone());
         App { router, state, route_templates, recorder_task, webhook_task }
     }
 
-    /// Serves until `shutdown` completes; requests in flight finish, then the request
-    /// history is flushed.
+    /// Serves plain HTTP until `shutdown` completes; requests in flight finish, then the
+    /// request history is flushed.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        self.serve_with_tls(listener, None, shutdown).await
+    }
+
+    /// Like [`App::serve`], over TLS when `tls` is given.
+    pub async fn serve_with_tls(
+        self,
+        listener: tokio::net::TcpListener,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let App { router, state, recorder_task, webhook_task, .. } = self;
-        serve_connections(listener, router, &state.config.limits, shutdown).await;
+        serve_connections(listener, tls, router, &state.config.limits, shutdown).await;
         // An attempt cut short is retried after its lease: delivery is at least once.
         if let Some(task) = webhook_task {
             task.abort();
@@ -239,8 +271,12 @@ impl App {
 /// (idle connections are closed at once). In place of `axum::serve` so that slow clients
 /// are bounded: headers must arrive within the header read timeout (slowloris), and
 /// hyper's buffers are limited. Each request carries the client's `ConnectInfo`.
+///
+/// With `tls`, each connection's handshake runs in its own task, bounded in time, so a
+/// slow or silent client never holds up the accept loop; then the same HTTP limits apply.
 async fn serve_connections(
     listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     router: Router,
     limits: &crate::limits::Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -254,7 +290,10 @@ async fn serve_connections(
         .max_buf_size(crate::limits::CONNECTION_BUFFER_BYTES)
         .max_headers(crate::limits::MAX_HEADERS)
         .keep_alive(true);
+    let handshake_timeout = limits.header_read_timeout.min(crate::tls::MAX_HANDSHAKE_TIMEOUT);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Handshakes still under way at shutdown are dropped: no request is in flight on them.
+    let (stopping, stop) = tokio::sync::watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, remote) = tokio::select! {
@@ -275,17 +314,45 @@ async fn serve_connections(
             request.extensions_mut().insert(axum::extract::ConnectInfo(remote));
             request
         });
-        let connection =
-            http.serve_connection(TokioIo::new(stream), hyper_util::service::TowerToHyperService::new(service));
-        let connection = graceful.watch(connection);
+        let service = hyper_util::service::TowerToHyperService::new(service);
+        let Some(acceptor) = tls.clone() else {
+            let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+            tokio::spawn(async move {
+                // A client that goes away or times out is no error of the server's.
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            });
+            continue;
+        };
+        // Taken now, before any shutdown can start, so that a connection whose handshake
+        // ends during the shutdown is still closed gracefully.
+        let watcher = graceful.watcher();
+        let http = http.clone();
+        let mut stop = stop.clone();
         tokio::spawn(async move {
-            // A client that goes away or times out is no error of the server's.
-            if let Err(e) = connection.await {
+            let handshake = tokio::time::timeout(handshake_timeout, acceptor.accept(stream));
+            let stream = tokio::select! {
+                done = handshake => match done {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!("TLS handshake timed out");
+                        return;
+                    }
+                },
+                _ = stop.wait_for(|stopping| *stopping) => return,
+            };
+            if let Err(e) = watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });
     }
     drop(listener);
+    let _ = stopping.send(true);
     graceful.shutdown().await;
 }
 

@@ -86,6 +86,40 @@ impl TokenCache {
     }
 }
 
+/// Records when each operator last used a token or a web session (`api_users.last_used_at`,
+/// shown by `custodian user list`) at most once per `RECORD_USE_EVERY` per instance, so
+/// that an IdP's burst costs no write per request.
+#[derive(Default)]
+pub struct OperatorUse {
+    recorded: Mutex<HashMap<i64, Instant>>,
+}
+
+pub const RECORD_USE_EVERY: Duration = Duration::from_secs(60);
+
+impl OperatorUse {
+    /// Records a use of `user_id` now, unless this instance recorded one within
+    /// `RECORD_USE_EVERY`. A failure is logged, never the request's.
+    pub async fn record(&self, store: &dyn Store, user_id: i64) {
+        let now = Instant::now();
+        let due = match self.recorded.lock() {
+            Ok(mut recorded) => {
+                let due = recorded.get(&user_id).is_none_or(|at| now.duration_since(*at) >= RECORD_USE_EVERY);
+                if due {
+                    if recorded.len() >= TOKEN_CACHE_MAX {
+                        recorded.retain(|_, at| now.duration_since(*at) < RECORD_USE_EVERY);
+                    }
+                    recorded.insert(user_id, now);
+                }
+                due
+            }
+            Err(_) => false,
+        };
+        if due && let Err(e) = store.record_operator_use(user_id, chrono::Utc::now()).await {
+            tracing::warn!(error = %e, user_id, "recording an operator's last use failed");
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

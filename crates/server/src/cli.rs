@@ -37,13 +37,38 @@ pub struct DatabaseArg {
 }
 
 impl DatabaseArg {
-    /// Opens the database, applying pending migrations or, in `Verify` mode, refusing
-    /// a schema that is not this binary's.
+    /// `serve` and `migrate`: opens the database, creating it when missing, and applies
+    /// pending migrations or, in `Verify` mode, refuses a schema that is not this binary's.
     pub async fn open(&self, migrate: MigrateMode) -> anyhow::Result<std::sync::Arc<dyn custodian_domain::Store>> {
-        let options = OpenOptions { migrate, max_connections: self.max_connections };
+        let options = OpenOptions { migrate, max_connections: self.max_connections, existing_only: false };
         custodian_store::open(&self.url, options)
             .await
-            .with_context(|| format!("opening the database {}", custodian_store::redact_url(&self.url)))
+            .with_context(|| format!("opening the database {}", self.described()))
+    }
+
+    /// Every other command: opens a database that exists, naming it on stderr, and
+    /// never creates one (a token made in a stray database would leave the IdP with 401s).
+    pub async fn open_existing(&self) -> anyhow::Result<std::sync::Arc<dyn custodian_domain::Store>> {
+        self.announce();
+        let options =
+            OpenOptions { migrate: MigrateMode::Apply, max_connections: self.max_connections, existing_only: true };
+        custodian_store::open(&self.url, options).await.with_context(|| {
+            format!(
+                "opening the database {}. Pass --database (or set CUSTODIAN_DATABASE_URL) with the URL \
+                 `custodian serve` uses; `custodian migrate` creates a new database",
+                self.described()
+            )
+        })
+    }
+
+    /// The database as the operator should read it: absolute path, no password.
+    pub fn described(&self) -> String {
+        custodian_store::describe_url(&self.url)
+    }
+
+    /// Names the database on stderr (stdout stays for what a script reads).
+    pub fn announce(&self) {
+        eprintln!("Database: {}", self.described());
     }
 }
 
@@ -102,6 +127,13 @@ pub struct ServeArgs {
     /// The URL at which clients reach Custodian (used in SCIM locations and set-up guides).
     #[arg(long, env = "CUSTODIAN_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (the server's certificate first);
+    /// needs --tls-key-file. Both files are read again on SIGHUP. Without: plain HTTP.
+    #[arg(long, env = "CUSTODIAN_TLS_CERT_FILE", requires = "tls_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The PEM private key of --tls-cert-file: PKCS#8, RSA (PKCS#1) or EC (SEC1).
+    #[arg(long, env = "CUSTODIAN_TLS_KEY_FILE", requires = "tls_cert_file")]
+    pub tls_key_file: Option<PathBuf>,
     /// Do not apply pending migrations at start (run `custodian migrate` as a separate
     /// deployment step); the server then refuses to start on an older schema.
     #[arg(long, env = "CUSTODIAN_NO_AUTO_MIGRATE")]
@@ -233,6 +265,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve(args).await,
         Command::Migrate { database } => {
             init_tracing(false);
+            database.announce();
             database.open(MigrateMode::Apply).await.context("migrating the database")?;
             eprintln!("The database schema is up to date.");
             Ok(())
@@ -258,10 +291,38 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_tracing(args.log_format == "json");
+    // Before the database: a bad certificate file stops the start at once.
+    let tls = match (args.tls_cert_file, args.tls_key_file) {
+        (Some(cert), Some(key)) => {
+            Some(std::sync::Arc::new(crate::tls::Tls::load(crate::tls::TlsFiles { cert, key })?))
+        }
+        (None, None) => None,
+        // clap already refuses one without the other; kept for callers that build ServeArgs.
+        (Some(_), None) => anyhow::bail!("--tls-cert-file needs --tls-key-file"),
+        (None, Some(_)) => anyhow::bail!("--tls-key-file needs --tls-cert-file"),
+    };
     let mode = if args.no_auto_migrate { MigrateMode::Verify } else { MigrateMode::Apply };
     let store = args.database.open(mode).await?;
+    tracing::info!(database = %args.database.described(), "opened the database");
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
+    let https_public = args.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
+    if tls.is_none() && https_public && !args.listen.ip().is_loopback() {
+        tracing::warn!(
+            address = %args.listen,
+            "--public-url is https:// but Custodian serves plain HTTP on a non-loopback address: a proxy in \
+             front must terminate TLS (or give --tls-cert-file and --tls-key-file)"
+        );
+    }
+    if tls.is_some() && args.public_url.as_deref().is_some_and(|u| u.starts_with("http://")) {
+        tracing::warn!("--public-url is http:// but Custodian serves HTTPS: links and SCIM locations will say http://");
+    }
+    if let Some(tls) = &tls {
+        // Installed before serving: from now on a SIGHUP reloads rather than ends the process.
+        #[cfg(unix)]
+        crate::tls::reload_on_sighup(tls.clone()).context("listening for SIGHUP")?;
+        tracing::info!(cert = %tls.files().cert.display(), "serving HTTPS; SIGHUP reloads the certificate and key");
+    }
     tracing::info!(address = %listener.local_addr()?, "Custodian is serving");
     let offboarding_webhook = match args.offboarding_webhook_url {
         Some(url) => {
@@ -282,10 +343,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         public_url: args.public_url,
         offboarding_webhook,
         limits: args.limits.limits(),
+        serves_https: tls.is_some(),
         ..AppConfig::default()
     };
     let app = App::new(store, config);
-    app.serve(listener, shutdown_signal()).await?;
+    app.serve_with_tls(listener, tls.map(|t| t.acceptor()), shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -307,6 +369,7 @@ fn sqlite_url<'a>(database: &'a DatabaseArg, what: &str) -> anyhow::Result<&'a s
 }
 
 async fn backup(file: &Path, force: bool, database: &DatabaseArg) -> anyhow::Result<()> {
+    database.announce();
     let url = sqlite_url(database, "backup")?;
     let report = custodian_store::sqlite::backup::backup(url, file, force)
         .await
@@ -322,6 +385,7 @@ async fn backup(file: &Path, force: bool, database: &DatabaseArg) -> anyhow::Res
 }
 
 async fn restore(file: &Path, database: &DatabaseArg) -> anyhow::Result<()> {
+    database.announce();
     let url = sqlite_url(database, "restore")?;
     let report = custodian_store::sqlite::backup::restore(url, file)
         .await
@@ -338,7 +402,7 @@ async fn restore(file: &Path, database: &DatabaseArg) -> anyhow::Result<()> {
 }
 
 async fn user(command: UserCommand, database: &DatabaseArg) -> anyhow::Result<()> {
-    let store = database.open(MigrateMode::Apply).await?;
+    let store = database.open_existing().await?;
     match command {
         UserCommand::Create { api_only: false, name, email, role, password_stdin } => {
             let Some(email) = email.map(|e| e.trim().to_string()).filter(|e| e.contains('@')) else {
@@ -367,19 +431,7 @@ async fn user(command: UserCommand, database: &DatabaseArg) -> anyhow::Result<()
             );
             println!("{token}");
         }
-        UserCommand::List => {
-            println!("{:<6} {:<24} {:<11} {:<9} created", "id", "name", "role", "api_only");
-            for u in store.list_api_users().await? {
-                println!(
-                    "{:<6} {:<24} {:<11} {:<9} {}",
-                    u.id,
-                    u.name,
-                    u.role,
-                    u.api_only,
-                    u.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                );
-            }
-        }
+        UserCommand::List => print!("{}", operators_table(&store.list_api_users().await?)),
         UserCommand::Delete { id_or_name } => {
             let user = store.delete_api_user(&id_or_name).await.map_err(|e| match e {
                 custodian_domain::StoreError::NotFound => anyhow::anyhow!("no user with id or name '{id_or_name}'"),
@@ -389,6 +441,36 @@ async fn user(command: UserCommand, database: &DatabaseArg) -> anyhow::Result<()
         }
     }
     Ok(())
+}
+
+/// `custodian user list`: one aligned row per operator, and a header. Columns are
+/// separated by two spaces and never wrapped, so that `awk` and `cut` can read them.
+fn operators_table(users: &[custodian_domain::ApiUser]) -> String {
+    let when = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::NOTHING)
+        .set_content_arrangement(comfy_table::ContentArrangement::Disabled)
+        .set_header(["ID", "NAME", "EMAIL", "ROLE", "API-ONLY", "LAST USED", "CREATED"]);
+    for u in users {
+        table.add_row([
+            u.id.to_string(),
+            u.name.clone(),
+            u.email.clone().unwrap_or_else(|| "-".into()),
+            u.role.to_string(),
+            if u.api_only { "yes" } else { "no" }.to_string(),
+            u.last_used_at.map_or_else(|| "never".into(), when),
+            when(u.created_at),
+        ]);
+    }
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 2));
+    }
+    let mut text: String = table.lines().map(|line| line.trim_end().to_string() + "\n").collect();
+    if users.is_empty() {
+        text.push_str("(no operators yet: `custodian user create --help`)\n");
+    }
+    text
 }
 
 /// The new password of `user create`: the first line of stdin with --password-stdin,
@@ -433,7 +515,7 @@ async fn import_hosts(
     let records = import::read_records(&bytes, format).with_context(|| format!("reading {}", file.display()))?;
     drop(bytes);
     let checked = import::check(records);
-    let store = database.open(MigrateMode::Apply).await?;
+    let store = database.open_existing().await?;
     let actor = Actor { id: None, name: "custodian hosts import".into() };
     let total = checked.accepted.len();
     let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());

@@ -13,6 +13,7 @@ pub mod query;
 pub mod recorder;
 pub mod routes;
 pub mod scim;
+pub mod tls;
 pub mod web;
 pub mod webhooks;
 

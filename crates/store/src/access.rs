@@ -80,6 +80,15 @@ impl Db {
         tx.commit().await
     }
 
+    pub(crate) async fn record_operator_use(&self, user_id: i64, at: chrono::DateTime<chrono::Utc>) -> StoreResult<()> {
+        self.write_one(Sql::with(
+            "UPDATE api_users SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
+            [time::to_text(at).into(), user_id.into()],
+        ))
+        .await
+        .map(drop)
+    }
+
     pub(crate) async fn authenticate_token(&self, token: TokenDigest) -> StoreResult<Option<ApiUser>> {
         let sql = Sql::with(
             format!(

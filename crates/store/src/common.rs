@@ -20,9 +20,9 @@ pub const HOST_COLUMNS: &str = "h.id, h.uuid, h.hardware_serial, h.hostname, h.c
      h.candidates";
 
 /// The columns an operator is read from.
-pub const USER_COLUMNS: &str = "id, name, email, role, api_only, created_at";
+pub const USER_COLUMNS: &str = "id, name, email, role, api_only, created_at, last_used_at";
 /// The same, from the operators table named `u` in a join.
-pub const JOINED_USER_COLUMNS: &str = "u.id, u.name, u.email, u.role, u.api_only, u.created_at";
+pub const JOINED_USER_COLUMNS: &str = "u.id, u.name, u.email, u.role, u.api_only, u.created_at, u.last_used_at";
 
 /// How many SCIM requests the history keeps.
 pub const HISTORY_LIMIT: i64 = 1000;

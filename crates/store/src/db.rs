@@ -405,7 +405,8 @@ pub fn is_unique_violation(e: &sqlx::Error) -> bool {
 
 /// The pools a store opens connections from: what each backend's write, read and
 /// snapshot are (SQLite: one writer connection, `BEGIN IMMEDIATE`, readers beside it;
-/// PostgreSQL: one pool, READ COMMITTED writes and REPEATABLE READ snapshots).
+/// PostgreSQL: one pool, READ COMMITTED writes and REPEATABLE READ snapshots, each
+/// begun by `postgres::begin`, which a dropped request cannot leave half-open).
 #[derive(Clone)]
 pub enum Db {
     Sqlite { read: sqlx::SqlitePool, write: sqlx::SqlitePool },
@@ -419,7 +420,7 @@ impl Db {
             Db::Sqlite { write, .. } => {
                 Conn::Sqlite(Handle::Tx(write.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?))
             }
-            Db::Postgres(pool) => Conn::Postgres(Handle::Tx(pool.begin().await.map_err(db_err)?)),
+            Db::Postgres(pool) => Conn::Postgres(Handle::Tx(crate::postgres::begin(pool, None).await.map_err(db_err)?)),
         })
     }
 
@@ -436,7 +437,7 @@ impl Db {
         Ok(match self {
             Db::Sqlite { read, .. } => Conn::Sqlite(Handle::Tx(read.begin().await.map_err(db_err)?)),
             Db::Postgres(pool) => Conn::Postgres(Handle::Tx(
-                pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await.map_err(db_err)?,
+                crate::postgres::begin(pool, Some(crate::postgres::READ_ONLY_SNAPSHOT)).await.map_err(db_err)?,
             )),
         })
     }

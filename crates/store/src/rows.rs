@@ -30,6 +30,7 @@ pub fn api_user(row: &Row) -> StoreResult<ApiUser> {
         role: row.text("role")?.parse::<Role>().map_err(|e| StoreError::Database(e.to_string()))?,
         api_only: row.int("api_only")? != 0,
         created_at: time::from_text(&row.text("created_at")?)?,
+        last_used_at: row.opt_text("last_used_at")?.as_deref().map(time::from_text).transpose()?,
     })
 }
 

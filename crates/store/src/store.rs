@@ -76,6 +76,9 @@ impl custodian_domain::Store for SqlStore {
     async fn authenticate_token(&self, token: TokenDigest) -> StoreResult<Option<ApiUser>> {
         self.db.authenticate_token(token).await
     }
+    async fn record_operator_use(&self, user_id: i64, at: chrono::DateTime<chrono::Utc>) -> StoreResult<()> {
+        self.db.record_operator_use(user_id, at).await
+    }
     async fn scim_create(&self, kind: ResourceKind, input: ResourceInput, actor: &Actor) -> StoreResult<Written> {
         match &self.sqlite {
             Some(local) => local.creates.create(kind, input, actor.clone()).await,

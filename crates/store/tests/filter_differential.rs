@@ -156,7 +156,7 @@ async fn check(users: Vec<Value>, filters: Vec<String>) -> Result<(), TestCaseEr
         sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut admin).await.unwrap();
         let sep = if server.contains('?') { '&' } else { '?' };
         let url = format!("{server}{sep}options=-c%20search_path%3D{schema}");
-        let store = custodian_store::PgStore::open(&url, Default::default(), Some(2)).await.unwrap();
+        let store = custodian_store::PgStore::open(&url, Default::default(), Some(2), false).await.unwrap();
         let outcome = check_on(&store, &users, &filters).await;
         store.close().await;
         sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&mut admin).await.unwrap();

@@ -8,7 +8,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::ApiResult;
-use super::extract::{Operator, Validation};
+use super::extract::{Operator, PAGE, QueryKind, QueryParam, Validation};
 use crate::app::AppState;
 use crate::query::QueryParams;
 
@@ -38,14 +38,23 @@ pub struct ActivitiesResponse {
     pub meta: PageMeta,
 }
 
+/// The most activities a page holds.
+pub const MAX_PER_PAGE: u64 = 1000;
+const PER_PAGE: QueryParam = QueryParam {
+    name: "per_page",
+    kind: QueryKind::WholeNumber { default: 20, max: MAX_PER_PAGE },
+    description: "Activities per page (0 counts as 1)",
+};
+crate::query_params!(ActivityParams = [PAGE, PER_PAGE]);
+
 #[utoipa::path(get, path = "/api/v1/fleet/activities", tag = "activities", operation_id = "list_activities",
-    params(("page" = Option<u64>, Query), ("per_page" = Option<u64>, Query)),
+    params(ActivityParams),
     responses((status = 200, body = ActivitiesResponse), (status = 422, body = super::ErrorBody)))]
 pub async fn list(State(state): State<AppState>, _op: Operator, uri: Uri) -> ApiResult<Json<ActivitiesResponse>> {
     let params = QueryParams::parse(uri.query());
     let mut v = Validation::default();
-    let page = v.whole_number(&params, "page", 0, 1_000_000_000);
-    let per_page = v.whole_number(&params, "per_page", 20, 1000).max(1);
+    let page = v.whole_number(&params, &PAGE);
+    let per_page = v.whole_number(&params, &PER_PAGE).max(1);
     v.into_result()?;
     // One more than asked tells whether a next page exists.
     let offset = page.saturating_mul(per_page);

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::ApiError;
 use crate::app::AppState;
+use crate::query::QueryParams;
 
 /// The operator behind a request's bearer token, whatever its role.
 pub struct Operator(pub ApiUser);
@@ -62,18 +63,44 @@ impl Validation {
     pub fn fail(&mut self, name: impl Into<String>, reason: impl Into<String>) {
         self.errors.push((name.into(), reason.into()));
     }
-    /// A query parameter that must be a whole number up to `max`; `default` when absent.
-    pub fn whole_number(&mut self, params: &crate::query::QueryParams, name: &str, default: u64, max: u64) -> u64 {
-        match params.get(name) {
+    /// A whole-number query parameter; its default when absent or empty.
+    pub fn whole_number(&mut self, params: &QueryParams, param: &QueryParam) -> u64 {
+        let QueryKind::WholeNumber { default, max } = param.kind else {
+            self.fail(param.name, "is not a number parameter");
+            return 0;
+        };
+        match params.get(param.name) {
             None | Some("") => default,
+            // Digits only: `u64::from_str` also takes a leading `+`, which the document's
+            // integer does not.
             Some(raw) => match raw.parse::<u64>() {
-                Ok(n) if n <= max => n,
+                Ok(n) if n <= max && raw.bytes().all(|b| b.is_ascii_digit()) => n,
                 _ => {
-                    self.fail(name, format!("must be a whole number from 0 to {max}"));
+                    self.fail(param.name, format!("must be a whole number from 0 to {max}"));
                     default
                 }
             },
         }
+    }
+
+    /// A query parameter that is one of its listed words; `None` when absent or empty.
+    pub fn one_of(&mut self, params: &QueryParams, param: &QueryParam) -> Option<&'static str> {
+        let words = match param.kind {
+            QueryKind::OneOf(words) => words,
+            QueryKind::Flag => FLAG_WORDS,
+            _ => &[],
+        };
+        let raw = params.get(param.name).filter(|s| !s.is_empty())?;
+        let found = words.iter().find(|w| **w == raw).copied();
+        if found.is_none() {
+            self.fail(param.name, format!("must be {}", or_list(words)));
+        }
+        found
+    }
+
+    /// A true/false query parameter; `None` when absent or empty.
+    pub fn flag(&mut self, params: &QueryParams, param: &QueryParam) -> Option<bool> {
+        self.one_of(params, param).map(|w| w == "true")
     }
 
     pub fn is_ok(&self) -> bool {
@@ -97,4 +124,105 @@ pub fn host_id(raw: &str) -> Result<i64, ApiError> {
     raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
         ApiError::new(StatusCode::NOT_FOUND, "Resource Not Found").with_error("id", "host ids are positive integers")
     })
+}
+
+/// The largest `page` any list accepts.
+pub const MAX_PAGE: u64 = 1_000_000_000;
+const FLAG_WORDS: &[&str] = &["true", "false"];
+
+/// What a query parameter of the JSON API holds. The handlers read parameters through
+/// it and the OpenAPI document is generated from it, so the two cannot disagree.
+#[derive(Debug, Clone, Copy)]
+pub enum QueryKind {
+    /// A whole number from 0 to `max`; `default` when absent.
+    WholeNumber { default: u64, max: u64 },
+    /// One of these words.
+    OneOf(&'static [&'static str]),
+    /// `true` or `false`.
+    Flag,
+    /// Any text; blank means absent.
+    Text,
+}
+
+/// A query parameter of the JSON API. Every one of them is optional, and sent empty
+/// (`per_page=`) it means the same as absent.
+#[derive(Debug, Clone, Copy)]
+pub struct QueryParam {
+    pub name: &'static str,
+    pub kind: QueryKind,
+    pub description: &'static str,
+}
+
+/// The page of a list, from 0.
+pub const PAGE: QueryParam = QueryParam {
+    name: "page",
+    kind: QueryKind::WholeNumber { default: 0, max: MAX_PAGE },
+    description: "The page, from 0",
+};
+
+/// `a, b or c`.
+pub fn or_list(words: &[&str]) -> String {
+    match words {
+        [] => String::new(),
+        [one] => (*one).to_string(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+impl QueryParam {
+    /// The parameter as the OpenAPI document describes it.
+    pub fn parameter(&self) -> utoipa::openapi::path::Parameter {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::{ObjectBuilder, Required, Type};
+        let schema = match self.kind {
+            QueryKind::WholeNumber { default, max } => ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0))
+                .maximum(Some(max))
+                .default(Some(default.into())),
+            QueryKind::OneOf(words) => {
+                ObjectBuilder::new().schema_type(Type::String).enum_values(Some(words.iter().copied()))
+            }
+            QueryKind::Flag => ObjectBuilder::new().schema_type(Type::Boolean),
+            // `errors::refuse_unreadable_target` answers 400 to a query holding NUL.
+            QueryKind::Text => {
+                ObjectBuilder::new().schema_type(Type::String).pattern(Some(super::schema::TextRule::NoNul.pattern()))
+            }
+        };
+        let mut parameter = ParameterBuilder::new()
+            .name(self.name)
+            .parameter_in(ParameterIn::Query)
+            .required(Required::False)
+            .description(Some(self.description))
+            .schema(Some(schema.build()))
+            .build();
+        // utoipa has no field for `allowEmptyValue` (still valid in OpenAPI 3.1): it says
+        // that `per_page=` is accepted, as absent.
+        parameter.extensions.get_or_insert_with(Default::default).insert("allowEmptyValue".into(), true.into());
+        parameter
+    }
+}
+
+/// The parameters of an operation, for `#[utoipa::path(params(...))]`.
+pub fn parameters(list: &[&QueryParam]) -> Vec<utoipa::openapi::path::Parameter> {
+    list.iter().map(|p| p.parameter()).collect()
+}
+
+/// Declares a type whose `IntoParams` are the listed query parameters.
+#[macro_export]
+macro_rules! query_params {
+    ($(#[$doc:meta])* $name:ident = [$($param:expr),* $(,)?]) => {
+        $(#[$doc])*
+        pub struct $name;
+        impl $name {
+            pub const LIST: &'static [&'static $crate::api::extract::QueryParam] = &[$(&$param),*];
+        }
+        impl utoipa::IntoParams for $name {
+            fn into_params(
+                _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+            ) -> Vec<utoipa::openapi::path::Parameter> {
+                $crate::api::extract::parameters(Self::LIST)
+            }
+        }
+    };
 }

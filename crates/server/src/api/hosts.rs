@@ -13,17 +13,148 @@ use custodian_domain::hosts::{
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, SchemaType, Type};
+use utoipa::openapi::{RefOr, Schema};
 
-use super::extract::{Operator, Validation, host_id, json_body};
+use super::extract::{Operator, PAGE, QueryKind, QueryParam, Validation, host_id, json_body, or_list};
+use super::schema::{TextRule, any, array_of, object, or_null, text, word};
 use super::{ApiError, ApiResult};
 use crate::app::AppState;
+use crate::built_schema;
 use crate::query::QueryParams;
+use crate::query_params;
 
 /// The most hosts one batch request may carry.
 pub const MAX_BATCH: usize = 10_000;
-const MAX_BODY: usize = 64 * 1024 * 1024;
-const MAX_FIELD: usize = 255;
-const MAX_EMAIL: usize = 320;
+/// The largest body of a host write.
+pub const MAX_BODY: usize = 64 * 1024 * 1024;
+/// The largest body of `PUT .../device_mapping`.
+pub const MAX_MAPPING_BODY: usize = 64 * 1024;
+/// The longest text field of a host, in characters.
+pub const MAX_FIELD: usize = 255;
+/// The longest email of a mapping, in characters.
+pub const MAX_EMAIL: usize = 320;
+/// The most hosts a page of the host lists holds.
+pub const MAX_PER_PAGE: u64 = 10_000;
+
+/// A text field of a host.
+pub struct HostText {
+    pub name: &'static str,
+    pub required: bool,
+}
+const UUID: HostText = HostText { name: "uuid", required: true };
+const HARDWARE_SERIAL: HostText = HostText { name: "hardware_serial", required: false };
+const HOSTNAME: HostText = HostText { name: "hostname", required: false };
+const COMPUTER_NAME: HostText = HostText { name: "computer_name", required: false };
+const PLATFORM: HostText = HostText { name: "platform", required: false };
+const OS_VERSION: HostText = HostText { name: "os_version", required: false };
+const HARDWARE_MODEL: HostText = HostText { name: "hardware_model", required: false };
+/// Every text field of a host, for the document.
+pub const HOST_TEXT_FIELDS: [&HostText; 7] =
+    [&UUID, &HARDWARE_SERIAL, &HOSTNAME, &COMPUTER_NAME, &PLATFORM, &OS_VERSION, &HARDWARE_MODEL];
+
+/// The sources a host's mappings may have, and those `PUT .../device_mapping` sets.
+pub const HOST_SOURCES: &[&str] = &["mdm_idp_accounts", "idp", "custom", "google_chrome_profiles"];
+pub const PUT_SOURCES: &[&str] = &["custom", "idp"];
+
+/// The host list's sort keys (the Fleet names; the three names are the same order).
+pub const ORDER_KEYS: &[&str] =
+    &["id", "hostname", "display_name", "computer_name", "hardware_serial", "created_at", "updated_at", "idp_username"];
+
+const PER_PAGE: QueryParam = QueryParam {
+    name: "per_page",
+    kind: QueryKind::WholeNumber { default: 100, max: MAX_PER_PAGE },
+    description: "Hosts per page",
+};
+const ORDER_KEY: QueryParam =
+    QueryParam { name: "order_key", kind: QueryKind::OneOf(ORDER_KEYS), description: "Sort key; id by default" };
+const ORDER_DIRECTION: QueryParam =
+    QueryParam { name: "order_direction", kind: QueryKind::OneOf(&["asc", "desc"]), description: "asc by default" };
+const QUERY: QueryParam = QueryParam {
+    name: "query",
+    kind: QueryKind::Text,
+    description: "Matches hostname, serial, emails and IdP username (substring, any case)",
+};
+const IDP_USERNAME: QueryParam =
+    QueryParam { name: "idp_username", kind: QueryKind::Text, description: "The end user's IdP username" };
+const IDP_GROUP: QueryParam = QueryParam {
+    name: "idp_group",
+    kind: QueryKind::Text,
+    description: "A group's display name or SCIM id; nested groups count",
+};
+const IDP_DEPARTMENT: QueryParam =
+    QueryParam { name: "idp_department", kind: QueryKind::Text, description: "The end user's department" };
+const IDP_ACTIVE: QueryParam =
+    QueryParam { name: "idp_active", kind: QueryKind::Flag, description: "Whether the end user is active in the IdP" };
+
+query_params!(
+    /// The host lists' parameters (`host_query`). The count and a label's hosts take the
+    /// same (the count validates paging and ordering, then ignores them).
+    HostListParams = [PAGE, PER_PAGE, ORDER_KEY, ORDER_DIRECTION, QUERY, IDP_USERNAME, IDP_GROUP, IDP_DEPARTMENT, IDP_ACTIVE]
+);
+
+/// What `DateTime::parse_from_rfc3339` takes, as a pattern: RFC 3339 with `T`, `t` or a
+/// space between date and time, real calendar dates (29 February in leap years only) and
+/// a leap second.
+pub const RFC3339_PATTERN: &str = concat!(
+    "^([0-9]{4}-((0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])|(0[13-9]|1[0-2])-(29|30)|(0[13578]|1[02])-31)",
+    "|([0-9]{2}(0[48]|[2468][048]|[13579][26])|([02468][048]|[13579][26])00)-02-29)",
+    "[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\\.[0-9]+)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+);
+
+fn mapping_schema(sources: &[&str], source_required: bool) -> ObjectBuilder {
+    let source = if source_required { word(sources) } else { or_null(word(sources)) };
+    object(
+        vec![
+            ("email", text(Some(MAX_EMAIL), TextRule::OneWord).into(), true),
+            ("source", source.into(), source_required),
+        ],
+        false,
+    )
+}
+
+fn host_input_schema() -> Schema {
+    let mut fields: Vec<(&str, RefOr<Schema>, bool)> = HOST_TEXT_FIELDS
+        .iter()
+        .map(|f| {
+            let t = if f.required {
+                text(Some(MAX_FIELD), TextRule::NotBlank)
+            } else {
+                or_null(text(Some(MAX_FIELD), TextRule::NoNul))
+            };
+            (f.name, t.into(), f.required)
+        })
+        .collect();
+    // `format` alone is an annotation in JSON Schema 2020-12: the pattern is what binds.
+    let seen_time = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+        .pattern(Some(RFC3339_PATTERN));
+    fields.push(("seen_time", or_null(seen_time).into(), false));
+    let mut mappings = array_of(mapping_schema(HOST_SOURCES, true), None, None).build();
+    mappings.schema_type = SchemaType::from_iter([Type::Array, Type::Null]);
+    fields.push(("device_mapping", Schema::Array(mappings).into(), false));
+    object(fields, false)
+        .description(Some("A host; fields it does not name are ignored. Text is trimmed."))
+        .build()
+        .into()
+}
+
+built_schema!(
+    /// The body of `POST /hosts` (and each item of a batch that is applied).
+    HostInputSchema => host_input_schema
+);
+built_schema!(
+    /// The body of `POST /hosts/batch`.
+    BatchSchema => || {
+        let items = any().description(Some("A host as POST /hosts takes it; one that is not valid is rejected alone, with its reasons, in `rejected`"));
+        object(vec![("hosts", array_of(items, None, Some(MAX_BATCH)).into(), true)], false).build().into()
+    }
+);
+built_schema!(
+    /// The body of `PUT .../device_mapping`.
+    MappingSchema => || mapping_schema(PUT_SOURCES, false).build().into()
+);
 
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -259,10 +390,6 @@ impl From<&Host> for HostBody {
     }
 }
 
-fn mapping_source(raw: &str) -> Option<MappingSource> {
-    raw.parse().ok()
-}
-
 /// Validates one host of a request body; errors are named with `prefix` (e.g.
 /// `hosts[3].`).
 pub fn parse_host(value: &Value, prefix: &str, v: &mut Validation) -> Option<HostInput> {
@@ -272,7 +399,8 @@ pub fn parse_host(value: &Value, prefix: &str, v: &mut Validation) -> Option<Hos
         return None;
     };
     let before = v.errors().len();
-    let mut text = |name: &str, required: bool| -> String {
+    let mut text = |field: &HostText| -> String {
+        let (name, required) = (field.name, field.required);
         match obj.get(name) {
             None | Some(Value::Null) if required => {
                 v.fail(format!("{prefix}{name}"), "is required");
@@ -299,13 +427,13 @@ pub fn parse_host(value: &Value, prefix: &str, v: &mut Validation) -> Option<Hos
         }
     };
     let mut input = HostInput {
-        uuid: text("uuid", true),
-        hardware_serial: text("hardware_serial", false),
-        hostname: text("hostname", false),
-        computer_name: text("computer_name", false),
-        platform: text("platform", false),
-        os_version: text("os_version", false),
-        hardware_model: text("hardware_model", false),
+        uuid: text(&UUID),
+        hardware_serial: text(&HARDWARE_SERIAL),
+        hostname: text(&HOSTNAME),
+        computer_name: text(&COMPUTER_NAME),
+        platform: text(&PLATFORM),
+        os_version: text(&OS_VERSION),
+        hardware_model: text(&HARDWARE_MODEL),
         seen_time: None,
         device_mapping: None,
     };
@@ -364,18 +492,20 @@ fn parse_mapping(value: &Value, name: &str, v: &mut Validation, any_source: bool
             None
         }
     };
-    let allowed = if any_source { "mdm_idp_accounts, idp, custom or google_chrome_profiles" } else { "custom or idp" };
+    let allowed = if any_source { HOST_SOURCES } else { PUT_SOURCES };
     let source = match obj.get("source") {
-        Some(Value::String(s)) => match mapping_source(s) {
-            Some(src) if any_source || matches!(src, MappingSource::Custom | MappingSource::Idp) => Some(src),
-            _ => {
-                v.fail(format!("{name}.source"), format!("must be {allowed}"));
-                None
+        Some(Value::String(s)) => {
+            match allowed.contains(&s.as_str()).then(|| s.parse::<MappingSource>().ok()).flatten() {
+                Some(src) => Some(src),
+                None => {
+                    v.fail(format!("{name}.source"), format!("must be {}", or_list(allowed)));
+                    None
+                }
             }
-        },
+        }
         None | Some(Value::Null) if !any_source => Some(MappingSource::Custom),
         _ => {
-            v.fail(format!("{name}.source"), format!("must be {allowed}"));
+            v.fail(format!("{name}.source"), format!("must be {}", or_list(allowed)));
             None
         }
     };
@@ -391,7 +521,7 @@ fn path_id(path: Result<Path<String>, PathRejection>) -> ApiResult<i64> {
 
 /// `POST /api/v1/fleet/hosts`: creates or updates a host by uuid.
 #[utoipa::path(post, path = "/api/v1/fleet/hosts", tag = "hosts",
-    request_body(content = Object, description = "{uuid, hardware_serial, hostname, computer_name, platform, os_version, hardware_model, seen_time, device_mapping: [{email, source}]}"),
+    request_body(content = inline(HostInputSchema)),
     responses((status = 201, body = HostResponse, description = "Created"), (status = 200, body = HostResponse, description = "Updated"),
                (status = 422, body = super::ErrorBody)))]
 pub async fn upsert(State(state): State<AppState>, op: Operator, body: Body) -> ApiResult<Response> {
@@ -416,7 +546,7 @@ pub async fn upsert(State(state): State<AppState>, op: Operator, body: Body) -> 
 /// `POST /api/v1/fleet/hosts/batch`: up to 10,000 hosts in one transaction; invalid
 /// ones are rejected one by one with their reasons, the rest applied.
 #[utoipa::path(post, path = "/api/v1/fleet/hosts/batch", tag = "hosts",
-    request_body(content = Object, description = "{hosts: [host, ...]}"),
+    request_body(content = inline(BatchSchema)),
     responses((status = 200, body = BatchResponse), (status = 422, body = super::ErrorBody)))]
 pub async fn batch(State(state): State<AppState>, op: Operator, body: Body) -> ApiResult<Json<BatchResponse>> {
     let actor = op.require_write()?;
@@ -476,53 +606,35 @@ pub async fn batch(State(state): State<AppState>, op: Operator, body: Body) -> A
 pub fn host_query(uri: &Uri) -> ApiResult<HostQuery> {
     let params = QueryParams::parse(uri.query());
     let mut v = Validation::default();
-    let page = v.whole_number(&params, "page", 0, 1_000_000_000);
-    let per_page = v.whole_number(&params, "per_page", 100, 10_000);
-    let text = |name: &str| params.get(name).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
-    let order_key = match params.get("order_key") {
-        None | Some("") => HostOrderKey::Id,
+    let page = v.whole_number(&params, &PAGE);
+    let per_page = v.whole_number(&params, &PER_PAGE);
+    let text = |p: &QueryParam| params.get(p.name).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+    let order_key = match v.one_of(&params, &ORDER_KEY) {
+        None => HostOrderKey::Id,
         Some(k) => HostOrderKey::parse(k).unwrap_or_else(|| {
-            v.fail("order_key", "must be id, hostname, hardware_serial, created_at, updated_at or idp_username");
+            v.fail(ORDER_KEY.name, format!("must be {}", or_list(ORDER_KEYS)));
             HostOrderKey::Id
         }),
     };
-    let descending = match params.get("order_direction") {
-        None | Some("") | Some("asc") => false,
-        Some("desc") => true,
-        Some(_) => {
-            v.fail("order_direction", "must be asc or desc");
-            false
-        }
-    };
-    let idp_active = match params.get("idp_active") {
-        None | Some("") => None,
-        Some("true") => Some(true),
-        Some("false") => Some(false),
-        Some(_) => {
-            v.fail("idp_active", "must be true or false");
-            None
-        }
-    };
+    let descending = v.one_of(&params, &ORDER_DIRECTION) == Some("desc");
+    let idp_active = v.flag(&params, &IDP_ACTIVE);
     v.into_result()?;
     Ok(HostQuery {
         page,
         per_page,
         order_key,
         descending,
-        query: text("query"),
-        idp_username: text("idp_username"),
-        idp_group: text("idp_group"),
-        idp_department: text("idp_department"),
+        query: text(&QUERY),
+        idp_username: text(&IDP_USERNAME),
+        idp_group: text(&IDP_GROUP),
+        idp_department: text(&IDP_DEPARTMENT),
         idp_active,
         criteria: None,
     })
 }
 
 #[utoipa::path(get, path = "/api/v1/fleet/hosts", tag = "hosts", operation_id = "list_hosts",
-    params(("page" = Option<u64>, Query), ("per_page" = Option<u64>, Query), ("order_key" = Option<String>, Query),
-           ("order_direction" = Option<String>, Query), ("query" = Option<String>, Query),
-           ("idp_username" = Option<String>, Query), ("idp_group" = Option<String>, Query),
-           ("idp_department" = Option<String>, Query), ("idp_active" = Option<bool>, Query)),
+    params(HostListParams),
     responses((status = 200, body = HostListResponse), (status = 422, body = super::ErrorBody)))]
 pub async fn list(State(state): State<AppState>, _op: Operator, uri: Uri) -> ApiResult<Json<HostListResponse>> {
     let query = host_query(&uri)?;
@@ -531,15 +643,14 @@ pub async fn list(State(state): State<AppState>, _op: Operator, uri: Uri) -> Api
 }
 
 #[utoipa::path(get, path = "/api/v1/fleet/hosts/count", tag = "hosts",
-    params(("query" = Option<String>, Query), ("idp_username" = Option<String>, Query), ("idp_group" = Option<String>, Query),
-           ("idp_department" = Option<String>, Query), ("idp_active" = Option<bool>, Query)),
+    params(HostListParams),
     responses((status = 200, body = CountResponse), (status = 422, body = super::ErrorBody)))]
 pub async fn count(State(state): State<AppState>, _op: Operator, uri: Uri) -> ApiResult<Json<CountResponse>> {
     let query = host_query(&uri)?;
     Ok(Json(CountResponse { count: state.store.count_hosts(&query).await? }))
 }
 
-#[utoipa::path(get, path = "/api/v1/fleet/hosts/{id}", tag = "hosts", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/api/v1/fleet/hosts/{id}", tag = "hosts", params(("id" = i64, Path, minimum = 1)),
     responses((status = 200, body = HostResponse), (status = 404, body = super::ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
@@ -583,7 +694,7 @@ pub async fn get_by_identifier(
     details(&state, &host).await
 }
 
-#[utoipa::path(delete, path = "/api/v1/fleet/hosts/{id}", tag = "hosts", params(("id" = i64, Path)),
+#[utoipa::path(delete, path = "/api/v1/fleet/hosts/{id}", tag = "hosts", params(("id" = i64, Path, minimum = 1)),
     responses((status = 200, body = DeletedResponse), (status = 404, body = super::ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -603,7 +714,7 @@ fn mapping_response(host: &Host) -> DeviceMappingResponse {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/fleet/hosts/{id}/device_mapping", tag = "hosts", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/api/v1/fleet/hosts/{id}/device_mapping", tag = "hosts", params(("id" = i64, Path, minimum = 1)),
     responses((status = 200, body = DeviceMappingResponse), (status = 404, body = super::ErrorBody)))]
 pub async fn get_mapping(
     State(state): State<AppState>,
@@ -616,8 +727,8 @@ pub async fn get_mapping(
 
 /// `PUT .../device_mapping` with `{"email", "source": "custom" | "idp"}`. An `idp`
 /// mapping that matches no IdP user is kept, and the answer's `idp_link` says so.
-#[utoipa::path(put, path = "/api/v1/fleet/hosts/{id}/device_mapping", tag = "hosts", params(("id" = i64, Path)),
-    request_body(content = Object, description = "{email, source: custom | idp}"),
+#[utoipa::path(put, path = "/api/v1/fleet/hosts/{id}/device_mapping", tag = "hosts", params(("id" = i64, Path, minimum = 1)),
+    request_body(content = inline(MappingSchema)),
     responses((status = 200, body = DeviceMappingResponse), (status = 404, body = super::ErrorBody),
                (status = 422, body = super::ErrorBody)))]
 pub async fn put_mapping(
@@ -628,7 +739,7 @@ pub async fn put_mapping(
 ) -> ApiResult<Json<DeviceMappingResponse>> {
     let actor = op.require_write()?;
     let id = path_id(id)?;
-    let value = json_body(body, 64 * 1024).await?;
+    let value = json_body(body, MAX_MAPPING_BODY).await?;
     let mut v = Validation::default();
     let mapping = parse_mapping(&value, "", &mut v, false);
     let mut v2 = Validation::default();
@@ -643,7 +754,7 @@ pub async fn put_mapping(
     Ok(Json(mapping_response(&host)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/fleet/hosts/{id}/device_mapping/idp", tag = "hosts", params(("id" = i64, Path)),
+#[utoipa::path(delete, path = "/api/v1/fleet/hosts/{id}/device_mapping/idp", tag = "hosts", params(("id" = i64, Path, minimum = 1)),
     responses((status = 204, description = "The idp mapping is removed; the host falls back to its enrollment account"),
                (status = 404, body = super::ErrorBody)))]
 pub async fn delete_idp_mapping(
@@ -669,7 +780,7 @@ impl From<&OwnershipEntry> for OwnershipBody {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/fleet/hosts/{id}/end_user_history", tag = "hosts", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/api/v1/fleet/hosts/{id}/end_user_history", tag = "hosts", params(("id" = i64, Path, minimum = 1)),
     responses((status = 200, body = HistoryResponse), (status = 404, body = super::ErrorBody)))]
 pub async fn history(
     State(state): State<AppState>,

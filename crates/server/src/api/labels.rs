@@ -13,18 +13,108 @@ use custodian_domain::render::render;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::{RefOr, Schema};
 
-use super::extract::{Operator, Validation, json_body};
-use super::hosts::{DeletedResponse, FieldError, HostBody, HostListResponse, host_query};
+use super::extract::{Operator, PAGE, QueryKind, QueryParam, Validation, json_body};
+use super::hosts::{DeletedResponse, FieldError, HostBody, HostListParams, HostListResponse, host_query};
 use super::render::{RenderRequest, parse_render_request};
+use super::schema::{TextRule, array_of, object, one_of, or_null, text, word};
 use super::{ApiError, ApiResult};
 use crate::app::AppState;
 
-const MAX_NAME: usize = 255;
-const MAX_DESCRIPTION: usize = 4096;
-const MAX_BODY: usize = 256 * 1024;
+/// The longest name and description of a label, in characters.
+pub const MAX_NAME: usize = 255;
+pub const MAX_DESCRIPTION: usize = 4096;
+/// The largest body of a label write.
+pub const MAX_BODY: usize = 256 * 1024;
 /// The most hosts one batch render answers (a page; `page` and `per_page` choose it).
 pub const MAX_RENDER_HOSTS: u64 = 10_000;
+/// The fields of a label body.
+const LABEL_FIELDS: &[&str] = &["name", "description", "criteria"];
+
+const RENDER_PER_PAGE: QueryParam = QueryParam {
+    name: "per_page",
+    kind: QueryKind::WholeNumber { default: 1000, max: MAX_RENDER_HOSTS },
+    description: "Hosts rendered per page",
+};
+crate::query_params!(RenderParams = [PAGE, RENDER_PER_PAGE]);
+
+/// Criteria nested `depth` levels deep at most (`custodian_domain::labels::parse`).
+fn criteria_schema(depth: usize) -> RefOr<Schema> {
+    use custodian_domain::labels::{MAX_CONDITIONS, MAX_VALUE};
+    let value = || text(Some(MAX_VALUE), TextRule::NotBlank).into();
+    let group = object(
+        vec![
+            ("vital", word(&["end_user_idp_group"]).into(), true),
+            ("value", value(), true),
+            (
+                "group_id",
+                or_null(text(Some(MAX_VALUE), TextRule::NoNul).min_length(Some(1)))
+                    .description(Some(
+                        "The SCIM id of the group to follow, as answered; the value is used when no group has it",
+                    ))
+                    .into(),
+                false,
+            ),
+        ],
+        true,
+    );
+    let department = object(
+        vec![
+            ("vital", word(&["end_user_idp_department"]).into(), true),
+            ("value", value(), true),
+            ("group_id", ObjectBuilder::new().schema_type(Type::Null).into(), false),
+        ],
+        true,
+    );
+    let mut choices: Vec<RefOr<Schema>> = vec![group.into(), department.into()];
+    if depth > 1 {
+        for combinator in ["and", "or"] {
+            let items = array_of(criteria_schema(depth - 1), Some(1), Some(MAX_CONDITIONS));
+            choices.push(object(vec![(combinator, items.into(), true)], true).into());
+        }
+    }
+    one_of(choices).into()
+}
+
+fn label_schema(create: bool) -> Schema {
+    use custodian_domain::labels::{MAX_CONDITIONS, MAX_DEPTH};
+    let description = format!(
+        "A condition on the end user, or conditions combined with and / or: at most {MAX_DEPTH} levels deep and \
+         {MAX_CONDITIONS} conditions in all"
+    );
+    let criteria = match criteria_schema(MAX_DEPTH) {
+        RefOr::T(Schema::OneOf(mut o)) => {
+            o.description = Some(description);
+            // The one limit JSON Schema cannot count, machine-readable for test tools.
+            o.extensions.get_or_insert_with(Default::default).insert("x-max-conditions".into(), MAX_CONDITIONS.into());
+            RefOr::T(Schema::OneOf(o))
+        }
+        other => other,
+    };
+    let fields = LABEL_FIELDS
+        .iter()
+        .map(|&name| {
+            let schema: RefOr<Schema> = match name {
+                "name" => text(Some(MAX_NAME), TextRule::NotBlank).into(),
+                "description" => or_null(text(Some(MAX_DESCRIPTION), TextRule::NoNul)).into(),
+                _ => criteria.clone(),
+            };
+            (name, schema, create && name != "description")
+        })
+        .collect();
+    object(fields, true).build().into()
+}
+
+crate::built_schema!(
+    /// The body of `POST /labels`.
+    NewLabelSchema => || label_schema(true)
+);
+crate::built_schema!(
+    /// The body of `PATCH /labels/{id}`: the fields to change.
+    LabelChangeSchema => || label_schema(false)
+);
 
 /// A label (Fleet's shape). `criteria` is `{"vital", "value"}` or `{"and"|"or": [...]}`;
 /// a group condition shows the SCIM id of the group it follows as `group_id`.
@@ -144,7 +234,7 @@ fn parse_label(value: &Value, partial: bool) -> ApiResult<LabelChange> {
     let mut change = LabelChange::default();
     if let Some(obj) = value.as_object() {
         for key in obj.keys() {
-            if !matches!(key.as_str(), "name" | "description" | "criteria") {
+            if !LABEL_FIELDS.contains(&key.as_str()) {
                 v.fail(key.as_str(), "is not a label field: name, description and criteria are");
             }
         }
@@ -172,7 +262,7 @@ fn parse_label(value: &Value, partial: bool) -> ApiResult<LabelChange> {
 }
 
 #[utoipa::path(post, path = "/api/v1/fleet/labels", tag = "labels", operation_id = "create_label",
-    request_body(content = Object, description = "{name, description, criteria: {vital: end_user_idp_group | end_user_idp_department, value} | {and: [...]} | {or: [...]}}"),
+    request_body(content = inline(NewLabelSchema)),
     responses((status = 200, body = LabelResponse), (status = 409, body = super::ErrorBody), (status = 422, body = super::ErrorBody)))]
 pub async fn create(State(state): State<AppState>, op: Operator, body: Body) -> ApiResult<Json<LabelResponse>> {
     let actor = op.require_write()?;
@@ -196,7 +286,7 @@ pub async fn list(State(state): State<AppState>, _op: Operator) -> ApiResult<Jso
     Ok(Json(LabelListResponse { labels }))
 }
 
-#[utoipa::path(get, path = "/api/v1/fleet/labels/{id}", tag = "labels", operation_id = "get_label", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/api/v1/fleet/labels/{id}", tag = "labels", operation_id = "get_label", params(("id" = i64, Path, minimum = 1)),
     responses((status = 200, body = LabelResponse), (status = 404, body = super::ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
@@ -207,8 +297,8 @@ pub async fn get(
     Ok(Json(LabelResponse { label: body_of(&state, label).await? }))
 }
 
-#[utoipa::path(patch, path = "/api/v1/fleet/labels/{id}", tag = "labels", operation_id = "patch_label", params(("id" = i64, Path)),
-    request_body(content = Object, description = "any of {name, description, criteria}"),
+#[utoipa::path(patch, path = "/api/v1/fleet/labels/{id}", tag = "labels", operation_id = "patch_label", params(("id" = i64, Path, minimum = 1)),
+    request_body(content = inline(LabelChangeSchema)),
     responses((status = 200, body = LabelResponse), (status = 404, body = super::ErrorBody),
                (status = 409, body = super::ErrorBody), (status = 422, body = super::ErrorBody)))]
 pub async fn patch(
@@ -225,7 +315,7 @@ pub async fn patch(
     Ok(Json(LabelResponse { label: body_of(&state, label).await? }))
 }
 
-#[utoipa::path(delete, path = "/api/v1/fleet/labels/{id}", tag = "labels", operation_id = "delete_label", params(("id" = i64, Path)),
+#[utoipa::path(delete, path = "/api/v1/fleet/labels/{id}", tag = "labels", operation_id = "delete_label", params(("id" = i64, Path, minimum = 1)),
     responses((status = 200, body = DeletedResponse), (status = 404, body = super::ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -239,9 +329,7 @@ pub async fn delete(
 
 /// The hosts of a label now, paginated and ordered like `GET /hosts` (same parameters).
 #[utoipa::path(get, path = "/api/v1/fleet/labels/{id}/hosts", tag = "labels", operation_id = "list_label_hosts",
-    params(("id" = i64, Path), ("page" = Option<u64>, Query), ("per_page" = Option<u64>, Query),
-           ("order_key" = Option<String>, Query), ("order_direction" = Option<String>, Query),
-           ("query" = Option<String>, Query), ("idp_active" = Option<bool>, Query)),
+    params(("id" = i64, Path, minimum = 1), HostListParams),
     responses((status = 200, body = HostListResponse), (status = 404, body = super::ErrorBody),
                (status = 422, body = super::ErrorBody)))]
 pub async fn hosts(
@@ -261,8 +349,8 @@ pub async fn hosts(
 /// Renders one template for every host of a label (one page of at most 10,000 hosts,
 /// chosen with `page` and `per_page`; 1,000 by default).
 #[utoipa::path(post, path = "/api/v1/fleet/labels/{id}/render", tag = "labels", operation_id = "render_label",
-    params(("id" = i64, Path), ("page" = Option<u64>, Query), ("per_page" = Option<u64>, Query)),
-    request_body(content = Object, description = "{template, format: text | xml | shell}"),
+    params(("id" = i64, Path, minimum = 1), RenderParams),
+    request_body(content = inline(super::render::RenderRequestSchema)),
     responses((status = 200, body = LabelRenderResponse), (status = 404, body = super::ErrorBody),
                (status = 422, body = super::ErrorBody)))]
 pub async fn render_all(
@@ -275,8 +363,8 @@ pub async fn render_all(
     let id = label_id(id)?;
     let params = crate::query::QueryParams::parse(uri.query());
     let mut v = Validation::default();
-    let page = v.whole_number(&params, "page", 0, 1_000_000_000);
-    let per_page = v.whole_number(&params, "per_page", 1000, MAX_RENDER_HOSTS);
+    let page = v.whole_number(&params, &PAGE);
+    let per_page = v.whole_number(&params, &RENDER_PER_PAGE);
     v.into_result()?;
     let RenderRequest { template, format } = parse_render_request(json_body(body, super::render::MAX_BODY).await?)?;
     let label = state.store.get_label(id).await.map_err(label_error)?;

@@ -6,6 +6,7 @@ pub mod hosts;
 pub mod labels;
 pub mod openapi;
 pub mod render;
+pub mod schema;
 mod scim_status;
 pub mod webhooks;
 
@@ -91,7 +92,9 @@ pub type ApiResult<T> = Result<T, ApiError>;
 /// The operator a request's bearer token belongs to, whatever its role.
 pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> ApiResult<ApiUser> {
     let token = crate::auth::bearer_token(headers).ok_or_else(ApiError::unauthorized)?;
-    state.tokens.authenticate(state.store.as_ref(), token).await?.ok_or_else(ApiError::unauthorized)
+    let user = state.tokens.authenticate(state.store.as_ref(), token).await?.ok_or_else(ApiError::unauthorized)?;
+    state.operator_use.record(state.store.as_ref(), user.id).await;
+    Ok(user)
 }
 
 /// Where the Fleet-compatible API is served.

@@ -37,13 +37,17 @@ impl utoipa::Modify for BearerAuth {
 }
 
 /// The errors every operation can answer, added once rather than on every handler:
-/// 401 everywhere, 403 on writes, 400 (malformed JSON) where there is a body.
+/// 400 (an unreadable address or query, malformed JSON), 401, 408, 429 and 503
+/// everywhere, 403 on writes, 413 where there is a body. Path parameters that are text
+/// also say they cannot hold NUL (`errors::refuse_unreadable_target`).
 struct CommonErrors;
 
 impl utoipa::Modify for CommonErrors {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
-        let error = |description: &str| {
+        use utoipa::openapi::path::ParameterIn;
+        use utoipa::openapi::schema::{Schema, SchemaType, Type};
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let error = |description: &str| -> RefOr<utoipa::openapi::Response> {
             ResponseBuilder::new()
                 .description(description)
                 .content(
@@ -51,21 +55,47 @@ impl utoipa::Modify for CommonErrors {
                     ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
                 )
                 .build()
+                .into()
         };
         for item in openapi.paths.paths.values_mut() {
             let writes = [&mut item.post, &mut item.put, &mut item.delete, &mut item.patch];
             for op in writes.into_iter().flatten() {
-                op.responses
-                    .responses
-                    .entry("403".into())
-                    .or_insert_with(|| error("The token's role cannot write").into());
-                if op.request_body.is_some() {
-                    op.responses.responses.entry("400".into()).or_insert_with(|| error("Malformed JSON").into());
-                }
+                op.responses.responses.entry("403".into()).or_insert_with(|| error("The token's role cannot write"));
             }
             let all = [&mut item.get, &mut item.post, &mut item.put, &mut item.delete, &mut item.patch];
             for op in all.into_iter().flatten() {
-                op.responses.responses.entry("401".into()).or_insert_with(|| error("No or bad API token").into());
+                let has_body = op.request_body.is_some();
+                let responses = &mut op.responses.responses;
+                let bad_request = if has_body {
+                    "Malformed JSON (errors[].name is body), or an address or query string that is not UTF-8 or \
+                     holds NUL once percent-decoded"
+                } else {
+                    "An address or query string that is not UTF-8 or holds NUL once percent-decoded"
+                };
+                responses.entry("400".into()).or_insert_with(|| error(bad_request));
+                responses.entry("401".into()).or_insert_with(|| error("No or bad API token"));
+                responses.entry("408".into()).or_insert_with(|| error("The request took too long"));
+                if has_body {
+                    responses
+                        .entry("413".into())
+                        .or_insert_with(|| error("The body is larger than the operation takes"));
+                }
+                responses
+                    .entry("429".into())
+                    .or_insert_with(|| error("The token sent too many requests; retry after Retry-After seconds"));
+                responses
+                    .entry("503".into())
+                    .or_insert_with(|| error("The server is busy; retry after Retry-After seconds"));
+                for parameter in op.parameters.iter_mut().flatten() {
+                    if !matches!(parameter.parameter_in, ParameterIn::Path) {
+                        continue;
+                    }
+                    if let Some(RefOr::T(Schema::Object(o))) = parameter.schema.as_mut()
+                        && o.schema_type == SchemaType::Type(Type::String)
+                    {
+                        o.pattern = Some(super::schema::TextRule::NoNul.pattern());
+                    }
+                }
             }
         }
     }

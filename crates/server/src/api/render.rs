@@ -17,8 +17,29 @@ use crate::app::AppState;
 
 /// The largest request body (the template and its JSON envelope).
 pub const MAX_BODY: usize = 2 * 1024 * 1024;
-/// The longest template, in bytes.
+/// The longest template, in characters.
 pub const MAX_TEMPLATE: usize = 1024 * 1024;
+/// The formats a template may be escaped for.
+pub const FORMATS: &[&str] = &["text", "xml", "shell"];
+
+fn render_request_schema() -> utoipa::openapi::Schema {
+    use super::schema::{TextRule, object, or_null, text, word};
+    let template = text(Some(MAX_TEMPLATE), TextRule::NoNul).pattern(None::<String>);
+    object(
+        vec![
+            ("template", template.into(), true),
+            ("format", or_null(word(FORMATS)).description(Some("text by default")).into(), false),
+        ],
+        false,
+    )
+    .build()
+    .into()
+}
+
+crate::built_schema!(
+    /// The body of the render operations.
+    RenderRequestSchema => render_request_schema
+);
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RenderResponse {
@@ -37,8 +58,8 @@ pub struct RenderRequest {
 pub fn parse_render_request(value: Value) -> ApiResult<RenderRequest> {
     let mut v = Validation::default();
     let template = match value.get("template") {
-        Some(Value::String(s)) if s.len() > MAX_TEMPLATE => {
-            v.fail("template", format!("must be at most {MAX_TEMPLATE} bytes"));
+        Some(Value::String(s)) if s.chars().count() > MAX_TEMPLATE => {
+            v.fail("template", format!("must be at most {MAX_TEMPLATE} characters"));
             None
         }
         Some(Value::String(s)) => Some(s.clone()),
@@ -53,12 +74,12 @@ pub fn parse_render_request(value: Value) -> ApiResult<RenderRequest> {
     };
     let format = match value.get("format") {
         None | Some(Value::Null) => Some(Format::Text),
-        Some(Value::String(s)) => Format::parse(s).or_else(|| {
-            v.fail("format", "must be text, xml or shell");
+        Some(Value::String(s)) if FORMATS.contains(&s.as_str()) => Format::parse(s).or_else(|| {
+            v.fail("format", format!("must be {}", super::extract::or_list(FORMATS)));
             None
         }),
         Some(_) => {
-            v.fail("format", "must be text, xml or shell");
+            v.fail("format", format!("must be {}", super::extract::or_list(FORMATS)));
             None
         }
     };
@@ -79,8 +100,8 @@ fn format_name(f: Format) -> &'static str {
 
 /// Renders a template for one host. A variable the host has no value for, or an unknown
 /// `$FLEET_VAR_*`, answers 422 naming each variable and why.
-#[utoipa::path(post, path = "/api/v1/fleet/hosts/{id}/render", tag = "hosts", operation_id = "render_host", params(("id" = i64, Path)),
-    request_body(content = Object, description = "{template, format: text | xml | shell}"),
+#[utoipa::path(post, path = "/api/v1/fleet/hosts/{id}/render", tag = "hosts", operation_id = "render_host", params(("id" = i64, Path, minimum = 1)),
+    request_body(content = inline(RenderRequestSchema)),
     responses((status = 200, body = RenderResponse), (status = 404, body = super::ErrorBody),
                (status = 422, body = super::ErrorBody, description = "A variable could not be rendered: errors[].name is the variable")))]
 pub async fn host(

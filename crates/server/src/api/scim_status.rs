@@ -46,8 +46,9 @@ pub async fn requests(State(state): State<AppState>, headers: HeaderMap, uri: Ur
     authenticate(&state, &headers).await?;
     state.recorder.flush().await;
     let params = crate::query::QueryParams::parse(uri.query());
+    // Empty means absent, as on every JSON API query parameter.
     let limit = match params.get("per_page") {
-        None => 100,
+        None | Some("") => 100,
         Some(v) => v.parse::<u32>().map_err(|_| {
             super::ApiError::new(axum::http::StatusCode::BAD_REQUEST, "Invalid per_page")
                 .with_error("per_page", "must be a whole number from 1 to 1000")

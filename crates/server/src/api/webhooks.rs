@@ -9,7 +9,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::ApiResult;
-use super::extract::{Operator, Validation};
+use super::extract::{Operator, PAGE, QueryKind, QueryParam, Validation};
 use crate::app::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -58,10 +58,21 @@ impl From<WebhookDelivery> for DeliveryBody {
     }
 }
 
-/// Newest first; `state` filters, `page` and `per_page` (at most 1,000) page.
+/// The most deliveries a page holds.
+pub const MAX_PER_PAGE: u64 = 1000;
+const PER_PAGE: QueryParam = QueryParam {
+    name: "per_page",
+    kind: QueryKind::WholeNumber { default: 100, max: MAX_PER_PAGE },
+    description: "Deliveries per page",
+};
+const STATES: &[&str] = &["pending", "delivered", "failing"];
+const STATE: QueryParam =
+    QueryParam { name: "state", kind: QueryKind::OneOf(STATES), description: "Only the deliveries in this state" };
+crate::query_params!(DeliveryParams = [STATE, PAGE, PER_PAGE]);
+
+/// Newest first; `state` filters, `page` and `per_page` page.
 #[utoipa::path(get, path = "/api/v1/fleet/webhooks/deliveries", tag = "webhooks", operation_id = "list_webhook_deliveries",
-    params(("state" = Option<String>, Query, description = "pending, delivered or failing"),
-           ("page" = Option<u64>, Query), ("per_page" = Option<u64>, Query)),
+    params(DeliveryParams),
     responses((status = 200, body = DeliveriesResponse), (status = 403, body = super::ErrorBody),
                (status = 422, body = super::ErrorBody)))]
 pub async fn deliveries(State(state): State<AppState>, op: Operator, uri: Uri) -> ApiResult<Json<DeliveriesResponse>> {
@@ -69,15 +80,14 @@ pub async fn deliveries(State(state): State<AppState>, op: Operator, uri: Uri) -
     op.require_write()?;
     let params = crate::query::QueryParams::parse(uri.query());
     let mut v = Validation::default();
-    let page = v.whole_number(&params, "page", 0, 1_000_000_000);
-    let per_page = v.whole_number(&params, "per_page", 100, 1000);
-    let filter = match params.get("state") {
-        None | Some("") => None,
-        Some(s) => DeliveryState::parse(s).or_else(|| {
-            v.fail("state", "must be pending, delivered or failing");
+    let page = v.whole_number(&params, &PAGE);
+    let per_page = v.whole_number(&params, &PER_PAGE);
+    let filter = v.one_of(&params, &STATE).and_then(|s| {
+        DeliveryState::parse(s).or_else(|| {
+            v.fail(STATE.name, format!("must be {}", super::extract::or_list(STATES)));
             None
-        }),
-    };
+        })
+    });
     v.into_result()?;
     let items = state.store.list_webhook_deliveries(filter, page.saturating_mul(per_page), per_page).await?;
     Ok(Json(DeliveriesResponse {

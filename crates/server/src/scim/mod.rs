@@ -101,11 +101,16 @@ pub fn base_url(state: &AppState, headers: &HeaderMap, nested: &NestedPath) -> S
         Some(url) => url.trim_end_matches('/').to_string(),
         None => {
             let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-            let proto = headers
-                .get("x-forwarded-proto")
-                .and_then(|h| h.to_str().ok())
-                .filter(|p| *p == "https" || *p == "http")
-                .unwrap_or("http");
+            // Over Custodian's own TLS the scheme is known; no proxy's header can change it.
+            let proto = if state.config.serves_https {
+                "https"
+            } else {
+                headers
+                    .get("x-forwarded-proto")
+                    .and_then(|h| h.to_str().ok())
+                    .filter(|p| *p == "https" || *p == "http")
+                    .unwrap_or("http")
+            };
             format!("{proto}://{host}")
         }
     };
@@ -260,7 +265,9 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> ScimResult<ApiUs
         || ScimApiError(ScimError::new(401, None, "Authentication required: send 'Authorization: Bearer <API token>'"));
     let token = crate::auth::bearer_token(headers).ok_or_else(unauthorized)?;
     let user = state.tokens.authenticate(state.store.as_ref(), token).await.map_err(ScimApiError::from)?;
-    user.ok_or_else(unauthorized)
+    let user = user.ok_or_else(unauthorized)?;
+    state.operator_use.record(state.store.as_ref(), user.id).await;
+    Ok(user)
 }
 
 /// Reads a request body, refusing more than the advertised maximum with 413.

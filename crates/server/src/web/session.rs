@@ -59,17 +59,22 @@ pub fn origin(state: &AppState, headers: &HeaderMap) -> String {
         return url.to_string();
     }
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-    let proto = headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-        .filter(|p| *p == "https" || *p == "http")
-        .unwrap_or("http");
+    // Over Custodian's own TLS the scheme is known; no proxy's header can change it.
+    let proto = if state.config.serves_https {
+        "https"
+    } else {
+        headers
+            .get("x-forwarded-proto")
+            .and_then(|h| h.to_str().ok())
+            .filter(|p| *p == "https" || *p == "http")
+            .unwrap_or("http")
+    };
     format!("{proto}://{host}")
 }
 
-/// Whether the session cookie must be `Secure` (the public URL is https).
+/// Whether the session cookie must be `Secure` (clients come over https).
 fn secure(state: &AppState) -> bool {
-    state.config.public_url.as_deref().is_some_and(|u| u.starts_with("https://"))
+    state.config.is_https()
 }
 
 /// A `Set-Cookie` value: HttpOnly, SameSite=Lax, Path=/, Secure behind https.
@@ -150,6 +155,7 @@ impl FromRequestParts<AppState> for Viewer {
         if now - session.last_seen_at >= TOUCH_EVERY {
             state.store.touch_web_session(digest, now).await?;
         }
+        state.operator_use.record(state.store.as_ref(), session.user.id).await;
         Ok(Viewer { user: session.user, csrf_token: session.csrf_token, digest })
     }
 }

@@ -223,7 +223,7 @@ async fn shot(c: &Client, name: &str) {
 }
 
 async fn text_of(c: &Client, css: &str) -> String {
-    c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await.unwrap().text().await.unwrap()
+    c.wait().at_most(Duration::from_secs(30)).for_element(Locator::Css(css)).await.unwrap().text().await.unwrap()
 }
 
 async fn fill(c: &Client, css: &str, value: &str) {
@@ -238,12 +238,12 @@ async fn sign_in(c: &Client, base: &str, email: &str) {
     fill(c, "#email", email).await;
     fill(c, "#password", PASSWORD).await;
     c.find(Locator::Css("#sign-in")).await.unwrap().click().await.unwrap();
-    c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("#host-filters")).await.unwrap();
+    c.wait().at_most(Duration::from_secs(30)).for_element(Locator::Css("#host-filters")).await.unwrap();
 }
 
 /// Waits until the text of `css` contains `expected` (after reloads by the caller).
 async fn wait_text(c: &Client, css: &str, expected: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let t = text_of(c, css).await;
         if t.contains(expected) {
@@ -306,7 +306,7 @@ async fn admin_signs_in_and_sees_the_idp_connection_succeed_then_fail() {
     c.find(Locator::Css("#create-token button")).await.unwrap().click().await.unwrap();
     let token = c
         .wait()
-        .at_most(Duration::from_secs(10))
+        .at_most(Duration::from_secs(30))
         .for_element(Locator::Css("#new-token-value"))
         .await
         .unwrap()
@@ -319,9 +319,9 @@ async fn admin_signs_in_and_sees_the_idp_connection_succeed_then_fail() {
     shot(&c, "06-idp-token-created").await;
 
     c.find(Locator::Css("#sign-out")).await.unwrap().click().await.unwrap();
-    c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("#sign-in")).await.unwrap();
+    c.wait().at_most(Duration::from_secs(30)).for_element(Locator::Css("#sign-in")).await.unwrap();
     c.goto(&idp).await.unwrap();
-    c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("#sign-in")).await.unwrap();
+    c.wait().at_most(Duration::from_secs(30)).for_element(Locator::Css("#sign-in")).await.unwrap();
     c.close().await.unwrap();
     println!("screenshots are in {}", screenshot_dir().display());
 }

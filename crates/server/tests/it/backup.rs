@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use custodian_domain::Role;
 use rand::SeedableRng;
@@ -84,7 +84,12 @@ async fn a_backup_taken_during_writes_is_whole_and_restore_brings_back_exactly_i
     let ledger = create_groups(&client, &server.base, &token).await;
     let storm = Storm::new(&server.base, &token, &client, ledger, 1);
     let workers = storm.spawn_workers(&mut rng);
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Until the storm has written at least one user and one host.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while storm.acknowledged().0.is_empty() || storm.acknowledged().1.is_empty() {
+        assert!(Instant::now() < deadline, "the storm wrote no user and host in 60 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let (users_before, hosts_before) = storm.acknowledged();
     let writes_before = storm.acknowledged_writes();
     let backup = dir.path().join("backup.db");
@@ -93,7 +98,12 @@ async fn a_backup_taken_during_writes_is_whole_and_restore_brings_back_exactly_i
     assert!(ok, "backup failed: {stderr}");
     assert!(stderr.contains("Backed up") && stderr.contains("backup.db"), "{stderr}");
     let writes_during = storm.acknowledged_writes() - writes_before;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Until the server has acknowledged a write since the backup began.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while storm.acknowledged_writes() == writes_before {
+        assert!(Instant::now() < deadline, "the server acknowledged no write during or after the backup");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     storm.stop();
     for w in workers {
         w.await.unwrap();
@@ -107,7 +117,7 @@ async fn a_backup_taken_during_writes_is_whole_and_restore_brings_back_exactly_i
     assert!(!users_before.is_empty() && !hosts_before.is_empty(), "the storm wrote before the backup");
     assert!(writes_during > 0 || writes_total > writes_before, "the server kept writing during the backup");
     let live = read_all(&client, &server.base, &token).await;
-    server.kill();
+    server.kill().await;
 
     // The backup, read by a server of its own (on a copy: serving converts it to WAL).
     let copy = dir.path().join("backup-read.db");
@@ -115,7 +125,7 @@ async fn a_backup_taken_during_writes_is_whole_and_restore_brings_back_exactly_i
     sqlite_integrity(&sqlite_url(&copy)).await;
     let mut reader = Server::start(&sqlite_url(&copy), dir.path(), "backup-read").await;
     let in_backup = read_all(&client, &reader.base, &token).await;
-    reader.kill();
+    reader.kill().await;
     check_consistency(&in_backup, "backup");
     for user in &users_before {
         assert!(in_backup.users.contains_key(user), "the backup lacks {user}, acknowledged before it started");
@@ -148,7 +158,7 @@ async fn a_backup_taken_during_writes_is_whole_and_restore_brings_back_exactly_i
     let still = read_all(&client, &after.base, &token).await;
     assert!(still.users.contains_key("after-backup@example.com"));
     assert_eq!(still.users.len(), live.users.len() + 1);
-    after.kill();
+    after.kill().await;
 
     // Restore with the server stopped: exactly the backup's data comes back.
     let (ok, stderr) = custodian(&db, &["restore", backup_arg]).await;
@@ -160,7 +170,7 @@ async fn a_backup_taken_during_writes_is_whole_and_restore_brings_back_exactly_i
     sqlite_integrity(&db).await;
     let mut restored = Server::start(&db, dir.path(), "restored").await;
     let now = read_all(&client, &restored.base, &token).await;
-    restored.kill();
+    restored.kill().await;
     assert_eq!(summary(&now), summary(&in_backup), "the restored database is the backup, exactly");
     assert!(!now.users.contains_key("after-backup@example.com"), "a write after the backup is gone");
 
@@ -170,7 +180,7 @@ async fn a_backup_taken_during_writes_is_whole_and_restore_brings_back_exactly_i
     assert!(ok, "restoring the kept database failed: {stderr}");
     let mut undone = Server::start(&db, dir.path(), "undone").await;
     let back = read_all(&client, &undone.base, &token).await;
-    undone.kill();
+    undone.kill().await;
     assert!(back.users.contains_key("after-backup@example.com"));
     assert_eq!(back.users.len(), live.users.len() + 1);
     check_consistency(&back, "undone");
@@ -183,6 +193,8 @@ async fn backup_refuses_to_overwrite_and_restore_refuses_what_is_not_a_custodian
     }
     let dir = tempfile::tempdir().unwrap();
     let db = sqlite_url(&dir.path().join("c.db"));
+    let (ok, stderr) = custodian(&db, &["migrate"]).await;
+    assert!(ok, "{stderr}");
     let (ok, stderr) =
         custodian(&db, &["user", "create", "--api-only", "--name", "okta", "--role", "maintainer"]).await;
     assert!(ok, "{stderr}");

@@ -11,10 +11,17 @@ fn custodian(db: &str, args: &[&str]) -> std::process::Output {
     Command::new(BIN).args(args).arg("--database").arg(db).env_remove("CUSTODIAN_DATABASE_URL").output().unwrap()
 }
 
+/// `custodian migrate` on a new database: the one command besides `serve` that creates it.
+fn migrated(db: &str) {
+    let (ok, stderr) = run_on(db, &["migrate"]);
+    assert!(ok, "{stderr}");
+}
+
 #[test]
 fn user_create_prints_only_the_token_and_list_and_delete_work() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}/sub/c.db", dir.path().display());
+    migrated(&db);
     let out = custodian(&db, &["user", "create", "--api-only", "--name", "okta", "--role", "maintainer"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
@@ -42,10 +49,148 @@ fn user_create_prints_only_the_token_and_list_and_delete_work() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("root"));
 }
 
+/// Runs `custodian` in `cwd` with no --database and no CUSTODIAN_DATABASE_URL: the default
+/// database, relative to the working directory.
+fn custodian_in(cwd: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN).args(args).current_dir(cwd).env_remove("CUSTODIAN_DATABASE_URL").output().unwrap()
+}
+
+#[tokio::test]
+async fn commands_other_than_serve_and_migrate_never_create_a_database() {
+    let cwd = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let hosts = elsewhere.path().join("hosts.json");
+    std::fs::write(&hosts, r#"[{"uuid": "u1", "hostname": "h1"}]"#).unwrap();
+    let expected_file = std::path::absolute(cwd.path().join("custodian-data/custodian.db")).unwrap();
+    for args in [
+        &["user", "list"][..],
+        &["user", "create", "--api-only", "--name", "okta", "--role", "maintainer"][..],
+        &["user", "delete", "okta"][..],
+        &["hosts", "import", hosts.to_str().unwrap()][..],
+    ] {
+        let out = custodian_in(cwd.path(), args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded on a database that does not exist: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?} printed {:?}", String::from_utf8_lossy(&out.stdout));
+        assert!(stderr.contains("--database") && stderr.contains("CUSTODIAN_DATABASE_URL"), "{args:?}: {stderr}");
+        assert!(stderr.contains(&format!("there is no database at {}", expected_file.display())), "{args:?}: {stderr}");
+        let left: Vec<_> = std::fs::read_dir(cwd.path()).unwrap().collect();
+        assert!(left.is_empty(), "{args:?} created {left:?}");
+    }
+
+    // `migrate` creates it, and names it; then the other commands find it and name it too.
+    let out = custodian_in(cwd.path(), &["migrate"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("Database: sqlite://{}", expected_file.display())), "{stderr}");
+    assert!(expected_file.exists());
+    let out = custodian_in(cwd.path(), &["user", "list"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("Database: sqlite://{}", expected_file.display())), "{stderr}");
+
+    // PostgreSQL: a database without Custodian's schema is refused and left without one.
+    if let Some(server) = crate::support::postgres_url() {
+        let db = crate::support::TestDb::fresh().await;
+        let out = custodian(&db.url, &["user", "create", "--api-only", "--name", "okta", "--role", "maintainer"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(stderr.contains("has no Custodian schema") && stderr.contains("--database"), "{stderr}");
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url).await.unwrap();
+        let tables: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(tables, 0, "the refused command created tables");
+        assert!(!server.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn user_list_shows_aligned_columns_with_email_role_and_last_use() {
+    use std::io::Write;
+    let fresh = crate::support::TestDb::fresh().await;
+    let db = fresh.url.clone();
+    migrated(&db);
+    let token = String::from_utf8(
+        custodian(&db, &["user", "create", "--api-only", "--name", "okta", "--role", "maintainer"]).stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
+    let mut child = Command::new(BIN)
+        .args(["user", "create", "--email", "jane.doe@example.com", "--name", "Jane Doe", "--role", "admin"])
+        .args(["--password-stdin", "--database", &db])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"correct horse battery\n").unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+
+    let table = Table::read(&String::from_utf8(custodian(&db, &["user", "list"]).stdout).unwrap());
+    assert_eq!(table.rows.len(), 2, "{}", table.text);
+    assert_eq!(table.row("okta")[..6], ["1", "okta", "-", "maintainer", "yes", "never"]);
+    let jane = table.row("Jane Doe");
+    assert_eq!(jane[..6], ["2", "Jane Doe", "jane.doe@example.com", "admin", "no", "never"]);
+    assert!(chrono::DateTime::parse_from_rfc3339(&jane[6]).is_ok(), "{}", table.text);
+
+    // A request with the token is its last use.
+    let (mut server, base) = serve_or_exit(&db, &[]).await.expect("serves");
+    let r =
+        reqwest::Client::new().get(format!("{base}/api/v1/fleet/scim/Users")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let table = Table::read(&String::from_utf8(custodian(&db, &["user", "list"]).stdout).unwrap());
+    let used = &table.row("okta")[5];
+    assert!(chrono::DateTime::parse_from_rfc3339(used).is_ok(), "last use of the token: {used:?} in {}", table.text);
+    assert_eq!(table.row("Jane Doe")[5], "never", "{}", table.text);
+}
+
+/// The output of `custodian user list`, read by column: each header starts its column, and
+/// every value must start exactly there (aligned), whatever the widths.
+struct Table {
+    text: String,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    const HEADERS: [&str; 7] = ["ID", "NAME", "EMAIL", "ROLE", "API-ONLY", "LAST USED", "CREATED"];
+
+    fn read(text: &str) -> Table {
+        let mut lines = text.lines();
+        let header = lines.next().unwrap_or_default();
+        let starts: Vec<usize> =
+            Self::HEADERS.iter().map(|h| header.find(h).unwrap_or_else(|| panic!("no {h} column: {text}"))).collect();
+        assert!(starts.windows(2).all(|w| w[0] < w[1]), "{text}");
+        let rows = lines
+            .map(|line| {
+                (0..starts.len())
+                    .map(|i| {
+                        let (start, end) = (starts[i], starts.get(i + 1).copied().unwrap_or(line.len()));
+                        assert!(start == 0 || line.as_bytes()[start - 1] == b' ', "column {i} not aligned: {text}");
+                        assert_ne!(line.as_bytes()[start], b' ', "column {i} not aligned: {text}");
+                        line[start..end.min(line.len())].trim().to_string()
+                    })
+                    .collect()
+            })
+            .collect();
+        Table { text: text.to_string(), rows }
+    }
+
+    fn row(&self, name: &str) -> &Vec<String> {
+        self.rows.iter().find(|r| r[1] == name).unwrap_or_else(|| panic!("no {name}: {}", self.text))
+    }
+}
+
 #[tokio::test]
 async fn serve_stops_gracefully_on_sigterm_keeping_acknowledged_writes() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}/c.db", dir.path().display());
+    migrated(&db);
     let token = String::from_utf8(
         custodian(&db, &["user", "create", "--api-only", "--name", "okta", "--role", "maintainer"]).stdout,
     )
@@ -126,8 +271,8 @@ fn run_on(db: &str, args: &[&str]) -> (bool, String) {
 }
 
 /// Starts `custodian serve` and waits until it is healthy or has exited; returns the
-/// child if it serves, else its stderr.
-async fn serve_or_exit(db: &str, extra: &[&str]) -> Result<std::process::Child, String> {
+/// child and its base URL if it serves, else its stderr.
+async fn serve_or_exit(db: &str, extra: &[&str]) -> Result<(std::process::Child, String), String> {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = Command::new(BIN)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database", db])
@@ -147,7 +292,7 @@ async fn serve_or_exit(db: &str, extra: &[&str]) -> Result<std::process::Child, 
             return Err(stderr);
         }
         if client.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_ok_and(|r| r.status() == 200) {
-            return Ok(child);
+            return Ok((child, format!("http://127.0.0.1:{port}")));
         }
         assert!(started.elapsed() < Duration::from_secs(30), "serve neither started nor exited");
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -167,7 +312,7 @@ async fn no_auto_migrate_refuses_an_older_schema_until_migrate_has_run() {
     let (ok, stderr) = run_on(&db.url, &["migrate"]);
     assert!(ok, "a second migrate is a no-op: {stderr}");
 
-    let mut child = serve_or_exit(&db.url, &["--no-auto-migrate"]).await.expect("serves on the current schema");
+    let (mut child, _) = serve_or_exit(&db.url, &["--no-auto-migrate"]).await.expect("serves on the current schema");
     child.kill().unwrap();
     child.wait().unwrap();
 }
@@ -216,7 +361,7 @@ async fn instances_starting_together_on_a_fresh_database_migrate_it_once() {
         assert!(out.status.success() && stderr.contains("up to date"), "{stderr}");
     }
     // Serving with --no-auto-migrate proves every migration is applied and none unknown.
-    let mut child = serve_or_exit(&db.url, &["--no-auto-migrate"]).await.expect("the schema is complete");
+    let (mut child, _) = serve_or_exit(&db.url, &["--no-auto-migrate"]).await.expect("the schema is complete");
     child.kill().unwrap();
     child.wait().unwrap();
 }
@@ -226,6 +371,7 @@ fn user_create_with_password_stdin_makes_a_person_who_can_sign_in() {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}/c.db", dir.path().display());
+    migrated(&db);
     let create = |password: &str| {
         let mut child = Command::new(BIN)
             .args(["user", "create", "--email", "jane@example.com", "--name", "Jane", "--role", "admin"])

@@ -35,6 +35,9 @@ pub struct Server {
     pub base: String,
     pub child: Child,
     log: PathBuf,
+    /// On PostgreSQL: the database's URL and the `application_name` this instance's
+    /// sessions carry, so that a kill can wait until they are gone.
+    sessions: Option<(String, String)>,
 }
 
 impl Server {
@@ -42,8 +45,13 @@ impl Server {
     pub async fn start(url: &str, log_dir: &Path, name: &str) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let log = log_dir.join(format!("{name}.log"));
+        let sessions = url.starts_with("postgres").then(|| (url.to_string(), format!("custodian-test-{name}-{port}")));
+        let serve_url = match &sessions {
+            Some((_, application)) => with_query_parameter(url, "application_name", application),
+            None => url.to_string(),
+        };
         let child = Command::new(BIN)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database", url])
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database", &serve_url])
             // The storm sends faster than any IdP: no per-token rate limit.
             .args(["--rate-limit-per-token", "0"])
             .env_remove("CUSTODIAN_DATABASE_URL")
@@ -52,7 +60,7 @@ impl Server {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let mut server = Server { base: format!("http://127.0.0.1:{port}"), child, log };
+        let mut server = Server { base: format!("http://127.0.0.1:{port}"), child, log, sessions };
         let client = reqwest::Client::new();
         let started = Instant::now();
         loop {
@@ -77,11 +85,46 @@ impl Server {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// SIGKILL (what `Child::kill` sends on unix), then reaps the process.
-    pub fn kill(&mut self) {
+    /// SIGKILL (what `Child::kill` sends on unix), then reaps the process. On PostgreSQL
+    /// it then waits until the database has ended every session of the killed instance:
+    /// a session whose `COMMIT` was sent before the kill goes on committing, and a read
+    /// made before it is done would see the database change under it. Returns the
+    /// sessions that were still there right after the kill (`state: query`).
+    pub async fn kill(&mut self) -> Vec<String> {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+        let Some((url, application)) = &self.sessions else { return Vec::new() };
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut right_after_the_kill = None;
+        loop {
+            let open: Vec<(String, String)> = sqlx::query_as(
+                "SELECT coalesce(state, ''), left(query, 80) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND application_name = $1",
+            )
+            .bind(application)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+            let open: Vec<String> = open.into_iter().map(|(state, query)| format!("{state}: {query}")).collect();
+            let done = open.is_empty();
+            right_after_the_kill.get_or_insert(open);
+            if done {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the killed instance's sessions never ended: {right_after_the_kill:?}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        conn.close().await.unwrap();
+        right_after_the_kill.unwrap_or_default()
     }
+}
+
+/// `url` with `name=value` added to its query string.
+fn with_query_parameter(url: &str, name: &str, value: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}{name}={value}")
 }
 
 impl Drop for Server {
@@ -777,9 +820,24 @@ async fn sigkill_during_a_write_storm_loses_no_acknowledged_write_ten_times() {
         let workers = storm.spawn_workers(&mut rng);
         let storm_ms = rng.random_range(300..=1500);
         tokio::time::sleep(Duration::from_millis(storm_ms)).await;
+        // On a loaded machine the first answer may take longer than the storm: the kill
+        // comes once at least one write was acknowledged.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while storm.acknowledged_writes() == 0 {
+            assert!(Instant::now() < deadline, "cycle {cycle}: no write acknowledged in 60 s: {}", server.log_text());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         storm.stop.store(true, Ordering::SeqCst);
         let in_flight = storm.in_flight.load(Ordering::SeqCst);
-        server.kill();
+        let still_open = server.kill().await;
+        let committing = still_open.iter().filter(|s| s.starts_with("active")).count();
+        if !still_open.is_empty() {
+            println!(
+                "cycle {cycle}: {} sessions of the killed instance were still open ({committing} active), \
+                 waited until they ended: {still_open:?}",
+                still_open.len()
+            );
+        }
         for w in workers {
             w.await.unwrap();
         }
@@ -806,13 +864,13 @@ async fn sigkill_during_a_write_storm_loses_no_acknowledged_write_ten_times() {
     let seen = read_all(&client, &server.base, &token).await;
     let applied = verify(&mut ledger, &seen, CYCLES);
     sqlite_integrity(&db.url).await;
+    server.kill().await;
     println!(
         "survived {CYCLES} kills: {} users, {} hosts, {} groups hold exactly the acknowledged writes ({applied} unanswered writes of the last cycle were applied)",
         seen.users.len(),
         seen.hosts.len(),
         seen.groups.len()
     );
-    server.kill();
 }
 
 /// On SQLite, the file itself: `PRAGMA integrity_check` and no dangling foreign key.

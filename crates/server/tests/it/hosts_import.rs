@@ -186,6 +186,8 @@ async fn json_lines_import_names_a_malformed_line_and_imports_the_rest() {
          {\"uuid\": \"d\", \"device_mapping\": [{\"email\": \"d@x.com\", \"source\": \"custom\"}]}\n",
     )
     .unwrap();
+    // `hosts import` never creates a database: it is made (and migrated) first.
+    let store = crate::support::open_store(&db).await;
     let run = import(&db, &file, &[]);
     assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
     let lines: Vec<&str> = run.stdout.lines().collect();
@@ -194,7 +196,6 @@ async fn json_lines_import_names_a_malformed_line_and_imports_the_rest() {
     assert!(lines[1].starts_with("line 2: json: not valid JSON"), "{}", lines[1]);
     assert_eq!(lines[2], "line 3 (uuid c): seen_time: must be an RFC 3339 date-time string");
 
-    let store = crate::support::open_store(&db).await;
     assert_eq!(store.find_host("a").await.unwrap().hostname, "ha");
     assert_eq!(store.find_host("d").await.unwrap().mappings, vec![m("d@x.com", MappingSource::Custom)]);
     assert!(matches!(store.find_host("c").await, Err(StoreError::NotFound)));

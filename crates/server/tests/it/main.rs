@@ -26,4 +26,5 @@ mod scim_auth;
 mod scim_protocol;
 mod scim_status;
 mod secrets_in_logs;
+mod tls;
 mod web;

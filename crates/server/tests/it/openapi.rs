@@ -491,3 +491,193 @@ async fn every_status_the_api_answers_is_documented_with_its_json_body() {
 
     assert!(undocumented.is_empty(), "answers the document does not describe:\n{}", undocumented.join("\n"));
 }
+
+/// The documented parameter `name` of an operation.
+fn parameter<'a>(doc: &'a Value, method: &str, path: &str, name: &str) -> &'a Value {
+    doc["paths"][path][method]["parameters"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == name))
+        .unwrap_or_else(|| panic!("{method} {path} does not document {name}"))
+}
+
+/// The inline request body schema of an operation.
+fn request_schema<'a>(doc: &'a Value, method: &str, path: &str) -> &'a Value {
+    &doc["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]
+}
+
+#[tokio::test]
+async fn limits_in_the_document_are_the_handlers_constants() {
+    use custodian::api::{activities, hosts, labels, render, webhooks};
+    let app = TestApp::spawn().await;
+    let doc = document(&app).await;
+    for (path, max) in [
+        ("/api/v1/fleet/hosts", hosts::MAX_PER_PAGE),
+        ("/api/v1/fleet/hosts/count", hosts::MAX_PER_PAGE),
+        ("/api/v1/fleet/labels/{id}/hosts", hosts::MAX_PER_PAGE),
+        ("/api/v1/fleet/activities", activities::MAX_PER_PAGE),
+        ("/api/v1/fleet/webhooks/deliveries", webhooks::MAX_PER_PAGE),
+    ] {
+        let p = parameter(&doc, "get", path, "per_page");
+        assert_eq!(p["schema"]["maximum"], json!(max), "{path}: {p}");
+        assert_eq!(parameter(&doc, "get", path, "page")["schema"]["maximum"], json!(custodian::api::extract::MAX_PAGE));
+    }
+    let p = parameter(&doc, "post", "/api/v1/fleet/labels/{id}/render", "per_page");
+    assert_eq!(p["schema"]["maximum"], json!(labels::MAX_RENDER_HOSTS), "{p}");
+
+    // The maximum is accepted, one more refused naming the parameter.
+    for (path, max) in [("/hosts", hosts::MAX_PER_PAGE), ("/activities", activities::MAX_PER_PAGE)] {
+        assert_eq!(app.api_get(&format!("{path}?per_page={max}")).await.status, 200);
+        let r = app.api_get(&format!("{path}?per_page={}", max + 1)).await;
+        assert_eq!((r.status.as_u16(), &r.body["errors"][0]["name"]), (422, &json!("per_page")), "{}", r.text);
+    }
+
+    // A host: uuid required, text fields as long as the handler takes, sources listed.
+    let host = request_schema(&doc, "post", "/api/v1/fleet/hosts");
+    assert_eq!(host["required"], json!(["uuid"]), "{host}");
+    for field in hosts::HOST_TEXT_FIELDS {
+        assert_eq!(host["properties"][field.name]["maxLength"], json!(hosts::MAX_FIELD), "{}: {host}", field.name);
+    }
+    let mapping = &host["properties"]["device_mapping"]["items"];
+    assert_eq!(mapping["required"], json!(["email", "source"]), "{mapping}");
+    assert_eq!(mapping["properties"]["email"]["maxLength"], json!(hosts::MAX_EMAIL));
+    assert_eq!(mapping["properties"]["source"]["enum"], json!(hosts::HOST_SOURCES));
+    let batch = request_schema(&doc, "post", "/api/v1/fleet/hosts/batch");
+    assert_eq!(batch["properties"]["hosts"]["maxItems"], json!(hosts::MAX_BATCH), "{batch}");
+    let put = request_schema(&doc, "put", "/api/v1/fleet/hosts/{id}/device_mapping");
+    assert_eq!(put["required"], json!(["email"]), "{put}");
+    let label = request_schema(&doc, "post", "/api/v1/fleet/labels");
+    assert_eq!(label["required"], json!(["name", "criteria"]), "{label}");
+    assert_eq!(label["properties"]["name"]["maxLength"], json!(labels::MAX_NAME));
+    assert_eq!(label["additionalProperties"], false, "unknown label fields are refused: {label}");
+    assert!(request_schema(&doc, "patch", "/api/v1/fleet/labels/{id}")["required"].is_null());
+    let template = &request_schema(&doc, "post", "/api/v1/fleet/hosts/{id}/render")["properties"]["template"];
+    assert_eq!(template["maxLength"], json!(render::MAX_TEMPLATE), "{template}");
+}
+
+#[tokio::test]
+async fn an_empty_query_parameter_is_documented_and_answered_as_absent() {
+    let app = TestApp::spawn().await;
+    let doc = document(&app).await;
+    let mut query_params = 0;
+    for (method, path) in operations(&doc) {
+        for p in doc["paths"][&path][&method]["parameters"].as_array().cloned().unwrap_or_default() {
+            if p["in"] == "query" {
+                query_params += 1;
+                assert_eq!(p["allowEmptyValue"], true, "{method} {path}: {p}");
+                assert_eq!(p["required"], false, "{method} {path}: {p}");
+            }
+        }
+    }
+    assert!(query_params > 20, "{query_params}");
+    app.enroll_host("h1", None).await;
+    app.enroll_host("h2", None).await;
+    let all = app.api_get("/hosts").await;
+    let empty =
+        "per_page=&page=&order_key=&order_direction=&query=&idp_username=&idp_group=&idp_department=&idp_active=";
+    let r = app.api_get(&format!("/hosts?{empty}")).await;
+    assert_eq!((r.status.as_u16(), &r.body), (200, &all.body), "{}", r.text);
+    let r = app.api_get(&format!("/hosts/count?{empty}")).await;
+    assert_eq!(r.body["count"], 2, "{}", r.text);
+    for path in ["/activities?page=&per_page=", "/webhooks/deliveries?state=&page=&per_page="] {
+        assert_eq!(app.api_get(path).await.status, 200, "{path}");
+    }
+    // A value that is not empty is still checked.
+    let r = app.api_get("/hosts?idp_active=yes").await;
+    assert_eq!((r.status.as_u16(), &r.body["errors"][0]["name"]), (422, &json!("idp_active")), "{}", r.text);
+    let r = app.api_get("/hosts?per_page=%2B5").await;
+    assert_eq!((r.status.as_u16(), &r.body["errors"][0]["name"]), (422, &json!("per_page")), "a sign: {}", r.text);
+}
+
+#[tokio::test]
+async fn every_operation_documents_its_error_statuses_with_the_error_body() {
+    let app = TestApp::spawn().await;
+    let doc = document(&app).await;
+    let error_ref = json!("#/components/schemas/ErrorBody");
+    for (method, path) in operations(&doc) {
+        let op = &doc["paths"][&path][&method];
+        let mut want = vec!["400", "401", "408", "429", "503"];
+        if method != "get" || path.ends_with("/webhooks/deliveries") {
+            want.push("403");
+        }
+        if !op["requestBody"].is_null() {
+            want.extend(["413", "422"]);
+        }
+        if path.contains("{id}") || path.contains("{identifier}") {
+            want.push("404");
+        }
+        if op["parameters"].as_array().is_some_and(|ps| ps.iter().any(|p| p["in"] == "query")) {
+            want.push("422");
+        }
+        for status in want {
+            let schema = &op["responses"][status]["content"]["application/json"]["schema"]["$ref"];
+            assert_eq!(schema, &error_ref, "{method} {path} {status}: {}", op["responses"]);
+        }
+    }
+    // A NUL in the query or a text path parameter is a documented 400, and the document
+    // keeps it out of the values it describes.
+    let r = app.api_get("/hosts?query=a%00b").await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    let identifier = parameter(&doc, "get", "/api/v1/fleet/hosts/identifier/{identifier}", "identifier");
+    let query = parameter(&doc, "get", "/api/v1/fleet/hosts", "query");
+    assert_eq!(identifier["schema"]["pattern"], query["schema"]["pattern"]);
+    let no_nul = jsonschema::validator_for(&query["schema"]).unwrap();
+    assert!(no_nul.is_valid(&json!("jane doe")) && !no_nul.is_valid(&json!("a\u{0}b")));
+}
+
+#[tokio::test]
+async fn text_patterns_follow_the_handlers_rules_character_by_character() {
+    use custodian::api::schema::TextRule;
+    for rule in [TextRule::NoNul, TextRule::NotBlank, TextRule::OneWord] {
+        let v = jsonschema::validator_for(&json!({"type": "string", "pattern": rule.pattern()})).unwrap();
+        // Every character alone, amid spaces and beside a letter: the ones the rules treat
+        // specially (NUL, white space) and their neighbours.
+        for c in (0..0x3100u32).chain(0xFEF0..0xFF00).filter_map(char::from_u32) {
+            for s in [format!("{c}"), format!(" {c} "), format!("a{c}"), format!("a{c}b")] {
+                assert_eq!(v.is_valid(&json!(s)), rule.allows(&s), "{rule:?} on {s:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_seen_time_pattern_is_what_the_handler_parses() {
+    let v = jsonschema::validator_for(&json!({"type": "string", "pattern": custodian::api::hosts::RFC3339_PATTERN}))
+        .unwrap();
+    let mut cases: Vec<String> = [
+        "2026-01-01T00:00:00Z",
+        "2026-01-01t00:00:00z",
+        "2026-01-01 00:00:00+02:00",
+        "2026-12-31T23:59:60.123456789123-23:59",
+        "2024-02-29T12:00:00Z",
+        "2000-02-29T12:00:00Z",
+        "1900-02-29T12:00:00Z",
+        "2023-02-29T12:00:00Z",
+        "2026-04-31T12:00:00Z",
+        "2026-13-01T12:00:00Z",
+        "2026-01-01T24:00:00Z",
+        "2026-01-01T00:00:00",
+        "2026-01-01T00:00:00.Z",
+        "2026-01-01T00:00:00+0200",
+        "2026-01-01",
+        "",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for month in 1..=12 {
+        for day in [28, 29, 30, 31, 32] {
+            for year in [1900, 2000, 2023, 2024] {
+                cases.push(format!("{year}-{month:02}-{day:02}T10:20:30Z"));
+            }
+        }
+    }
+    for s in cases {
+        let chrono_ok = chrono::DateTime::parse_from_rfc3339(&s).is_ok();
+        assert_eq!(
+            v.is_valid(&json!(s)),
+            chrono_ok,
+            "{s:?}: the handler {}",
+            if chrono_ok { "takes it" } else { "refuses it" }
+        );
+    }
+}

@@ -294,6 +294,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_custodian");
 async fn json_logs_carry_the_request_id_and_never_the_query_string_or_token() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}/c.db", dir.path().display());
+    let migrated = Command::new(BIN).args(["migrate", "--database", &db]).env_remove("CUSTODIAN_DATABASE_URL").output();
+    assert!(migrated.unwrap().status.success());
     let out = Command::new(BIN)
         .args(["user", "create", "--api-only", "--name", "okta", "--role", "maintainer", "--database", &db])
         .env_remove("CUSTODIAN_DATABASE_URL")

@@ -264,7 +264,8 @@ async fn requests_beyond_the_cap_in_flight_are_shed_with_503() {
 
     // Wait until the server has taken it (the next request is shed), then check.
     let mut shed = None;
-    for _ in 0..200 {
+    let deadline = tokio::time::Instant::now() + HANG;
+    while tokio::time::Instant::now() < deadline {
         let reply = app.get("/Users").await;
         if reply.status == StatusCode::SERVICE_UNAVAILABLE {
             shed = Some(reply);
@@ -286,7 +287,8 @@ async fn requests_beyond_the_cap_in_flight_are_shed_with_503() {
     // Once the stalled client goes, its place is free again.
     drop(stalled);
     let mut served = false;
-    for _ in 0..200 {
+    let deadline = tokio::time::Instant::now() + HANG;
+    while tokio::time::Instant::now() < deadline {
         if app.get("/Users").await.status == StatusCode::OK {
             served = true;
             break;
@@ -294,4 +296,49 @@ async fn requests_beyond_the_cap_in_flight_are_shed_with_503() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(served, "the place of a request that ended was never freed");
+}
+
+/// The rate limit runs before the cap on requests in flight: a request over its token's
+/// rate is answered 429 even when every place in flight is taken, and never takes one, so
+/// an excess refused with 429 cannot push the requests served into 503s.
+#[tokio::test]
+async fn a_token_over_its_rate_gets_429_not_503_while_the_cap_is_full() {
+    let limits = Limits { max_concurrent_requests: 1, rate_per_token: 1, rate_burst: 1, ..Limits::default() };
+    let app = TestApp::spawn_with(with_limits(limits)).await;
+    let users = format!("{SCIM}/Users");
+    // The one place in flight: a body that never comes (the body timeout is 30 s).
+    let stalled = stalled_request(&app, "POST", &users, 200, "{").await;
+
+    // A fresh token (a full budget) each time, until one is shed: the place is taken.
+    let mut full = false;
+    for i in 0..200 {
+        let probe = app.token_with_role(&format!("probe-{i}"), Role::Maintainer).await;
+        if app.request_as(Some(&probe), Method::GET, &users, None).await.status == StatusCode::SERVICE_UNAVAILABLE {
+            full = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(full, "the stalled request never took the place in flight");
+
+    // One token: its budget of 1 passes the limiter and is shed; beyond it, 429.
+    let token = app.token_with_role("over-its-rate", Role::Maintainer).await;
+    let mut limited = None;
+    for _ in 0..30 {
+        let reply = app.request_as(Some(&token), Method::GET, &users, None).await;
+        if reply.status == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(reply);
+            break;
+        }
+        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{}", reply.text);
+    }
+    let limited = limited.expect("a token over its rate was shed rather than refused");
+    limited.assert_scim_error(429, None);
+    retry_after(&limited);
+
+    // The place was still taken when the 429 came: a fresh token is still shed.
+    let fresh = app.token_with_role("fresh", Role::Maintainer).await;
+    let reply = app.request_as(Some(&fresh), Method::GET, &users, None).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{}", reply.text);
+    drop(stalled);
 }

@@ -183,8 +183,17 @@ async fn no_secret_reaches_the_logs_at_trace_level() {
     let page = browser.post("/logout", &[("csrf_token", &csrf)], &[]).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
 
-    // Let the webhook deliverer try (and fail) at least once, then stop the server.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Until the webhook deliverer has tried (and failed) once, then stop the server.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = client.get(format!("{base}{API}/webhooks/deliveries")).bearer_auth(&token).send().await.unwrap();
+        let body: serde_json::Value = r.json().await.unwrap();
+        if body["deliveries"][0]["attempts"].as_u64().is_some_and(|n| n >= 1) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the webhook was never attempted: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let status = Command::new("kill").arg("-TERM").arg(server.id().to_string()).status().unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(30);
