@@ -9,8 +9,9 @@ use std::fmt::Display;
 
 use custodian_domain::{StoreError, StoreResult};
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::PgRow;
-use sqlx::sqlite::SqliteRow;
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::Query;
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{ColumnIndex, Database, Postgres, Row as _, Sqlite, Transaction};
 
 /// The SQL dialect a connection speaks: the few places where the text must differ.
@@ -132,7 +133,8 @@ arg_from! {
 }
 
 /// SQL text and its bound values, built like sqlx's `QueryBuilder`: `push` appends SQL
-/// from this crate, `push_bind` appends a placeholder (`$1`, `$2`, ...) for a value.
+/// from this crate, `push_bind` appends a placeholder (`$1`, `$2`, ...) for a value
+/// (written `?` for SQLite when run).
 #[derive(Debug, Default)]
 pub struct Sql {
     text: String,
@@ -283,21 +285,69 @@ pub enum Conn {
     Postgres(Handle<Postgres>),
 }
 
-/// Binds `args` to a query of one backend.
-macro_rules! bound {
-    ($db:ty, $sql:expr) => {{
-        let mut q = sqlx::query::<$db>($sql.text.as_str());
-        for a in &$sql.args {
-            q = match a {
-                Arg::Int(v) => q.bind(*v),
-                Arg::Text(v) => q.bind(v.as_deref()),
-                Arg::Float(v) => q.bind(*v),
-                Arg::Bool(v) => q.bind(*v),
-                Arg::Bytes(v) => q.bind(v.as_slice()),
-            };
+/// SQL for SQLite, with the arguments in the order it reads them: every `$N` becomes a
+/// plain `?` bound to argument N (again where N repeats). SQLite looks every `$name` up
+/// in a list of the names seen so far, which makes a statement of 10,000 values (a
+/// batch of hosts) quadratic; `?` is numbered directly, as sqlx's own `QueryBuilder`
+/// writes it. Quoted text (`'$.userName'`) is left alone.
+fn sqlite_text(text: &str) -> (String, Vec<usize>) {
+    let mut out = String::with_capacity(text.len());
+    let mut order = Vec::new();
+    let mut quoted = false;
+    let mut chars = text.char_indices().peekable();
+    while let Some((_, c)) = chars.next() {
+        if c == '\'' {
+            quoted = !quoted;
         }
-        q
-    }};
+        if c == '$' && !quoted && chars.peek().is_some_and(|(_, d)| d.is_ascii_digit()) {
+            let mut n = 0usize;
+            while let Some((_, d)) = chars.peek().copied().filter(|(_, d)| d.is_ascii_digit()) {
+                n = n * 10 + (d as usize - '0' as usize);
+                chars.next();
+            }
+            out.push('?');
+            order.push(n);
+        } else {
+            out.push(c);
+        }
+    }
+    (out, order)
+}
+
+/// Binds the arguments an SQLite text reads, in its order.
+fn sqlite_query<'q>(text: &'q str, order: &[usize], args: &'q [Arg]) -> Query<'q, Sqlite, SqliteArguments<'q>> {
+    let mut q = sqlx::query::<Sqlite>(text);
+    for a in order.iter().filter_map(|n| n.checked_sub(1)).map(|i| args.get(i)) {
+        q = match a {
+            Some(a) => bind_one!(q, a),
+            // A placeholder with no argument: NULL, as SQLite itself would have it.
+            None => q.bind(None::<i64>),
+        };
+    }
+    q
+}
+
+/// Binds one argument to a query of either backend.
+macro_rules! bind_one {
+    ($q:expr, $a:expr) => {
+        match $a {
+            Arg::Int(v) => $q.bind(*v),
+            Arg::Text(v) => $q.bind(v.as_deref()),
+            Arg::Float(v) => $q.bind(*v),
+            Arg::Bool(v) => $q.bind(*v),
+            Arg::Bytes(v) => $q.bind(v.as_slice()),
+        }
+    };
+}
+use bind_one;
+
+/// A PostgreSQL query of `sql`, which reads `$N` itself.
+fn pg_query(sql: &Sql) -> Query<'_, Postgres, PgArguments> {
+    let mut q = sqlx::query::<Postgres>(sql.text.as_str());
+    for a in &sql.args {
+        q = bind_one!(q, a);
+    }
+    q
 }
 
 impl Conn {
@@ -312,24 +362,31 @@ impl Conn {
     /// unique violation from other failures.
     pub async fn try_execute(&mut self, sql: &Sql) -> Result<u64, sqlx::Error> {
         Ok(match self {
-            Conn::Sqlite(h) => bound!(Sqlite, sql).execute(h.raw()).await?.rows_affected(),
-            Conn::Postgres(h) => bound!(Postgres, sql).execute(h.raw()).await?.rows_affected(),
+            Conn::Sqlite(h) => {
+                let (text, order) = sqlite_text(&sql.text);
+                sqlite_query(&text, &order, &sql.args).execute(h.raw()).await?.rows_affected()
+            }
+            Conn::Postgres(h) => pg_query(sql).execute(h.raw()).await?.rows_affected(),
         })
     }
 
     pub async fn try_fetch_all(&mut self, sql: &Sql) -> Result<Vec<Row>, sqlx::Error> {
         Ok(match self {
-            Conn::Sqlite(h) => bound!(Sqlite, sql).fetch_all(h.raw()).await?.into_iter().map(Row::Sqlite).collect(),
-            Conn::Postgres(h) => {
-                bound!(Postgres, sql).fetch_all(h.raw()).await?.into_iter().map(Row::Postgres).collect()
+            Conn::Sqlite(h) => {
+                let (text, order) = sqlite_text(&sql.text);
+                sqlite_query(&text, &order, &sql.args).fetch_all(h.raw()).await?.into_iter().map(Row::Sqlite).collect()
             }
+            Conn::Postgres(h) => pg_query(sql).fetch_all(h.raw()).await?.into_iter().map(Row::Postgres).collect(),
         })
     }
 
     pub async fn try_fetch_optional(&mut self, sql: &Sql) -> Result<Option<Row>, sqlx::Error> {
         Ok(match self {
-            Conn::Sqlite(h) => bound!(Sqlite, sql).fetch_optional(h.raw()).await?.map(Row::Sqlite),
-            Conn::Postgres(h) => bound!(Postgres, sql).fetch_optional(h.raw()).await?.map(Row::Postgres),
+            Conn::Sqlite(h) => {
+                let (text, order) = sqlite_text(&sql.text);
+                sqlite_query(&text, &order, &sql.args).fetch_optional(h.raw()).await?.map(Row::Sqlite)
+            }
+            Conn::Postgres(h) => pg_query(sql).fetch_optional(h.raw()).await?.map(Row::Postgres),
         })
     }
 
@@ -479,5 +536,18 @@ impl Db {
             }
             Db::Postgres(pool) => pool.close().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_placeholders_are_numbered_and_quoted_text_is_kept() {
+        let (text, order) =
+            sqlite_text("SELECT json_extract(doc, '$.userName') FROM t WHERE a = $2 AND b IN ($1, $12, $2)");
+        assert_eq!(text, "SELECT json_extract(doc, '$.userName') FROM t WHERE a = ? AND b IN (?, ?, ?)");
+        assert_eq!(order, [2, 1, 12, 2]);
     }
 }
