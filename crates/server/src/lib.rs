@@ -9,6 +9,7 @@ pub mod import;
 pub mod limits;
 pub mod metrics;
 pub mod passwords;
+pub mod query;
 pub mod recorder;
 pub mod routes;
 pub mod scim;

@@ -3,16 +3,11 @@
 use custodian_domain::hosts::{HostOrderKey, HostQuery};
 use custodian_domain::labels::{Criteria, Vital};
 use custodian_scim::schema::ENTERPRISE_USER_SCHEMA;
-use sqlx::{Database, Encode, QueryBuilder, Type};
 
-use crate::sql_filter::Dialect;
+use crate::db::{Dialect, Sql};
 
 /// The WHERE clause of the host list for a query (after `WHERE 1=1`).
-pub fn push_host_filters<DB>(qb: &mut QueryBuilder<'_, DB>, dialect: Dialect, q: &HostQuery)
-where
-    DB: Database,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-{
+pub fn push_host_filters(qb: &mut Sql, dialect: Dialect, q: &HostQuery) {
     let contains = dialect.contains();
     if let Some(text) = q.query.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         let needle = text.to_lowercase();
@@ -68,11 +63,7 @@ where
 }
 
 /// ORDER BY, LIMIT and OFFSET of a host page; the id breaks ties so that pages are stable.
-pub fn push_host_page<DB>(qb: &mut QueryBuilder<'_, DB>, q: &HostQuery)
-where
-    DB: Database,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-{
+pub fn push_host_page(qb: &mut Sql, q: &HostQuery) {
     let dir = if q.descending { "DESC" } else { "ASC" };
     let order = match q.order_key {
         HostOrderKey::Id => "h.id",
@@ -90,11 +81,7 @@ where
 
 /// `h.end_user_seq IN (...)`: the end user is in the group with this SCIM id or this
 /// display name (any case), directly or through nested groups.
-fn push_group_match<DB>(qb: &mut QueryBuilder<'_, DB>, dialect: Dialect, id: Option<&str>, name: Option<&str>)
-where
-    DB: Database,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-{
+fn push_group_match(qb: &mut Sql, dialect: Dialect, id: Option<&str>, name: Option<&str>) {
     qb.push(
         "h.end_user_seq IN (WITH RECURSIVE below(s, depth) AS (SELECT seq, 0 FROM scim_resources \
          WHERE kind = 'Group' AND (",
@@ -135,11 +122,7 @@ where
 }
 
 /// `h.end_user_seq IN (...)`: the end user's department equals `dept` (any case).
-fn push_department_match<DB>(qb: &mut QueryBuilder<'_, DB>, dept: &str)
-where
-    DB: Database,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-{
+fn push_department_match(qb: &mut Sql, dept: &str) {
     qb.push("h.end_user_seq IN (SELECT resource_seq FROM scim_values WHERE kind = 'User' AND path = ");
     qb.push_bind(format!("{ENTERPRISE_USER_SCHEMA}:department"));
     qb.push(" AND text_value = ");
@@ -150,11 +133,7 @@ where
 /// A label's criteria as a boolean SQL expression over the host row `h`. A group
 /// condition resolved to a SCIM id matches by that id only (renames keep it); an
 /// unresolved one matches a group with that id or name at read time.
-pub fn push_criteria<DB>(qb: &mut QueryBuilder<'_, DB>, dialect: Dialect, criteria: &Criteria)
-where
-    DB: Database,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-{
+pub fn push_criteria(qb: &mut Sql, dialect: Dialect, criteria: &Criteria) {
     match criteria {
         Criteria::Condition { vital: Vital::EndUserIdpGroup, value, group_id } => match group_id {
             Some(id) => push_group_match(qb, dialect, Some(id), None),
@@ -176,16 +155,7 @@ where
 }
 
 /// Which of `labels` (id and criteria) the host belongs to: one query answering the ids.
-pub fn push_labels_of_host<DB>(
-    qb: &mut QueryBuilder<'_, DB>,
-    dialect: Dialect,
-    host_id: i64,
-    labels: &[(i64, Criteria)],
-) where
-    DB: Database,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-{
+pub fn push_labels_of_host(qb: &mut Sql, dialect: Dialect, host_id: i64, labels: &[(i64, Criteria)]) {
     for (i, (label_id, criteria)) in labels.iter().enumerate() {
         if i > 0 {
             qb.push(" UNION ALL ");

@@ -1,16 +1,27 @@
 //! The storage layer: the `custodian_domain::Store` trait implemented for SQLite (the
 //! embedded default) and PostgreSQL (several instances on one database). SQL is built with bound values only.
 
+mod access;
 mod common;
+mod db;
+mod host_batch;
 mod host_sql;
+mod hosts;
 pub mod index;
+mod labels;
+mod linking;
 mod outbox;
 pub mod postgres;
+mod requests;
 mod rows;
 pub mod schema;
+mod scim;
 pub mod sql_filter;
 pub mod sqlite;
+mod store;
 mod time;
+mod web;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -19,6 +30,7 @@ use custodian_domain::{Store, StoreError};
 pub use postgres::PgStore;
 pub use schema::MigrateMode;
 pub use sqlite::SqliteStore;
+pub use store::SqlStore;
 
 /// How to open a database.
 #[derive(Debug, Clone, Copy, Default)]

@@ -9,7 +9,7 @@ use custodian_scim::schema::ENTERPRISE_USER_SCHEMA;
 use serde_json::{Value, json};
 
 use crate::common::{full_name, parse_doc};
-use crate::rows::DbRow;
+use crate::db::Row;
 use crate::time;
 
 /// The columns a label is read from.
@@ -30,7 +30,7 @@ pub fn label_norm(name: &str) -> String {
     name.trim().to_lowercase()
 }
 
-pub fn label(row: &impl DbRow) -> StoreResult<Label> {
+pub fn label(row: &Row) -> StoreResult<Label> {
     let criteria_text = row.text("criteria")?;
     let criteria = criteria_from_stored(&parse_doc(&criteria_text)?)
         .ok_or_else(|| StoreError::Database(format!("bad label criteria in database: {criteria_text}")))?;
@@ -44,7 +44,7 @@ pub fn label(row: &impl DbRow) -> StoreResult<Label> {
     })
 }
 
-pub fn delivery(row: &impl DbRow) -> StoreResult<WebhookDelivery> {
+pub fn delivery(row: &Row) -> StoreResult<WebhookDelivery> {
     let state = row.text("state")?;
     Ok(WebhookDelivery {
         id: row.int("id")?,
@@ -62,7 +62,7 @@ pub fn delivery(row: &impl DbRow) -> StoreResult<WebhookDelivery> {
 }
 
 /// A host as an event lists it.
-pub fn event_host(row: &impl DbRow) -> StoreResult<Value> {
+pub fn event_host(row: &Row) -> StoreResult<Value> {
     Ok(json!({
         "id": row.int("id")?,
         "uuid": row.text("uuid")?,

@@ -1,59 +1,16 @@
-//! Reading rows the same way on both backends: `DbRow` gives typed columns with the
-//! store's error, and the decoders below turn rows into domain values once for both.
+//! Rows decoded into domain values, once for both backends (`db::Row` gives typed columns).
 
 use custodian_domain::hosts::{Activity, Host, LinkState, OwnershipEntry};
 use custodian_domain::web::{PasswordUser, WebSession};
 use custodian_domain::{ApiUser, Role, ScimRecord, ScimRequestEntry, StoreError, StoreResult};
 use serde_json::Value;
-use sqlx::Row;
 
 use crate::common::{kind_of, parse_doc};
+use crate::db::Row;
 use crate::time;
 
-fn column_err(e: sqlx::Error) -> StoreError {
-    StoreError::Database(e.to_string())
-}
-
-/// Typed access to a row's columns; the integer and text types are those both schemas use.
-pub trait DbRow {
-    fn text(&self, column: &str) -> StoreResult<String>;
-    fn opt_text(&self, column: &str) -> StoreResult<Option<String>>;
-    fn int(&self, column: &str) -> StoreResult<i64>;
-    fn opt_int(&self, column: &str) -> StoreResult<Option<i64>>;
-    fn float(&self, column: &str) -> StoreResult<f64>;
-    fn bytes(&self, column: &str) -> StoreResult<Vec<u8>>;
-}
-
-macro_rules! db_row {
-    ($row:ty) => {
-        impl DbRow for $row {
-            fn text(&self, column: &str) -> StoreResult<String> {
-                self.try_get(column).map_err(column_err)
-            }
-            fn opt_text(&self, column: &str) -> StoreResult<Option<String>> {
-                self.try_get(column).map_err(column_err)
-            }
-            fn int(&self, column: &str) -> StoreResult<i64> {
-                self.try_get(column).map_err(column_err)
-            }
-            fn opt_int(&self, column: &str) -> StoreResult<Option<i64>> {
-                self.try_get(column).map_err(column_err)
-            }
-            fn float(&self, column: &str) -> StoreResult<f64> {
-                self.try_get(column).map_err(column_err)
-            }
-            fn bytes(&self, column: &str) -> StoreResult<Vec<u8>> {
-                self.try_get(column).map_err(column_err)
-            }
-        }
-    };
-}
-
-db_row!(sqlx::sqlite::SqliteRow);
-db_row!(sqlx::postgres::PgRow);
-
 /// A resource read with `common::RECORD_COLUMNS`.
-pub fn record(row: &impl DbRow) -> StoreResult<ScimRecord> {
+pub fn record(row: &Row) -> StoreResult<ScimRecord> {
     Ok(ScimRecord {
         id: row.text("id")?,
         kind: kind_of(&row.text("kind")?)?,
@@ -65,7 +22,7 @@ pub fn record(row: &impl DbRow) -> StoreResult<ScimRecord> {
 }
 
 /// An operator read with `common::USER_COLUMNS`.
-pub fn api_user(row: &impl DbRow) -> StoreResult<ApiUser> {
+pub fn api_user(row: &Row) -> StoreResult<ApiUser> {
     Ok(ApiUser {
         id: row.int("id")?,
         name: row.text("name")?,
@@ -78,13 +35,13 @@ pub fn api_user(row: &impl DbRow) -> StoreResult<ApiUser> {
 }
 
 /// A password operator: the operator's columns and `password_hash`.
-pub fn password_user(row: &impl DbRow) -> StoreResult<PasswordUser> {
+pub fn password_user(row: &Row) -> StoreResult<PasswordUser> {
     Ok(PasswordUser { user: api_user(row)?, password_hash: row.text("password_hash")? })
 }
 
 /// A session joined with its operator: the operator's columns, `csrf_token`, `s_created`,
 /// `last_seen_at` and `expires_at`.
-pub fn web_session(row: &impl DbRow) -> StoreResult<WebSession> {
+pub fn web_session(row: &Row) -> StoreResult<WebSession> {
     Ok(WebSession {
         user: api_user(row)?,
         csrf_token: row.text("csrf_token")?,
@@ -94,7 +51,7 @@ pub fn web_session(row: &impl DbRow) -> StoreResult<WebSession> {
     })
 }
 
-pub fn scim_request(row: &impl DbRow) -> StoreResult<ScimRequestEntry> {
+pub fn scim_request(row: &Row) -> StoreResult<ScimRequestEntry> {
     Ok(ScimRequestEntry {
         requested_at: time::from_text(&row.text("requested_at")?)?,
         method: row.text("method")?,
@@ -113,7 +70,7 @@ pub struct HostRow {
 }
 
 /// A host read with `common::HOST_COLUMNS`.
-pub fn host(row: &impl DbRow) -> StoreResult<HostRow> {
+pub fn host(row: &Row) -> StoreResult<HostRow> {
     let candidates = row.opt_text("candidates")?;
     Ok(HostRow {
         host: Host {
@@ -137,7 +94,7 @@ pub fn host(row: &impl DbRow) -> StoreResult<HostRow> {
     })
 }
 
-pub fn ownership(row: &impl DbRow) -> StoreResult<OwnershipEntry> {
+pub fn ownership(row: &Row) -> StoreResult<OwnershipEntry> {
     Ok(OwnershipEntry {
         idp_id: row.text("scim_user_id")?,
         idp_username: row.text("user_name")?,
@@ -148,7 +105,7 @@ pub fn ownership(row: &impl DbRow) -> StoreResult<OwnershipEntry> {
     })
 }
 
-pub fn activity(row: &impl DbRow) -> StoreResult<Activity> {
+pub fn activity(row: &Row) -> StoreResult<Activity> {
     Ok(Activity {
         id: row.int("id")?,
         created_at: time::from_text(&row.text("created_at")?)?,
@@ -163,6 +120,6 @@ pub fn activity(row: &impl DbRow) -> StoreResult<Activity> {
 pub type Candidate = (i64, String, String);
 
 /// A candidate read from `seq`, `id` and `user_name` columns.
-pub fn candidate(row: &impl DbRow) -> StoreResult<Candidate> {
+pub fn candidate(row: &Row) -> StoreResult<Candidate> {
     Ok((row.int("seq")?, row.text("id")?, row.opt_text("user_name")?.unwrap_or_default()))
 }

@@ -8,44 +8,20 @@
 use custodian_scim::ScimError;
 use custodian_scim::filter::{CompValue, CompareKey, CompareOp, Filter, literal_key, matches};
 use custodian_scim::schema::{AttrLocation, AttrType, ResolvedAttr, ResourceKind};
-use std::marker::PhantomData;
 
 use custodian_domain::SortOrder;
-use sqlx::{Database, Encode, QueryBuilder, Type};
 
 use crate::index::{is_numeric, key_columns};
 
-/// What differs between the SQL dialects for filters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    Sqlite,
-    Postgres,
-}
-
-impl Dialect {
-    pub fn contains(self) -> &'static str {
-        match self {
-            Dialect::Sqlite => "instr",
-            Dialect::Postgres => "strpos",
-        }
-    }
-    /// Text ordering must be by code point on both backends, as Rust's `str` orders.
-    fn byte_order(self) -> &'static str {
-        match self {
-            Dialect::Sqlite => "",
-            Dialect::Postgres => " COLLATE \"C\"",
-        }
-    }
-}
+pub use crate::db::{Dialect, Sql};
 
 /// Translates one term (a comparison, a presence test, a value path) of a filter.
-type TermFn<'f, DB> = dyn Fn(&mut QueryBuilder<'_, DB>, &Filter) -> Result<(), ScimError> + 'f;
+type TermFn<'f> = dyn Fn(&mut Sql, &Filter) -> Result<(), ScimError> + 'f;
 
 /// Translates filters for one resource type on one backend.
-pub struct FilterSql<DB> {
+pub struct FilterSql {
     dialect: Dialect,
     kind: ResourceKind,
-    db: PhantomData<DB>,
 }
 
 /// The column that holds an attribute's values in `scim_values`.
@@ -68,17 +44,12 @@ fn prefix_bounds(attr: &ResolvedAttr) -> (String, String) {
     (format!("{base}."), format!("{base}/"))
 }
 
-impl<DB> FilterSql<DB>
-where
-    DB: Database,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-    for<'q> f64: Encode<'q, DB> + Type<DB>,
-{
+impl FilterSql {
     pub fn new(dialect: Dialect, kind: ResourceKind) -> Self {
-        FilterSql { dialect, kind, db: PhantomData }
+        FilterSql { dialect, kind }
     }
 
-    pub fn push(&self, qb: &mut QueryBuilder<'_, DB>, filter: &Filter) -> Result<(), ScimError> {
+    pub fn push(&self, qb: &mut Sql, filter: &Filter) -> Result<(), ScimError> {
         self.push_logic(qb, filter, &|qb, leaf| match leaf {
             Filter::Present(attr) => self.push_present(qb, attr),
             Filter::Compare { attr, op, value } => self.push_compare(qb, attr, *op, value),
@@ -89,12 +60,7 @@ where
 
     /// `and`, `or` and `not` around the terms, which `leaf` translates: the same logic
     /// serves whole resources and the elements inside `attr[...]`.
-    fn push_logic(
-        &self,
-        qb: &mut QueryBuilder<'_, DB>,
-        filter: &Filter,
-        leaf: &TermFn<'_, DB>,
-    ) -> Result<(), ScimError> {
+    fn push_logic(&self, qb: &mut Sql, filter: &Filter, leaf: &TermFn<'_>) -> Result<(), ScimError> {
         match filter {
             Filter::And(a, b) | Filter::Or(a, b) => {
                 qb.push("(");
@@ -114,7 +80,7 @@ where
         }
     }
 
-    fn push_present(&self, qb: &mut QueryBuilder<'_, DB>, attr: &ResolvedAttr) -> Result<(), ScimError> {
+    fn push_present(&self, qb: &mut Sql, attr: &ResolvedAttr) -> Result<(), ScimError> {
         if attr.location == AttrLocation::Common {
             // id and meta are always present; externalId is indexed like any attribute.
             if attr.attr.name != "externalId" {
@@ -138,7 +104,7 @@ where
     }
 
     /// ` AND path = ...`, or the prefix range for a complex attribute named alone.
-    fn push_path_condition(&self, qb: &mut QueryBuilder<'_, DB>, attr: &ResolvedAttr, alias: &str) {
+    fn push_path_condition(&self, qb: &mut Sql, attr: &ResolvedAttr, alias: &str) {
         if attr.attr.ty == AttrType::Complex && attr.sub.is_none() {
             let (lo, hi) = prefix_bounds(attr);
             qb.push(format_args!(" AND {alias}path >= "));
@@ -153,7 +119,7 @@ where
 
     fn push_compare(
         &self,
-        qb: &mut QueryBuilder<'_, DB>,
+        qb: &mut Sql,
         attr: &ResolvedAttr,
         op: CompareOp,
         value: &CompValue,
@@ -213,7 +179,7 @@ where
 
     fn push_column_compare(
         &self,
-        qb: &mut QueryBuilder<'_, DB>,
+        qb: &mut Sql,
         column: &str,
         attr: &ResolvedAttr,
         op: CompareOp,
@@ -228,7 +194,7 @@ where
     /// `column op value` for a non-null literal and an operator other than `ne`.
     fn push_value_compare(
         &self,
-        qb: &mut QueryBuilder<'_, DB>,
+        qb: &mut Sql,
         column: &str,
         attr: &ResolvedAttr,
         op: CompareOp,
@@ -272,7 +238,7 @@ where
         Ok(())
     }
 
-    fn push_text_compare(&self, qb: &mut QueryBuilder<'_, DB>, column: &str, op: CompareOp, text: String) {
+    fn push_text_compare(&self, qb: &mut Sql, column: &str, op: CompareOp, text: String) {
         let collate = self.dialect.byte_order();
         match op {
             CompareOp::Co | CompareOp::Sw | CompareOp::Ew if text.is_empty() => {
@@ -320,7 +286,7 @@ where
     /// membership table (nested groups included for a user's groups).
     fn push_membership(
         &self,
-        qb: &mut QueryBuilder<'_, DB>,
+        qb: &mut Sql,
         attr: &ResolvedAttr,
         op: CompareOp,
         value: &CompValue,
@@ -357,12 +323,7 @@ where
         Ok(())
     }
 
-    fn push_value_path(
-        &self,
-        qb: &mut QueryBuilder<'_, DB>,
-        attr: &ResolvedAttr,
-        inner: &Filter,
-    ) -> Result<(), ScimError> {
+    fn push_value_path(&self, qb: &mut Sql, attr: &ResolvedAttr, inner: &Filter) -> Result<(), ScimError> {
         if is_members(self.kind, attr) || is_groups(self.kind, attr) {
             // Only `members[value eq "<id>"]` has a meaning on the membership table.
             if let Filter::Compare { attr: a, op, value } = inner {
@@ -383,12 +344,12 @@ where
     }
 
     /// A filter inside `attr[...]`, evaluated on one element (`e.resource_seq`, `e.elem`).
-    fn push_element_filter(&self, qb: &mut QueryBuilder<'_, DB>, filter: &Filter) -> Result<(), ScimError> {
+    fn push_element_filter(&self, qb: &mut Sql, filter: &Filter) -> Result<(), ScimError> {
         self.push_logic(qb, filter, &|qb, leaf| self.push_element_term(qb, leaf))
     }
 
     /// One term inside `attr[...]`.
-    fn push_element_term(&self, qb: &mut QueryBuilder<'_, DB>, filter: &Filter) -> Result<(), ScimError> {
+    fn push_element_term(&self, qb: &mut Sql, filter: &Filter) -> Result<(), ScimError> {
         match filter {
             Filter::And(..) | Filter::Or(..) | Filter::Not(..) => self.push_element_filter(qb, filter)?,
             Filter::Present(attr) => {
@@ -438,15 +399,7 @@ where
 
 /// ORDER BY for `sortBy`/`sortOrder`; unassigned values sort last either way, and the
 /// row number breaks ties so that pages are stable.
-pub fn push_order<DB>(
-    qb: &mut QueryBuilder<'_, DB>,
-    kind: ResourceKind,
-    sort_by: Option<&ResolvedAttr>,
-    order: SortOrder,
-) where
-    DB: Database,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-{
+pub fn push_order(qb: &mut Sql, kind: ResourceKind, sort_by: Option<&ResolvedAttr>, order: SortOrder) {
     let dir = match order {
         SortOrder::Ascending => "ASC",
         SortOrder::Descending => "DESC",

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use super::ApiResult;
 use super::extract::{Operator, PAGE, QueryKind, QueryParam, Validation};
 use crate::app::AppState;
-use crate::scim::QueryParams;
+use crate::query::QueryParams;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ActivityBody {

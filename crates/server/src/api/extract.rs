@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::ApiError;
 use crate::app::AppState;
-use crate::scim::QueryParams;
+use crate::query::QueryParams;
 
 /// The operator behind a request's bearer token, whatever its role.
 pub struct Operator(pub ApiUser);

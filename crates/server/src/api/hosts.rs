@@ -21,8 +21,8 @@ use super::schema::{TextRule, any, array_of, object, or_null, text, word};
 use super::{ApiError, ApiResult};
 use crate::app::AppState;
 use crate::built_schema;
+use crate::query::QueryParams;
 use crate::query_params;
-use crate::scim::QueryParams;
 
 /// The most hosts one batch request may carry.
 pub const MAX_BATCH: usize = 10_000;

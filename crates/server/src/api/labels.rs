@@ -361,7 +361,7 @@ pub async fn render_all(
     body: Body,
 ) -> ApiResult<Json<LabelRenderResponse>> {
     let id = label_id(id)?;
-    let params = crate::scim::QueryParams::parse(uri.query());
+    let params = crate::query::QueryParams::parse(uri.query());
     let mut v = Validation::default();
     let page = v.whole_number(&params, &PAGE);
     let per_page = v.whole_number(&params, &RENDER_PER_PAGE);

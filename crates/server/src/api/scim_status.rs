@@ -45,7 +45,7 @@ fn entry_json(e: &ScimRequestEntry) -> Value {
 pub async fn requests(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> ApiResult<Json<Value>> {
     authenticate(&state, &headers).await?;
     state.recorder.flush().await;
-    let params = crate::scim::QueryParams::parse(uri.query());
+    let params = crate::query::QueryParams::parse(uri.query());
     // Empty means absent, as on every JSON API query parameter.
     let limit = match params.get("per_page") {
         None | Some("") => 100,

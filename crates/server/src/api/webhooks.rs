@@ -78,7 +78,7 @@ crate::query_params!(DeliveryParams = [STATE, PAGE, PER_PAGE]);
 pub async fn deliveries(State(state): State<AppState>, op: Operator, uri: Uri) -> ApiResult<Json<DeliveriesResponse>> {
     // Payloads carry personal data: maintainers and admins only.
     op.require_write()?;
-    let params = crate::scim::QueryParams::parse(uri.query());
+    let params = crate::query::QueryParams::parse(uri.query());
     let mut v = Validation::default();
     let page = v.whole_number(&params, &PAGE);
     let per_page = v.whole_number(&params, &PER_PAGE);

@@ -5,7 +5,6 @@ mod bulk;
 mod discovery;
 mod resources;
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
@@ -128,21 +127,6 @@ pub fn parse_body(headers: &HeaderMap, body: &Bytes) -> ScimResult<Value> {
         return Err(ScimError::invalid_syntax("The request body must be a JSON object").into());
     }
     Ok(value)
-}
-
-/// Query parameters with case-insensitive names (RFC 7644 treats them like attributes).
-pub struct QueryParams(HashMap<String, String>);
-
-impl QueryParams {
-    pub fn parse(query: Option<&str>) -> Self {
-        let map = form_urlencoded::parse(query.unwrap_or("").as_bytes())
-            .map(|(k, v)| (k.to_ascii_lowercase(), v.into_owned()))
-            .collect();
-        QueryParams(map)
-    }
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(&name.to_ascii_lowercase()).map(String::as_str)
-    }
 }
 
 /// The routes of one mount point.

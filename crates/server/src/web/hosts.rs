@@ -13,7 +13,7 @@ use super::session::{CanWrite, Posted, Viewer};
 use super::{WebError, WebResult};
 use crate::api::hosts::{HostBody, host_query};
 use crate::app::AppState;
-use crate::scim::QueryParams;
+use crate::query::QueryParams;
 
 const PER_PAGE: u64 = 50;
 const MAX_PER_PAGE: u64 = 500;

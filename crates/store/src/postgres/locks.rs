@@ -7,7 +7,7 @@
 
 use custodian_domain::StoreResult;
 
-use super::{Tx, db_err};
+use crate::db::db_err;
 
 /// The first half of every Custodian advisory-lock key ("CUST").
 const LOCK_SPACE: i32 = 0x4355_5354;
@@ -24,7 +24,7 @@ fn bucket(identity: &str) -> i32 {
 
 /// Takes the locks of these identities until the transaction ends, in key order (so
 /// that two transactions cannot each wait for the other).
-pub(super) async fn lock_identities(tx: &mut Tx<'_>, identities: &[String]) -> StoreResult<()> {
+pub(crate) async fn lock_identity_keys(conn: &mut sqlx::PgConnection, identities: &[String]) -> StoreResult<()> {
     let mut keys: Vec<i32> = identities.iter().map(|i| bucket(i)).collect();
     keys.sort_unstable();
     keys.dedup();
@@ -34,7 +34,7 @@ pub(super) async fn lock_identities(tx: &mut Tx<'_>, identities: &[String]) -> S
     sqlx::query("SELECT pg_advisory_xact_lock($1, k) FROM (SELECT unnest($2::int4[]) AS k ORDER BY 1) AS sorted")
         .bind(LOCK_SPACE)
         .bind(&keys)
-        .execute(&mut **tx)
+        .execute(conn)
         .await
         .map_err(db_err)?;
     Ok(())

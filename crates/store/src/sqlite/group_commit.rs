@@ -11,11 +11,10 @@ use custodian_domain::hosts::Actor;
 use custodian_domain::{StoreError, StoreResult, Written};
 use custodian_scim::resource::ResourceInput;
 use custodian_scim::schema::ResourceKind;
-use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 
-use super::db_err;
-use super::scim::create_in_tx;
+use crate::db::Db;
+use crate::scim::create_in_tx;
 
 /// The most creates one transaction carries.
 const MAX_BATCH: usize = 256;
@@ -28,19 +27,19 @@ struct Job {
 }
 
 /// The handle through which creates are queued for the writer.
-pub(super) struct Creates {
+pub(crate) struct Creates {
     tx: mpsc::Sender<Job>,
 }
 
 impl Creates {
     /// Starts the task that commits queued creates; it ends when the store is dropped.
-    pub(super) fn start(write: SqlitePool) -> Self {
+    pub(super) fn start(write: Db) -> Self {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         tokio::spawn(run(write, rx));
         Creates { tx }
     }
 
-    pub(super) async fn create(&self, kind: ResourceKind, input: ResourceInput, actor: Actor) -> StoreResult<Written> {
+    pub(crate) async fn create(&self, kind: ResourceKind, input: ResourceInput, actor: Actor) -> StoreResult<Written> {
         let (reply, answer) = oneshot::channel();
         let stopped = || StoreError::Database("the database writer has stopped".into());
         self.tx.send(Job { kind, input, actor, reply }).await.map_err(|_| stopped())?;
@@ -48,7 +47,7 @@ impl Creates {
     }
 }
 
-async fn run(write: SqlitePool, mut rx: mpsc::Receiver<Job>) {
+async fn run(write: Db, mut rx: mpsc::Receiver<Job>) {
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -61,9 +60,9 @@ async fn run(write: SqlitePool, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
-async fn commit_batch(write: &SqlitePool, jobs: Vec<Job>) {
+async fn commit_batch(write: &Db, jobs: Vec<Job>) {
     let together = async {
-        let mut tx = write.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        let mut tx = write.write().await?;
         let mut results = Vec::with_capacity(jobs.len());
         for job in &jobs {
             match create_in_tx(&mut tx, job.kind, job.input.clone(), &job.actor).await {
@@ -73,7 +72,7 @@ async fn commit_batch(write: &SqlitePool, jobs: Vec<Job>) {
                 Ok(written) => results.push(Ok(written)),
             }
         }
-        tx.commit().await.map_err(db_err)?;
+        tx.commit().await?;
         Ok(results)
     };
     match together.await {
@@ -91,9 +90,9 @@ async fn commit_batch(write: &SqlitePool, jobs: Vec<Job>) {
             tracing::warn!(error = %e, creates = jobs.len(), "a grouped commit failed; retrying each create alone");
             for job in jobs {
                 let alone = async {
-                    let mut tx = write.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+                    let mut tx = write.write().await?;
                     let written = create_in_tx(&mut tx, job.kind, job.input, &job.actor).await?;
-                    tx.commit().await.map_err(db_err)?;
+                    tx.commit().await?;
                     Ok(written)
                 };
                 let result = alone.await;

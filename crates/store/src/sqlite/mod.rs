@@ -2,23 +2,17 @@
 //! anyway; this avoids lock upgrades between our own connections) and a pool of readers
 //! that WAL lets run beside it. Every write is one `BEGIN IMMEDIATE` transaction.
 
-mod access;
 pub mod backup;
 mod group_commit;
-mod host_batch;
-mod hosts;
-mod labels;
-mod linking;
-mod requests;
-mod scim;
-mod web;
-mod webhooks;
 
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use custodian_domain::StoreError;
+use custodian_domain::{StoreError, StoreResult};
+
+use crate::db::{Db, db_err};
+use crate::store::SqlStore;
 
 use crate::schema::{self, MigrateMode};
 use sqlx::migrate::{Migrate, Migrator};
@@ -26,27 +20,21 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
-pub struct SqliteStore {
-    read: SqlitePool,
-    write: SqlitePool,
-    creates: group_commit::Creates,
+/// Opens the SQLite store (`SqliteStore::open`).
+pub struct SqliteStore;
+
+/// What only the SQLite store holds.
+pub(crate) struct Local {
+    pub(crate) creates: group_commit::Creates,
     /// A shared lock on `<db>.in-use-lock` for as long as the store is open, so that
     /// `custodian restore` (which needs it exclusive) never swaps the file under us.
     _in_use: Option<std::fs::File>,
 }
 
-pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
-    StoreError::Database(e.to_string())
-}
-
-pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
-}
-
 impl SqliteStore {
     /// Opens (creating the folder and file when missing) and, in `Apply` mode, migrates
     /// the database; in `Verify` mode, checks that its schema is this binary's.
-    pub async fn open(url: &str, mode: MigrateMode) -> Result<Self, StoreError> {
+    pub async fn open(url: &str, mode: MigrateMode) -> Result<SqlStore, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Database(format!("invalid SQLite URL '{url}': {e}")))?;
         if let Some(parent) = options.get_filename().parent()
@@ -106,14 +94,9 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .map_err(db_err)?;
-        let creates = group_commit::Creates::start(write.clone());
-        Ok(SqliteStore { read, write, creates, _in_use: in_use })
-    }
-
-    /// Closes both pools, waiting for connections in use to be returned.
-    pub async fn close(&self) {
-        self.read.close().await;
-        self.write.close().await;
+        let db = Db::Sqlite { read, write };
+        let creates = group_commit::Creates::start(db.clone());
+        Ok(SqlStore { db, sqlite: Some(Local { creates, _in_use: in_use }) })
     }
 }
 
@@ -159,222 +142,4 @@ async fn applied_migrations(pool: &SqlitePool) -> StoreResult<Vec<sqlx::migrate:
         return Ok(Vec::new());
     }
     conn.list_applied_migrations().await.map_err(|e| StoreError::Database(format!("reading the schema version: {e}")))
-}
-
-use custodian_domain::hosts::{
-    Activity, Actor, DeviceMapping, Host, HostInput, HostQuery, OwnershipEntry, UpsertOutcome,
-};
-use custodian_domain::web::{NewPasswordUser, NewWebSession, PasswordUser, WebSession};
-use custodian_domain::{
-    ApiUser, ListPage, ListQuery, NewApiUser, PoolStats, Precondition, ScimRecord, ScimRequestEntry, StoreResult,
-    StoredMember, TokenDigest, Written,
-};
-use custodian_scim::patch::PatchRequest;
-use custodian_scim::resource::ResourceInput;
-use custodian_scim::schema::ResourceKind;
-
-#[async_trait::async_trait]
-impl custodian_domain::Store for SqliteStore {
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.read).await.map_err(db_err)?;
-        Ok(())
-    }
-    fn pool_stats(&self) -> PoolStats {
-        // The writer and the readers together.
-        let open = self.read.size() + self.write.size();
-        let idle = (self.read.num_idle() + self.write.num_idle()) as u32;
-        let max = self.read.options().get_max_connections() + self.write.options().get_max_connections();
-        PoolStats { open, idle, max }
-    }
-    fn is_shared(&self) -> bool {
-        false
-    }
-    async fn create_api_user(&self, user: NewApiUser) -> StoreResult<ApiUser> {
-        self.create_api_user_impl(user).await
-    }
-    async fn list_api_users(&self) -> StoreResult<Vec<ApiUser>> {
-        self.list_api_users_impl().await
-    }
-    async fn delete_api_user(&self, id_or_name: &str) -> StoreResult<ApiUser> {
-        self.delete_api_user_impl(id_or_name).await
-    }
-    async fn add_token(&self, user_id: i64, token: TokenDigest) -> StoreResult<()> {
-        self.add_token_impl(user_id, token).await
-    }
-    async fn authenticate_token(&self, token: TokenDigest) -> StoreResult<Option<ApiUser>> {
-        self.authenticate_token_impl(token).await
-    }
-    async fn record_operator_use(&self, user_id: i64, at: chrono::DateTime<chrono::Utc>) -> StoreResult<()> {
-        self.record_operator_use_impl(user_id, at).await
-    }
-    async fn scim_create(&self, kind: ResourceKind, input: ResourceInput, actor: &Actor) -> StoreResult<Written> {
-        self.scim_create_impl(kind, input, actor).await
-    }
-    async fn scim_get(&self, kind: ResourceKind, id: &str) -> StoreResult<ScimRecord> {
-        self.scim_get_impl(kind, id).await
-    }
-    async fn scim_list(&self, kind: ResourceKind, query: &ListQuery) -> StoreResult<ListPage> {
-        self.scim_list_impl(kind, query).await
-    }
-    async fn scim_replace(
-        &self,
-        kind: ResourceKind,
-        id: &str,
-        input: ResourceInput,
-        if_match: Precondition,
-        actor: &Actor,
-    ) -> StoreResult<Written> {
-        self.scim_replace_impl(kind, id, input, if_match, actor).await
-    }
-    async fn scim_patch(
-        &self,
-        kind: ResourceKind,
-        id: &str,
-        patch: &PatchRequest,
-        if_match: Precondition,
-        actor: &Actor,
-    ) -> StoreResult<Written> {
-        self.scim_patch_impl(kind, id, patch, if_match, actor).await
-    }
-    async fn scim_delete(
-        &self,
-        kind: ResourceKind,
-        id: &str,
-        if_match: Precondition,
-        actor: &Actor,
-    ) -> StoreResult<()> {
-        self.scim_delete_impl(kind, id, if_match, actor).await
-    }
-    async fn group_members(&self, group_id: &str) -> StoreResult<Vec<StoredMember>> {
-        self.group_members_impl(group_id).await
-    }
-    async fn groups_of(&self, member_id: &str) -> StoreResult<Vec<StoredMember>> {
-        self.groups_of_impl(member_id).await
-    }
-    async fn scim_count(&self, kind: ResourceKind) -> StoreResult<u64> {
-        self.scim_count_impl(kind).await
-    }
-    async fn record_scim_requests(&self, entries: Vec<ScimRequestEntry>) -> StoreResult<()> {
-        self.record_scim_requests_impl(entries).await
-    }
-    async fn recent_scim_requests(&self, limit: u32) -> StoreResult<Vec<ScimRequestEntry>> {
-        self.recent_scim_requests_impl(limit).await
-    }
-    async fn upsert_hosts(&self, hosts: Vec<HostInput>, actor: &Actor) -> StoreResult<Vec<UpsertOutcome>> {
-        self.upsert_hosts_impl(hosts, actor).await
-    }
-    async fn get_host(&self, id: i64) -> StoreResult<Host> {
-        self.get_host_impl(id).await
-    }
-    async fn find_host(&self, identifier: &str) -> StoreResult<Host> {
-        self.find_host_impl(identifier).await
-    }
-    async fn list_hosts(&self, query: &HostQuery) -> StoreResult<Vec<Host>> {
-        self.list_hosts_impl(query).await
-    }
-    async fn count_hosts(&self, query: &HostQuery) -> StoreResult<u64> {
-        self.count_hosts_impl(query).await
-    }
-    async fn delete_host(&self, id: i64, actor: &Actor) -> StoreResult<()> {
-        self.delete_host_impl(id, actor).await
-    }
-    async fn set_host_mapping(&self, id: i64, mapping: DeviceMapping, actor: &Actor) -> StoreResult<Host> {
-        self.set_host_mapping_impl(id, mapping, actor).await
-    }
-    async fn delete_idp_mapping(&self, id: i64, actor: &Actor) -> StoreResult<Host> {
-        self.delete_idp_mapping_impl(id, actor).await
-    }
-    async fn host_history(&self, id: i64) -> StoreResult<Vec<OwnershipEntry>> {
-        self.host_history_impl(id).await
-    }
-    async fn list_activities(&self, offset: u64, limit: u64) -> StoreResult<Vec<Activity>> {
-        self.list_activities_impl(offset, limit).await
-    }
-
-    // --- web sign-in and sessions ---
-    async fn create_password_user(&self, user: NewPasswordUser) -> StoreResult<ApiUser> {
-        self.create_password_user_impl(user).await
-    }
-    async fn create_first_admin(&self, user: NewPasswordUser) -> StoreResult<ApiUser> {
-        self.create_first_admin_impl(user).await
-    }
-    async fn has_password_admin(&self) -> StoreResult<bool> {
-        self.has_password_admin_impl().await
-    }
-    async fn password_user_by_email(&self, email: &str) -> StoreResult<Option<PasswordUser>> {
-        self.password_user_by_email_impl(email).await
-    }
-    async fn create_web_session(&self, session: NewWebSession) -> StoreResult<()> {
-        self.create_web_session_impl(session).await
-    }
-    async fn web_session(&self, digest: TokenDigest) -> StoreResult<Option<WebSession>> {
-        self.web_session_impl(digest).await
-    }
-    async fn touch_web_session(&self, digest: TokenDigest, at: chrono::DateTime<chrono::Utc>) -> StoreResult<()> {
-        self.touch_web_session_impl(digest, at).await
-    }
-    async fn delete_web_session(&self, digest: TokenDigest) -> StoreResult<()> {
-        self.delete_web_session_impl(digest).await
-    }
-    async fn delete_expired_web_sessions(
-        &self,
-        now: chrono::DateTime<chrono::Utc>,
-        idle_before: chrono::DateTime<chrono::Utc>,
-    ) -> StoreResult<u64> {
-        self.delete_expired_web_sessions_impl(now, idle_before).await
-    }
-
-    // --- labels and offboarding webhooks ---
-    async fn create_label(
-        &self,
-        label: custodian_domain::labels::NewLabel,
-        actor: &Actor,
-    ) -> StoreResult<custodian_domain::labels::Label> {
-        self.create_label_impl(label, actor).await
-    }
-    async fn list_labels(&self) -> StoreResult<Vec<custodian_domain::labels::Label>> {
-        self.list_labels_impl().await
-    }
-    async fn get_label(&self, id: i64) -> StoreResult<custodian_domain::labels::Label> {
-        self.get_label_impl(id).await
-    }
-    async fn update_label(
-        &self,
-        id: i64,
-        change: custodian_domain::labels::LabelChange,
-        actor: &Actor,
-    ) -> StoreResult<custodian_domain::labels::Label> {
-        self.update_label_impl(id, change, actor).await
-    }
-    async fn delete_label(&self, id: i64, actor: &Actor) -> StoreResult<()> {
-        self.delete_label_impl(id, actor).await
-    }
-    async fn labels_of_host(&self, host_id: i64) -> StoreResult<Vec<custodian_domain::labels::LabelRef>> {
-        self.labels_of_host_impl(host_id).await
-    }
-    async fn claim_webhook_events(
-        &self,
-        limit: u32,
-        lease: std::time::Duration,
-    ) -> StoreResult<Vec<custodian_domain::webhooks::WebhookDelivery>> {
-        self.claim_webhook_events_impl(limit, lease).await
-    }
-    async fn finish_webhook_attempt(
-        &self,
-        id: i64,
-        outcome: custodian_domain::webhooks::AttemptOutcome,
-    ) -> StoreResult<()> {
-        self.finish_webhook_attempt_impl(id, outcome).await
-    }
-    async fn list_webhook_deliveries(
-        &self,
-        state: Option<custodian_domain::webhooks::DeliveryState>,
-        offset: u64,
-        limit: u64,
-    ) -> StoreResult<Vec<custodian_domain::webhooks::WebhookDelivery>> {
-        self.list_webhook_deliveries_impl(state, offset, limit).await
-    }
-    async fn webhook_backlog(&self) -> StoreResult<u64> {
-        self.webhook_backlog_impl().await
-    }
 }

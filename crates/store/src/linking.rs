@@ -8,66 +8,74 @@
 //! 3. A link follows its user (renames, email changes) and changes only when the
 //!    host's identity changes or the user is deleted.
 //! 4. Unlinked hosts are matched again whenever something could now match them.
+//!
+//! On PostgreSQL, every match first takes the identity's advisory lock
+//! (`Conn::lock_identities`) and every host is locked before its link is read, so that
+//! instances do not race; SQLite's single writer needs neither.
 
 use custodian_domain::hosts::{Actor, LinkCause, LinkState, normalize_identity};
 use custodian_domain::{StoreError, StoreResult};
 use serde_json::{Value, json};
-use sqlx::{QueryBuilder, Row, Sqlite};
 
-use super::db_err;
-use super::scim::Tx;
+use crate::db::{Conn, Sql};
 use crate::rows::{self, Candidate};
 use crate::time;
 
 /// The users an identity matches, by the rules' precedence.
-async fn matching_users(tx: &mut Tx<'_>, identity: &str) -> StoreResult<Vec<Candidate>> {
-    let by_user_name = sqlx::query(
-        "SELECT seq, id, json_extract(doc, '$.userName') AS user_name FROM scim_resources \
-         WHERE kind = 'User' AND unique_norm = ?",
-    )
-    .bind(identity)
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(db_err)?;
+async fn matching_users(tx: &mut Conn, identity: &str) -> StoreResult<Vec<Candidate>> {
+    tx.lock_identities(&[identity.to_string()]).await?;
+    let d = tx.dialect();
+    let by_user_name = tx
+        .fetch_optional(&Sql::with(
+            format!(
+                "SELECT seq, id, {} AS user_name FROM scim_resources WHERE kind = 'User' AND unique_norm = $1",
+                d.user_name_of("doc")
+            ),
+            [identity.into()],
+        ))
+        .await?;
     if let Some(row) = by_user_name {
         return Ok(vec![rows::candidate(&row)?]);
     }
-    let rows = sqlx::query(
-        "SELECT DISTINCT r.seq, r.id, json_extract(r.doc, '$.userName') AS user_name FROM scim_values v \
-         CROSS JOIN scim_resources r ON r.seq = v.resource_seq \
-         WHERE v.kind = 'User' AND v.path = 'emails.value' AND v.text_value = ? ORDER BY r.seq",
-    )
-    .bind(identity)
-    .fetch_all(&mut **tx)
-    .await
-    .map_err(db_err)?;
+    let rows = tx
+        .fetch_all(&Sql::with(
+            format!(
+                "SELECT DISTINCT r.seq, r.id, {} AS user_name FROM scim_values v{} \
+                 WHERE v.kind = 'User' AND v.path = 'emails.value' AND v.text_value = $1 ORDER BY r.seq",
+                d.user_name_of("r.doc"),
+                d.email_owner_join(),
+            ),
+            [identity.into()],
+        ))
+        .await?;
     rows.iter().map(rows::candidate).collect()
 }
 
-pub(super) async fn record_activity(tx: &mut Tx<'_>, actor: &Actor, kind: &str, details: Value) -> StoreResult<()> {
-    sqlx::query("INSERT INTO activities (created_at, actor_id, actor_name, type, details) VALUES (?, ?, ?, ?, ?)")
-        .bind(time::to_text(time::now()))
-        .bind(actor.id)
-        .bind(&actor.name)
-        .bind(kind)
-        .bind(details.to_string())
-        .execute(&mut **tx)
-        .await
-        .map_err(db_err)?;
+pub(crate) async fn record_activity(tx: &mut Conn, actor: &Actor, kind: &str, details: Value) -> StoreResult<()> {
+    tx.execute(&Sql::with(
+        "INSERT INTO activities (created_at, actor_id, actor_name, type, details) VALUES ($1, $2, $3, $4, $5)",
+        [
+            time::to_text(time::now()).into(),
+            actor.id.into(),
+            (&actor.name).into(),
+            kind.into(),
+            details.to_string().into(),
+        ],
+    ))
+    .await?;
     Ok(())
 }
 
 /// The host's current identity, from its mappings.
-async fn current_identity(tx: &mut Tx<'_>, host_id: i64) -> StoreResult<Option<String>> {
-    let email: Option<String> = sqlx::query_scalar(
-        "SELECT email FROM host_emails WHERE host_id = ? AND source IN ('idp', 'mdm_idp_accounts') \
-         ORDER BY source = 'idp' DESC, position LIMIT 1",
-    )
-    .bind(host_id)
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(db_err)?;
-    Ok(email.map(|e| normalize_identity(&e)))
+async fn current_identity(tx: &mut Conn, host_id: i64) -> StoreResult<Option<String>> {
+    let row = tx
+        .fetch_optional(&Sql::with(
+            "SELECT email FROM host_emails WHERE host_id = $1 AND source IN ('idp', 'mdm_idp_accounts') \
+             ORDER BY source = 'idp' DESC, position LIMIT 1",
+            [host_id.into()],
+        ))
+        .await?;
+    Ok(row.map(|r| r.text(0)).transpose()?.map(|e| normalize_identity(&e)))
 }
 
 struct HostLinkRow {
@@ -78,41 +86,41 @@ struct HostLinkRow {
     orphaned: bool,
 }
 
-async fn load_link(tx: &mut Tx<'_>, host_id: i64) -> StoreResult<HostLinkRow> {
-    let row = sqlx::query(
-        "SELECT CASE WHEN computer_name <> '' THEN computer_name ELSE hostname END AS display_name, \
-         identity_norm, end_user_seq, link_state, orphaned FROM hosts WHERE id = ?",
-    )
-    .bind(host_id)
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(db_err)?
-    .ok_or(StoreError::NotFound)?;
-    let state: String = row.try_get("link_state").map_err(db_err)?;
+async fn load_link(tx: &mut Conn, host_id: i64) -> StoreResult<HostLinkRow> {
+    let lock = tx.dialect().for_update();
+    let row = tx
+        .fetch_optional(&Sql::with(
+            format!(
+                "SELECT CASE WHEN computer_name <> '' THEN computer_name ELSE hostname END AS display_name, \
+                 identity_norm, end_user_seq, link_state, orphaned FROM hosts WHERE id = $1{lock}"
+            ),
+            [host_id.into()],
+        ))
+        .await?
+        .ok_or(StoreError::NotFound)?;
     Ok(HostLinkRow {
-        display_name: row.try_get("display_name").map_err(db_err)?,
-        identity_norm: row.try_get("identity_norm").map_err(db_err)?,
-        end_user_seq: row.try_get("end_user_seq").map_err(db_err)?,
-        state: LinkState::parse(&state).unwrap_or(LinkState::NoIdentity),
-        orphaned: row.try_get::<i64, _>("orphaned").map_err(db_err)? != 0,
+        display_name: row.text("display_name")?,
+        identity_norm: row.opt_text("identity_norm")?,
+        end_user_seq: row.opt_int("end_user_seq")?,
+        state: LinkState::parse(&row.text("link_state")?).unwrap_or(LinkState::NoIdentity),
+        orphaned: row.int("orphaned")? != 0,
     })
 }
 
-async fn user_of_seq(tx: &mut Tx<'_>, seq: i64) -> StoreResult<(String, String)> {
-    let row = sqlx::query("SELECT id, json_extract(doc, '$.userName') AS user_name FROM scim_resources WHERE seq = ?")
-        .bind(seq)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(db_err)?;
-    Ok((
-        row.try_get("id").map_err(db_err)?,
-        row.try_get::<Option<String>, _>("user_name").map_err(db_err)?.unwrap_or_default(),
-    ))
+async fn user_of_seq(tx: &mut Conn, seq: i64) -> StoreResult<(String, String)> {
+    let user_name = tx.dialect().user_name_of("doc");
+    let row = tx
+        .fetch_one(&Sql::with(
+            format!("SELECT id, {user_name} AS user_name FROM scim_resources WHERE seq = $1"),
+            [seq.into()],
+        ))
+        .await?;
+    Ok((row.text("id")?, row.opt_text("user_name")?.unwrap_or_default()))
 }
 
 /// Closes the host's open history entry and records the unlink.
 async fn unlink(
-    tx: &mut Tx<'_>,
+    tx: &mut Conn,
     host_id: i64,
     host: &HostLinkRow,
     seq: i64,
@@ -121,16 +129,12 @@ async fn unlink(
     actor: &Actor,
 ) -> StoreResult<()> {
     let (idp_id, user_name) = user_of_seq(tx, seq).await?;
-    sqlx::query(
-        "UPDATE host_end_user_history SET unlinked_at = ?, unlink_cause = ? \
-         WHERE host_id = ? AND unlinked_at IS NULL",
-    )
-    .bind(time::to_text(time::now()))
-    .bind(cause.as_str())
-    .bind(host_id)
-    .execute(&mut **tx)
-    .await
-    .map_err(db_err)?;
+    tx.execute(&Sql::with(
+        "UPDATE host_end_user_history SET unlinked_at = $1, unlink_cause = $2 \
+         WHERE host_id = $3 AND unlinked_at IS NULL",
+        [time::to_text(time::now()).into(), cause.as_str().into(), host_id.into()],
+    ))
+    .await?;
     record_activity(
         tx,
         actor,
@@ -142,7 +146,7 @@ async fn unlink(
 }
 
 /// Re-evaluates one host's link under the rules. `cause` says what changed.
-pub(super) async fn relink_host(tx: &mut Tx<'_>, host_id: i64, cause: LinkCause, actor: &Actor) -> StoreResult<()> {
+pub(crate) async fn relink_host(tx: &mut Conn, host_id: i64, cause: LinkCause, actor: &Actor) -> StoreResult<()> {
     let host = load_link(tx, host_id).await?;
     let identity = current_identity(tx, host_id).await?;
     apply_rules(tx, host_id, host, identity, cause, actor).await
@@ -150,7 +154,7 @@ pub(super) async fn relink_host(tx: &mut Tx<'_>, host_id: i64, cause: LinkCause,
 
 /// The rules for a host whose state and current identity (normalised) are known.
 async fn apply_rules(
-    tx: &mut Tx<'_>,
+    tx: &mut Conn,
     host_id: i64,
     host: HostLinkRow,
     identity: Option<String>,
@@ -171,12 +175,11 @@ async fn apply_rules(
     };
     if host.end_user_seq.is_some() && host.end_user_seq == new_seq {
         // The identity changed but still names the same user.
-        sqlx::query("UPDATE hosts SET identity_norm = ? WHERE id = ?")
-            .bind(&identity)
-            .bind(host_id)
-            .execute(&mut **tx)
-            .await
-            .map_err(db_err)?;
+        tx.execute(&Sql::with(
+            "UPDATE hosts SET identity_norm = $1 WHERE id = $2",
+            [(&identity).into(), host_id.into()],
+        ))
+        .await?;
         return Ok(());
     }
     if let Some(old) = host.end_user_seq {
@@ -193,32 +196,33 @@ async fn apply_rules(
     let orphaned = host.orphaned && state != LinkState::Linked;
     let candidates: Option<String> = (state == LinkState::Ambiguous)
         .then(|| Value::from(matches.iter().map(|(_, id, _)| id.clone()).collect::<Vec<_>>()).to_string());
-    sqlx::query(
-        "UPDATE hosts SET identity_norm = ?, end_user_seq = ?, link_state = ?, candidates = ?, orphaned = ? WHERE id = ?",
-    )
-    .bind(&identity)
-    .bind(new_seq)
-    .bind(state.as_str())
-    .bind(&candidates)
-    .bind(orphaned)
-    .bind(host_id)
-        .execute(&mut **tx)
-        .await
-        .map_err(db_err)?;
+    tx.execute(&Sql::with(
+        "UPDATE hosts SET identity_norm = $1, end_user_seq = $2, link_state = $3, candidates = $4, orphaned = $5 \
+         WHERE id = $6",
+        [
+            (&identity).into(),
+            new_seq.into(),
+            state.as_str().into(),
+            candidates.into(),
+            i64::from(orphaned).into(),
+            host_id.into(),
+        ],
+    ))
+    .await?;
     match (state, matches.first()) {
         (LinkState::Linked, Some((_, idp_id, user_name))) => {
-            sqlx::query(
+            tx.execute(&Sql::with(
                 "INSERT INTO host_end_user_history (host_id, scim_user_id, user_name, linked_at, link_cause) \
-                 VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(host_id)
-            .bind(idp_id)
-            .bind(user_name)
-            .bind(time::to_text(time::now()))
-            .bind(cause.as_str())
-            .execute(&mut **tx)
-            .await
-            .map_err(db_err)?;
+                 VALUES ($1, $2, $3, $4, $5)",
+                [
+                    host_id.into(),
+                    idp_id.into(),
+                    user_name.into(),
+                    time::to_text(time::now()).into(),
+                    cause.as_str().into(),
+                ],
+            ))
+            .await?;
             record_activity(
                 tx,
                 actor,
@@ -246,19 +250,18 @@ async fn apply_rules(
 
 /// RULE 4 after a user was created or changed: every unlinked host whose identity the
 /// user answered to before or answers to now is matched again.
-pub(super) async fn rematch_identities(tx: &mut Tx<'_>, identities: &[String], actor: &Actor) -> StoreResult<()> {
+pub(crate) async fn rematch_identities(tx: &mut Conn, identities: &[String], actor: &Actor) -> StoreResult<()> {
     if identities.is_empty() {
         return Ok(());
     }
-    let mut qb: QueryBuilder<Sqlite> =
-        QueryBuilder::new("SELECT id FROM hosts WHERE end_user_seq IS NULL AND identity_norm IN (");
-    let mut sep = qb.separated(", ");
+    tx.lock_identities(identities).await?;
+    let mut sql = Sql::new("SELECT id FROM hosts WHERE end_user_seq IS NULL AND identity_norm IN (");
+    let mut sep = sql.separated(", ");
     for i in identities {
         sep.push_bind(i.as_str());
     }
-    qb.push(") ORDER BY id");
-    let hosts: Vec<i64> = qb.build_query_scalar().fetch_all(&mut **tx).await.map_err(db_err)?;
-    for host_id in hosts {
+    sql.push(") ORDER BY id");
+    for host_id in tx.ints(&sql).await? {
         relink_host(tx, host_id, LinkCause::ScimChange, actor).await?;
     }
     Ok(())
@@ -266,23 +269,20 @@ pub(super) async fn rematch_identities(tx: &mut Tx<'_>, identities: &[String], a
 
 /// Before a user is deleted: its hosts are unlinked (state `user_deleted`), with history.
 /// The caller deletes the user and then rematches the user's identities.
-pub(super) async fn unlink_deleted_user(tx: &mut Tx<'_>, user_seq: i64, actor: &Actor) -> StoreResult<()> {
-    let hosts: Vec<i64> = sqlx::query_scalar("SELECT id FROM hosts WHERE end_user_seq = ? ORDER BY id")
-        .bind(user_seq)
-        .fetch_all(&mut **tx)
-        .await
-        .map_err(db_err)?;
+pub(crate) async fn unlink_deleted_user(tx: &mut Conn, user_seq: i64, actor: &Actor) -> StoreResult<()> {
+    let lock = tx.dialect().for_update();
+    let hosts = tx
+        .ints(&Sql::with(format!("SELECT id FROM hosts WHERE end_user_seq = $1 ORDER BY id{lock}"), [user_seq.into()]))
+        .await?;
     for host_id in hosts {
         let host = load_link(tx, host_id).await?;
         unlink(tx, host_id, &host, user_seq, LinkCause::ScimChange, "user_deleted", actor).await?;
-        sqlx::query(
+        tx.execute(&Sql::with(
             "UPDATE hosts SET end_user_seq = NULL, link_state = 'user_deleted', candidates = NULL, orphaned = 1 \
-             WHERE id = ?",
-        )
-        .bind(host_id)
-        .execute(&mut **tx)
-        .await
-        .map_err(db_err)?;
+             WHERE id = $1",
+            [host_id.into()],
+        ))
+        .await?;
     }
     Ok(())
 }

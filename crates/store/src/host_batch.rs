@@ -6,76 +6,80 @@
 
 use std::collections::HashMap;
 
-use custodian_domain::StoreResult;
-use custodian_domain::hosts::{Actor, HostInput, LinkCause, LinkState, identity_of, normalize_identity};
+use custodian_domain::hosts::{Actor, DeviceMapping, HostInput, LinkCause, LinkState, identity_of, normalize_identity};
+use custodian_domain::{StoreError, StoreResult};
 use serde_json::{Value, json};
-use sqlx::{QueryBuilder, Row, Sqlite};
 
-use super::db_err;
-use super::scim::Tx;
+use crate::db::{Conn, Sql, db_err, is_unique_violation};
 use crate::rows::{self, Candidate};
 
-/// Rows per multi-row statement: within SQLite's limit of 32,766 bound values.
+/// Rows per multi-row statement: within SQLite's limit of 32,766 bound values (and
+/// PostgreSQL's of 65,535).
 const CHUNK: usize = 1000;
 
 /// Inserts hosts whose uuids are new, with their mappings, links, history and activities.
 /// Returns their ids in input order.
-pub(super) async fn create_hosts(
-    tx: &mut Tx<'_>,
+pub(crate) async fn create_hosts(
+    tx: &mut Conn,
     hosts: &[&HostInput],
     now: &str,
     actor: &Actor,
 ) -> StoreResult<Vec<i64>> {
     let mut ids = Vec::with_capacity(hosts.len());
     for chunk in hosts.chunks(CHUNK) {
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+        let mut sql = Sql::new(
             "INSERT INTO hosts (uuid, hardware_serial, hostname, computer_name, platform, os_version, hardware_model, \
              created_at, updated_at, seen_time) ",
         );
-        qb.push_values(chunk.iter(), |mut b, h| {
-            b.push_bind(h.uuid.clone())
-                .push_bind(h.hardware_serial.clone())
-                .push_bind(h.hostname.clone())
-                .push_bind(h.computer_name.clone())
-                .push_bind(h.platform.clone())
-                .push_bind(h.os_version.clone())
-                .push_bind(h.hardware_model.clone())
-                .push_bind(now.to_string())
-                .push_bind(now.to_string())
+        sql.push_values(chunk.iter(), |mut b, h| {
+            b.push_bind(&h.uuid)
+                .push_bind(&h.hardware_serial)
+                .push_bind(&h.hostname)
+                .push_bind(&h.computer_name)
+                .push_bind(&h.platform)
+                .push_bind(&h.os_version)
+                .push_bind(&h.hardware_model)
+                .push_bind(now)
+                .push_bind(now)
                 .push_bind(h.seen_time.map(crate::time::to_text));
         });
-        qb.push(" RETURNING id, uuid");
+        sql.push(" RETURNING id, uuid");
+        let inserted = tx.try_fetch_all(&sql).await.map_err(|e| {
+            // Another instance (PostgreSQL) created one of these uuids since we looked:
+            // the whole upsert runs again, and the host is an update this time.
+            if is_unique_violation(&e) { StoreError::Contention(e.to_string()) } else { db_err(e) }
+        })?;
         let mut by_uuid: HashMap<String, i64> = HashMap::with_capacity(chunk.len());
-        for row in qb.build().fetch_all(&mut **tx).await.map_err(db_err)? {
-            by_uuid.insert(row.try_get("uuid").map_err(db_err)?, row.try_get("id").map_err(db_err)?);
+        for row in inserted {
+            by_uuid.insert(row.text("uuid")?, row.int("id")?);
         }
         for h in chunk {
             ids.push(
-                by_uuid.get(&h.uuid).copied().ok_or_else(|| {
-                    custodian_domain::StoreError::Database(format!("host {} was not inserted", h.uuid))
-                })?,
+                by_uuid
+                    .get(&h.uuid)
+                    .copied()
+                    .ok_or_else(|| StoreError::Database(format!("host {} was not inserted", h.uuid)))?,
             );
         }
     }
 
     // Mappings, in one statement per thousand.
-    let mappings: Vec<(i64, usize, &custodian_domain::hosts::DeviceMapping)> = hosts
+    let mappings: Vec<(i64, usize, &DeviceMapping)> = hosts
         .iter()
         .zip(&ids)
         .flat_map(|(h, id)| h.device_mapping.iter().flatten().enumerate().map(move |(i, m)| (*id, i, m)))
         .collect();
     for chunk in mappings.chunks(CHUNK) {
-        let mut qb: QueryBuilder<Sqlite> =
-            QueryBuilder::new("INSERT INTO host_emails (host_id, source, email, email_norm, position) ");
-        qb.push_values(chunk.iter(), |mut b, (id, position, m)| {
+        let mut sql = Sql::new("INSERT INTO host_emails (host_id, source, email, email_norm, position) ");
+        sql.push_values(chunk.iter(), |mut b, (id, position, m)| {
             b.push_bind(*id)
                 .push_bind(m.source.as_str())
-                .push_bind(m.email.trim().to_string())
+                .push_bind(m.email.trim())
                 .push_bind(normalize_identity(&m.email))
                 .push_bind(*position as i64);
         });
-        qb.push(" ON CONFLICT DO NOTHING");
-        qb.build().execute(&mut **tx).await.map_err(db_err)?;
+        sql.push(" ON CONFLICT DO NOTHING");
+        tx.execute(&sql).await?;
     }
 
     // The rules: match every identity of the batch at once.
@@ -121,81 +125,73 @@ pub(super) async fn create_hosts(
     }
 
     for chunk in updates.chunks(CHUNK) {
-        let mut qb: QueryBuilder<Sqlite> =
-            QueryBuilder::new("WITH v(id, identity_norm, end_user_seq, link_state, candidates) AS (");
-        qb.push_values(chunk.iter(), |mut b, (id, identity, seq, state, candidates)| {
-            b.push_bind(*id)
-                .push_bind(identity.clone())
-                .push_bind(*seq)
-                .push_bind(*state)
-                .push_bind(candidates.clone());
+        let mut sql = Sql::new("WITH v(id, identity_norm, end_user_seq, link_state, candidates) AS (");
+        sql.push_values(chunk.iter(), |mut b, (id, identity, seq, state, candidates)| {
+            b.push_bind(*id).push_bind(identity).push_bind(*seq).push_bind(*state).push_bind(candidates);
         });
-        qb.push(
+        sql.push(
             ") UPDATE hosts SET identity_norm = v.identity_norm, end_user_seq = v.end_user_seq, \
              link_state = v.link_state, candidates = v.candidates FROM v WHERE hosts.id = v.id",
         );
-        qb.build().execute(&mut **tx).await.map_err(db_err)?;
+        tx.execute(&sql).await?;
     }
     for chunk in history.chunks(CHUNK) {
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "INSERT INTO host_end_user_history (host_id, scim_user_id, user_name, linked_at, link_cause) ",
-        );
-        qb.push_values(chunk.iter(), |mut b, (id, idp_id, user_name)| {
+        let mut sql =
+            Sql::new("INSERT INTO host_end_user_history (host_id, scim_user_id, user_name, linked_at, link_cause) ");
+        sql.push_values(chunk.iter(), |mut b, (id, idp_id, user_name)| {
             b.push_bind(*id)
-                .push_bind(idp_id.clone())
-                .push_bind(user_name.clone())
-                .push_bind(now.to_string())
+                .push_bind(idp_id)
+                .push_bind(user_name)
+                .push_bind(now)
                 .push_bind(LinkCause::HostChange.as_str());
         });
-        qb.build().execute(&mut **tx).await.map_err(db_err)?;
+        tx.execute(&sql).await?;
     }
     for chunk in activities.chunks(CHUNK) {
-        let mut qb: QueryBuilder<Sqlite> =
-            QueryBuilder::new("INSERT INTO activities (created_at, actor_id, actor_name, type, details) ");
-        qb.push_values(chunk.iter(), |mut b, (kind, details): &(&str, Value)| {
-            b.push_bind(now.to_string())
-                .push_bind(actor.id)
-                .push_bind(actor.name.clone())
-                .push_bind(*kind)
-                .push_bind(details.to_string());
+        let mut sql = Sql::new("INSERT INTO activities (created_at, actor_id, actor_name, type, details) ");
+        sql.push_values(chunk.iter(), |mut b, (kind, details): &(&str, Value)| {
+            b.push_bind(now).push_bind(actor.id).push_bind(&actor.name).push_bind(*kind).push_bind(details.to_string());
         });
-        qb.build().execute(&mut **tx).await.map_err(db_err)?;
+        tx.execute(&sql).await?;
     }
     Ok(ids)
 }
 
 /// The users each identity matches under the rules: the user with that userName, else
 /// every user with it among its emails.
-async fn match_identities(tx: &mut Tx<'_>, identities: &[String]) -> StoreResult<HashMap<String, Vec<Candidate>>> {
+async fn match_identities(tx: &mut Conn, identities: &[String]) -> StoreResult<HashMap<String, Vec<Candidate>>> {
+    let d = tx.dialect();
     let mut found: HashMap<String, Vec<Candidate>> = HashMap::new();
     for chunk in identities.chunks(500) {
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT unique_norm AS k, seq, id, json_extract(doc, '$.userName') AS user_name FROM scim_resources \
+        let mut sql = Sql::new(format!(
+            "SELECT unique_norm AS k, seq, id, {} AS user_name FROM scim_resources \
              WHERE kind = 'User' AND unique_norm IN (",
-        );
-        let mut sep = qb.separated(", ");
+            d.user_name_of("doc")
+        ));
+        let mut sep = sql.separated(", ");
         for i in chunk {
             sep.push_bind(i.as_str());
         }
-        qb.push(")");
-        for row in qb.build().fetch_all(&mut **tx).await.map_err(db_err)? {
-            found.entry(row.try_get("k").map_err(db_err)?).or_default().push(rows::candidate(&row)?);
+        sql.push(")");
+        for row in tx.fetch_all(&sql).await? {
+            found.entry(row.text("k")?).or_default().push(rows::candidate(&row)?);
         }
     }
     let by_email: Vec<&String> = identities.iter().filter(|i| !found.contains_key(*i)).collect();
     for chunk in by_email.chunks(500) {
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT DISTINCT v.text_value AS k, r.seq, r.id, json_extract(r.doc, '$.userName') AS user_name \
-             FROM scim_values v CROSS JOIN scim_resources r ON r.seq = v.resource_seq \
+        let mut sql = Sql::new(format!(
+            "SELECT DISTINCT v.text_value AS k, r.seq, r.id, {} AS user_name FROM scim_values v{} \
              WHERE v.kind = 'User' AND v.path = 'emails.value' AND v.text_value IN (",
-        );
-        let mut sep = qb.separated(", ");
+            d.user_name_of("r.doc"),
+            d.email_owner_join()
+        ));
+        let mut sep = sql.separated(", ");
         for i in chunk {
             sep.push_bind(i.as_str());
         }
-        qb.push(") ORDER BY r.seq");
-        for row in qb.build().fetch_all(&mut **tx).await.map_err(db_err)? {
-            found.entry(row.try_get("k").map_err(db_err)?).or_default().push(rows::candidate(&row)?);
+        sql.push(") ORDER BY r.seq");
+        for row in tx.fetch_all(&sql).await? {
+            found.entry(row.text("k")?).or_default().push(rows::candidate(&row)?);
         }
     }
     Ok(found)

@@ -1,0 +1,159 @@
+//! Labels. Membership is the host list's query with the label's criteria
+//! (`host_sql::push_criteria`), evaluated at read time.
+
+use custodian_domain::hosts::Actor;
+use custodian_domain::labels::{Criteria, Label, LabelChange, LabelRef, NewLabel, Vital};
+use custodian_domain::{StoreError, StoreResult};
+use serde_json::json;
+
+use crate::db::{Conn, Db, Sql, db_err, is_unique_violation};
+use crate::host_sql::push_labels_of_host;
+use crate::linking::record_activity;
+use crate::outbox::{self, LABEL_COLUMNS, label_norm};
+use crate::time;
+
+/// Labels evaluated per query by `labels_of_host`.
+const LABELS_PER_QUERY: usize = 100;
+
+/// Records, for every group condition, the SCIM id of the group it names: the id given
+/// if that group exists, else the group whose id or name (any case) is the value.
+async fn resolve_groups(tx: &mut Conn, criteria: &mut Criteria) -> StoreResult<()> {
+    for condition in criteria.conditions_mut() {
+        if let Criteria::Condition { vital: Vital::EndUserIdpGroup, value, group_id } = condition {
+            let mut found = None;
+            if let Some(id) = group_id.as_deref() {
+                found = tx
+                    .fetch_optional(&Sql::with(
+                        "SELECT id FROM scim_resources WHERE kind = 'Group' AND id = $1",
+                        [id.into()],
+                    ))
+                    .await?;
+            }
+            if found.is_none() {
+                found = tx
+                    .fetch_optional(&Sql::with(
+                        "SELECT id FROM scim_resources WHERE kind = 'Group' AND (id = $1 OR unique_norm = $2) \
+                         ORDER BY (id = $3) DESC LIMIT 1",
+                        [value.as_str().into(), value.trim().to_lowercase().into(), value.as_str().into()],
+                    ))
+                    .await?;
+            }
+            *group_id = found.map(|r| r.text(0)).transpose()?;
+        }
+    }
+    Ok(())
+}
+
+fn name_conflict(name: &str) -> StoreError {
+    StoreError::Conflict(format!("a label named '{}' already exists", name.trim()))
+}
+
+async fn load(tx: &mut Conn, id: i64) -> StoreResult<Label> {
+    let row = tx
+        .fetch_optional(&Sql::with(format!("SELECT {LABEL_COLUMNS} FROM labels WHERE id = $1"), [id.into()]))
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    outbox::label(&row)
+}
+
+impl Db {
+    pub(crate) async fn create_label(&self, label: NewLabel, actor: &Actor) -> StoreResult<Label> {
+        let mut tx = self.write().await?;
+        let mut criteria = label.criteria;
+        resolve_groups(&mut tx, &mut criteria).await?;
+        let now = time::to_text(time::now());
+        let insert = Sql::with(
+            "INSERT INTO labels (name, name_norm, description, criteria, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            [
+                label.name.trim().into(),
+                label_norm(&label.name).into(),
+                (&label.description).into(),
+                criteria.to_json().to_string().into(),
+                (&now).into(),
+                now.into(),
+            ],
+        );
+        let id = match tx.try_fetch_optional(&insert).await {
+            Ok(row) => row.ok_or_else(|| db_err(sqlx::Error::RowNotFound))?.int(0)?,
+            Err(e) if is_unique_violation(&e) => return Err(name_conflict(&label.name)),
+            Err(e) => return Err(db_err(e)),
+        };
+        record_activity(&mut tx, actor, "created_label", json!({"label_id": id, "label_name": label.name.trim()}))
+            .await?;
+        let label = load(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(label)
+    }
+
+    pub(crate) async fn list_labels(&self) -> StoreResult<Vec<Label>> {
+        let sql = Sql::new(format!("SELECT {LABEL_COLUMNS} FROM labels ORDER BY id"));
+        self.read().await?.fetch_all(&sql).await?.iter().map(outbox::label).collect()
+    }
+
+    pub(crate) async fn get_label(&self, id: i64) -> StoreResult<Label> {
+        load(&mut self.read().await?, id).await
+    }
+
+    pub(crate) async fn update_label(&self, id: i64, change: LabelChange, actor: &Actor) -> StoreResult<Label> {
+        let mut tx = self.write().await?;
+        let current = load(&mut tx, id).await?;
+        let name = change.name.as_deref().map(str::trim).unwrap_or(&current.name).to_string();
+        let description = change.description.unwrap_or(current.description);
+        let mut criteria = change.criteria.unwrap_or(current.criteria);
+        resolve_groups(&mut tx, &mut criteria).await?;
+        let update = Sql::with(
+            "UPDATE labels SET name = $1, name_norm = $2, description = $3, criteria = $4, updated_at = $5 \
+             WHERE id = $6",
+            [
+                (&name).into(),
+                label_norm(&name).into(),
+                description.into(),
+                criteria.to_json().to_string().into(),
+                time::to_text(time::now()).into(),
+                id.into(),
+            ],
+        );
+        match tx.try_execute(&update).await {
+            Err(e) if is_unique_violation(&e) => return Err(name_conflict(&name)),
+            other => other.map_err(db_err)?,
+        };
+        record_activity(&mut tx, actor, "edited_label", json!({"label_id": id, "label_name": name})).await?;
+        let label = load(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(label)
+    }
+
+    pub(crate) async fn delete_label(&self, id: i64, actor: &Actor) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        let name = tx
+            .fetch_optional(&Sql::with("DELETE FROM labels WHERE id = $1 RETURNING name", [id.into()]))
+            .await?
+            .ok_or(StoreError::NotFound)?
+            .text(0)?;
+        record_activity(&mut tx, actor, "deleted_label", json!({"label_id": id, "label_name": name})).await?;
+        tx.commit().await
+    }
+
+    pub(crate) async fn labels_of_host(&self, host_id: i64) -> StoreResult<Vec<LabelRef>> {
+        // One snapshot: the labels and the host's membership agree.
+        let mut tx = self.snapshot().await?;
+        let rows = tx.fetch_all(&Sql::new(format!("SELECT {LABEL_COLUMNS} FROM labels ORDER BY id"))).await?;
+        let labels = rows.iter().map(outbox::label).collect::<StoreResult<Vec<Label>>>()?;
+        let mut member: Vec<i64> = Vec::new();
+        for chunk in labels.chunks(LABELS_PER_QUERY) {
+            let pairs: Vec<(i64, Criteria)> = chunk.iter().map(|l| (l.id, l.criteria.clone())).collect();
+            let mut sql = Sql::new("");
+            push_labels_of_host(&mut sql, tx.dialect(), host_id, &pairs);
+            member.extend(tx.ints(&sql).await?);
+        }
+        tx.commit().await?;
+        let mut refs: Vec<LabelRef> = labels
+            .into_iter()
+            .filter(|l| member.contains(&l.id))
+            .map(|l| LabelRef { id: l.id, name: l.name })
+            .collect();
+        refs.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        Ok(refs)
+    }
+}

@@ -1,0 +1,610 @@
+//! SCIM users and groups: writes, reads and membership deltas. On PostgreSQL a write
+//! locks the resource's row first (`FOR NO KEY UPDATE`, which leaves foreign keys
+//! pointing at it free), so concurrent writes of one resource apply one after the other;
+//! SQLite's single writer does that already. A SCIM filter becomes SQL in `sql_filter.rs`.
+
+use std::collections::{HashMap, HashSet};
+
+use custodian_domain::hosts::{Actor, LinkCause};
+use custodian_domain::{ListPage, ListQuery, Precondition, ScimRecord, StoreError, StoreResult, StoredMember, Written};
+use custodian_scim::ScimError;
+use custodian_scim::patch::{MemberChange, PatchRequest, apply_patch};
+use custodian_scim::resource::{MemberKind, MemberRef, ResourceInput, display_of};
+use custodian_scim::schema::ResourceKind;
+use serde_json::Value;
+
+use crate::common::{
+    RECORD_COLUMNS, active_of, changed_identities, check_precondition, identities_of_user, kind_of, member_kind,
+    name_taken, reactivates, unique_norm,
+};
+use crate::db::{Conn, Db, Dialect, Sql, db_err, is_unique_violation};
+use crate::index::index_rows;
+use crate::linking::{relink_host, rematch_identities, unlink_deleted_user};
+use crate::rows;
+use crate::sql_filter::{FilterSql, push_order};
+use crate::time;
+use crate::webhooks::record_offboarding;
+
+/// Index rows written inline with a created resource; a larger document (thousands of
+/// emails, say) takes the chunked path, within SQLite's limit on bound values.
+const MAX_INLINE_INDEX_ROWS: usize = 1000;
+
+/// Values per `IN (...)` list or multi-row insert.
+const CHUNK: usize = 500;
+
+/// A resource loaded for writing: its row number and current state.
+struct Loaded {
+    seq: i64,
+    record: ScimRecord,
+}
+
+async fn load_for_write(tx: &mut Conn, kind: ResourceKind, id: &str) -> StoreResult<Loaded> {
+    let lock = tx.dialect().for_no_key_update();
+    let row = tx
+        .fetch_optional(&Sql::with(
+            format!("SELECT {RECORD_COLUMNS} FROM scim_resources r WHERE r.id = $1 AND r.kind = $2{lock}"),
+            [id.into(), kind.name().into()],
+        ))
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    Ok(Loaded { seq: row.int("seq")?, record: rows::record(&row)? })
+}
+
+/// Replaces a resource's index rows.
+async fn write_index(tx: &mut Conn, seq: i64, kind: ResourceKind, doc: &Value) -> StoreResult<()> {
+    tx.execute(&Sql::with("DELETE FROM scim_values WHERE resource_seq = $1", [seq.into()])).await?;
+    insert_index(tx, seq, kind, doc).await
+}
+
+/// Writes the index rows of a resource that has none yet.
+async fn insert_index(tx: &mut Conn, seq: i64, kind: ResourceKind, doc: &Value) -> StoreResult<()> {
+    let rows = index_rows(kind, doc);
+    for chunk in rows.chunks(CHUNK) {
+        let mut sql = Sql::new("INSERT INTO scim_values (resource_seq, kind, path, elem, text_value, num_value) ");
+        sql.push_values(chunk, |mut b, r| {
+            b.push_bind(seq)
+                .push_bind(kind.name())
+                .push_bind(&r.path)
+                .push_bind(r.elem)
+                .push_bind(&r.text)
+                .push_bind(r.num);
+        });
+        tx.execute(&sql).await?;
+    }
+    Ok(())
+}
+
+/// Fails with 409 when another resource of this kind has the same unique name.
+async fn ensure_unique(tx: &mut Conn, kind: ResourceKind, norm: &str, except_seq: Option<i64>) -> StoreResult<()> {
+    let other = tx
+        .fetch_optional(&Sql::with(
+            "SELECT seq FROM scim_resources WHERE kind = $1 AND unique_norm = $2",
+            [kind.name().into(), norm.into()],
+        ))
+        .await?
+        .map(|r| r.int(0))
+        .transpose()?;
+    match other {
+        Some(seq) if Some(seq) != except_seq => Err(name_taken(kind)),
+        _ => Ok(()),
+    }
+}
+
+/// Resolves member ids to row numbers. Ids that name no resource are skipped (and
+/// logged): ids are ours, so such a member can never arrive later, and refusing the
+/// whole PATCH would fail an IdP's push over one stale reference.
+async fn resolve_members(tx: &mut Conn, group_seq: i64, refs: &[MemberRef]) -> StoreResult<Vec<i64>> {
+    let ids: Vec<&str> = {
+        let mut seen = HashSet::new();
+        refs.iter().map(|m| m.value.as_str()).filter(|v| seen.insert(*v)).collect()
+    };
+    let mut found: HashMap<String, i64> = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        let mut sql = Sql::new("SELECT seq, id FROM scim_resources WHERE id IN (");
+        let mut sep = sql.separated(", ");
+        for id in chunk {
+            sep.push_bind(*id);
+        }
+        sql.push(")");
+        for row in tx.fetch_all(&sql).await? {
+            found.insert(row.text("id")?, row.int("seq")?);
+        }
+    }
+    let mut seqs = Vec::with_capacity(ids.len());
+    let mut unknown = 0usize;
+    for id in ids {
+        match found.get(id) {
+            Some(&seq) if seq == group_seq => {
+                return Err(ScimError::invalid_value("a group cannot be a member of itself").into());
+            }
+            Some(&seq) => seqs.push(seq),
+            None => unknown += 1,
+        }
+    }
+    if unknown > 0 {
+        tracing::warn!(unknown, "group membership change named members that do not exist; they were skipped");
+    }
+    Ok(seqs)
+}
+
+/// Adds members; those already present are left alone. Returns how many were added.
+async fn add_members(tx: &mut Conn, group_seq: i64, seqs: &[i64]) -> StoreResult<u64> {
+    let mut added = 0;
+    for chunk in seqs.chunks(CHUNK) {
+        let mut sql = Sql::new("INSERT INTO scim_members (group_seq, member_seq) ");
+        sql.push_values(chunk, |mut b, s| {
+            b.push_bind(group_seq).push_bind(*s);
+        });
+        sql.push(" ON CONFLICT DO NOTHING");
+        added += tx.execute(&sql).await?;
+    }
+    Ok(added)
+}
+
+/// Removes the members with these ids; absent ones are ignored. Returns how many went.
+async fn remove_members(tx: &mut Conn, group_seq: i64, ids: &[String]) -> StoreResult<u64> {
+    let mut removed = 0;
+    for chunk in ids.chunks(CHUNK) {
+        let mut sql = Sql::new("DELETE FROM scim_members WHERE group_seq = ");
+        sql.push_bind(group_seq);
+        sql.push(" AND member_seq IN (SELECT seq FROM scim_resources WHERE id IN (");
+        let mut sep = sql.separated(", ");
+        for id in chunk {
+            sep.push_bind(id.as_str());
+        }
+        sql.push("))");
+        removed += tx.execute(&sql).await?;
+    }
+    Ok(removed)
+}
+
+/// Makes the membership exactly `seqs`, touching only the difference.
+async fn replace_members(tx: &mut Conn, group_seq: i64, seqs: &[i64]) -> StoreResult<u64> {
+    let current =
+        tx.ints(&Sql::with("SELECT member_seq FROM scim_members WHERE group_seq = $1", [group_seq.into()])).await?;
+    let wanted: HashSet<i64> = seqs.iter().copied().collect();
+    let current: HashSet<i64> = current.into_iter().collect();
+    let to_remove: Vec<i64> = current.difference(&wanted).copied().collect();
+    let to_add: Vec<i64> = wanted.difference(&current).copied().collect();
+    let mut changed = 0;
+    for chunk in to_remove.chunks(CHUNK) {
+        let mut sql = Sql::new("DELETE FROM scim_members WHERE group_seq = ");
+        sql.push_bind(group_seq);
+        sql.push(" AND member_seq IN (");
+        let mut sep = sql.separated(", ");
+        for s in chunk {
+            sep.push_bind(*s);
+        }
+        sql.push(")");
+        changed += tx.execute(&sql).await?;
+    }
+    changed += add_members(tx, group_seq, &to_add).await?;
+    Ok(changed)
+}
+
+/// Writes a resource's new state: document, derived columns, index and version.
+async fn update_resource(tx: &mut Conn, loaded: &Loaded, doc: &Value, doc_changed: bool) -> StoreResult<ScimRecord> {
+    let kind = loaded.record.kind;
+    let now = time::now();
+    let version = loaded.record.version + 1;
+    if doc_changed {
+        let norm = unique_norm(kind, doc)?;
+        ensure_unique(tx, kind, &norm, Some(loaded.seq)).await?;
+        let update = Sql::with(
+            "UPDATE scim_resources SET doc = $1, unique_norm = $2, display = $3, active = $4, \
+             last_modified = $5, version = $6 WHERE seq = $7",
+            [
+                doc.to_string().into(),
+                norm.into(),
+                display_of(kind, doc).into(),
+                active_of(kind, doc).into(),
+                time::to_text(now).into(),
+                version.into(),
+                loaded.seq.into(),
+            ],
+        );
+        match tx.try_execute(&update).await {
+            Err(e) if is_unique_violation(&e) => return Err(ScimError::uniqueness("the name is already taken").into()),
+            other => other.map_err(db_err)?,
+        };
+        write_index(tx, loaded.seq, kind, doc).await?;
+    } else {
+        tx.execute(&Sql::with(
+            "UPDATE scim_resources SET last_modified = $1, version = $2 WHERE seq = $3",
+            [time::to_text(now).into(), version.into(), loaded.seq.into()],
+        ))
+        .await?;
+    }
+    Ok(ScimRecord { doc: doc.clone(), last_modified: now, version, ..loaded.record.clone() })
+}
+
+/// After a user is created, changed or deleted: the hosts waiting for any name the user
+/// answered to before or answers to now are matched again (the mapping rules).
+async fn relink_after_change(
+    tx: &mut Conn,
+    kind: ResourceKind,
+    before: Option<&Value>,
+    after: Option<&Value>,
+    actor: &Actor,
+) -> StoreResult<()> {
+    if kind != ResourceKind::User {
+        return Ok(());
+    }
+    rematch_identities(tx, &changed_identities(before, after), actor).await
+}
+
+/// The insert of a new resource with its index rows, answering `k = 'seq'` with its row
+/// number (none when the name is taken) and `k = 'host'` for every host waiting for the
+/// user. SQLite: one multi-statement query, a round trip to its worker thread costing
+/// more than the statements. PostgreSQL: one statement of data-modifying CTEs (where
+/// another instance's insert of the name waits for its commit).
+/// What `push_insert` writes.
+struct NewResource<'a> {
+    id: &'a str,
+    kind: ResourceKind,
+    doc: &'a Value,
+    norm: &'a str,
+    now: &'a str,
+    /// The index rows, unless written separately.
+    index: Option<&'a [crate::index::IndexRow]>,
+    identities: &'a [String],
+}
+
+fn push_insert(sql: &mut Sql, d: Dialect, new: &NewResource<'_>) {
+    sql.push(match d {
+        Dialect::Sqlite => "",
+        Dialect::Postgres => "WITH ins AS (",
+    });
+    sql.push(
+        "INSERT INTO scim_resources (id, kind, doc, unique_norm, display, active, created, last_modified, version) \
+         VALUES (",
+    );
+    let NewResource { id, kind, doc, norm, now, index, identities } = *new;
+    sql.separated(", ")
+        .push_bind(id)
+        .push_bind(kind.name())
+        .push_bind(doc.to_string())
+        .push_bind(norm)
+        .push_bind(display_of(kind, doc))
+        .push_bind(active_of(kind, doc))
+        .push_bind(now)
+        .push_bind(now);
+    sql.push(match d {
+        Dialect::Sqlite => ", 1) ON CONFLICT (kind, unique_norm) DO NOTHING; ",
+        Dialect::Postgres => ", 1) ON CONFLICT (kind, unique_norm) DO NOTHING RETURNING seq, kind)",
+    });
+    if let Some(index) = index.filter(|i| !i.is_empty()) {
+        sql.push(match d {
+            Dialect::Sqlite => {
+                "INSERT INTO scim_values (resource_seq, kind, path, elem, text_value, num_value) \
+                 SELECT r.seq, r.kind, v.column1, v.column2, v.column3, v.column4 FROM scim_resources r, (VALUES "
+            }
+            Dialect::Postgres => {
+                ", vals AS (INSERT INTO scim_values (resource_seq, kind, path, elem, text_value, num_value) \
+                 SELECT ins.seq, ins.kind, v.path, v.elem, v.text_value, v.num_value FROM ins, (VALUES "
+            }
+        });
+        let mut rows = sql.separated(", ");
+        for row in index {
+            rows.push("(")
+                .push_bind_unseparated(&row.path)
+                .push_unseparated(", ")
+                .push_bind_unseparated(row.elem)
+                .push_unseparated(", ")
+                .push_bind_unseparated(&row.text)
+                .push_unseparated(", ")
+                .push_bind_unseparated(row.num)
+                .push_unseparated(")");
+        }
+        match d {
+            Dialect::Sqlite => {
+                sql.push(") v WHERE r.id = ");
+                sql.push_bind(id);
+                sql.push("; ");
+            }
+            Dialect::Postgres => {
+                sql.push(") AS v (path, elem, text_value, num_value))");
+            }
+        }
+    }
+    match d {
+        Dialect::Sqlite => {
+            sql.push("SELECT 'seq' AS k, seq AS v FROM scim_resources WHERE id = ");
+            sql.push_bind(id);
+        }
+        Dialect::Postgres => {
+            sql.push(" SELECT 'seq' AS k, seq AS v FROM ins");
+        }
+    }
+    if !identities.is_empty() {
+        sql.push(match d {
+            Dialect::Sqlite => {
+                " UNION ALL SELECT 'host', id FROM hosts WHERE end_user_seq IS NULL AND identity_norm IN ("
+            }
+            Dialect::Postgres => {
+                " UNION ALL SELECT 'host', id FROM hosts WHERE EXISTS (SELECT 1 FROM ins) \
+                 AND end_user_seq IS NULL AND identity_norm IN ("
+            }
+        });
+        let mut sep = sql.separated(", ");
+        for i in identities {
+            sep.push_bind(i.as_str());
+        }
+        sql.push(")");
+    }
+}
+
+/// Creates a resource inside the caller's transaction. Every client error (a taken
+/// name, a bad document) is found before anything is written, so a caller may keep the
+/// transaction going for other work after one: SQLite's group commit relies on it.
+pub(crate) async fn create_in_tx(
+    tx: &mut Conn,
+    kind: ResourceKind,
+    input: ResourceInput,
+    actor: &Actor,
+) -> StoreResult<Written> {
+    let norm = unique_norm(kind, &input.doc)?;
+    let id = uuid::Uuid::new_v4().to_string();
+    let now = time::now();
+    let index = index_rows(kind, &input.doc);
+    let identities = if kind == ResourceKind::User { identities_of_user(&input.doc) } else { Vec::new() };
+    // Hosts waiting for this user are probed below: hold their identities first, so that
+    // a host written at this moment on another instance is either seen here or sees us.
+    tx.lock_identities(&identities).await?;
+    // The common case — a new name — is one round trip: the resource, its index rows and
+    // the hosts waiting for the user. A taken name inserts nothing and is handled below,
+    // in the same transaction.
+    let inline_index = index.len() <= MAX_INLINE_INDEX_ROWS;
+    let mut sql = Sql::default();
+    let now_text = time::to_text(now);
+    let new = NewResource {
+        id: &id,
+        kind,
+        doc: &input.doc,
+        norm: &norm,
+        now: &now_text,
+        index: inline_index.then_some(index.as_slice()),
+        identities: &identities,
+    };
+    push_insert(&mut sql, tx.dialect(), &new);
+    let mut inserted = None;
+    let mut waiting_hosts = Vec::new();
+    for row in tx.fetch_all(&sql).await? {
+        let v = row.int("v")?;
+        if row.text("k")? == "seq" {
+            inserted = Some(v);
+        } else {
+            waiting_hosts.push(v);
+        }
+    }
+    let Some(seq) = inserted else {
+        let row = tx
+            .fetch_one(&Sql::with(
+                "SELECT id, active FROM scim_resources WHERE kind = $1 AND unique_norm = $2",
+                [kind.name().into(), (&norm).into()],
+            ))
+            .await?;
+        if !reactivates(kind, row.opt_int("active")?, &input.doc) {
+            return Err(name_taken(kind));
+        }
+        let loaded = load_for_write(tx, kind, &row.text("id")?).await?;
+        let record = update_resource(tx, &loaded, &input.doc, true).await?;
+        relink_after_change(tx, kind, Some(&loaded.record.doc), Some(&record.doc), actor).await?;
+        record_offboarding(tx, kind, loaded.seq, &record.id, Some(&loaded.record.doc), Some(&record.doc)).await?;
+        return Ok(Written { record, reactivated: true });
+    };
+    if !inline_index {
+        insert_index(tx, seq, kind, &input.doc).await?;
+    }
+    if let (ResourceKind::Group, Some(members)) = (kind, &input.members) {
+        let seqs = resolve_members(tx, seq, members).await?;
+        add_members(tx, seq, &seqs).await?;
+    }
+    // The new user may be what unlinked hosts were waiting for (the mapping rules).
+    for host_id in waiting_hosts {
+        relink_host(tx, host_id, LinkCause::ScimChange, actor).await?;
+    }
+    let record = ScimRecord { id, kind, doc: input.doc, created: now, last_modified: now, version: 1 };
+    Ok(Written { record, reactivated: false })
+}
+
+impl Db {
+    /// A create in a transaction of its own.
+    pub(crate) async fn scim_create_alone(
+        &self,
+        kind: ResourceKind,
+        input: ResourceInput,
+        actor: &Actor,
+    ) -> StoreResult<Written> {
+        let mut tx = self.write().await?;
+        let written = create_in_tx(&mut tx, kind, input, actor).await?;
+        tx.commit().await?;
+        Ok(written)
+    }
+
+    pub(crate) async fn scim_get(&self, kind: ResourceKind, id: &str) -> StoreResult<ScimRecord> {
+        let sql = Sql::with(
+            format!("SELECT {RECORD_COLUMNS} FROM scim_resources r WHERE r.id = $1 AND r.kind = $2"),
+            [id.into(), kind.name().into()],
+        );
+        rows::record(&self.read().await?.fetch_optional(&sql).await?.ok_or(StoreError::NotFound)?)
+    }
+
+    pub(crate) async fn scim_list(&self, kind: ResourceKind, query: &ListQuery) -> StoreResult<ListPage> {
+        // One snapshot for the count and the page, so that they agree.
+        let mut tx = self.snapshot().await?;
+        let translator = FilterSql::new(tx.dialect(), kind);
+        let mut count = Sql::new("SELECT COUNT(*) FROM scim_resources r WHERE r.kind = ");
+        count.push_bind(kind.name());
+        if let Some(f) = &query.filter {
+            count.push(" AND ");
+            translator.push(&mut count, f)?;
+        }
+        let total = tx.int(&count).await?;
+        let mut records = Vec::new();
+        let offset = query.start_index.saturating_sub(1);
+        if query.count > 0 && offset < total as u64 {
+            let mut sql = Sql::new(format!("SELECT {RECORD_COLUMNS} FROM scim_resources r WHERE r.kind = "));
+            sql.push_bind(kind.name());
+            if let Some(f) = &query.filter {
+                sql.push(" AND ");
+                translator.push(&mut sql, f)?;
+            }
+            push_order(&mut sql, kind, query.sort_by.as_ref(), query.sort_order);
+            sql.push(" LIMIT ");
+            sql.push_bind(query.count.min(i64::MAX as u64) as i64);
+            sql.push(" OFFSET ");
+            sql.push_bind(offset.min(i64::MAX as u64) as i64);
+            for row in tx.fetch_all(&sql).await? {
+                records.push(rows::record(&row)?);
+            }
+        }
+        tx.commit().await?;
+        Ok(ListPage { total_results: total as u64, records })
+    }
+
+    pub(crate) async fn scim_replace(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        input: &ResourceInput,
+        if_match: &Precondition,
+        actor: &Actor,
+    ) -> StoreResult<Written> {
+        let mut tx = self.write().await?;
+        let loaded = load_for_write(&mut tx, kind, id).await?;
+        check_precondition(&loaded.record, if_match)?;
+        // Members left out of a PUT are kept: emptying a large group because a client
+        // omitted the attribute would be far worse than keeping it.
+        if let (ResourceKind::Group, Some(members)) = (kind, &input.members) {
+            let seqs = resolve_members(&mut tx, loaded.seq, members).await?;
+            replace_members(&mut tx, loaded.seq, &seqs).await?;
+        }
+        let record = update_resource(&mut tx, &loaded, &input.doc, true).await?;
+        relink_after_change(&mut tx, kind, Some(&loaded.record.doc), Some(&record.doc), actor).await?;
+        record_offboarding(&mut tx, kind, loaded.seq, &record.id, Some(&loaded.record.doc), Some(&record.doc)).await?;
+        tx.commit().await?;
+        Ok(Written { record, reactivated: false })
+    }
+
+    pub(crate) async fn scim_patch(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        patch: &PatchRequest,
+        if_match: &Precondition,
+        actor: &Actor,
+    ) -> StoreResult<Written> {
+        let mut tx = self.write().await?;
+        let loaded = load_for_write(&mut tx, kind, id).await?;
+        check_precondition(&loaded.record, if_match)?;
+        let mut doc = loaded.record.doc.clone();
+        let outcome = apply_patch(kind, &mut doc, patch)?;
+        let mut members_changed = 0;
+        for change in &outcome.member_changes {
+            members_changed += match change {
+                MemberChange::Add(refs) => {
+                    let seqs = resolve_members(&mut tx, loaded.seq, refs).await?;
+                    add_members(&mut tx, loaded.seq, &seqs).await?
+                }
+                MemberChange::Remove(ids) => remove_members(&mut tx, loaded.seq, ids).await?,
+                MemberChange::RemoveAll => replace_members(&mut tx, loaded.seq, &[]).await?,
+                MemberChange::Replace(refs) => {
+                    let seqs = resolve_members(&mut tx, loaded.seq, refs).await?;
+                    replace_members(&mut tx, loaded.seq, &seqs).await?
+                }
+            };
+        }
+        let record = if outcome.doc_changed || members_changed > 0 {
+            let record = update_resource(&mut tx, &loaded, &doc, outcome.doc_changed).await?;
+            if outcome.doc_changed {
+                relink_after_change(&mut tx, kind, Some(&loaded.record.doc), Some(&record.doc), actor).await?;
+                record_offboarding(&mut tx, kind, loaded.seq, &record.id, Some(&loaded.record.doc), Some(&record.doc))
+                    .await?;
+            }
+            record
+        } else {
+            // Nothing changed (a repeated member add, say): no new version.
+            loaded.record
+        };
+        tx.commit().await?;
+        Ok(Written { record, reactivated: false })
+    }
+
+    pub(crate) async fn scim_delete(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        if_match: &Precondition,
+        actor: &Actor,
+    ) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        let loaded = load_for_write(&mut tx, kind, id).await?;
+        check_precondition(&loaded.record, if_match)?;
+        // The event lists the hosts and groups the user had: written before they go.
+        record_offboarding(&mut tx, kind, loaded.seq, &loaded.record.id, Some(&loaded.record.doc), None).await?;
+        if kind == ResourceKind::User {
+            unlink_deleted_user(&mut tx, loaded.seq, actor).await?;
+        }
+        // Index rows and memberships (both ways) go with it: ON DELETE CASCADE.
+        tx.execute(&Sql::with("DELETE FROM scim_resources WHERE seq = $1", [loaded.seq.into()])).await?;
+        relink_after_change(&mut tx, kind, Some(&loaded.record.doc), None, actor).await?;
+        tx.commit().await
+    }
+
+    pub(crate) async fn group_members(&self, group_id: &str) -> StoreResult<Vec<StoredMember>> {
+        let sql = Sql::with(
+            "SELECT x.id, x.kind, x.display FROM scim_resources g \
+             JOIN scim_members m ON m.group_seq = g.seq \
+             JOIN scim_resources x ON x.seq = m.member_seq \
+             WHERE g.id = $1 ORDER BY m.member_seq",
+            [group_id.into()],
+        );
+        let rows = self.read().await?.fetch_all(&sql).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredMember {
+                    id: row.text("id")?,
+                    kind: member_kind(kind_of(&row.text("kind")?)?),
+                    display: row.opt_text("display")?,
+                    direct: true,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn groups_of(&self, member_id: &str) -> StoreResult<Vec<StoredMember>> {
+        let mut conn = self.read().await?;
+        let d = conn.dialect();
+        // Depth is capped so that a membership cycle cannot recurse for ever.
+        let sql = Sql::with(
+            format!(
+                "WITH RECURSIVE up(g, depth) AS ( \
+                   SELECT m.group_seq, CAST(1 AS BIGINT) FROM scim_members m \
+                   JOIN scim_resources x ON x.seq = m.member_seq WHERE x.id = $1 \
+                   UNION SELECT m.group_seq, up.depth + 1 FROM up{} WHERE up.depth < 32) \
+                 SELECT r.id, r.display, MIN(up.depth) AS depth FROM up{} \
+                 GROUP BY r.seq, r.id, r.display ORDER BY r.display, r.id",
+                d.probe("scim_members", "group_seq, member_seq", "member_seq", "up.g", "m"),
+                d.probe("scim_resources", "seq, id, display", "seq", "up.g", "r"),
+            ),
+            [member_id.into()],
+        );
+        let rows = conn.fetch_all(&sql).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredMember {
+                    id: row.text("id")?,
+                    kind: MemberKind::Group,
+                    display: row.opt_text("display")?,
+                    direct: row.int("depth")? == 1,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn scim_count(&self, kind: ResourceKind) -> StoreResult<u64> {
+        let sql = Sql::with("SELECT COUNT(*) FROM scim_resources WHERE kind = $1", [kind.name().into()]);
+        Ok(self.read().await?.int(&sql).await? as u64)
+    }
+}

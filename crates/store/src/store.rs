@@ -1,0 +1,255 @@
+//! The store both backends share: `SqlStore` implements `custodian_domain::Store` once,
+//! over `db::Db`. What stays per backend is named here: SQLite's group commit of creates
+//! and its hold on the database file, PostgreSQL's retry of a transaction the database
+//! aborted for a concurrent one.
+
+use std::future::Future;
+
+use crate::db::{Db, Sql};
+use crate::sqlite::Local;
+
+/// A Custodian store on SQLite or PostgreSQL (`SqliteStore::open`, `PgStore::open`).
+pub struct SqlStore {
+    pub(crate) db: Db,
+    /// SQLite's group commit and file lock; none on PostgreSQL.
+    pub(crate) sqlite: Option<Local>,
+}
+
+impl SqlStore {
+    /// Runs a write, again while PostgreSQL aborts it for a concurrent one (SQLite has
+    /// one writer: nothing to retry).
+    async fn retry<T, F, Fut>(&self, op: F) -> StoreResult<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = StoreResult<T>>,
+    {
+        match self.db {
+            Db::Sqlite { .. } => {
+                let mut op = op;
+                op().await
+            }
+            Db::Postgres(_) => crate::postgres::retry(op).await,
+        }
+    }
+
+    /// Closes the pools, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        self.db.close().await;
+    }
+}
+
+use custodian_domain::hosts::{
+    Activity, Actor, DeviceMapping, Host, HostInput, HostQuery, OwnershipEntry, UpsertOutcome,
+};
+use custodian_domain::web::{NewPasswordUser, NewWebSession, PasswordUser, WebSession};
+use custodian_domain::{
+    ApiUser, ListPage, ListQuery, NewApiUser, PoolStats, Precondition, ScimRecord, ScimRequestEntry, StoreResult,
+    StoredMember, TokenDigest, Written,
+};
+use custodian_scim::patch::PatchRequest;
+use custodian_scim::resource::ResourceInput;
+use custodian_scim::schema::ResourceKind;
+
+#[async_trait::async_trait]
+impl custodian_domain::Store for SqlStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.db.read().await?.execute(&Sql::new("SELECT 1")).await.map(drop)
+    }
+    fn pool_stats(&self) -> PoolStats {
+        self.db.pool_stats()
+    }
+    fn is_shared(&self) -> bool {
+        matches!(self.db, Db::Postgres(_))
+    }
+    async fn create_api_user(&self, user: NewApiUser) -> StoreResult<ApiUser> {
+        self.db.create_api_user(user).await
+    }
+    async fn list_api_users(&self) -> StoreResult<Vec<ApiUser>> {
+        self.db.list_api_users().await
+    }
+    async fn delete_api_user(&self, id_or_name: &str) -> StoreResult<ApiUser> {
+        self.db.delete_api_user(id_or_name).await
+    }
+    async fn add_token(&self, user_id: i64, token: TokenDigest) -> StoreResult<()> {
+        self.db.add_token(user_id, token).await
+    }
+    async fn authenticate_token(&self, token: TokenDigest) -> StoreResult<Option<ApiUser>> {
+        self.db.authenticate_token(token).await
+    }
+    async fn record_operator_use(&self, user_id: i64, at: chrono::DateTime<chrono::Utc>) -> StoreResult<()> {
+        self.db.record_operator_use(user_id, at).await
+    }
+    async fn scim_create(&self, kind: ResourceKind, input: ResourceInput, actor: &Actor) -> StoreResult<Written> {
+        match &self.sqlite {
+            Some(local) => local.creates.create(kind, input, actor.clone()).await,
+            None => self.retry(|| self.db.scim_create_alone(kind, input.clone(), actor)).await,
+        }
+    }
+    async fn scim_get(&self, kind: ResourceKind, id: &str) -> StoreResult<ScimRecord> {
+        self.db.scim_get(kind, id).await
+    }
+    async fn scim_list(&self, kind: ResourceKind, query: &ListQuery) -> StoreResult<ListPage> {
+        self.db.scim_list(kind, query).await
+    }
+    async fn scim_replace(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        input: ResourceInput,
+        if_match: Precondition,
+        actor: &Actor,
+    ) -> StoreResult<Written> {
+        self.retry(|| self.db.scim_replace(kind, id, &input, &if_match, actor)).await
+    }
+    async fn scim_patch(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        patch: &PatchRequest,
+        if_match: Precondition,
+        actor: &Actor,
+    ) -> StoreResult<Written> {
+        self.retry(|| self.db.scim_patch(kind, id, patch, &if_match, actor)).await
+    }
+    async fn scim_delete(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        if_match: Precondition,
+        actor: &Actor,
+    ) -> StoreResult<()> {
+        self.retry(|| self.db.scim_delete(kind, id, &if_match, actor)).await
+    }
+    async fn group_members(&self, group_id: &str) -> StoreResult<Vec<StoredMember>> {
+        self.db.group_members(group_id).await
+    }
+    async fn groups_of(&self, member_id: &str) -> StoreResult<Vec<StoredMember>> {
+        self.db.groups_of(member_id).await
+    }
+    async fn scim_count(&self, kind: ResourceKind) -> StoreResult<u64> {
+        self.db.scim_count(kind).await
+    }
+    async fn record_scim_requests(&self, entries: Vec<ScimRequestEntry>) -> StoreResult<()> {
+        self.db.record_scim_requests(entries).await
+    }
+    async fn recent_scim_requests(&self, limit: u32) -> StoreResult<Vec<ScimRequestEntry>> {
+        self.db.recent_scim_requests(limit).await
+    }
+    async fn upsert_hosts(&self, hosts: Vec<HostInput>, actor: &Actor) -> StoreResult<Vec<UpsertOutcome>> {
+        self.retry(|| self.db.upsert_hosts(&hosts, actor)).await
+    }
+    async fn get_host(&self, id: i64) -> StoreResult<Host> {
+        self.db.get_host(id).await
+    }
+    async fn find_host(&self, identifier: &str) -> StoreResult<Host> {
+        self.db.find_host(identifier).await
+    }
+    async fn list_hosts(&self, query: &HostQuery) -> StoreResult<Vec<Host>> {
+        self.db.list_hosts(query).await
+    }
+    async fn count_hosts(&self, query: &HostQuery) -> StoreResult<u64> {
+        self.db.count_hosts(query).await
+    }
+    async fn delete_host(&self, id: i64, actor: &Actor) -> StoreResult<()> {
+        self.retry(|| self.db.delete_host(id, actor)).await
+    }
+    async fn set_host_mapping(&self, id: i64, mapping: DeviceMapping, actor: &Actor) -> StoreResult<Host> {
+        self.retry(|| self.db.set_host_mapping(id, &mapping, actor)).await
+    }
+    async fn delete_idp_mapping(&self, id: i64, actor: &Actor) -> StoreResult<Host> {
+        self.retry(|| self.db.delete_idp_mapping(id, actor)).await
+    }
+    async fn host_history(&self, id: i64) -> StoreResult<Vec<OwnershipEntry>> {
+        self.db.host_history(id).await
+    }
+    async fn list_activities(&self, offset: u64, limit: u64) -> StoreResult<Vec<Activity>> {
+        self.db.list_activities(offset, limit).await
+    }
+
+    // --- web sign-in and sessions ---
+    async fn create_password_user(&self, user: NewPasswordUser) -> StoreResult<ApiUser> {
+        self.db.create_password_user(user).await
+    }
+    async fn create_first_admin(&self, user: NewPasswordUser) -> StoreResult<ApiUser> {
+        self.db.create_first_admin(user).await
+    }
+    async fn has_password_admin(&self) -> StoreResult<bool> {
+        self.db.has_password_admin().await
+    }
+    async fn password_user_by_email(&self, email: &str) -> StoreResult<Option<PasswordUser>> {
+        self.db.password_user_by_email(email).await
+    }
+    async fn create_web_session(&self, session: NewWebSession) -> StoreResult<()> {
+        self.db.create_web_session(session).await
+    }
+    async fn web_session(&self, digest: TokenDigest) -> StoreResult<Option<WebSession>> {
+        self.db.web_session(digest).await
+    }
+    async fn touch_web_session(&self, digest: TokenDigest, at: chrono::DateTime<chrono::Utc>) -> StoreResult<()> {
+        self.db.touch_web_session(digest, at).await
+    }
+    async fn delete_web_session(&self, digest: TokenDigest) -> StoreResult<()> {
+        self.db.delete_web_session(digest).await
+    }
+    async fn delete_expired_web_sessions(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        idle_before: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<u64> {
+        self.db.delete_expired_web_sessions(now, idle_before).await
+    }
+
+    // --- labels and offboarding webhooks ---
+    async fn create_label(
+        &self,
+        label: custodian_domain::labels::NewLabel,
+        actor: &Actor,
+    ) -> StoreResult<custodian_domain::labels::Label> {
+        self.retry(|| self.db.create_label(label.clone(), actor)).await
+    }
+    async fn list_labels(&self) -> StoreResult<Vec<custodian_domain::labels::Label>> {
+        self.db.list_labels().await
+    }
+    async fn get_label(&self, id: i64) -> StoreResult<custodian_domain::labels::Label> {
+        self.db.get_label(id).await
+    }
+    async fn update_label(
+        &self,
+        id: i64,
+        change: custodian_domain::labels::LabelChange,
+        actor: &Actor,
+    ) -> StoreResult<custodian_domain::labels::Label> {
+        self.retry(|| self.db.update_label(id, change.clone(), actor)).await
+    }
+    async fn delete_label(&self, id: i64, actor: &Actor) -> StoreResult<()> {
+        self.retry(|| self.db.delete_label(id, actor)).await
+    }
+    async fn labels_of_host(&self, host_id: i64) -> StoreResult<Vec<custodian_domain::labels::LabelRef>> {
+        self.db.labels_of_host(host_id).await
+    }
+    async fn claim_webhook_events(
+        &self,
+        limit: u32,
+        lease: std::time::Duration,
+    ) -> StoreResult<Vec<custodian_domain::webhooks::WebhookDelivery>> {
+        self.retry(|| self.db.claim_webhook_events(limit, lease)).await
+    }
+    async fn finish_webhook_attempt(
+        &self,
+        id: i64,
+        outcome: custodian_domain::webhooks::AttemptOutcome,
+    ) -> StoreResult<()> {
+        self.retry(|| self.db.finish_webhook_attempt(id, outcome.clone())).await
+    }
+    async fn list_webhook_deliveries(
+        &self,
+        state: Option<custodian_domain::webhooks::DeliveryState>,
+        offset: u64,
+        limit: u64,
+    ) -> StoreResult<Vec<custodian_domain::webhooks::WebhookDelivery>> {
+        self.db.list_webhook_deliveries(state, offset, limit).await
+    }
+    async fn webhook_backlog(&self) -> StoreResult<u64> {
+        self.db.webhook_backlog().await
+    }
+}
