@@ -58,23 +58,12 @@ SCIM2_TESTER_VERSION=0.5.2
 SCIM_SANITY_VERSION=0.7.4
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BIN="${1:-$REPO/target/release/custodian}"
+SCRIPT_NAME=conformance
+source "$REPO/scripts/lib/fresh-server.sh"
+use_binary "${1:-$REPO/target/release/custodian}"
 VENV="${CONFORMANCE_VENV:-$REPO/.venv-conformance}"
 CHECK_TIMEOUT="${CONFORMANCE_TIMEOUT:-600}"
 MOUNT="/api/v1/fleet/scim"
-
-log() { printf '==> %s\n' "$*" >&2; }
-die() {
-    printf 'conformance: %s\n' "$*" >&2
-    exit 2
-}
-
-[[ -x "$BIN" ]] || die "no custodian binary at '$BIN' (build it with: cargo build --release -p custodian)"
-BIN="$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")"
-command -v curl >/dev/null || die "curl is required"
-command -v python3 >/dev/null || die "python3 is required"
-
-source "$REPO/scripts/lib/fresh-server.sh"
 
 # --- The checkers' virtualenv -------------------------------------------------------------
 ensure_venv "$VENV" "$PINNED_PACKAGES" scim2 scim-sanity

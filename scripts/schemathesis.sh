@@ -61,24 +61,13 @@ Werkzeug==3.1.9
 SCHEMATHESIS_VERSION=4.32.5
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BIN="${1:-$REPO/target/release/custodian}"
+SCRIPT_NAME=schemathesis
+source "$REPO/scripts/lib/fresh-server.sh"
+use_binary "${1:-$REPO/target/release/custodian}"
 VENV="${SCHEMATHESIS_VENV:-$REPO/.venv-schemathesis}"
 MAX_TIME="${SCHEMATHESIS_MAX_TIME:-120}"
 WORKERS="${SCHEMATHESIS_WORKERS:-1}"
 API="/api/v1/fleet"
-
-log() { printf '==> %s\n' "$*" >&2; }
-die() {
-    printf 'schemathesis: %s\n' "$*" >&2
-    exit 2
-}
-
-[[ -x "$BIN" ]] || die "no custodian binary at '$BIN' (build it with: cargo build --release -p custodian)"
-BIN="$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")"
-command -v curl >/dev/null || die "curl is required"
-command -v python3 >/dev/null || die "python3 is required"
-
-source "$REPO/scripts/lib/fresh-server.sh"
 
 # --- Schemathesis' virtualenv -------------------------------------------------------------
 ensure_venv "$VENV" "$PINNED_PACKAGES" schemathesis

@@ -1,6 +1,22 @@
-# What scripts/conformance.sh and scripts/schemathesis.sh share (sourced, not run): a
-# virtualenv holding exactly a pinned package list, and a fresh Custodian server with a
-# token. The sourcing script defines `log` and `die` (exit 2) and sets BIN.
+# What scripts/conformance.sh and scripts/schemathesis.sh share (sourced, not run): their
+# messages, the checks of the binary and tools, a virtualenv holding exactly a pinned
+# package list, and a fresh Custodian server with a token. The sourcing script sets
+# SCRIPT_NAME (the prefix of its errors) first.
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() {
+    printf '%s: %s\n' "$SCRIPT_NAME" "$*" >&2
+    exit 2
+}
+
+# use_binary PATH: sets BIN to PATH made absolute, after checking it and the tools the
+# scripts call.
+use_binary() {
+    [[ -x "$1" ]] || die "no custodian binary at '$1' (build it with: cargo build --release -p custodian)"
+    BIN="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
+    command -v curl >/dev/null || die "curl is required"
+    command -v python3 >/dev/null || die "python3 is required"
+}
 
 # ensure_venv VENV PACKAGES EXECUTABLE...: (re)creates VENV unless it holds each
 # EXECUTABLE and exactly PACKAGES (one name==version per line).

@@ -18,29 +18,40 @@ pub fn default_binary() -> anyhow::Result<PathBuf> {
     Ok(me.with_file_name(format!("custodian{}", std::env::consts::EXE_SUFFIX)))
 }
 
+/// Runs `custodian ARGS` (never on the environment's database) and returns its output,
+/// or its stderr as the error when it fails.
+async fn cli(binary: &Path, args: &[&str]) -> anyhow::Result<std::process::Output> {
+    let output = tokio::process::Command::new(binary)
+        .args(args)
+        .env_remove("CUSTODIAN_DATABASE_URL")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .with_context(|| format!("running {} {}", binary.display(), command_words(args)))?;
+    if !output.status.success() {
+        bail!(
+            "`custodian {}` failed ({}): {}",
+            command_words(args),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(output)
+}
+
+/// The subcommand of a command line, without its options (a database URL may hold a
+/// password).
+fn command_words(args: &[&str]) -> String {
+    args.iter().take_while(|a| !a.starts_with('-')).copied().collect::<Vec<_>>().join(" ")
+}
+
 /// Creates an API-only maintainer with the CLI and returns its token; the database is
 /// migrated first (`user create` never creates one).
 pub async fn create_token(binary: &Path, database: &str, name: &str) -> anyhow::Result<String> {
-    let migrated = tokio::process::Command::new(binary)
-        .args(["migrate", "--database", database])
-        .env_remove("CUSTODIAN_DATABASE_URL")
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .with_context(|| format!("running {} migrate", binary.display()))?;
-    if !migrated.status.success() {
-        bail!("`custodian migrate` failed ({}): {}", migrated.status, String::from_utf8_lossy(&migrated.stderr).trim());
-    }
-    let output = tokio::process::Command::new(binary)
-        .args(["user", "create", "--api-only", "--name", name, "--role", "maintainer", "--database", database])
-        .env_remove("CUSTODIAN_DATABASE_URL")
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .with_context(|| format!("running {} user create", binary.display()))?;
-    if !output.status.success() {
-        bail!("`custodian user create` failed ({}): {}", output.status, String::from_utf8_lossy(&output.stderr).trim());
-    }
+    cli(binary, &["migrate", "--database", database]).await?;
+    let output =
+        cli(binary, &["user", "create", "--api-only", "--name", name, "--role", "maintainer", "--database", database])
+            .await?;
     let token = String::from_utf8(output.stdout).context("the token is not UTF-8")?.trim().to_string();
     if token.is_empty() || token.contains(char::is_whitespace) {
         bail!("`custodian user create` printed no single token on stdout");

@@ -11,6 +11,13 @@ fn custodian(db: &str, args: &[&str]) -> std::process::Output {
     Command::new(BIN).args(args).arg("--database").arg(db).env_remove("CUSTODIAN_DATABASE_URL").output().unwrap()
 }
 
+/// The token `custodian user create --api-only` prints for a new maintainer.
+fn api_token(db: &str, name: &str) -> String {
+    let out = custodian(db, &["user", "create", "--api-only", "--name", name, "--role", "maintainer"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 /// `custodian migrate` on a new database: the one command besides `serve` that creates it.
 fn migrated(db: &str) {
     let (ok, stderr) = run_on(db, &["migrate"]);
@@ -113,12 +120,7 @@ async fn user_list_shows_aligned_columns_with_email_role_and_last_use() {
     let fresh = crate::support::TestDb::fresh().await;
     let db = fresh.url.clone();
     migrated(&db);
-    let token = String::from_utf8(
-        custodian(&db, &["user", "create", "--api-only", "--name", "okta", "--role", "maintainer"]).stdout,
-    )
-    .unwrap()
-    .trim()
-    .to_string();
+    let token = api_token(&db, "okta");
     let mut child = Command::new(BIN)
         .args(["user", "create", "--email", "jane.doe@example.com", "--name", "Jane Doe", "--role", "admin"])
         .args(["--password-stdin", "--database", &db])
@@ -191,12 +193,7 @@ async fn serve_stops_gracefully_on_sigterm_keeping_acknowledged_writes() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}/c.db", dir.path().display());
     migrated(&db);
-    let token = String::from_utf8(
-        custodian(&db, &["user", "create", "--api-only", "--name", "okta", "--role", "maintainer"]).stdout,
-    )
-    .unwrap()
-    .trim()
-    .to_string();
+    let token = api_token(&db, "okta");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = Command::new(BIN)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database", &db])
