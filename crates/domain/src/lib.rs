@@ -13,4 +13,7 @@ pub mod webhooks;
 
 pub use access::{ApiUser, NewApiUser, Role, TokenDigest};
 pub use idp::{ListPage, ListQuery, ScimRecord, ScimRequestEntry, SortOrder, StoredMember};
-pub use store::{PoolStats, Precondition, Store, StoreError, StoreResult, Written};
+pub use store::{
+    Directory, HostInventory, Labels, Operations, Operators, PoolStats, Precondition, Store, StoreError, StoreResult,
+    WebSessions, Webhooks, Written,
+};

@@ -56,17 +56,27 @@ pub struct PoolStats {
     pub max: u32,
 }
 
+/// Health and what operators read about the running system: readiness, the pool,
+/// the history of IdP requests and the audit feed.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    // --- operations ---
+pub trait Operations: Send + Sync {
     /// Answers once the database has answered a trivial query (readiness checks).
     async fn ping(&self) -> StoreResult<()>;
     fn pool_stats(&self) -> PoolStats;
     /// Whether other Custodian processes may serve from the same database (PostgreSQL):
     /// then nothing cached in one process may outlive a request.
     fn is_shared(&self) -> bool;
+    /// Appends to the history (written in batches: see the server's request recorder).
+    async fn record_scim_requests(&self, entries: Vec<ScimRequestEntry>) -> StoreResult<()>;
+    /// The most recent requests, newest first.
+    async fn recent_scim_requests(&self, limit: u32) -> StoreResult<Vec<ScimRequestEntry>>;
+    /// The audit feed, newest first: `limit` entries after skipping `offset`.
+    async fn list_activities(&self, offset: u64, limit: u64) -> StoreResult<Vec<Activity>>;
+}
 
-    // --- operators and tokens ---
+/// Operators (API-only and password ones) and their tokens.
+#[async_trait]
+pub trait Operators: Send + Sync {
     async fn create_api_user(&self, user: NewApiUser) -> StoreResult<ApiUser>;
     async fn list_api_users(&self) -> StoreResult<Vec<ApiUser>>;
     /// Deletes an operator (and its tokens) by id or name.
@@ -78,8 +88,21 @@ pub trait Store: Send + Sync + 'static {
     /// Records that the operator used a token or a web session at `at` (never moving
     /// the time back).
     async fn record_operator_use(&self, user_id: i64, at: chrono::DateTime<chrono::Utc>) -> StoreResult<()>;
+    /// Creates an operator who signs in with an email and a password (Conflict when the
+    /// name or email is taken).
+    async fn create_password_user(&self, user: NewPasswordUser) -> StoreResult<ApiUser>;
+    /// Creates the first admin of the first-run set-up page, atomically: Conflict when an
+    /// admin who can sign in exists or another instance is creating one at the same time.
+    async fn create_first_admin(&self, user: NewPasswordUser) -> StoreResult<ApiUser>;
+    /// Whether an admin who can sign in (one with a password) exists.
+    async fn has_password_admin(&self) -> StoreResult<bool>;
+    /// The password operator with this email (compared without regard to case).
+    async fn password_user_by_email(&self, email: &str) -> StoreResult<Option<PasswordUser>>;
+}
 
-    // --- SCIM resources ---
+/// The SCIM directory: users and groups as the IdPs wrote them, and memberships.
+#[async_trait]
+pub trait Directory: Send + Sync {
     async fn scim_create(&self, kind: ResourceKind, input: ResourceInput, actor: &Actor) -> StoreResult<Written>;
     async fn scim_get(&self, kind: ResourceKind, id: &str) -> StoreResult<ScimRecord>;
     async fn scim_list(&self, kind: ResourceKind, query: &ListQuery) -> StoreResult<ListPage>;
@@ -106,14 +129,11 @@ pub trait Store: Send + Sync + 'static {
     /// The groups of a user or group: direct ones and those inherited through nesting.
     async fn groups_of(&self, member_id: &str) -> StoreResult<Vec<StoredMember>>;
     async fn scim_count(&self, kind: ResourceKind) -> StoreResult<u64>;
+}
 
-    // --- the IdP connection ---
-    /// Appends to the history (written in batches: see the server's request recorder).
-    async fn record_scim_requests(&self, entries: Vec<ScimRequestEntry>) -> StoreResult<()>;
-    /// The most recent requests, newest first.
-    async fn recent_scim_requests(&self, limit: u32) -> StoreResult<Vec<ScimRequestEntry>>;
-
-    // --- hosts and their end users ---
+/// Hosts and the mapping to their end users.
+#[async_trait]
+pub trait HostInventory: Send + Sync {
     /// Creates or updates hosts by `uuid`, all in one transaction, relinking each to its
     /// end user. Inputs are validated by the caller.
     async fn upsert_hosts(&self, hosts: Vec<HostInput>, actor: &Actor) -> StoreResult<Vec<UpsertOutcome>>;
@@ -127,35 +147,12 @@ pub trait Store: Send + Sync + 'static {
     async fn set_host_mapping(&self, id: i64, mapping: DeviceMapping, actor: &Actor) -> StoreResult<Host>;
     async fn delete_idp_mapping(&self, id: i64, actor: &Actor) -> StoreResult<Host>;
     async fn host_history(&self, id: i64) -> StoreResult<Vec<OwnershipEntry>>;
-    /// The audit feed, newest first: `limit` entries after skipping `offset`.
-    async fn list_activities(&self, offset: u64, limit: u64) -> StoreResult<Vec<Activity>>;
+}
 
-    // --- web sign-in and sessions ---
-    /// Creates an operator who signs in with an email and a password (Conflict when the
-    /// name or email is taken).
-    async fn create_password_user(&self, user: NewPasswordUser) -> StoreResult<ApiUser>;
-    /// Creates the first admin of the first-run set-up page, atomically: Conflict when an
-    /// admin who can sign in exists or another instance is creating one at the same time.
-    async fn create_first_admin(&self, user: NewPasswordUser) -> StoreResult<ApiUser>;
-    /// Whether an admin who can sign in (one with a password) exists.
-    async fn has_password_admin(&self) -> StoreResult<bool>;
-    /// The password operator with this email (compared without regard to case).
-    async fn password_user_by_email(&self, email: &str) -> StoreResult<Option<PasswordUser>>;
-    async fn create_web_session(&self, session: NewWebSession) -> StoreResult<()>;
-    /// The session whose cookie has this digest, live or not (the caller checks
-    /// `WebSession::is_live`).
-    async fn web_session(&self, digest: TokenDigest) -> StoreResult<Option<WebSession>>;
-    /// Records that the session was used at `at` (its idle timeout starts again).
-    async fn touch_web_session(&self, digest: TokenDigest, at: chrono::DateTime<chrono::Utc>) -> StoreResult<()>;
-    /// Sign-out: deletes the session (no error when it does not exist).
-    async fn delete_web_session(&self, digest: TokenDigest) -> StoreResult<()>;
-    /// Deletes sessions that expired or were last used before `idle_before`; returns how many.
-    async fn delete_expired_web_sessions(
-        &self,
-        now: chrono::DateTime<chrono::Utc>,
-        idle_before: chrono::DateTime<chrono::Utc>,
-    ) -> StoreResult<u64>;
-    // --- labels (membership is evaluated at read time: list_hosts with `HostQuery::criteria`) ---
+/// Labels, evaluated at read time: a host's labels are computed when asked for, and
+/// `HostInventory::list_hosts` with `HostQuery::criteria` lists a label's members.
+#[async_trait]
+pub trait Labels: Send + Sync {
     /// Creates a label; group conditions that name an existing group (by name or SCIM id)
     /// record its id. A taken name (any case) is a conflict.
     async fn create_label(&self, label: NewLabel, actor: &Actor) -> StoreResult<Label>;
@@ -165,8 +162,11 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_label(&self, id: i64, actor: &Actor) -> StoreResult<()>;
     /// The labels a host belongs to now, by name.
     async fn labels_of_host(&self, host_id: i64) -> StoreResult<Vec<LabelRef>>;
+}
 
-    // --- offboarding webhooks (the outbox) ---
+/// The outbox of offboarding webhooks.
+#[async_trait]
+pub trait Webhooks: Send + Sync {
     /// Claims up to `limit` events due now (pending or failing, not leased), leasing them
     /// for `lease` so that no other instance delivers them meanwhile; oldest first.
     async fn claim_webhook_events(&self, limit: u32, lease: std::time::Duration) -> StoreResult<Vec<WebhookDelivery>>;
@@ -181,4 +181,35 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<WebhookDelivery>>;
     /// Events not delivered yet (pending or failing).
     async fn webhook_backlog(&self) -> StoreResult<u64>;
+}
+
+/// Sessions of operators signed in to the web interface.
+#[async_trait]
+pub trait WebSessions: Send + Sync {
+    async fn create_web_session(&self, session: NewWebSession) -> StoreResult<()>;
+    /// The session whose cookie has this digest, live or not (the caller checks
+    /// `WebSession::is_live`).
+    async fn web_session(&self, digest: TokenDigest) -> StoreResult<Option<WebSession>>;
+    /// Records that the session was used at `at` (its idle timeout starts again).
+    async fn touch_web_session(&self, digest: TokenDigest, at: chrono::DateTime<chrono::Utc>) -> StoreResult<()>;
+    /// Sign-out: deletes the session (no error when it does not exist).
+    async fn delete_web_session(&self, digest: TokenDigest) -> StoreResult<()>;
+    /// Deletes sessions that expired or were last used before `idle_before`; returns how many.
+    async fn delete_expired_web_sessions(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        idle_before: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<u64>;
+}
+
+/// Everything a Custodian store does, for the places that hand a store on (the
+/// server's state, the CLI). Code that uses a store takes the one trait it needs.
+pub trait Store:
+    Operations + Operators + Directory + HostInventory + Labels + Webhooks + WebSessions + 'static
+{
+}
+
+impl<T> Store for T where
+    T: Operations + Operators + Directory + HostInventory + Labels + Webhooks + WebSessions + 'static
+{
 }

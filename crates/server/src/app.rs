@@ -12,7 +12,7 @@ use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use custodian_domain::Store;
+use custodian_domain::{Directory, HostInventory, Labels, Operations, Operators, Store, WebSessions, Webhooks};
 use serde_json::json;
 use tower::util::MapRequestLayer;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -81,7 +81,9 @@ impl Default for AppConfig {
 
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Arc<dyn Store>,
+    /// Reached through the accessors below, each of which names the one part of the
+    /// store a handler uses.
+    store: Arc<dyn Store>,
     /// Which operator a token belongs to, remembered for a few seconds.
     pub tokens: Arc<crate::auth::TokenCache>,
     /// When each operator last used Custodian, written at most once a minute.
@@ -89,6 +91,30 @@ pub struct AppState {
     pub recorder: RequestRecorder,
     pub config: Arc<AppConfig>,
     pub metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl AppState {
+    pub fn operations(&self) -> &dyn Operations {
+        &*self.store
+    }
+    pub fn operators(&self) -> &dyn Operators {
+        &*self.store
+    }
+    pub fn directory(&self) -> &dyn Directory {
+        &*self.store
+    }
+    pub fn hosts(&self) -> &dyn HostInventory {
+        &*self.store
+    }
+    pub fn labels(&self) -> &dyn Labels {
+        &*self.store
+    }
+    pub fn webhooks(&self) -> &dyn Webhooks {
+        &*self.store
+    }
+    pub fn web_sessions(&self) -> &dyn WebSessions {
+        &*self.store
+    }
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -202,7 +228,7 @@ async fn healthz() -> &'static str {
 /// Readiness for a load balancer: 200 when the database answers within
 /// [`READINESS_TIMEOUT`], 503 otherwise (never the database's URL nor the error).
 async fn readyz(State(state): State<AppState>) -> Response {
-    readiness(state.store.ping(), READINESS_TIMEOUT).await
+    readiness(state.operations().ping(), READINESS_TIMEOUT).await
 }
 
 pub(crate) async fn readiness(
@@ -240,11 +266,13 @@ pub struct App {
 
 impl App {
     pub fn new(store: Arc<dyn Store>, config: AppConfig) -> Self {
-        let (recorder, recorder_task) = RequestRecorder::start(store.clone());
-        let webhook_task = config.offboarding_webhook.clone().map(|c| crate::webhooks::start(store.clone(), c));
+        let (recorder, recorder_task) = RequestRecorder::start(store.clone() as Arc<dyn Operations>);
+        let webhook_task =
+            config.offboarding_webhook.clone().map(|c| crate::webhooks::start(store.clone() as Arc<dyn Webhooks>, c));
+        let tokens = Arc::new(crate::auth::TokenCache::new(store.is_shared()));
         let state = AppState {
             store,
-            tokens: Arc::default(),
+            tokens,
             operator_use: Arc::default(),
             recorder,
             config: Arc::new(config),

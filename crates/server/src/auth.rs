@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use custodian_domain::{ApiUser, Store, StoreResult, TokenDigest};
+use custodian_domain::{ApiUser, Operators, StoreResult, TokenDigest};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -40,18 +40,20 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 /// instances) nothing is cached: a token revoked anywhere stops working everywhere at once.
 pub struct TokenCache {
     entries: Mutex<HashMap<[u8; 32], (ApiUser, Instant)>>,
+    /// False on a shared database (`Operations::is_shared`).
+    enabled: bool,
 }
 
 pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(5);
 const TOKEN_CACHE_MAX: usize = 10_000;
 
-impl Default for TokenCache {
-    fn default() -> Self {
-        TokenCache { entries: Mutex::new(HashMap::new()) }
-    }
-}
-
 impl TokenCache {
+    /// A cache for a store that this instance has to itself (`shared` false) or that
+    /// other instances write too (`shared` true: nothing is cached).
+    pub fn new(shared: bool) -> Self {
+        TokenCache { entries: Mutex::new(HashMap::new()), enabled: !shared }
+    }
+
     /// Forgets every token of an operator (revoked or deleted on this instance), so that
     /// they stop working here at once rather than within `TOKEN_CACHE_TTL`.
     pub fn forget_user(&self, user_id: i64) {
@@ -61,9 +63,9 @@ impl TokenCache {
     }
 
     /// The operator behind a bearer token: from the cache while fresh, else the store.
-    pub async fn authenticate(&self, store: &dyn Store, token: &str) -> StoreResult<Option<ApiUser>> {
+    pub async fn authenticate(&self, store: &dyn Operators, token: &str) -> StoreResult<Option<ApiUser>> {
         let digest = digest_token(token);
-        if store.is_shared() {
+        if !self.enabled {
             return store.authenticate_token(digest).await;
         }
         let now = Instant::now();
@@ -99,7 +101,7 @@ pub const RECORD_USE_EVERY: Duration = Duration::from_secs(60);
 impl OperatorUse {
     /// Records a use of `user_id` now, unless this instance recorded one within
     /// `RECORD_USE_EVERY`. A failure is logged, never the request's.
-    pub async fn record(&self, store: &dyn Store, user_id: i64) {
+    pub async fn record(&self, store: &dyn Operators, user_id: i64) {
         let now = Instant::now();
         let due = match self.recorded.lock() {
             Ok(mut recorded) => {

@@ -172,11 +172,11 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
 
 /// `GET /metrics`: no token (Prometheus scrapes it) and no personal data.
 pub async fn serve(State(state): State<AppState>) -> Response {
-    match state.store.webhook_backlog().await {
+    match state.webhooks().webhook_backlog().await {
         Ok(n) => state.metrics.set_webhook_backlog(n),
         Err(e) => tracing::warn!(error = %e, "reading the webhook backlog for the metrics failed"),
     }
-    match state.metrics.encode(state.store.pool_stats()) {
+    match state.metrics.encode(state.operations().pool_stats()) {
         Ok(body) => {
             let mut response = (StatusCode::OK, body).into_response();
             response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use custodian_domain::{ScimRequestEntry, Store};
+use custodian_domain::{Operations, ScimRequestEntry};
 use tokio::sync::{mpsc, oneshot};
 
 enum Message {
@@ -24,7 +24,7 @@ const QUEUE: usize = 10_000;
 
 impl RequestRecorder {
     /// Starts the writer task; it ends when every recorder handle is dropped.
-    pub fn start(store: Arc<dyn Store>) -> (Self, tokio::task::JoinHandle<()>) {
+    pub fn start(store: Arc<dyn Operations>) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let handle = tokio::spawn(run(store, rx));
         (RequestRecorder { tx }, handle)
@@ -46,7 +46,7 @@ impl RequestRecorder {
     }
 }
 
-async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Message>) {
+async fn run(store: Arc<dyn Operations>, mut rx: mpsc::Receiver<Message>) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut waiters = Vec::new();
     while let Some(first) = rx.recv().await {

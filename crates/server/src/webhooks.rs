@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use custodian_domain::Store;
+use custodian_domain::Webhooks;
 use custodian_domain::webhooks::{AttemptOutcome, WebhookDelivery, backoff};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -52,7 +52,7 @@ pub fn signature(secret: &str, timestamp: &str, body: &[u8]) -> String {
 }
 
 /// Starts the deliverer; it runs until the task is aborted.
-pub fn start(store: Arc<dyn Store>, config: WebhookConfig) -> tokio::task::JoinHandle<()> {
+pub fn start(store: Arc<dyn Webhooks>, config: WebhookConfig) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let client = match reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build() {
             Ok(c) => c,

@@ -51,7 +51,7 @@ use custodian_scim::resource::ResourceInput;
 use custodian_scim::schema::ResourceKind;
 
 #[async_trait::async_trait]
-impl custodian_domain::Store for SqlStore {
+impl custodian_domain::Operations for SqlStore {
     async fn ping(&self) -> StoreResult<()> {
         self.db.read().await?.execute(&Sql::new("SELECT 1")).await.map(drop)
     }
@@ -61,6 +61,21 @@ impl custodian_domain::Store for SqlStore {
     fn is_shared(&self) -> bool {
         matches!(self.db, Db::Postgres(_))
     }
+    async fn record_scim_requests(&self, entries: Vec<ScimRequestEntry>) -> StoreResult<()> {
+        self.db.record_scim_requests(entries).await
+    }
+    async fn recent_scim_requests(&self, limit: u32) -> StoreResult<Vec<ScimRequestEntry>> {
+        self.db.recent_scim_requests(limit).await
+    }
+    async fn list_activities(&self, offset: u64, limit: u64) -> StoreResult<Vec<Activity>> {
+        self.db.list_activities(offset, limit).await
+    }
+
+    // --- web sign-in and sessions ---
+}
+
+#[async_trait::async_trait]
+impl custodian_domain::Operators for SqlStore {
     async fn create_api_user(&self, user: NewApiUser) -> StoreResult<ApiUser> {
         self.db.create_api_user(user).await
     }
@@ -79,6 +94,22 @@ impl custodian_domain::Store for SqlStore {
     async fn record_operator_use(&self, user_id: i64, at: chrono::DateTime<chrono::Utc>) -> StoreResult<()> {
         self.db.record_operator_use(user_id, at).await
     }
+    async fn create_password_user(&self, user: NewPasswordUser) -> StoreResult<ApiUser> {
+        self.db.create_password_user(user).await
+    }
+    async fn create_first_admin(&self, user: NewPasswordUser) -> StoreResult<ApiUser> {
+        self.db.create_first_admin(user).await
+    }
+    async fn has_password_admin(&self) -> StoreResult<bool> {
+        self.db.has_password_admin().await
+    }
+    async fn password_user_by_email(&self, email: &str) -> StoreResult<Option<PasswordUser>> {
+        self.db.password_user_by_email(email).await
+    }
+}
+
+#[async_trait::async_trait]
+impl custodian_domain::Directory for SqlStore {
     async fn scim_create(&self, kind: ResourceKind, input: ResourceInput, actor: &Actor) -> StoreResult<Written> {
         match &self.sqlite {
             Some(local) => local.creates.create(kind, input, actor.clone()).await,
@@ -129,12 +160,10 @@ impl custodian_domain::Store for SqlStore {
     async fn scim_count(&self, kind: ResourceKind) -> StoreResult<u64> {
         self.db.scim_count(kind).await
     }
-    async fn record_scim_requests(&self, entries: Vec<ScimRequestEntry>) -> StoreResult<()> {
-        self.db.record_scim_requests(entries).await
-    }
-    async fn recent_scim_requests(&self, limit: u32) -> StoreResult<Vec<ScimRequestEntry>> {
-        self.db.recent_scim_requests(limit).await
-    }
+}
+
+#[async_trait::async_trait]
+impl custodian_domain::HostInventory for SqlStore {
     async fn upsert_hosts(&self, hosts: Vec<HostInput>, actor: &Actor) -> StoreResult<Vec<UpsertOutcome>> {
         self.retry(|| self.db.upsert_hosts(&hosts, actor)).await
     }
@@ -162,44 +191,10 @@ impl custodian_domain::Store for SqlStore {
     async fn host_history(&self, id: i64) -> StoreResult<Vec<OwnershipEntry>> {
         self.db.host_history(id).await
     }
-    async fn list_activities(&self, offset: u64, limit: u64) -> StoreResult<Vec<Activity>> {
-        self.db.list_activities(offset, limit).await
-    }
+}
 
-    // --- web sign-in and sessions ---
-    async fn create_password_user(&self, user: NewPasswordUser) -> StoreResult<ApiUser> {
-        self.db.create_password_user(user).await
-    }
-    async fn create_first_admin(&self, user: NewPasswordUser) -> StoreResult<ApiUser> {
-        self.db.create_first_admin(user).await
-    }
-    async fn has_password_admin(&self) -> StoreResult<bool> {
-        self.db.has_password_admin().await
-    }
-    async fn password_user_by_email(&self, email: &str) -> StoreResult<Option<PasswordUser>> {
-        self.db.password_user_by_email(email).await
-    }
-    async fn create_web_session(&self, session: NewWebSession) -> StoreResult<()> {
-        self.db.create_web_session(session).await
-    }
-    async fn web_session(&self, digest: TokenDigest) -> StoreResult<Option<WebSession>> {
-        self.db.web_session(digest).await
-    }
-    async fn touch_web_session(&self, digest: TokenDigest, at: chrono::DateTime<chrono::Utc>) -> StoreResult<()> {
-        self.db.touch_web_session(digest, at).await
-    }
-    async fn delete_web_session(&self, digest: TokenDigest) -> StoreResult<()> {
-        self.db.delete_web_session(digest).await
-    }
-    async fn delete_expired_web_sessions(
-        &self,
-        now: chrono::DateTime<chrono::Utc>,
-        idle_before: chrono::DateTime<chrono::Utc>,
-    ) -> StoreResult<u64> {
-        self.db.delete_expired_web_sessions(now, idle_before).await
-    }
-
-    // --- labels and offboarding webhooks ---
+#[async_trait::async_trait]
+impl custodian_domain::Labels for SqlStore {
     async fn create_label(
         &self,
         label: custodian_domain::labels::NewLabel,
@@ -227,6 +222,10 @@ impl custodian_domain::Store for SqlStore {
     async fn labels_of_host(&self, host_id: i64) -> StoreResult<Vec<custodian_domain::labels::LabelRef>> {
         self.db.labels_of_host(host_id).await
     }
+}
+
+#[async_trait::async_trait]
+impl custodian_domain::Webhooks for SqlStore {
     async fn claim_webhook_events(
         &self,
         limit: u32,
@@ -252,4 +251,29 @@ impl custodian_domain::Store for SqlStore {
     async fn webhook_backlog(&self) -> StoreResult<u64> {
         self.db.webhook_backlog().await
     }
+}
+
+#[async_trait::async_trait]
+impl custodian_domain::WebSessions for SqlStore {
+    async fn create_web_session(&self, session: NewWebSession) -> StoreResult<()> {
+        self.db.create_web_session(session).await
+    }
+    async fn web_session(&self, digest: TokenDigest) -> StoreResult<Option<WebSession>> {
+        self.db.web_session(digest).await
+    }
+    async fn touch_web_session(&self, digest: TokenDigest, at: chrono::DateTime<chrono::Utc>) -> StoreResult<()> {
+        self.db.touch_web_session(digest, at).await
+    }
+    async fn delete_web_session(&self, digest: TokenDigest) -> StoreResult<()> {
+        self.db.delete_web_session(digest).await
+    }
+    async fn delete_expired_web_sessions(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        idle_before: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<u64> {
+        self.db.delete_expired_web_sessions(now, idle_before).await
+    }
+
+    // --- labels and offboarding webhooks ---
 }

@@ -533,13 +533,13 @@ pub async fn upsert(State(state): State<AppState>, op: Operator, body: Body) -> 
     let Some(input) = input else {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed"));
     };
-    let outcome = state.store.upsert_hosts(vec![input], &actor).await?;
+    let outcome = state.hosts().upsert_hosts(vec![input], &actor).await?;
     let (status, id) = match outcome.first() {
         Some(UpsertOutcome::Created(id)) => (StatusCode::CREATED, *id),
         Some(UpsertOutcome::Updated(id)) => (StatusCode::OK, *id),
         None => return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")),
     };
-    let host = state.store.get_host(id).await?;
+    let host = state.hosts().get_host(id).await?;
     Ok((status, details(&state, &host).await?).into_response())
 }
 
@@ -584,7 +584,7 @@ pub async fn batch(State(state): State<AppState>, op: Operator, body: Body) -> A
         }
     }
     let uuids: Vec<String> = accepted.iter().map(|h| h.uuid.clone()).collect();
-    let outcomes = if accepted.is_empty() { Vec::new() } else { state.store.upsert_hosts(accepted, &actor).await? };
+    let outcomes = if accepted.is_empty() { Vec::new() } else { state.hosts().upsert_hosts(accepted, &actor).await? };
     let mut response = BatchResponse { created: 0, updated: 0, hosts: Vec::with_capacity(outcomes.len()), rejected };
     for ((outcome, index), uuid) in outcomes.into_iter().zip(indexes).zip(uuids) {
         let (id, status) = match outcome {
@@ -638,7 +638,7 @@ pub fn host_query(uri: &Uri) -> ApiResult<HostQuery> {
     responses((status = 200, body = HostListResponse), (status = 422, body = super::ErrorBody)))]
 pub async fn list(State(state): State<AppState>, _op: Operator, uri: Uri) -> ApiResult<Json<HostListResponse>> {
     let query = host_query(&uri)?;
-    let hosts = state.store.list_hosts(&query).await?;
+    let hosts = state.hosts().list_hosts(&query).await?;
     Ok(Json(HostListResponse { hosts: hosts.iter().map(HostBody::from).collect() }))
 }
 
@@ -647,7 +647,7 @@ pub async fn list(State(state): State<AppState>, _op: Operator, uri: Uri) -> Api
     responses((status = 200, body = CountResponse), (status = 422, body = super::ErrorBody)))]
 pub async fn count(State(state): State<AppState>, _op: Operator, uri: Uri) -> ApiResult<Json<CountResponse>> {
     let query = host_query(&uri)?;
-    Ok(Json(CountResponse { count: state.store.count_hosts(&query).await? }))
+    Ok(Json(CountResponse { count: state.hosts().count_hosts(&query).await? }))
 }
 
 #[utoipa::path(get, path = "/api/v1/fleet/hosts/{id}", tag = "hosts", params(("id" = i64, Path, minimum = 1)),
@@ -657,14 +657,14 @@ pub async fn get(
     _op: Operator,
     id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<HostResponse>> {
-    let host = state.store.get_host(path_id(id)?).await?;
+    let host = state.hosts().get_host(path_id(id)?).await?;
     details(&state, &host).await
 }
 
 /// Host details: the host with the labels it belongs to now.
 async fn details(state: &AppState, host: &Host) -> ApiResult<Json<HostResponse>> {
     let mut body = HostBody::from(host);
-    let labels = state.store.labels_of_host(host.id).await?;
+    let labels = state.labels().labels_of_host(host.id).await?;
     body.labels = Some(
         labels
             .into_iter()
@@ -690,7 +690,7 @@ pub async fn get_by_identifier(
     let Ok(Path(identifier)) = identifier else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "Resource Not Found"));
     };
-    let host = state.store.find_host(&identifier).await?;
+    let host = state.hosts().find_host(&identifier).await?;
     details(&state, &host).await
 }
 
@@ -702,7 +702,7 @@ pub async fn delete(
     id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<DeletedResponse>> {
     let actor = op.require_write()?;
-    state.store.delete_host(path_id(id)?, &actor).await?;
+    state.hosts().delete_host(path_id(id)?, &actor).await?;
     Ok(Json(DeletedResponse {}))
 }
 
@@ -721,7 +721,7 @@ pub async fn get_mapping(
     _op: Operator,
     id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<DeviceMappingResponse>> {
-    let host = state.store.get_host(path_id(id)?).await?;
+    let host = state.hosts().get_host(path_id(id)?).await?;
     Ok(Json(mapping_response(&host)))
 }
 
@@ -750,7 +750,7 @@ pub async fn put_mapping(
     let Some(mapping) = mapping else {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed"));
     };
-    let host = state.store.set_host_mapping(id, mapping, &actor).await?;
+    let host = state.hosts().set_host_mapping(id, mapping, &actor).await?;
     Ok(Json(mapping_response(&host)))
 }
 
@@ -763,7 +763,7 @@ pub async fn delete_idp_mapping(
     id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<StatusCode> {
     let actor = op.require_write()?;
-    state.store.delete_idp_mapping(path_id(id)?, &actor).await?;
+    state.hosts().delete_idp_mapping(path_id(id)?, &actor).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -788,6 +788,6 @@ pub async fn history(
     id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<HistoryResponse>> {
     let id = path_id(id)?;
-    let entries = state.store.host_history(id).await?;
+    let entries = state.hosts().host_history(id).await?;
     Ok(Json(HistoryResponse { host_id: id, history: entries.iter().map(OwnershipBody::from).collect() }))
 }

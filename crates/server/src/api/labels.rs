@@ -177,7 +177,7 @@ fn label_query(criteria: &Criteria) -> HostQuery {
 }
 
 async fn body_of(state: &AppState, label: Label) -> ApiResult<LabelBody> {
-    let host_count = state.store.count_hosts(&label_query(&label.criteria)).await?;
+    let host_count = state.hosts().count_hosts(&label_query(&label.criteria)).await?;
     Ok(LabelBody {
         id: label.id,
         name: label.name,
@@ -272,7 +272,7 @@ pub async fn create(State(state): State<AppState>, op: Operator, body: Body) -> 
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed"));
     };
     let new = NewLabel { name, description: change.description.unwrap_or_default(), criteria };
-    let label = state.store.create_label(new, &actor).await.map_err(label_error)?;
+    let label = state.labels().create_label(new, &actor).await.map_err(label_error)?;
     Ok(Json(LabelResponse { label: body_of(&state, label).await? }))
 }
 
@@ -280,7 +280,7 @@ pub async fn create(State(state): State<AppState>, op: Operator, body: Body) -> 
     responses((status = 200, body = LabelListResponse)))]
 pub async fn list(State(state): State<AppState>, _op: Operator) -> ApiResult<Json<LabelListResponse>> {
     let mut labels = Vec::new();
-    for label in state.store.list_labels().await? {
+    for label in state.labels().list_labels().await? {
         labels.push(body_of(&state, label).await?);
     }
     Ok(Json(LabelListResponse { labels }))
@@ -293,7 +293,7 @@ pub async fn get(
     _op: Operator,
     id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<LabelResponse>> {
-    let label = state.store.get_label(label_id(id)?).await.map_err(label_error)?;
+    let label = state.labels().get_label(label_id(id)?).await.map_err(label_error)?;
     Ok(Json(LabelResponse { label: body_of(&state, label).await? }))
 }
 
@@ -311,7 +311,7 @@ pub async fn patch(
     let id = label_id(id)?;
     let value = json_body(body, MAX_BODY).await?;
     let change = parse_label(&value, true)?;
-    let label = state.store.update_label(id, change, &actor).await.map_err(label_error)?;
+    let label = state.labels().update_label(id, change, &actor).await.map_err(label_error)?;
     Ok(Json(LabelResponse { label: body_of(&state, label).await? }))
 }
 
@@ -323,7 +323,7 @@ pub async fn delete(
     id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<DeletedResponse>> {
     let actor = op.require_write()?;
-    state.store.delete_label(label_id(id)?, &actor).await.map_err(label_error)?;
+    state.labels().delete_label(label_id(id)?, &actor).await.map_err(label_error)?;
     Ok(Json(DeletedResponse {}))
 }
 
@@ -340,9 +340,9 @@ pub async fn hosts(
 ) -> ApiResult<Json<HostListResponse>> {
     let id = label_id(id)?;
     let mut query = host_query(&uri)?;
-    let label = state.store.get_label(id).await.map_err(label_error)?;
+    let label = state.labels().get_label(id).await.map_err(label_error)?;
     query.criteria = Some(label.criteria);
-    let hosts = state.store.list_hosts(&query).await?;
+    let hosts = state.hosts().list_hosts(&query).await?;
     Ok(Json(HostListResponse { hosts: hosts.iter().map(HostBody::from).collect() }))
 }
 
@@ -367,10 +367,10 @@ pub async fn render_all(
     let per_page = v.whole_number(&params, &RENDER_PER_PAGE);
     v.into_result()?;
     let RenderRequest { template, format } = parse_render_request(json_body(body, super::render::MAX_BODY).await?)?;
-    let label = state.store.get_label(id).await.map_err(label_error)?;
+    let label = state.labels().get_label(id).await.map_err(label_error)?;
     let query = HostQuery { page, per_page, ..label_query(&label.criteria) };
-    let host_count = state.store.count_hosts(&query).await?;
-    let hosts = state.store.list_hosts(&query).await?;
+    let host_count = state.hosts().count_hosts(&query).await?;
+    let hosts = state.hosts().list_hosts(&query).await?;
     let mut response = LabelRenderResponse {
         label_id: id,
         host_count,

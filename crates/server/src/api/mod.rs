@@ -92,8 +92,8 @@ pub type ApiResult<T> = Result<T, ApiError>;
 /// The operator a request's bearer token belongs to, whatever its role.
 pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> ApiResult<ApiUser> {
     let token = crate::auth::bearer_token(headers).ok_or_else(ApiError::unauthorized)?;
-    let user = state.tokens.authenticate(state.store.as_ref(), token).await?.ok_or_else(ApiError::unauthorized)?;
-    state.operator_use.record(state.store.as_ref(), user.id).await;
+    let user = state.tokens.authenticate(state.operators(), token).await?.ok_or_else(ApiError::unauthorized)?;
+    state.operator_use.record(state.operators(), user.id).await;
     Ok(user)
 }
 

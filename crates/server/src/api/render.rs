@@ -115,7 +115,7 @@ pub async fn host(
         Err(_) => return Err(ApiError::new(StatusCode::NOT_FOUND, "Resource Not Found")),
     };
     let request = parse_render_request(json_body(body, MAX_BODY).await?)?;
-    let host = state.store.get_host(id).await?;
+    let host = state.hosts().get_host(id).await?;
     match render(&request.template, request.format, &host) {
         Ok(rendered) => Ok(Json(RenderResponse { host_id: id, format: format_name(request.format).into(), rendered })),
         Err(errors) => {

@@ -17,7 +17,7 @@ fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
 pub async fn details(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
     authenticate(&state, &headers).await?;
     state.recorder.flush().await;
-    let last = state.store.recent_scim_requests(1).await?.into_iter().next();
+    let last = state.operations().recent_scim_requests(1).await?.into_iter().next();
     let last_request = last.map(|e| {
         json!({
             "status": if e.succeeded() { "success" } else { "error" },
@@ -55,6 +55,6 @@ pub async fn requests(State(state): State<AppState>, headers: HeaderMap, uri: Ur
         })?,
     }
     .clamp(1, 1000);
-    let entries = state.store.recent_scim_requests(limit).await?;
+    let entries = state.operations().recent_scim_requests(limit).await?;
     Ok(Json(json!({"requests": entries.iter().map(entry_json).collect::<Vec<_>>()})))
 }

@@ -89,7 +89,7 @@ pub async fn deliveries(State(state): State<AppState>, op: Operator, uri: Uri) -
         })
     });
     v.into_result()?;
-    let items = state.store.list_webhook_deliveries(filter, page.saturating_mul(per_page), per_page).await?;
+    let items = state.webhooks().list_webhook_deliveries(filter, page.saturating_mul(per_page), per_page).await?;
     Ok(Json(DeliveriesResponse {
         deliveries: items.into_iter().map(DeliveryBody::from).collect(),
         webhook_configured: state.config.offboarding_webhook.is_some(),

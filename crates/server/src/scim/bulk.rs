@@ -112,22 +112,22 @@ async fn execute(
         }
     };
     let data = || data.ok_or_else(|| ScimApiError(ScimError::invalid_syntax("The operation has no 'data'")));
-    let store = &ctx.state.store;
+    let directory = ctx.state.directory();
     match (method, id) {
         ("POST", None) => {
             let input = parse_resource(kind, data()?)?;
-            Ok(Some(store.scim_create(kind, input, &ctx.actor).await?.record))
+            Ok(Some(directory.scim_create(kind, input, &ctx.actor).await?.record))
         }
         ("PUT", Some(id)) => {
             let input = parse_resource(kind, data()?)?;
-            Ok(Some(store.scim_replace(kind, id, input, version, &ctx.actor).await?.record))
+            Ok(Some(directory.scim_replace(kind, id, input, version, &ctx.actor).await?.record))
         }
         ("PATCH", Some(id)) => {
             let patch = parse_patch(data()?)?;
-            Ok(Some(store.scim_patch(kind, id, &patch, version, &ctx.actor).await?.record))
+            Ok(Some(directory.scim_patch(kind, id, &patch, version, &ctx.actor).await?.record))
         }
         ("DELETE", Some(id)) => {
-            store.scim_delete(kind, id, version, &ctx.actor).await?;
+            directory.scim_delete(kind, id, version, &ctx.actor).await?;
             Ok(None)
         }
         _ => Err(ScimError::invalid_syntax(format!("'{method}' is not valid on this bulk operation path")).into()),

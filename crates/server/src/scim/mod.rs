@@ -251,9 +251,9 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> ScimResult<ApiUs
     let unauthorized =
         || ScimApiError(ScimError::new(401, None, "Authentication required: send 'Authorization: Bearer <API token>'"));
     let token = crate::auth::bearer_token(headers).ok_or_else(unauthorized)?;
-    let user = state.tokens.authenticate(state.store.as_ref(), token).await.map_err(ScimApiError::from)?;
+    let user = state.tokens.authenticate(state.operators(), token).await.map_err(ScimApiError::from)?;
     let user = user.ok_or_else(unauthorized)?;
-    state.operator_use.record(state.store.as_ref(), user.id).await;
+    state.operator_use.record(state.operators(), user.id).await;
     Ok(user)
 }
 

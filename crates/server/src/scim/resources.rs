@@ -61,7 +61,7 @@ impl Ctx {
     pub async fn render(&self, record: &ScimRecord, projection: &Projection, new_user: bool) -> ScimResult<Value> {
         let kind = record.kind;
         let members = if kind == ResourceKind::Group && projection.includes_members() {
-            let stored = self.state.store.group_members(&record.id).await?;
+            let stored = self.state.directory().group_members(&record.id).await?;
             Some(
                 stored
                     .into_iter()
@@ -83,7 +83,7 @@ impl Ctx {
             None
         };
         let groups = if kind == ResourceKind::User && !new_user && projection.includes_groups() {
-            let stored = self.state.store.groups_of(&record.id).await?;
+            let stored = self.state.directory().groups_of(&record.id).await?;
             Some(
                 stored
                     .into_iter()
@@ -272,7 +272,7 @@ pub fn list_response(total: u64, start_index: u64, resources: Vec<Value>) -> Val
 async fn run_list(ctx: &Ctx, kind: ResourceKind, params: &SearchParams) -> ScimResult<Response> {
     let projection = params.projection(kind)?;
     let query = params.list_query(kind)?;
-    let page = ctx.state.store.scim_list(kind, &query).await?;
+    let page = ctx.state.directory().scim_list(kind, &query).await?;
     let mut resources = Vec::with_capacity(page.records.len());
     for record in &page.records {
         resources.push(ctx.render(record, &projection, false).await?);
@@ -304,7 +304,7 @@ fn projection(ctx: &Ctx, kind: ResourceKind) -> ScimResult<Projection> {
 
 async fn get_one(kind: ResourceKind, ctx: Ctx, id: String) -> ScimResult<Response> {
     let projection = projection(&ctx, kind)?;
-    let record = ctx.state.store.scim_get(kind, &id).await?;
+    let record = ctx.state.directory().scim_get(kind, &id).await?;
     if let Some(tags) = ctx.headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
         let matched = tags
             .split(',')
@@ -324,7 +324,7 @@ async fn create(kind: ResourceKind, ctx: Ctx, body: Body) -> ScimResult<Response
     let projection = projection(&ctx, kind)?;
     let body = parse_body(&ctx.headers, &read_body(body).await?)?;
     let input = parse_resource(kind, &body)?;
-    let written = ctx.state.store.scim_create(kind, input, &ctx.actor).await?;
+    let written = ctx.state.directory().scim_create(kind, input, &ctx.actor).await?;
     let new_user = kind == ResourceKind::User && !written.reactivated;
     ctx.resource_response(StatusCode::CREATED, &written.record, &projection, new_user).await
 }
@@ -333,7 +333,7 @@ async fn replace(kind: ResourceKind, ctx: Ctx, id: String, body: Body) -> ScimRe
     let projection = projection(&ctx, kind)?;
     let body = parse_body(&ctx.headers, &read_body(body).await?)?;
     let input = parse_resource(kind, &body)?;
-    let written = ctx.state.store.scim_replace(kind, &id, input, if_match(&ctx.headers), &ctx.actor).await?;
+    let written = ctx.state.directory().scim_replace(kind, &id, input, if_match(&ctx.headers), &ctx.actor).await?;
     ctx.resource_response(StatusCode::OK, &written.record, &projection, false).await
 }
 
@@ -341,12 +341,12 @@ async fn patch(kind: ResourceKind, ctx: Ctx, id: String, body: Body) -> ScimResu
     let projection = projection(&ctx, kind)?;
     let body = parse_body(&ctx.headers, &read_body(body).await?)?;
     let request = parse_patch(&body)?;
-    let written = ctx.state.store.scim_patch(kind, &id, &request, if_match(&ctx.headers), &ctx.actor).await?;
+    let written = ctx.state.directory().scim_patch(kind, &id, &request, if_match(&ctx.headers), &ctx.actor).await?;
     ctx.resource_response(StatusCode::OK, &written.record, &projection, false).await
 }
 
 async fn delete(kind: ResourceKind, ctx: Ctx, id: String) -> ScimResult<Response> {
-    ctx.state.store.scim_delete(kind, &id, if_match(&ctx.headers), &ctx.actor).await?;
+    ctx.state.directory().scim_delete(kind, &id, if_match(&ctx.headers), &ctx.actor).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -420,12 +420,13 @@ pub async fn search_root(ctx: Ctx, body: Body) -> ScimResult<Response> {
     let mut resources = Vec::new();
     for (kind, mut query, projection) in plans {
         // Count this type's matches, then take the part of the page that falls in it.
-        let counted = ctx.state.store.scim_list(kind, &ListQuery { count: 0, start_index: 1, ..query.clone() }).await?;
+        let counted =
+            ctx.state.directory().scim_list(kind, &ListQuery { count: 0, start_index: 1, ..query.clone() }).await?;
         total += counted.total_results;
         if remaining > 0 && skip < counted.total_results {
             query.start_index = skip + 1;
             query.count = remaining;
-            let page = ctx.state.store.scim_list(kind, &query).await?;
+            let page = ctx.state.directory().scim_list(kind, &query).await?;
             for record in &page.records {
                 resources.push(ctx.render(record, &projection, false).await?);
             }

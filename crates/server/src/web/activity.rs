@@ -40,7 +40,7 @@ fn details(v: &Value) -> maud::Markup {
 
 pub async fn list(State(state): State<AppState>, viewer: Viewer, Query(p): Query<Params>) -> WebResult<Response> {
     let offset = p.page.saturating_mul(PER_PAGE);
-    let mut activities = state.store.list_activities(offset, PER_PAGE + 1).await?;
+    let mut activities = state.operations().list_activities(offset, PER_PAGE + 1).await?;
     let has_next = activities.len() as u64 > PER_PAGE;
     activities.truncate(PER_PAGE as usize);
     let body = html! {

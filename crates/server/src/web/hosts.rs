@@ -93,7 +93,7 @@ fn link_label(host: &Host) -> String {
 pub async fn list(State(state): State<AppState>, viewer: Viewer, uri: Uri) -> WebResult<Response> {
     let q = list_query(&uri)?;
     // The page and the count run side by side, on the list's indexed filters.
-    let (mut hosts, total) = tokio::try_join!(state.store.list_hosts(&q), state.store.count_hosts(&q))?;
+    let (mut hosts, total) = tokio::try_join!(state.hosts().list_hosts(&q), state.hosts().count_hosts(&q))?;
     let has_next = (q.page + 1) * q.per_page < total;
     hosts.truncate(q.per_page as usize);
     let pairs = filter_pairs(&q);
@@ -155,7 +155,7 @@ pub async fn export_csv(State(state): State<AppState>, _viewer: Viewer, uri: Uri
     ];
     out.write_record(header_row).map_err(|e| WebError::Internal(e.to_string()))?;
     loop {
-        let hosts = state.store.list_hosts(&q).await?;
+        let hosts = state.hosts().list_hosts(&q).await?;
         for h in &hosts {
             let u = h.end_user.as_ref();
             let record = [
@@ -252,7 +252,7 @@ fn user_card(viewer: &Viewer, host: &Host) -> Markup {
 
 pub async fn details(State(state): State<AppState>, viewer: Viewer, Path(raw): Path<String>) -> WebResult<Response> {
     let id = host_id(&raw)?;
-    let (host, history) = tokio::try_join!(state.store.get_host(id), state.store.host_history(id))?;
+    let (host, history) = tokio::try_join!(state.hosts().get_host(id), state.hosts().host_history(id))?;
     let title = host.display_name().to_string();
     let body = html! {
         p.breadcrumb { a href="/hosts" { "Hosts" } " › " (title) }
@@ -318,7 +318,7 @@ pub async fn set_idp_username(
         )));
     }
     state
-        .store
+        .hosts()
         .set_host_mapping(id, DeviceMapping { email: value.to_string(), source: MappingSource::Idp }, &actor)
         .await?;
     Ok(Redirect::to(&format!("/hosts/{id}")).into_response())
@@ -334,6 +334,6 @@ pub async fn delete_idp_username(
 ) -> WebResult<Response> {
     let actor = posted.viewer.require_write()?;
     let id = host_id(&raw)?;
-    state.store.delete_idp_mapping(id, &actor).await?;
+    state.hosts().delete_idp_mapping(id, &actor).await?;
     Ok(Redirect::to(&format!("/hosts/{id}")).into_response())
 }

@@ -144,10 +144,11 @@ async fn render(
 ) -> WebResult<Response> {
     // Requests still queued for the history are written first, so that the status is current.
     state.recorder.flush().await;
-    let history = state.store.recent_scim_requests(HISTORY).await?;
-    let users = state.store.scim_count(ResourceKind::User).await?;
-    let groups = state.store.scim_count(ResourceKind::Group).await?;
-    let api_users: Vec<ApiUser> = state.store.list_api_users().await?.into_iter().filter(|u| u.api_only).collect();
+    let history = state.operations().recent_scim_requests(HISTORY).await?;
+    let users = state.directory().scim_count(ResourceKind::User).await?;
+    let groups = state.directory().scim_count(ResourceKind::Group).await?;
+    let api_users: Vec<ApiUser> =
+        state.operators().list_api_users().await?.into_iter().filter(|u| u.api_only).collect();
     let base_url = format!("{}/api/v1/fleet/scim", origin(state, headers));
     let body = html! {
         section.card {
@@ -214,7 +215,7 @@ pub async fn create_token(
     }
     let (token, digest) = crate::auth::generate_token();
     let user = state
-        .store
+        .operators()
         .create_api_user(NewApiUser {
             name: name.to_string(),
             email: None,
@@ -238,11 +239,11 @@ pub async fn revoke_token(
     posted: Posted<Empty, AdminOnly>,
 ) -> WebResult<Response> {
     posted.viewer.require_admin()?;
-    let target = state.store.list_api_users().await?.into_iter().find(|u| u.id == id && u.api_only);
+    let target = state.operators().list_api_users().await?.into_iter().find(|u| u.id == id && u.api_only);
     let Some(target) = target else {
         return Err(WebError::NotFound);
     };
-    state.store.delete_api_user(&target.id.to_string()).await?;
+    state.operators().delete_api_user(&target.id.to_string()).await?;
     state.tokens.forget_user(target.id);
     tracing::info!(by = posted.viewer.user.id, user_id = target.id, "API-only user revoked from the web interface");
     Ok(Redirect::to(PATH).into_response())

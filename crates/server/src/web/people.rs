@@ -51,7 +51,7 @@ async fn search(
         start_index: page.saturating_mul(PER_PAGE) + 1,
         count: PER_PAGE,
     };
-    let result = state.store.scim_list(kind, &query).await?;
+    let result = state.directory().scim_list(kind, &query).await?;
     Ok((result.records, result.total_results))
 }
 
@@ -129,10 +129,10 @@ fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
 }
 
 pub async fn user(State(state): State<AppState>, viewer: Viewer, Path(id): Path<String>) -> WebResult<Response> {
-    let record = state.store.scim_get(ResourceKind::User, &id).await?;
+    let record = state.directory().scim_get(ResourceKind::User, &id).await?;
     let user_name = text(&record.doc, &["userName"]).to_string();
     let hosts_query = HostQuery { per_page: 100, idp_username: Some(user_name.clone()), ..HostQuery::default() };
-    let (groups, hosts) = tokio::try_join!(state.store.groups_of(&id), state.store.list_hosts(&hosts_query))?;
+    let (groups, hosts) = tokio::try_join!(state.directory().groups_of(&id), state.hosts().list_hosts(&hosts_query))?;
     let mut attributes = Vec::new();
     flatten("", &record.doc, &mut attributes);
     let body = html! {
@@ -209,7 +209,7 @@ pub async fn group(
     Query(p): Query<ListParams>,
 ) -> WebResult<Response> {
     let (record, members) =
-        tokio::try_join!(state.store.scim_get(ResourceKind::Group, &id), state.store.group_members(&id))?;
+        tokio::try_join!(state.directory().scim_get(ResourceKind::Group, &id), state.directory().group_members(&id))?;
     let name = text(&record.doc, &["displayName"]).to_string();
     let start = (p.page as usize).saturating_mul(MEMBERS_PER_PAGE).min(members.len());
     let shown = &members[start..(start + MEMBERS_PER_PAGE).min(members.len())];

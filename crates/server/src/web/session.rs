@@ -135,16 +135,16 @@ impl FromRequestParts<AppState> for Viewer {
         let sign_in = || WebError::SignIn { next: next.clone() };
         let token = cookie(&parts.headers, SESSION_COOKIE).ok_or_else(sign_in)?;
         let digest = digest_token(token);
-        let session = state.store.web_session(digest).await?.ok_or_else(sign_in)?;
+        let session = state.web_sessions().web_session(digest).await?.ok_or_else(sign_in)?;
         let now = Utc::now();
         if !session.is_live(now) {
-            state.store.delete_web_session(digest).await?;
+            state.web_sessions().delete_web_session(digest).await?;
             return Err(sign_in());
         }
         if now - session.last_seen_at >= TOUCH_EVERY {
-            state.store.touch_web_session(digest, now).await?;
+            state.web_sessions().touch_web_session(digest, now).await?;
         }
-        state.operator_use.record(state.store.as_ref(), session.user.id).await;
+        state.operator_use.record(state.operators(), session.user.id).await;
         Ok(Viewer { user: session.user, csrf_token: session.csrf_token, digest })
     }
 }
@@ -269,7 +269,7 @@ pub async fn start_session(state: &AppState, user: &ApiUser) -> WebResult<String
     let (csrf_token, _) = generate_token();
     let now = Utc::now();
     state
-        .store
+        .web_sessions()
         .create_web_session(NewWebSession {
             digest,
             user_id: user.id,
@@ -278,7 +278,8 @@ pub async fn start_session(state: &AppState, user: &ApiUser) -> WebResult<String
             expires_at: now + SESSION_MAX_AGE,
         })
         .await?;
-    let _ = state.store.delete_expired_web_sessions(now, now - custodian_domain::web::SESSION_IDLE_TIMEOUT).await;
+    let _ =
+        state.web_sessions().delete_expired_web_sessions(now, now - custodian_domain::web::SESSION_IDLE_TIMEOUT).await;
     Ok(set_cookie(state, SESSION_COOKIE, &token, SESSION_MAX_AGE.num_seconds()))
 }
 

@@ -71,7 +71,7 @@ pub async fn login_page(
     Query(q): Query<NextParam>,
 ) -> WebResult<Response> {
     let (csrf, cookie) = pre_session_token(&state, &headers);
-    let setup_open = !state.store.has_password_admin().await?;
+    let setup_open = !state.operators().has_password_admin().await?;
     let next = safe_next(q.next.as_deref());
     let page = bare_page("Sign in", login_form(&csrf, "", next, None, setup_open));
     Ok(with_cookie(page.into_response(), cookie))
@@ -90,7 +90,7 @@ pub async fn login_submit(
     PreSessionForm(form): PreSessionForm<LoginForm>,
 ) -> WebResult<Response> {
     let started = Instant::now();
-    let found = state.store.password_user_by_email(&form.email).await?;
+    let found = state.operators().password_user_by_email(&form.email).await?;
     // An unknown email is verified against a dummy hash: the same work, the same time.
     let (hash, user) = match found {
         Some(p) => (p.password_hash, Some(p.user)),
@@ -101,7 +101,7 @@ pub async fn login_submit(
         let cookie = start_session(&state, &user).await?;
         // A session cookie the browser may still hold is ended: no session fixation.
         if let Some(old) = session::cookie(&headers, SESSION_COOKIE) {
-            state.store.delete_web_session(crate::auth::digest_token(old)).await?;
+            state.web_sessions().delete_web_session(crate::auth::digest_token(old)).await?;
         }
         tracing::info!(user_id = user.id, "signed in to the web interface");
         let response = Redirect::to(safe_next(form.next.as_deref())).into_response();
@@ -113,7 +113,7 @@ pub async fn login_submit(
     // A fixed delay from the start of the request, whatever failed.
     tokio::time::sleep_until((started + state.config.sign_in_failure_delay).into()).await;
     let (csrf, cookie) = pre_session_token(&state, &headers);
-    let setup_open = !state.store.has_password_admin().await?;
+    let setup_open = !state.operators().has_password_admin().await?;
     let next = safe_next(form.next.as_deref());
     let page = bare_page("Sign in", login_form(&csrf, &form.email, next, Some(WRONG_CREDENTIALS), setup_open));
     Ok(with_cookie((StatusCode::UNAUTHORIZED, page).into_response(), cookie))
@@ -124,7 +124,7 @@ pub struct Empty {}
 
 /// Sign-out: the session row is deleted, so the cookie is worthless everywhere.
 pub async fn logout(State(state): State<AppState>, posted: Posted<Empty>) -> WebResult<Response> {
-    state.store.delete_web_session(posted.viewer.session_digest()).await?;
+    state.web_sessions().delete_web_session(posted.viewer.session_digest()).await?;
     let response = Redirect::to("/login").into_response();
     Ok(with_cookie(response, Some(session::clear_cookie(&state, SESSION_COOKIE))))
 }
@@ -147,7 +147,7 @@ fn setup_form(csrf: &str, name: &str, email: &str, error: Option<&str>) -> Marku
 }
 
 pub async fn setup_page(State(state): State<AppState>, headers: HeaderMap) -> WebResult<Response> {
-    if state.store.has_password_admin().await? {
+    if state.operators().has_password_admin().await? {
         return Err(WebError::NotFound);
     }
     let (csrf, cookie) = pre_session_token(&state, &headers);
@@ -167,7 +167,7 @@ pub async fn setup_submit(
     headers: HeaderMap,
     PreSessionForm(form): PreSessionForm<SetupForm>,
 ) -> WebResult<Response> {
-    if state.store.has_password_admin().await? {
+    if state.operators().has_password_admin().await? {
         return Err(WebError::NotFound);
     }
     let name = form.name.trim();
@@ -188,7 +188,7 @@ pub async fn setup_submit(
     }
     let password_hash = passwords::hash(form.password).await?;
     let user = state
-        .store
+        .operators()
         .create_first_admin(NewPasswordUser {
             name: name.to_string(),
             email: email.to_string(),
