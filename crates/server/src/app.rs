@@ -12,7 +12,7 @@ use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use custodian_domain::{Directory, HostInventory, Labels, Operations, Operators, Store, WebSessions, Webhooks};
+use custodian_domain::{Operations, Store, Webhooks};
 use serde_json::json;
 use tower::util::MapRequestLayer;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -23,99 +23,7 @@ use tracing::Level;
 
 use crate::recorder::RequestRecorder;
 use crate::routes::Routes;
-
-/// Settings of a running server that handlers need.
-#[derive(Debug, Clone)]
-pub struct AppConfig {
-    /// The URL at which clients reach Custodian, when a proxy stands in front of it.
-    pub public_url: Option<String>,
-    /// How long a failed web sign-in takes, whatever failed (no hint by timing).
-    pub sign_in_failure_delay: Duration,
-    /// Where offboarding events are POSTed; without it they are recorded, not sent.
-    pub offboarding_webhook: Option<crate::webhooks::WebhookConfig>,
-    /// Rate limits, timeouts and the cap on requests in flight.
-    pub limits: crate::limits::Limits,
-    /// Custodian terminates TLS itself (`serve --tls-cert-file`).
-    pub serves_https: bool,
-}
-
-impl AppConfig {
-    /// Whether clients reach Custodian over https: as the public URL says when there is
-    /// one, else as Custodian serves. Decides HSTS and `Secure` cookies.
-    pub fn is_https(&self) -> bool {
-        match &self.public_url {
-            Some(url) => url.starts_with("https://"),
-            None => self.serves_https,
-        }
-    }
-
-    /// `scheme://host` of a request when no public URL is configured: over Custodian's
-    /// own TLS the scheme is known, and no proxy's header can change it; otherwise a
-    /// proxy's `X-Forwarded-Proto` (http or https) says it.
-    pub fn request_origin(&self, headers: &axum::http::HeaderMap) -> String {
-        let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-        let proto = if self.serves_https {
-            "https"
-        } else {
-            headers
-                .get("x-forwarded-proto")
-                .and_then(|h| h.to_str().ok())
-                .filter(|p| *p == "https" || *p == "http")
-                .unwrap_or("http")
-        };
-        format!("{proto}://{host}")
-    }
-}
-
-impl Default for AppConfig {
-    fn default() -> Self {
-        AppConfig {
-            public_url: None,
-            sign_in_failure_delay: Duration::from_secs(1),
-            offboarding_webhook: None,
-            limits: crate::limits::Limits::default(),
-            serves_https: false,
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct AppState {
-    /// Reached through the accessors below, each of which names the one part of the
-    /// store a handler uses.
-    store: Arc<dyn Store>,
-    /// Which operator a token belongs to, remembered for a few seconds.
-    pub tokens: Arc<crate::auth::TokenCache>,
-    /// When each operator last used Custodian, written at most once a minute.
-    pub operator_use: Arc<crate::auth::OperatorUse>,
-    pub recorder: RequestRecorder,
-    pub config: Arc<AppConfig>,
-    pub metrics: Arc<crate::metrics::Metrics>,
-}
-
-impl AppState {
-    pub fn operations(&self) -> &dyn Operations {
-        &*self.store
-    }
-    pub fn operators(&self) -> &dyn Operators {
-        &*self.store
-    }
-    pub fn directory(&self) -> &dyn Directory {
-        &*self.store
-    }
-    pub fn hosts(&self) -> &dyn HostInventory {
-        &*self.store
-    }
-    pub fn labels(&self) -> &dyn Labels {
-        &*self.store
-    }
-    pub fn webhooks(&self) -> &dyn Webhooks {
-        &*self.store
-    }
-    pub fn web_sessions(&self) -> &dyn WebSessions {
-        &*self.store
-    }
-}
+pub use crate::state::{AppConfig, AppState};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -124,11 +32,9 @@ pub const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The router of every surface, and the path templates of its routes.
 pub fn router(state: AppState) -> (Router, Vec<String>) {
-    let mut routes = Routes::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(crate::metrics::serve));
-    for mount in crate::scim::MOUNTS {
+    let mut routes =
+        Routes::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(metrics));
+    for mount in crate::surfaces::MOUNTS {
         routes = routes.nest(mount, crate::scim::router(state.clone()));
     }
     let (router, templates) = routes.merge(crate::api::router()).merge(crate::web::router()).into_parts();
@@ -160,9 +66,6 @@ async fn no_route(uri: axum::http::Uri) -> Response {
     let kind = crate::errors::route_kind(uri.path());
     crate::errors::error_response(kind, StatusCode::NOT_FOUND, "There is nothing at this address")
 }
-
-/// How long a request may take before it is answered 408.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The layers every route gets: request id, metrics, trace span, timeout, and a 500 for
 /// a panic. Each wraps the routes (and the fallback), so the matched route template is
@@ -221,6 +124,11 @@ fn drop_unfit_request_id(mut request: Request<Body>) -> Request<Body> {
     request
 }
 
+/// `GET /metrics`.
+async fn metrics(State(state): State<AppState>) -> Response {
+    crate::metrics::serve(&state.metrics, state.webhooks(), state.operations()).await
+}
+
 async fn healthz() -> &'static str {
     "ok"
 }
@@ -269,15 +177,7 @@ impl App {
         let (recorder, recorder_task) = RequestRecorder::start(store.clone() as Arc<dyn Operations>);
         let webhook_task =
             config.offboarding_webhook.clone().map(|c| crate::webhooks::start(store.clone() as Arc<dyn Webhooks>, c));
-        let tokens = Arc::new(crate::auth::TokenCache::new(store.is_shared()));
-        let state = AppState {
-            store,
-            tokens,
-            operator_use: Arc::default(),
-            recorder,
-            config: Arc::new(config),
-            metrics: Arc::default(),
-        };
+        let state = AppState::new(store, config, recorder);
         let (router, route_templates) = router(state.clone());
         App { router, state, route_templates, recorder_task, webhook_task }
     }

@@ -9,43 +9,22 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use custodian_scim::ScimError;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use crate::api::ApiError;
-use crate::scim::{MOUNTS, ScimApiError};
-
-/// Which surface a path belongs to, and so which error body it answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RouteKind {
-    Scim,
-    Api,
-    Web,
-}
-
-/// The kind of a request path: SCIM under a SCIM mount point (but for the JSON API's
-/// SCIM status routes beside it), JSON API under `/api/`, else the web interface.
-pub fn route_kind(path: &str) -> RouteKind {
-    let under = |prefix: &str| path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
-    let api_status_page = crate::api::PREFIXES
-        .iter()
-        .any(|prefix| path.strip_prefix(prefix).is_some_and(|rest| crate::api::SCIM_STATUS_ROUTES.contains(&rest)));
-    if MOUNTS.iter().any(|m| under(m)) && !api_status_page {
-        RouteKind::Scim
-    } else if under("/api") {
-        RouteKind::Api
-    } else {
-        RouteKind::Web
-    }
-}
+use crate::input::is_readable_percent_encoded;
+pub use crate::surfaces::{RouteKind, route_kind};
+use crate::surfaces::{SCIM_CONTENT_TYPE, scim_json};
 
 /// An error response of the route's kind. 429 and 503 carry `Retry-After: 1` (a rate
 /// limiter with a better estimate overwrites it).
 pub fn error_response(kind: RouteKind, status: StatusCode, message: &str) -> Response {
     let mut response = match kind {
-        RouteKind::Scim => ScimApiError(ScimError::new(status.as_u16(), None, message)).into_response(),
-        RouteKind::Api => ApiError::new(status, message).into_response(),
+        RouteKind::Scim => scim_error_response(ScimError::new(status.as_u16(), None, message)),
+        RouteKind::Api => api_error_response(status, message.to_string(), Vec::new()),
         RouteKind::Web => {
             let title = status.canonical_reason().unwrap_or("Error");
-            (status, crate::web::layout::error_page(title, message)).into_response()
+            (status, crate::web::bare::error_page(title, message)).into_response()
         }
     };
     if matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE) {
@@ -54,15 +33,51 @@ pub fn error_response(kind: RouteKind, status: StatusCode, message: &str) -> Res
     response
 }
 
-/// Whether a body read failed because the client stalled (the request body timeout).
-pub fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
-    std::iter::successors(Some(error), |e| e.source()).any(|e| e.is::<tower_http::timeout::TimeoutError>())
+/// The detail of a failed SCIM request, carried in the response so that the recorder
+/// can keep it in the connection history.
+#[derive(Debug, Clone)]
+pub struct ErrorDetail(pub String);
+
+/// A SCIM error as RFC 7644 §3.12 shapes it, with the media type, the bearer challenge
+/// on 401 and `Retry-After` on 429 and 503.
+pub fn scim_error_response(error: ScimError) -> Response {
+    let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = scim_json(status, &error.to_json());
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"custodian\""));
+    }
+    if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
+        // Okta and Entra back off and retry on 429 and 503 with Retry-After (a rate
+        // limiter sets its own wait in place of this second).
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response.extensions_mut().insert(ErrorDetail(error.detail));
+    response
 }
 
-/// Whether percent-encoded text (a path, a query string, a form body) decodes to UTF-8
-/// without NUL. Text without escapes is checked in place, without a copy.
-pub fn is_readable_percent_encoded(raw: &[u8]) -> bool {
-    percent_encoding::percent_decode(raw).decode_utf8().is_ok_and(|s| !s.contains('\0'))
+/// The body of every JSON API error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub message: String,
+    pub errors: Vec<FieldError>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FieldError {
+    pub name: String,
+    pub reason: String,
+}
+
+/// A JSON API error: `{"message", "errors": [{"name", "reason"}]}`, with the bearer
+/// challenge on 401.
+pub fn api_error_response(status: StatusCode, message: String, errors: Vec<(String, String)>) -> Response {
+    let body =
+        ErrorBody { message, errors: errors.into_iter().map(|(name, reason)| FieldError { name, reason }).collect() };
+    let mut response = (status, axum::Json(body)).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"custodian\""));
+    }
+    response
 }
 
 /// Refuses a request whose path or query string, once percent-decoded, is not UTF-8 or
@@ -123,7 +138,7 @@ fn has_body_of_kind(response: &Response, kind: RouteKind) -> bool {
         response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     let media = content_type.split(';').next().unwrap_or("").trim();
     match kind {
-        RouteKind::Scim => media == crate::scim::SCIM_CONTENT_TYPE,
+        RouteKind::Scim => media == SCIM_CONTENT_TYPE,
         RouteKind::Api => media == "application/json",
         RouteKind::Web => media == "text/html",
     }
@@ -174,31 +189,6 @@ pub async fn security_headers(hsts: bool, request: Request, next: Next) -> Respo
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percent_encoded_text_must_decode_to_utf8_without_nul() {
-        assert!(is_readable_percent_encoded(b"/hosts/42?query=jos%C3%A9&page=2"));
-        assert!(is_readable_percent_encoded(b"name=a+b&csrf_token=x"));
-        assert!(!is_readable_percent_encoded(b"/hosts/%FF%FE"));
-        assert!(!is_readable_percent_encoded(b"a=%C3&b=%A9"), "a sequence split by '&' is not UTF-8");
-        assert!(!is_readable_percent_encoded(b"idp_username=a%00b"));
-        assert!(!is_readable_percent_encoded(b"raw\0nul"));
-    }
-
-    #[test]
-    fn paths_are_classified_by_their_mount_point() {
-        assert_eq!(route_kind("/scim/v2/Users"), RouteKind::Scim);
-        assert_eq!(route_kind("/api/v1/fleet/scim/Users/x"), RouteKind::Scim);
-        assert_eq!(route_kind("/api/latest/fleet/scim"), RouteKind::Scim);
-        assert_eq!(route_kind("/api/v1/fleet/scim/details"), RouteKind::Api);
-        assert_eq!(route_kind("/api/latest/fleet/scim/requests"), RouteKind::Api);
-        assert_eq!(route_kind("/api/v1/fleet/scimx"), RouteKind::Api);
-        assert_eq!(route_kind("/api/v1/fleet/hosts/1"), RouteKind::Api);
-        assert_eq!(route_kind("/api"), RouteKind::Api);
-        assert_eq!(route_kind("/apix"), RouteKind::Web);
-        assert_eq!(route_kind("/hosts/1"), RouteKind::Web);
-        assert_eq!(route_kind("/"), RouteKind::Web);
-    }
 
     #[tokio::test]
     #[allow(clippy::unwrap_used)]

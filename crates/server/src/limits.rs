@@ -24,6 +24,9 @@ use tokio::sync::Semaphore;
 
 use crate::errors::{RouteKind, error_response, route_kind};
 
+/// How long a request may take before it is answered 408.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The largest header block accepted (names, values and their separators), the largest
 /// single header value and the most headers; beyond any, 431.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
@@ -81,7 +84,7 @@ impl Default for Limits {
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             body_timeout: DEFAULT_BODY_TIMEOUT,
-            request_timeout: crate::app::REQUEST_TIMEOUT,
+            request_timeout: REQUEST_TIMEOUT,
         }
     }
 }
@@ -209,7 +212,7 @@ pub async fn body_timeout(State(guard): State<Arc<Guard>>, request: Request, nex
     let flag = stalled.clone();
     let (parts, body) = request.into_parts();
     let body = tower_http::timeout::TimeoutBody::new(guard.body_timeout, body).map_err(move |e| {
-        if crate::errors::is_body_timeout(e.as_ref()) {
+        if crate::input::is_body_timeout(e.as_ref()) {
             flag.store(true, Ordering::Relaxed);
         }
         e

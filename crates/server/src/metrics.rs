@@ -13,15 +13,13 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use custodian_domain::PoolStats;
+use custodian_domain::{Operations, PoolStats, Webhooks};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-
-use crate::app::AppState;
 
 /// The content type of the OpenMetrics text format (Prometheus asks for it).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -170,13 +168,13 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
     response
 }
 
-/// `GET /metrics`: no token (Prometheus scrapes it) and no personal data.
-pub async fn serve(State(state): State<AppState>) -> Response {
-    match state.webhooks().webhook_backlog().await {
-        Ok(n) => state.metrics.set_webhook_backlog(n),
+/// The answer of `GET /metrics`: no token (Prometheus scrapes it) and no personal data.
+pub async fn serve(metrics: &Metrics, webhooks: &dyn Webhooks, operations: &dyn Operations) -> Response {
+    match webhooks.webhook_backlog().await {
+        Ok(n) => metrics.set_webhook_backlog(n),
         Err(e) => tracing::warn!(error = %e, "reading the webhook backlog for the metrics failed"),
     }
-    match state.metrics.encode(state.operations().pool_stats()) {
+    match metrics.encode(operations.pool_stats()) {
         Ok(body) => {
             let mut response = (StatusCode::OK, body).into_response();
             response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
@@ -252,12 +250,12 @@ fn contains_word(haystack: &str, needle: &str) -> bool {
 /// under one (`raw_path` is read only then).
 fn scim_operation(method: &Method, route: Option<&str>, raw_path: &str) -> Option<(&'static str, &'static str)> {
     let Some(route) = route else {
-        let under_mount = crate::scim::MOUNTS
+        let under_mount = crate::surfaces::MOUNTS
             .iter()
             .any(|m| raw_path.strip_prefix(m).is_some_and(|rest| rest.is_empty() || rest.starts_with('/')));
         return under_mount.then_some(("unknown", "unknown"));
     };
-    let path = crate::scim::MOUNTS.iter().find_map(|m| route.strip_prefix(m))?;
+    let path = crate::surfaces::MOUNTS.iter().find_map(|m| route.strip_prefix(m))?;
     let resource = match path {
         "/Users" | "/Users/{id}" | "/Users/.search" => "Users",
         "/Groups" | "/Groups/{id}" | "/Groups/.search" => "Groups",

@@ -7,12 +7,14 @@
 
 use std::fmt::Display;
 
-use custodian_domain::{StoreError, StoreResult};
+use custodian_domain::StoreResult;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{ColumnIndex, Database, Postgres, Row as _, Sqlite, Transaction};
+
+use crate::error::db_err;
 
 /// The SQL dialect a connection speaks: the few places where the text must differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -437,29 +439,6 @@ impl Conn {
     }
 }
 
-/// A database error as the store reports it. On PostgreSQL, deadlocks and serialization
-/// failures are the database asking for a retry, and text with a NUL character (which
-/// it cannot store) is the client's error.
-pub fn db_err(e: sqlx::Error) -> StoreError {
-    if let sqlx::Error::Database(d) = &e
-        && d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some()
-    {
-        match d.code().as_deref() {
-            Some("40001" | "40P01") => return StoreError::Contention(d.message().to_string()),
-            Some("22021") => {
-                return custodian_scim::ScimError::invalid_value("text must not contain NUL (U+0000) characters")
-                    .into();
-            }
-            _ => {}
-        }
-    }
-    StoreError::Database(e.to_string())
-}
-
-pub fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
-}
-
 /// The pools a store opens connections from: what each backend's write, read and
 /// snapshot are (SQLite: one writer connection, `BEGIN IMMEDIATE`, readers beside it;
 /// PostgreSQL: one pool, READ COMMITTED writes and REPEATABLE READ snapshots, each
@@ -477,7 +456,9 @@ impl Db {
             Db::Sqlite { write, .. } => {
                 Conn::Sqlite(Handle::Tx(write.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?))
             }
-            Db::Postgres(pool) => Conn::Postgres(Handle::Tx(crate::postgres::begin(pool, None).await.map_err(db_err)?)),
+            Db::Postgres(pool) => {
+                Conn::Postgres(Handle::Tx(crate::postgres::tx::begin(pool, None).await.map_err(db_err)?))
+            }
         })
     }
 
@@ -494,7 +475,9 @@ impl Db {
         Ok(match self {
             Db::Sqlite { read, .. } => Conn::Sqlite(Handle::Tx(read.begin().await.map_err(db_err)?)),
             Db::Postgres(pool) => Conn::Postgres(Handle::Tx(
-                crate::postgres::begin(pool, Some(crate::postgres::READ_ONLY_SNAPSHOT)).await.map_err(db_err)?,
+                crate::postgres::tx::begin(pool, Some(crate::postgres::tx::READ_ONLY_SNAPSHOT))
+                    .await
+                    .map_err(db_err)?,
             )),
         })
     }

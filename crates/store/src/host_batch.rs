@@ -10,7 +10,8 @@ use custodian_domain::hosts::{Actor, DeviceMapping, HostInput, LinkCause, LinkSt
 use custodian_domain::{StoreError, StoreResult};
 use serde_json::{Value, json};
 
-use crate::db::{Conn, Sql, db_err, is_unique_violation};
+use crate::db::{Conn, Sql};
+use crate::error::{db_err, is_unique_violation};
 use crate::rows::{self, Candidate};
 
 /// Rows per multi-row statement: within SQLite's limit of 32,766 bound values (and

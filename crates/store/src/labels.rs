@@ -6,7 +6,8 @@ use custodian_domain::labels::{Criteria, Label, LabelChange, LabelRef, NewLabel,
 use custodian_domain::{StoreError, StoreResult};
 use serde_json::json;
 
-use crate::db::{Conn, Db, Sql, db_err, is_unique_violation};
+use crate::db::{Conn, Db, Sql};
+use crate::error::{db_err, is_unique_violation};
 use crate::host_sql::push_labels_of_host;
 use crate::linking::record_activity;
 use crate::outbox::{self, LABEL_COLUMNS, label_norm};

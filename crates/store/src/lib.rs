@@ -4,6 +4,7 @@
 mod access;
 mod common;
 mod db;
+mod error;
 mod host_batch;
 mod host_sql;
 mod hosts;
@@ -20,6 +21,7 @@ pub mod sql_filter;
 pub mod sqlite;
 mod store;
 mod time;
+mod url;
 mod web;
 mod webhooks;
 
@@ -31,6 +33,7 @@ pub use postgres::PgStore;
 pub use schema::MigrateMode;
 pub use sqlite::SqliteStore;
 pub use store::SqlStore;
+pub use url::{describe_url, redact_url, sqlite_file};
 
 /// How to open a database.
 #[derive(Debug, Clone, Copy, Default)]
@@ -63,46 +66,5 @@ pub async fn open(url: &str, options: OpenOptions) -> Result<Arc<dyn Store>, Sto
             "unsupported database URL scheme in '{}': expected sqlite:// or postgres://",
             redact_url(url)
         )))
-    }
-}
-
-/// The file a `sqlite:` URL names, made absolute against the working directory.
-pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
-    use std::str::FromStr;
-    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
-    std::path::absolute(options.get_filename()).ok()
-}
-
-/// How a command names its database to the operator: a SQLite URL with its absolute
-/// path (a relative one depends on the working directory), any password redacted.
-pub fn describe_url(url: &str) -> String {
-    match url.starts_with("sqlite:").then(|| sqlite_file(url)).flatten() {
-        Some(file) => format!("sqlite://{}", file.display()),
-        None => redact_url(url),
-    }
-}
-
-/// A database URL with any password replaced, fit for logs and error messages.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redacts_passwords_in_database_urls() {
-        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
-        assert_eq!(redact_url("sqlite://data/c.db"), "sqlite://data/c.db");
     }
 }

@@ -17,7 +17,8 @@ use crate::common::{
     RECORD_COLUMNS, active_of, changed_identities, check_precondition, identities_of_user, kind_of, member_kind,
     name_taken, reactivates, unique_norm,
 };
-use crate::db::{Conn, Db, Dialect, Sql, db_err, is_unique_violation};
+use crate::db::{Conn, Db, Dialect, Sql};
+use crate::error::{db_err, is_unique_violation};
 use crate::index::index_rows;
 use crate::linking::{relink_host, rematch_identities, unlink_deleted_user};
 use crate::rows;

@@ -6,7 +6,7 @@
 use std::future::Future;
 
 use crate::db::{Db, Sql};
-use crate::sqlite::Local;
+use crate::sqlite::local::Local;
 
 /// A Custodian store on SQLite or PostgreSQL (`SqliteStore::open`, `PgStore::open`).
 pub struct SqlStore {
@@ -28,7 +28,7 @@ impl SqlStore {
                 let mut op = op;
                 op().await
             }
-            Db::Postgres(_) => crate::postgres::retry(op).await,
+            Db::Postgres(_) => crate::postgres::tx::retry(op).await,
         }
     }
 

@@ -6,7 +6,8 @@ use custodian_domain::web::{NewPasswordUser, NewWebSession, PasswordUser, WebSes
 use custodian_domain::{ApiUser, Role, StoreError, StoreResult, TokenDigest};
 
 use crate::common::{JOINED_USER_COLUMNS, USER_COLUMNS};
-use crate::db::{Conn, Db, Sql, db_err, is_unique_violation};
+use crate::db::{Conn, Db, Sql};
+use crate::error::{db_err, is_unique_violation};
 use crate::rows;
 use crate::time;
 

@@ -7,10 +7,10 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::ApiResult;
+use super::error::ApiResult;
 use super::extract::{Operator, PAGE, QueryKind, QueryParam, Validation};
-use crate::app::AppState;
 use crate::query::QueryParams;
+use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ActivityBody {
@@ -49,7 +49,7 @@ crate::query_params!(ActivityParams = [PAGE, PER_PAGE]);
 
 #[utoipa::path(get, path = "/api/v1/fleet/activities", tag = "activities", operation_id = "list_activities",
     params(ActivityParams),
-    responses((status = 200, body = ActivitiesResponse), (status = 422, body = super::ErrorBody)))]
+    responses((status = 200, body = ActivitiesResponse), (status = 422, body = crate::errors::ErrorBody)))]
 pub async fn list(State(state): State<AppState>, _op: Operator, uri: Uri) -> ApiResult<Json<ActivitiesResponse>> {
     let params = QueryParams::parse(uri.query());
     let mut v = Validation::default();

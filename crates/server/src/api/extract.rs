@@ -2,6 +2,8 @@
 //! parameters, each failing with an `ApiError` that names what was wrong.
 
 use axum::body::{Body, Bytes};
+
+use crate::input::BodyError;
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -9,9 +11,9 @@ use custodian_domain::ApiUser;
 use custodian_domain::hosts::Actor;
 use serde_json::Value;
 
-use super::ApiError;
-use crate::app::AppState;
+use super::error::{ApiError, ApiResult};
 use crate::query::QueryParams;
+use crate::state::AppState;
 
 /// The operator behind a request's bearer token, whatever its role.
 pub struct Operator(pub ApiUser);
@@ -20,7 +22,7 @@ impl FromRequestParts<AppState> for Operator {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        super::authenticate(state, &parts.headers).await.map(Operator)
+        authenticate(state, &parts.headers).await.map(Operator)
     }
 }
 
@@ -36,11 +38,24 @@ impl Operator {
     }
 }
 
+/// The operator a request's bearer token belongs to, whatever its role.
+pub async fn authenticate(state: &AppState, headers: &axum::http::HeaderMap) -> ApiResult<ApiUser> {
+    let token = crate::auth::bearer_token(headers).ok_or_else(ApiError::unauthorized)?;
+    let user = state.tokens.authenticate(state.operators(), token).await?.ok_or_else(ApiError::unauthorized)?;
+    state.operator_use.record(state.operators(), user.id).await;
+    Ok(user)
+}
+
 /// Reads a JSON object body of at most `limit` bytes.
 pub async fn json_body(body: Body, limit: usize) -> Result<Value, ApiError> {
-    let bytes: Bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large")
-            .with_error("body", format!("at most {limit} bytes are accepted"))
+    let bytes: Bytes = crate::input::read_body(body, limit).await.map_err(|e| match e {
+        BodyError::TimedOut => ApiError::new(StatusCode::REQUEST_TIMEOUT, "The request body was not received in time")
+            .with_error("body", "the client stopped sending it"),
+        BodyError::TooLarge { limit } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large")
+            .with_error("body", format!("at most {limit} bytes are accepted")),
+        BodyError::Unreadable => {
+            ApiError::new(StatusCode::BAD_REQUEST, "Malformed request body").with_error("body", "it could not be read")
+        }
     })?;
     let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::new(StatusCode::BAD_REQUEST, "Malformed JSON").with_error("body", format!("not valid JSON: {e}"))

@@ -16,13 +16,13 @@ use utoipa::ToSchema;
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, SchemaType, Type};
 use utoipa::openapi::{RefOr, Schema};
 
+use super::error::{ApiError, ApiResult};
 use super::extract::{Operator, PAGE, QueryKind, QueryParam, Validation, host_id, json_body, or_list};
 use super::schema::{TextRule, any, array_of, object, or_null, text, word};
-use super::{ApiError, ApiResult};
-use crate::app::AppState;
 use crate::built_schema;
 use crate::query::QueryParams;
 use crate::query_params;
+use crate::state::AppState;
 
 /// The most hosts one batch request may carry.
 pub const MAX_BATCH: usize = 10_000;
@@ -266,11 +266,7 @@ pub struct HistoryResponse {
     pub history: Vec<OwnershipBody>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct FieldError {
-    pub name: String,
-    pub reason: String,
-}
+pub use crate::errors::FieldError;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BatchHostResult {
@@ -523,7 +519,7 @@ fn path_id(path: Result<Path<String>, PathRejection>) -> ApiResult<i64> {
 #[utoipa::path(post, path = "/api/v1/fleet/hosts", tag = "hosts",
     request_body(content = inline(HostInputSchema)),
     responses((status = 201, body = HostResponse, description = "Created"), (status = 200, body = HostResponse, description = "Updated"),
-               (status = 422, body = super::ErrorBody)))]
+               (status = 422, body = crate::errors::ErrorBody)))]
 pub async fn upsert(State(state): State<AppState>, op: Operator, body: Body) -> ApiResult<Response> {
     let actor = op.require_write()?;
     let value = json_body(body, MAX_BODY).await?;
@@ -547,7 +543,7 @@ pub async fn upsert(State(state): State<AppState>, op: Operator, body: Body) -> 
 /// ones are rejected one by one with their reasons, the rest applied.
 #[utoipa::path(post, path = "/api/v1/fleet/hosts/batch", tag = "hosts",
     request_body(content = inline(BatchSchema)),
-    responses((status = 200, body = BatchResponse), (status = 422, body = super::ErrorBody)))]
+    responses((status = 200, body = BatchResponse), (status = 422, body = crate::errors::ErrorBody)))]
 pub async fn batch(State(state): State<AppState>, op: Operator, body: Body) -> ApiResult<Json<BatchResponse>> {
     let actor = op.require_write()?;
     let value = json_body(body, MAX_BODY).await?;
@@ -635,7 +631,7 @@ pub fn host_query(uri: &Uri) -> ApiResult<HostQuery> {
 
 #[utoipa::path(get, path = "/api/v1/fleet/hosts", tag = "hosts", operation_id = "list_hosts",
     params(HostListParams),
-    responses((status = 200, body = HostListResponse), (status = 422, body = super::ErrorBody)))]
+    responses((status = 200, body = HostListResponse), (status = 422, body = crate::errors::ErrorBody)))]
 pub async fn list(State(state): State<AppState>, _op: Operator, uri: Uri) -> ApiResult<Json<HostListResponse>> {
     let query = host_query(&uri)?;
     let hosts = state.hosts().list_hosts(&query).await?;
@@ -644,14 +640,14 @@ pub async fn list(State(state): State<AppState>, _op: Operator, uri: Uri) -> Api
 
 #[utoipa::path(get, path = "/api/v1/fleet/hosts/count", tag = "hosts",
     params(HostListParams),
-    responses((status = 200, body = CountResponse), (status = 422, body = super::ErrorBody)))]
+    responses((status = 200, body = CountResponse), (status = 422, body = crate::errors::ErrorBody)))]
 pub async fn count(State(state): State<AppState>, _op: Operator, uri: Uri) -> ApiResult<Json<CountResponse>> {
     let query = host_query(&uri)?;
     Ok(Json(CountResponse { count: state.hosts().count_hosts(&query).await? }))
 }
 
 #[utoipa::path(get, path = "/api/v1/fleet/hosts/{id}", tag = "hosts", params(("id" = i64, Path, minimum = 1)),
-    responses((status = 200, body = HostResponse), (status = 404, body = super::ErrorBody)))]
+    responses((status = 200, body = HostResponse), (status = 404, body = crate::errors::ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     _op: Operator,
@@ -681,7 +677,7 @@ async fn details(state: &AppState, host: &Host) -> ApiResult<Json<HostResponse>>
 
 #[utoipa::path(get, path = "/api/v1/fleet/hosts/identifier/{identifier}", tag = "hosts",
     params(("identifier" = String, Path, description = "uuid, hardware serial or hostname")),
-    responses((status = 200, body = HostResponse), (status = 404, body = super::ErrorBody)))]
+    responses((status = 200, body = HostResponse), (status = 404, body = crate::errors::ErrorBody)))]
 pub async fn get_by_identifier(
     State(state): State<AppState>,
     _op: Operator,
@@ -695,7 +691,7 @@ pub async fn get_by_identifier(
 }
 
 #[utoipa::path(delete, path = "/api/v1/fleet/hosts/{id}", tag = "hosts", params(("id" = i64, Path, minimum = 1)),
-    responses((status = 200, body = DeletedResponse), (status = 404, body = super::ErrorBody)))]
+    responses((status = 200, body = DeletedResponse), (status = 404, body = crate::errors::ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
     op: Operator,
@@ -715,7 +711,7 @@ fn mapping_response(host: &Host) -> DeviceMappingResponse {
 }
 
 #[utoipa::path(get, path = "/api/v1/fleet/hosts/{id}/device_mapping", tag = "hosts", params(("id" = i64, Path, minimum = 1)),
-    responses((status = 200, body = DeviceMappingResponse), (status = 404, body = super::ErrorBody)))]
+    responses((status = 200, body = DeviceMappingResponse), (status = 404, body = crate::errors::ErrorBody)))]
 pub async fn get_mapping(
     State(state): State<AppState>,
     _op: Operator,
@@ -729,8 +725,8 @@ pub async fn get_mapping(
 /// mapping that matches no IdP user is kept, and the answer's `idp_link` says so.
 #[utoipa::path(put, path = "/api/v1/fleet/hosts/{id}/device_mapping", tag = "hosts", params(("id" = i64, Path, minimum = 1)),
     request_body(content = inline(MappingSchema)),
-    responses((status = 200, body = DeviceMappingResponse), (status = 404, body = super::ErrorBody),
-               (status = 422, body = super::ErrorBody)))]
+    responses((status = 200, body = DeviceMappingResponse), (status = 404, body = crate::errors::ErrorBody),
+               (status = 422, body = crate::errors::ErrorBody)))]
 pub async fn put_mapping(
     State(state): State<AppState>,
     op: Operator,
@@ -756,7 +752,7 @@ pub async fn put_mapping(
 
 #[utoipa::path(delete, path = "/api/v1/fleet/hosts/{id}/device_mapping/idp", tag = "hosts", params(("id" = i64, Path, minimum = 1)),
     responses((status = 204, description = "The idp mapping is removed; the host falls back to its enrollment account"),
-               (status = 404, body = super::ErrorBody)))]
+               (status = 404, body = crate::errors::ErrorBody)))]
 pub async fn delete_idp_mapping(
     State(state): State<AppState>,
     op: Operator,
@@ -781,7 +777,7 @@ impl From<&OwnershipEntry> for OwnershipBody {
 }
 
 #[utoipa::path(get, path = "/api/v1/fleet/hosts/{id}/end_user_history", tag = "hosts", params(("id" = i64, Path, minimum = 1)),
-    responses((status = 200, body = HistoryResponse), (status = 404, body = super::ErrorBody)))]
+    responses((status = 200, body = HistoryResponse), (status = 404, body = crate::errors::ErrorBody)))]
 pub async fn history(
     State(state): State<AppState>,
     _op: Operator,

@@ -16,12 +16,12 @@ use utoipa::ToSchema;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{RefOr, Schema};
 
+use super::error::{ApiError, ApiResult};
 use super::extract::{Operator, PAGE, QueryKind, QueryParam, Validation, json_body};
 use super::hosts::{DeletedResponse, FieldError, HostBody, HostListParams, HostListResponse, host_query};
 use super::render::{RenderRequest, parse_render_request};
 use super::schema::{TextRule, array_of, object, one_of, or_null, text, word};
-use super::{ApiError, ApiResult};
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// The longest name and description of a label, in characters.
 pub const MAX_NAME: usize = 255;
@@ -263,7 +263,7 @@ fn parse_label(value: &Value, partial: bool) -> ApiResult<LabelChange> {
 
 #[utoipa::path(post, path = "/api/v1/fleet/labels", tag = "labels", operation_id = "create_label",
     request_body(content = inline(NewLabelSchema)),
-    responses((status = 200, body = LabelResponse), (status = 409, body = super::ErrorBody), (status = 422, body = super::ErrorBody)))]
+    responses((status = 200, body = LabelResponse), (status = 409, body = crate::errors::ErrorBody), (status = 422, body = crate::errors::ErrorBody)))]
 pub async fn create(State(state): State<AppState>, op: Operator, body: Body) -> ApiResult<Json<LabelResponse>> {
     let actor = op.require_write()?;
     let value = json_body(body, MAX_BODY).await?;
@@ -287,7 +287,7 @@ pub async fn list(State(state): State<AppState>, _op: Operator) -> ApiResult<Jso
 }
 
 #[utoipa::path(get, path = "/api/v1/fleet/labels/{id}", tag = "labels", operation_id = "get_label", params(("id" = i64, Path, minimum = 1)),
-    responses((status = 200, body = LabelResponse), (status = 404, body = super::ErrorBody)))]
+    responses((status = 200, body = LabelResponse), (status = 404, body = crate::errors::ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     _op: Operator,
@@ -299,8 +299,8 @@ pub async fn get(
 
 #[utoipa::path(patch, path = "/api/v1/fleet/labels/{id}", tag = "labels", operation_id = "patch_label", params(("id" = i64, Path, minimum = 1)),
     request_body(content = inline(LabelChangeSchema)),
-    responses((status = 200, body = LabelResponse), (status = 404, body = super::ErrorBody),
-               (status = 409, body = super::ErrorBody), (status = 422, body = super::ErrorBody)))]
+    responses((status = 200, body = LabelResponse), (status = 404, body = crate::errors::ErrorBody),
+               (status = 409, body = crate::errors::ErrorBody), (status = 422, body = crate::errors::ErrorBody)))]
 pub async fn patch(
     State(state): State<AppState>,
     op: Operator,
@@ -316,7 +316,7 @@ pub async fn patch(
 }
 
 #[utoipa::path(delete, path = "/api/v1/fleet/labels/{id}", tag = "labels", operation_id = "delete_label", params(("id" = i64, Path, minimum = 1)),
-    responses((status = 200, body = DeletedResponse), (status = 404, body = super::ErrorBody)))]
+    responses((status = 200, body = DeletedResponse), (status = 404, body = crate::errors::ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
     op: Operator,
@@ -330,8 +330,8 @@ pub async fn delete(
 /// The hosts of a label now, paginated and ordered like `GET /hosts` (same parameters).
 #[utoipa::path(get, path = "/api/v1/fleet/labels/{id}/hosts", tag = "labels", operation_id = "list_label_hosts",
     params(("id" = i64, Path, minimum = 1), HostListParams),
-    responses((status = 200, body = HostListResponse), (status = 404, body = super::ErrorBody),
-               (status = 422, body = super::ErrorBody)))]
+    responses((status = 200, body = HostListResponse), (status = 404, body = crate::errors::ErrorBody),
+               (status = 422, body = crate::errors::ErrorBody)))]
 pub async fn hosts(
     State(state): State<AppState>,
     _op: Operator,
@@ -351,8 +351,8 @@ pub async fn hosts(
 #[utoipa::path(post, path = "/api/v1/fleet/labels/{id}/render", tag = "labels", operation_id = "render_label",
     params(("id" = i64, Path, minimum = 1), RenderParams),
     request_body(content = inline(super::render::RenderRequestSchema)),
-    responses((status = 200, body = LabelRenderResponse), (status = 404, body = super::ErrorBody),
-               (status = 422, body = super::ErrorBody)))]
+    responses((status = 200, body = LabelRenderResponse), (status = 404, body = crate::errors::ErrorBody),
+               (status = 422, body = crate::errors::ErrorBody)))]
 pub async fn render_all(
     State(state): State<AppState>,
     _op: Operator,

@@ -16,7 +16,7 @@ use super::{activities, hosts, labels, render, webhooks};
         render::host, labels::create, labels::list, labels::get, labels::patch, labels::delete, labels::hosts,
         labels::render_all, webhooks::deliveries,
     ),
-    components(schemas(super::ErrorBody)),
+    components(schemas(crate::errors::ErrorBody)),
     modifiers(&BearerAuth, &CommonErrors),
     security(("bearer" = [])),
 )]

@@ -11,9 +11,9 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::error::{ApiError, ApiResult};
 use super::extract::{Operator, Validation, host_id, json_body};
-use super::{ApiError, ApiResult};
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// The largest request body (the template and its JSON envelope).
 pub const MAX_BODY: usize = 2 * 1024 * 1024;
@@ -102,8 +102,8 @@ fn format_name(f: Format) -> &'static str {
 /// `$FLEET_VAR_*`, answers 422 naming each variable and why.
 #[utoipa::path(post, path = "/api/v1/fleet/hosts/{id}/render", tag = "hosts", operation_id = "render_host", params(("id" = i64, Path, minimum = 1)),
     request_body(content = inline(RenderRequestSchema)),
-    responses((status = 200, body = RenderResponse), (status = 404, body = super::ErrorBody),
-               (status = 422, body = super::ErrorBody, description = "A variable could not be rendered: errors[].name is the variable")))]
+    responses((status = 200, body = RenderResponse), (status = 404, body = crate::errors::ErrorBody),
+               (status = 422, body = crate::errors::ErrorBody, description = "A variable could not be rendered: errors[].name is the variable")))]
 pub async fn host(
     State(state): State<AppState>,
     _op: Operator,

@@ -6,8 +6,9 @@ use axum::http::{HeaderMap, Uri};
 use custodian_domain::ScimRequestEntry;
 use serde_json::{Value, json};
 
-use super::{ApiResult, authenticate};
-use crate::app::AppState;
+use super::error::ApiResult;
+use super::extract::authenticate;
+use crate::state::AppState;
 
 fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)

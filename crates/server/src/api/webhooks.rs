@@ -8,9 +8,9 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::ApiResult;
+use super::error::ApiResult;
 use super::extract::{Operator, PAGE, QueryKind, QueryParam, Validation};
-use crate::app::AppState;
+use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeliveryBody {
@@ -73,8 +73,8 @@ crate::query_params!(DeliveryParams = [STATE, PAGE, PER_PAGE]);
 /// Newest first; `state` filters, `page` and `per_page` page.
 #[utoipa::path(get, path = "/api/v1/fleet/webhooks/deliveries", tag = "webhooks", operation_id = "list_webhook_deliveries",
     params(DeliveryParams),
-    responses((status = 200, body = DeliveriesResponse), (status = 403, body = super::ErrorBody),
-               (status = 422, body = super::ErrorBody)))]
+    responses((status = 200, body = DeliveriesResponse), (status = 403, body = crate::errors::ErrorBody),
+               (status = 422, body = crate::errors::ErrorBody)))]
 pub async fn deliveries(State(state): State<AppState>, op: Operator, uri: Uri) -> ApiResult<Json<DeliveriesResponse>> {
     // Payloads carry personal data: maintainers and admins only.
     op.require_write()?;

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::resources::list_response;
 use super::{MAX_BULK_OPERATIONS, MAX_PAYLOAD_BYTES, MAX_RESULTS, ScimResult, base_url, scim_json};
-use crate::app::AppState;
+use crate::state::AppState;
 
 pub async fn service_provider_config(
     State(state): State<AppState>,

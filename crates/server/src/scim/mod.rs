@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{NestedPath, OriginalUri, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,10 +18,11 @@ use custodian_domain::{ApiUser, ScimRequestEntry, StoreError};
 use custodian_scim::ScimError;
 use serde_json::Value;
 
-use crate::app::AppState;
+use crate::input::BodyError;
 use crate::routes::Routes;
+use crate::state::AppState;
 
-pub const SCIM_CONTENT_TYPE: &str = "application/scim+json";
+pub use crate::surfaces::{MOUNTS, SCIM_CONTENT_TYPE};
 /// The largest request body accepted on SCIM routes; advertised as bulk.maxPayloadSize.
 pub const MAX_PAYLOAD_BYTES: usize = 8 * 1024 * 1024;
 pub const MAX_BULK_OPERATIONS: usize = 1000;
@@ -29,17 +30,9 @@ pub const MAX_BULK_OPERATIONS: usize = 1000;
 pub const MAX_RESULTS: u64 = 1000;
 pub const DEFAULT_COUNT: u64 = 100;
 
-/// The mount points of the SCIM service provider.
-pub const MOUNTS: &[&str] = &["/api/v1/fleet/scim", "/api/latest/fleet/scim", "/scim/v2"];
-
 /// An error answered on a SCIM route.
 #[derive(Debug)]
 pub struct ScimApiError(pub ScimError);
-
-/// The detail of a failed SCIM request, carried in the response so that the recorder
-/// can keep it in the connection history.
-#[derive(Debug, Clone)]
-pub struct ErrorDetail(pub String);
 
 impl From<ScimError> for ScimApiError {
     fn from(e: ScimError) -> Self {
@@ -68,31 +61,13 @@ impl From<StoreError> for ScimApiError {
 
 impl IntoResponse for ScimApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = scim_json(status, &self.0.to_json());
-        if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"custodian\""));
-        }
-        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
-            // Okta and Entra back off and retry on 429 and 503 with Retry-After (a rate
-            // limiter sets its own wait in place of this second).
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        response.extensions_mut().insert(ErrorDetail(self.0.detail));
-        response
+        crate::errors::scim_error_response(self.0)
     }
 }
 
 pub type ScimResult<T> = Result<T, ScimApiError>;
 
-/// A JSON response with the SCIM media type.
-pub fn scim_json(status: StatusCode, body: &Value) -> Response {
-    let mut response = (status, body.to_string()).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_CONTENT_TYPE));
-    response
-}
+pub use crate::surfaces::scim_json;
 
 /// The base URL of the SCIM service provider as this request reached it: the public URL
 /// when one is configured, else the request's Host, plus the mount point used.
@@ -208,7 +183,7 @@ async fn authenticate_and_record(State(state): State<AppState>, mut request: Req
     let detail = (status >= 400).then(|| {
         response
             .extensions()
-            .get::<ErrorDetail>()
+            .get::<crate::errors::ErrorDetail>()
             .map(|d| d.0.chars().take(255).collect())
             .unwrap_or_else(|| format!("HTTP {status}"))
     });
@@ -259,19 +234,13 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> ScimResult<ApiUs
 
 /// Reads a request body, refusing more than the advertised maximum with 413.
 pub async fn read_body(body: Body) -> ScimResult<Bytes> {
-    axum::body::to_bytes(body, MAX_PAYLOAD_BYTES).await.map_err(|e| {
-        let too_large = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
-            .any(|e| e.is::<http_body_util::LengthLimitError>());
-        if crate::errors::is_body_timeout(&e) {
-            ScimApiError(ScimError::new(408, None, "The request body was not received in time"))
-        } else if too_large {
-            ScimApiError(ScimError::new(
-                413,
-                None,
-                format!("The request body is larger than the {MAX_PAYLOAD_BYTES} bytes accepted"),
-            ))
-        } else {
-            ScimApiError(ScimError::invalid_syntax("The request body could not be read"))
-        }
+    crate::input::read_body(body, MAX_PAYLOAD_BYTES).await.map_err(|e| {
+        ScimApiError(match e {
+            BodyError::TimedOut => ScimError::new(408, None, "The request body was not received in time"),
+            BodyError::TooLarge { limit } => {
+                ScimError::new(413, None, format!("The request body is larger than the {limit} bytes accepted"))
+            }
+            BodyError::Unreadable => ScimError::invalid_syntax("The request body could not be read"),
+        })
     })
 }

@@ -17,8 +17,8 @@ use custodian_scim::schema::{LIST_RESPONSE_SCHEMA, ResourceKind};
 use serde_json::{Value, json};
 
 use super::{DEFAULT_COUNT, MAX_RESULTS, ScimApiError, ScimResult, base_url, parse_body, read_body, scim_json};
-use crate::app::AppState;
 use crate::query::QueryParams;
+use crate::state::AppState;
 
 /// What every SCIM handler needs: the store, the base URL for `meta.location` and
 /// `$ref`, the request's headers and query, and who is calling (set by the

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::WebResult;
 use super::layout::{Nav, page, pager, when};
 use super::session::Viewer;
-use crate::app::AppState;
+use crate::state::AppState;
 
 const PER_PAGE: u64 = 50;
 

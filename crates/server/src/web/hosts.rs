@@ -12,8 +12,8 @@ use super::layout::{Nav, csrf, page, pager, thousands, when};
 use super::session::{CanWrite, Posted, Viewer};
 use super::{WebError, WebResult};
 use crate::api::hosts::{HostBody, host_query};
-use crate::app::AppState;
 use crate::query::QueryParams;
+use crate::state::AppState;
 
 const PER_PAGE: u64 = 50;
 const MAX_PER_PAGE: u64 = 500;

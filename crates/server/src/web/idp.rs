@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::layout::{Nav, ago, csrf, page, thousands, when};
 use super::session::{AdminOnly, Posted, Viewer, origin};
 use super::{WebError, WebResult};
-use crate::app::AppState;
+use crate::state::AppState;
 
 const PATH: &str = "/settings/integrations/identity-provider";
 /// How many SCIM requests the page lists.

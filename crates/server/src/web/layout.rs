@@ -5,7 +5,8 @@ use axum::response::Html;
 use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, html};
 
-use super::assets;
+use super::bare::head;
+pub use super::bare::{bare_page, error_page};
 use super::session::{CSRF_FIELD, Viewer};
 
 /// Which navigation entry is current.
@@ -26,18 +27,6 @@ const NAV: &[(Nav, &str, &str)] = &[
     (Nav::Activity, "/activity", "Activity"),
     (Nav::Settings, "/settings/integrations/identity-provider", "Settings"),
 ];
-
-fn head(title: &str) -> Markup {
-    html! {
-        head {
-            meta charset="utf-8";
-            meta name="viewport" content="width=device-width, initial-scale=1";
-            title { (title) " · Custodian" }
-            link rel="stylesheet" href=(assets::url("app.css"));
-            script src=(assets::url("app.js")) defer {}
-        }
-    }
-}
 
 /// The hidden CSRF field of every form.
 pub fn csrf(viewer: &Viewer) -> Markup {
@@ -77,36 +66,6 @@ pub fn page(viewer: &Viewer, nav: Nav, title: &str, body: Markup) -> Html<String
             }
         }
         .into_string(),
-    )
-}
-
-/// A page without a session (sign-in, set-up, errors).
-pub fn bare_page(title: &str, body: Markup) -> Html<String> {
-    Html(
-        html! {
-            (DOCTYPE)
-            html lang="en" {
-                (head(title))
-                body.bare {
-                    main.narrow {
-                        p.brand-big { "Custodian" }
-                        h1 { (title) }
-                        (body)
-                    }
-                }
-            }
-        }
-        .into_string(),
-    )
-}
-
-pub fn error_page(title: &str, message: &str) -> Html<String> {
-    bare_page(
-        title,
-        html! {
-            p.error-message { (message) }
-            p { a href="/hosts" { "Back to the hosts" } }
-        },
     )
 }
 

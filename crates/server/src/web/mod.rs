@@ -4,6 +4,7 @@
 
 mod activity;
 mod assets;
+pub mod bare;
 mod hosts;
 mod idp;
 pub mod layout;
@@ -16,8 +17,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use custodian_domain::StoreError;
 
-use crate::app::AppState;
+use crate::input::BodyError;
 use crate::routes::Routes;
+use crate::state::AppState;
 
 /// An error on a page. Rendered as an HTML page (or a redirect to sign-in).
 #[derive(Debug)]
@@ -32,6 +34,8 @@ pub enum WebError {
     /// A missing or wrong CSRF token, or a cross-origin form.
     Csrf,
     BadRequest(String),
+    /// A form body that could not be read.
+    Body(crate::input::BodyError),
     /// Something failed on our side; the detail goes to the log only.
     Internal(String),
 }
@@ -74,6 +78,17 @@ impl IntoResponse for WebError {
                 "This form could not be verified (it came from another site or your session changed). Go back, reload the page and try again.".to_string(),
             ),
             WebError::BadRequest(m) => (StatusCode::BAD_REQUEST, "Cannot do that", m),
+            WebError::Body(e) => match e {
+                BodyError::TimedOut => {
+                    (StatusCode::REQUEST_TIMEOUT, "Form not received", "The form was not received in time.".to_string())
+                }
+                BodyError::TooLarge { .. } => {
+                    (StatusCode::PAYLOAD_TOO_LARGE, "Form too large", "The form is too large.".to_string())
+                }
+                BodyError::Unreadable => {
+                    (StatusCode::BAD_REQUEST, "Cannot do that", "The form could not be read.".to_string())
+                }
+            },
             WebError::Internal(m) => {
                 tracing::error!(error = %m, "error on a web page");
                 (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "The server could not answer. Try again; the cause is in the server's log.".to_string())

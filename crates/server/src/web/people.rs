@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::layout::{Nav, page, pager, thousands, when};
 use super::session::Viewer;
 use super::{WebError, WebResult};
-use crate::app::AppState;
+use crate::state::AppState;
 
 const PER_PAGE: u64 = 50;
 const MEMBERS_PER_PAGE: usize = 100;

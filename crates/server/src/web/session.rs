@@ -19,8 +19,8 @@ use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 
 use super::{WebError, WebResult};
-use crate::app::AppState;
 use crate::auth::{digest_token, generate_token};
+use crate::state::AppState;
 
 pub const SESSION_COOKIE: &str = "custodian_session";
 /// The CSRF token of the sign-in and set-up forms, before a session exists
@@ -151,12 +151,10 @@ impl FromRequestParts<AppState> for Viewer {
 
 /// Reads a urlencoded form body (at most 64 KiB); returns it with its CSRF field.
 async fn read_form_body(body: Body) -> WebResult<(axum::body::Bytes, Option<String>)> {
-    let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
-        .await
-        .map_err(|_| WebError::BadRequest("The form is too large.".into()))?;
+    let bytes = crate::input::read_body(body, MAX_FORM_BYTES).await.map_err(WebError::Body)?;
     // Refused rather than decoded with replacement characters: no field of ours holds
     // invalid UTF-8 or NUL, so such a form is forged or broken.
-    if !crate::errors::is_readable_percent_encoded(&bytes) {
+    if !crate::input::is_readable_percent_encoded(&bytes) {
         return Err(WebError::BadRequest("The form is not valid UTF-8 or contains a NUL character.".into()));
     }
     let sent = form_urlencoded::parse(&bytes).find(|(k, _)| k == CSRF_FIELD).map(|(_, v)| v.into_owned());

@@ -15,8 +15,8 @@ use super::session::{
     self, CSRF_FIELD, PRE_SESSION_COOKIE, Posted, PreSessionForm, SESSION_COOKIE, pre_session_token, start_session,
 };
 use super::{WebError, WebResult};
-use crate::app::AppState;
 use crate::passwords;
+use crate::state::AppState;
 
 /// The one answer to a failed sign-in, whether the email exists or not.
 pub const WRONG_CREDENTIALS: &str = "Incorrect email or password";

@@ -7,7 +7,7 @@
 
 use custodian_domain::StoreResult;
 
-use crate::db::db_err;
+use crate::error::db_err;
 
 /// The first half of every Custodian advisory-lock key ("CUST").
 const LOCK_SPACE: i32 = 0x4355_5354;

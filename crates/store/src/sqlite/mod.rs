@@ -4,6 +4,9 @@
 
 pub mod backup;
 mod group_commit;
+pub(crate) mod local;
+
+use local::Local;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -11,7 +14,8 @@ use std::time::Duration;
 
 use custodian_domain::{StoreError, StoreResult};
 
-use crate::db::{Db, db_err};
+use crate::db::Db;
+use crate::error::db_err;
 use crate::store::SqlStore;
 
 use crate::schema::{self, MigrateMode};
@@ -22,14 +26,6 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// Opens the SQLite store (`SqliteStore::open`).
 pub struct SqliteStore;
-
-/// What only the SQLite store holds.
-pub(crate) struct Local {
-    pub(crate) creates: group_commit::Creates,
-    /// A shared lock on `<db>.in-use-lock` for as long as the store is open, so that
-    /// `custodian restore` (which needs it exclusive) never swaps the file under us.
-    _in_use: Option<std::fs::File>,
-}
 
 impl SqliteStore {
     /// Opens (creating the folder and file when missing) and, in `Apply` mode, migrates
@@ -96,7 +92,7 @@ impl SqliteStore {
             .map_err(db_err)?;
         let db = Db::Sqlite { read, write };
         let creates = group_commit::Creates::start(db.clone());
-        Ok(SqlStore { db, sqlite: Some(Local { creates, _in_use: in_use }) })
+        Ok(SqlStore { db, sqlite: Some(Local::new(creates, in_use)) })
     }
 }
 
