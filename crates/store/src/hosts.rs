@@ -157,74 +157,6 @@ async fn delete_idp(tx: &mut Conn, id: i64) -> StoreResult<u64> {
 }
 
 impl Db {
-    pub(crate) async fn upsert_hosts(&self, hosts: &[HostInput], actor: &Actor) -> StoreResult<Vec<UpsertOutcome>> {
-        let mut tx = self.write().await?;
-        let now = time::to_text(time::now());
-        // The identities the batch brings, locked before any host row: the usual order
-        // (identity, then host) of the SCIM side, so that the two rarely wait in a cycle.
-        let identities: Vec<String> = hosts
-            .iter()
-            .filter_map(|h| h.device_mapping.as_deref())
-            .filter_map(identity_of)
-            .map(normalize_identity)
-            .collect();
-        tx.lock_identities(&identities).await?;
-        // Which uuids exist already: those are updated one by one (their mappings and
-        // links have a past); the new ones are created set-wise.
-        let mut existing = std::collections::HashSet::new();
-        for chunk in hosts.chunks(500) {
-            let mut sql = Sql::new("SELECT uuid FROM hosts WHERE uuid IN (");
-            let mut sep = sql.separated(", ");
-            for h in chunk {
-                sep.push_bind(h.uuid.as_str());
-            }
-            sql.push(")");
-            for row in tx.fetch_all(&sql).await? {
-                existing.insert(row.text(0)?);
-            }
-        }
-        let mut seen = std::collections::HashSet::new();
-        let (new, old): (Indexed, Indexed) = hosts
-            .iter()
-            .enumerate()
-            // A uuid repeated within the batch is an update the second time.
-            .partition(|(_, h)| !existing.contains(&h.uuid) && seen.insert(h.uuid.as_str()));
-        let mut outcomes: Vec<Option<UpsertOutcome>> = vec![None; hosts.len()];
-        let new_inputs: Vec<&HostInput> = new.iter().map(|(_, h)| *h).collect();
-        let created = create_hosts(&mut tx, &new_inputs, &now, actor).await?;
-        for ((index, _), id) in new.iter().zip(created) {
-            outcomes[*index] = Some(UpsertOutcome::Created(id));
-        }
-        for (index, h) in old {
-            let id = tx
-                .int(&Sql::with(
-                    "UPDATE hosts SET hardware_serial = $1, hostname = $2, computer_name = $3, platform = $4, \
-                     os_version = $5, hardware_model = $6, updated_at = $7, seen_time = COALESCE($8, seen_time) \
-                     WHERE uuid = $9 RETURNING id",
-                    [
-                        (&h.hardware_serial).into(),
-                        (&h.hostname).into(),
-                        (&h.computer_name).into(),
-                        (&h.platform).into(),
-                        (&h.os_version).into(),
-                        (&h.hardware_model).into(),
-                        (&now).into(),
-                        h.seen_time.map(time::to_text).into(),
-                        (&h.uuid).into(),
-                    ],
-                ))
-                .await?;
-            if let Some(mappings) = &h.device_mapping {
-                replace_mappings(&mut tx, id, mappings).await?;
-            }
-            relink_host(&mut tx, id, LinkCause::HostChange, actor).await?;
-            outcomes[index] = Some(UpsertOutcome::Updated(id));
-        }
-        let outcomes: Vec<UpsertOutcome> = outcomes.into_iter().flatten().collect();
-        tx.commit().await?;
-        Ok(outcomes)
-    }
-
     pub(crate) async fn get_host(&self, id: i64) -> StoreResult<Host> {
         // One snapshot for the host and what is attached to it.
         let mut conn = self.snapshot().await?;
@@ -358,4 +290,74 @@ impl Db {
         );
         self.read().await?.fetch_all(&sql).await?.iter().map(rows::activity).collect()
     }
+}
+
+pub(crate) async fn upsert_hosts_in_tx(
+    tx: &mut Conn,
+    hosts: &[HostInput],
+    actor: &Actor,
+) -> StoreResult<Vec<UpsertOutcome>> {
+    let now = time::to_text(time::now());
+    // The identities the batch brings, locked before any host row: the usual order
+    // (identity, then host) of the SCIM side, so that the two rarely wait in a cycle.
+    let identities: Vec<String> = hosts
+        .iter()
+        .filter_map(|h| h.device_mapping.as_deref())
+        .filter_map(identity_of)
+        .map(normalize_identity)
+        .collect();
+    tx.lock_identities(&identities).await?;
+    // Which uuids exist already: those are updated one by one (their mappings and
+    // links have a past); the new ones are created set-wise.
+    let mut existing = std::collections::HashSet::new();
+    for chunk in hosts.chunks(500) {
+        let mut sql = Sql::new("SELECT uuid FROM hosts WHERE uuid IN (");
+        let mut sep = sql.separated(", ");
+        for h in chunk {
+            sep.push_bind(h.uuid.as_str());
+        }
+        sql.push(")");
+        for row in tx.fetch_all(&sql).await? {
+            existing.insert(row.text(0)?);
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    let (new, old): (Indexed, Indexed) = hosts
+        .iter()
+        .enumerate()
+        // A uuid repeated within the batch is an update the second time.
+        .partition(|(_, h)| !existing.contains(&h.uuid) && seen.insert(h.uuid.as_str()));
+    let mut outcomes: Vec<Option<UpsertOutcome>> = vec![None; hosts.len()];
+    let new_inputs: Vec<&HostInput> = new.iter().map(|(_, h)| *h).collect();
+    let created = create_hosts(tx, &new_inputs, &now, actor).await?;
+    for ((index, _), id) in new.iter().zip(created) {
+        outcomes[*index] = Some(UpsertOutcome::Created(id));
+    }
+    for (index, h) in old {
+        let id = tx
+            .int(&Sql::with(
+                "UPDATE hosts SET hardware_serial = $1, hostname = $2, computer_name = $3, platform = $4, \
+                 os_version = $5, hardware_model = $6, updated_at = $7, seen_time = COALESCE($8, seen_time) \
+                 WHERE uuid = $9 RETURNING id",
+                [
+                    (&h.hardware_serial).into(),
+                    (&h.hostname).into(),
+                    (&h.computer_name).into(),
+                    (&h.platform).into(),
+                    (&h.os_version).into(),
+                    (&h.hardware_model).into(),
+                    (&now).into(),
+                    h.seen_time.map(time::to_text).into(),
+                    (&h.uuid).into(),
+                ],
+            ))
+            .await?;
+        if let Some(mappings) = &h.device_mapping {
+            replace_mappings(tx, id, mappings).await?;
+        }
+        relink_host(tx, id, LinkCause::HostChange, actor).await?;
+        outcomes[index] = Some(UpsertOutcome::Updated(id));
+    }
+    let outcomes: Vec<UpsertOutcome> = outcomes.into_iter().flatten().collect();
+    Ok(outcomes)
 }

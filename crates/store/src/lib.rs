@@ -24,6 +24,7 @@ mod time;
 mod url;
 mod web;
 mod webhooks;
+mod writes;
 
 use std::sync::Arc;
 

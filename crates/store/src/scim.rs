@@ -410,19 +410,6 @@ pub(crate) async fn create_in_tx(
 }
 
 impl Db {
-    /// A create in a transaction of its own.
-    pub(crate) async fn scim_create_alone(
-        &self,
-        kind: ResourceKind,
-        input: ResourceInput,
-        actor: &Actor,
-    ) -> StoreResult<Written> {
-        let mut tx = self.write().await?;
-        let written = create_in_tx(&mut tx, kind, input, actor).await?;
-        tx.commit().await?;
-        Ok(written)
-    }
-
     pub(crate) async fn scim_get(&self, kind: ResourceKind, id: &str) -> StoreResult<ScimRecord> {
         let sql = Sql::with(
             format!("SELECT {RECORD_COLUMNS} FROM scim_resources r WHERE r.id = $1 AND r.kind = $2"),
@@ -462,95 +449,6 @@ impl Db {
         }
         tx.commit().await?;
         Ok(ListPage { total_results: total as u64, records })
-    }
-
-    pub(crate) async fn scim_replace(
-        &self,
-        kind: ResourceKind,
-        id: &str,
-        input: &ResourceInput,
-        if_match: &Precondition,
-        actor: &Actor,
-    ) -> StoreResult<Written> {
-        let mut tx = self.write().await?;
-        let loaded = load_for_write(&mut tx, kind, id).await?;
-        check_precondition(&loaded.record, if_match)?;
-        // Members left out of a PUT are kept: emptying a large group because a client
-        // omitted the attribute would be far worse than keeping it.
-        if let (ResourceKind::Group, Some(members)) = (kind, &input.members) {
-            let seqs = resolve_members(&mut tx, loaded.seq, members).await?;
-            replace_members(&mut tx, loaded.seq, &seqs).await?;
-        }
-        let record = update_resource(&mut tx, &loaded, &input.doc, true).await?;
-        relink_after_change(&mut tx, kind, Some(&loaded.record.doc), Some(&record.doc), actor).await?;
-        record_offboarding(&mut tx, kind, loaded.seq, &record.id, Some(&loaded.record.doc), Some(&record.doc)).await?;
-        tx.commit().await?;
-        Ok(Written { record, reactivated: false })
-    }
-
-    pub(crate) async fn scim_patch(
-        &self,
-        kind: ResourceKind,
-        id: &str,
-        patch: &PatchRequest,
-        if_match: &Precondition,
-        actor: &Actor,
-    ) -> StoreResult<Written> {
-        let mut tx = self.write().await?;
-        let loaded = load_for_write(&mut tx, kind, id).await?;
-        check_precondition(&loaded.record, if_match)?;
-        let mut doc = loaded.record.doc.clone();
-        let outcome = apply_patch(kind, &mut doc, patch)?;
-        let mut members_changed = 0;
-        for change in &outcome.member_changes {
-            members_changed += match change {
-                MemberChange::Add(refs) => {
-                    let seqs = resolve_members(&mut tx, loaded.seq, refs).await?;
-                    add_members(&mut tx, loaded.seq, &seqs).await?
-                }
-                MemberChange::Remove(ids) => remove_members(&mut tx, loaded.seq, ids).await?,
-                MemberChange::RemoveAll => replace_members(&mut tx, loaded.seq, &[]).await?,
-                MemberChange::Replace(refs) => {
-                    let seqs = resolve_members(&mut tx, loaded.seq, refs).await?;
-                    replace_members(&mut tx, loaded.seq, &seqs).await?
-                }
-            };
-        }
-        let record = if outcome.doc_changed || members_changed > 0 {
-            let record = update_resource(&mut tx, &loaded, &doc, outcome.doc_changed).await?;
-            if outcome.doc_changed {
-                relink_after_change(&mut tx, kind, Some(&loaded.record.doc), Some(&record.doc), actor).await?;
-                record_offboarding(&mut tx, kind, loaded.seq, &record.id, Some(&loaded.record.doc), Some(&record.doc))
-                    .await?;
-            }
-            record
-        } else {
-            // Nothing changed (a repeated member add, say): no new version.
-            loaded.record
-        };
-        tx.commit().await?;
-        Ok(Written { record, reactivated: false })
-    }
-
-    pub(crate) async fn scim_delete(
-        &self,
-        kind: ResourceKind,
-        id: &str,
-        if_match: &Precondition,
-        actor: &Actor,
-    ) -> StoreResult<()> {
-        let mut tx = self.write().await?;
-        let loaded = load_for_write(&mut tx, kind, id).await?;
-        check_precondition(&loaded.record, if_match)?;
-        // The event lists the hosts and groups the user had: written before they go.
-        record_offboarding(&mut tx, kind, loaded.seq, &loaded.record.id, Some(&loaded.record.doc), None).await?;
-        if kind == ResourceKind::User {
-            unlink_deleted_user(&mut tx, loaded.seq, actor).await?;
-        }
-        // Index rows and memberships (both ways) go with it: ON DELETE CASCADE.
-        tx.execute(&Sql::with("DELETE FROM scim_resources WHERE seq = $1", [loaded.seq.into()])).await?;
-        relink_after_change(&mut tx, kind, Some(&loaded.record.doc), None, actor).await?;
-        tx.commit().await
     }
 
     pub(crate) async fn group_members(&self, group_id: &str) -> StoreResult<Vec<StoredMember>> {
@@ -608,4 +506,87 @@ impl Db {
         let sql = Sql::with("SELECT COUNT(*) FROM scim_resources WHERE kind = $1", [kind.name().into()]);
         Ok(self.read().await?.int(&sql).await? as u64)
     }
+}
+
+pub(crate) async fn replace_in_tx(
+    tx: &mut Conn,
+    kind: ResourceKind,
+    id: &str,
+    input: &ResourceInput,
+    if_match: &Precondition,
+    actor: &Actor,
+) -> StoreResult<Written> {
+    let loaded = load_for_write(tx, kind, id).await?;
+    check_precondition(&loaded.record, if_match)?;
+    // Members left out of a PUT are kept: emptying a large group because a client
+    // omitted the attribute would be far worse than keeping it.
+    if let (ResourceKind::Group, Some(members)) = (kind, &input.members) {
+        let seqs = resolve_members(tx, loaded.seq, members).await?;
+        replace_members(tx, loaded.seq, &seqs).await?;
+    }
+    let record = update_resource(tx, &loaded, &input.doc, true).await?;
+    relink_after_change(tx, kind, Some(&loaded.record.doc), Some(&record.doc), actor).await?;
+    record_offboarding(tx, kind, loaded.seq, &record.id, Some(&loaded.record.doc), Some(&record.doc)).await?;
+    Ok(Written { record, reactivated: false })
+}
+
+pub(crate) async fn patch_in_tx(
+    tx: &mut Conn,
+    kind: ResourceKind,
+    id: &str,
+    patch: &PatchRequest,
+    if_match: &Precondition,
+    actor: &Actor,
+) -> StoreResult<Written> {
+    let loaded = load_for_write(tx, kind, id).await?;
+    check_precondition(&loaded.record, if_match)?;
+    let mut doc = loaded.record.doc.clone();
+    let outcome = apply_patch(kind, &mut doc, patch)?;
+    let mut members_changed = 0;
+    for change in &outcome.member_changes {
+        members_changed += match change {
+            MemberChange::Add(refs) => {
+                let seqs = resolve_members(tx, loaded.seq, refs).await?;
+                add_members(tx, loaded.seq, &seqs).await?
+            }
+            MemberChange::Remove(ids) => remove_members(tx, loaded.seq, ids).await?,
+            MemberChange::RemoveAll => replace_members(tx, loaded.seq, &[]).await?,
+            MemberChange::Replace(refs) => {
+                let seqs = resolve_members(tx, loaded.seq, refs).await?;
+                replace_members(tx, loaded.seq, &seqs).await?
+            }
+        };
+    }
+    let record = if outcome.doc_changed || members_changed > 0 {
+        let record = update_resource(tx, &loaded, &doc, outcome.doc_changed).await?;
+        if outcome.doc_changed {
+            relink_after_change(tx, kind, Some(&loaded.record.doc), Some(&record.doc), actor).await?;
+            record_offboarding(tx, kind, loaded.seq, &record.id, Some(&loaded.record.doc), Some(&record.doc)).await?;
+        }
+        record
+    } else {
+        // Nothing changed (a repeated member add, say): no new version.
+        loaded.record
+    };
+    Ok(Written { record, reactivated: false })
+}
+
+pub(crate) async fn delete_in_tx(
+    tx: &mut Conn,
+    kind: ResourceKind,
+    id: &str,
+    if_match: &Precondition,
+    actor: &Actor,
+) -> StoreResult<()> {
+    let loaded = load_for_write(tx, kind, id).await?;
+    check_precondition(&loaded.record, if_match)?;
+    // The event lists the hosts and groups the user had: written before they go.
+    record_offboarding(tx, kind, loaded.seq, &loaded.record.id, Some(&loaded.record.doc), None).await?;
+    if kind == ResourceKind::User {
+        unlink_deleted_user(tx, loaded.seq, actor).await?;
+    }
+    // Index rows and memberships (both ways) go with it: ON DELETE CASCADE.
+    tx.execute(&Sql::with("DELETE FROM scim_resources WHERE seq = $1", [loaded.seq.into()])).await?;
+    relink_after_change(tx, kind, Some(&loaded.record.doc), None, actor).await?;
+    Ok(())
 }

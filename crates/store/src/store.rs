@@ -7,6 +7,7 @@ use std::future::Future;
 
 use crate::db::{Db, Sql};
 use crate::sqlite::local::Local;
+use crate::writes::{Outcome, Write, run_alone};
 
 /// A Custodian store on SQLite or PostgreSQL (`SqliteStore::open`, `PgStore::open`).
 pub struct SqlStore {
@@ -29,6 +30,16 @@ impl SqlStore {
                 op().await
             }
             Db::Postgres(_) => crate::postgres::tx::retry(op).await,
+        }
+    }
+
+    /// Runs a SCIM write or host upsert: on SQLite through the group commit, on
+    /// PostgreSQL in a transaction of its own, again while the database aborts it for a
+    /// concurrent one.
+    async fn write(&self, write: Write) -> StoreResult<Outcome> {
+        match &self.sqlite {
+            Some(local) => local.writer.write(write).await,
+            None => self.retry(|| run_alone(&self.db, &write)).await,
         }
     }
 
@@ -111,10 +122,7 @@ impl custodian_domain::Operators for SqlStore {
 #[async_trait::async_trait]
 impl custodian_domain::Directory for SqlStore {
     async fn scim_create(&self, kind: ResourceKind, input: ResourceInput, actor: &Actor) -> StoreResult<Written> {
-        match &self.sqlite {
-            Some(local) => local.creates.create(kind, input, actor.clone()).await,
-            None => self.retry(|| self.db.scim_create_alone(kind, input.clone(), actor)).await,
-        }
+        self.write(Write::ScimCreate { kind, input, actor: actor.clone() }).await?.written()
     }
     async fn scim_get(&self, kind: ResourceKind, id: &str) -> StoreResult<ScimRecord> {
         self.db.scim_get(kind, id).await
@@ -130,7 +138,8 @@ impl custodian_domain::Directory for SqlStore {
         if_match: Precondition,
         actor: &Actor,
     ) -> StoreResult<Written> {
-        self.retry(|| self.db.scim_replace(kind, id, &input, &if_match, actor)).await
+        let write = Write::ScimReplace { kind, id: id.to_string(), input, if_match, actor: actor.clone() };
+        self.write(write).await?.written()
     }
     async fn scim_patch(
         &self,
@@ -140,7 +149,8 @@ impl custodian_domain::Directory for SqlStore {
         if_match: Precondition,
         actor: &Actor,
     ) -> StoreResult<Written> {
-        self.retry(|| self.db.scim_patch(kind, id, patch, &if_match, actor)).await
+        let write = Write::ScimPatch { kind, id: id.to_string(), patch: patch.clone(), if_match, actor: actor.clone() };
+        self.write(write).await?.written()
     }
     async fn scim_delete(
         &self,
@@ -149,7 +159,7 @@ impl custodian_domain::Directory for SqlStore {
         if_match: Precondition,
         actor: &Actor,
     ) -> StoreResult<()> {
-        self.retry(|| self.db.scim_delete(kind, id, &if_match, actor)).await
+        self.write(Write::ScimDelete { kind, id: id.to_string(), if_match, actor: actor.clone() }).await?.deleted()
     }
     async fn group_members(&self, group_id: &str) -> StoreResult<Vec<StoredMember>> {
         self.db.group_members(group_id).await
@@ -165,7 +175,7 @@ impl custodian_domain::Directory for SqlStore {
 #[async_trait::async_trait]
 impl custodian_domain::HostInventory for SqlStore {
     async fn upsert_hosts(&self, hosts: Vec<HostInput>, actor: &Actor) -> StoreResult<Vec<UpsertOutcome>> {
-        self.retry(|| self.db.upsert_hosts(&hosts, actor)).await
+        self.write(Write::UpsertHosts { hosts, actor: actor.clone() }).await?.hosts()
     }
     async fn get_host(&self, id: i64) -> StoreResult<Host> {
         self.db.get_host(id).await

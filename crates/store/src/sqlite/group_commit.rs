@@ -1,53 +1,55 @@
-//! Group commit for SCIM creates. An IdP's initial push is thousands of concurrent
-//! POSTs; SQLite has one writer, and each transaction costs several trips to its worker
-//! thread (begin, statements, commit with its fsync). Creates queued while the writer is
-//! busy therefore share one transaction: each is acknowledged only after that
-//! transaction commits, so every acknowledged create is durable, and a create that
-//! fails for the client (a taken name) writes nothing and does not disturb the others.
-//! Should the database itself fail mid-batch, the batch is rolled back and each create
-//! retried alone, so one create's failure never becomes another's.
+//! Group commit for every SCIM write and host upsert. An IdP's push is thousands of
+//! concurrent requests; SQLite has one writer, and each transaction costs several trips
+//! to its worker thread and a commit with its fsync. Writes queued while the writer is
+//! busy therefore share one transaction, each inside a savepoint of its own:
+//! - a write the client got wrong (a taken name, a stale `If-Match`, an unknown id) is
+//!   rolled back to its savepoint and answered its error; the others go on;
+//! - every write is answered only after the shared transaction commits, so every
+//!   acknowledged write is durable;
+//! - should the database itself fail mid-batch, the batch is rolled back and each write
+//!   run again alone, so that one write's failure never becomes another's.
+//!
+//! Writes in a batch run in the order they arrived and see the ones before them, as they
+//! would one transaction after another.
 
-use custodian_domain::hosts::Actor;
-use custodian_domain::{StoreError, StoreResult, Written};
-use custodian_scim::resource::ResourceInput;
-use custodian_scim::schema::ResourceKind;
+use custodian_domain::{StoreError, StoreResult};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::db::Db;
-use crate::scim::create_in_tx;
+use crate::db::{Db, Sql};
+use crate::writes::{Outcome, Write, is_client_error, run_alone};
 
-/// The most creates one transaction carries.
+/// The most writes one transaction carries.
 const MAX_BATCH: usize = 256;
 
 struct Job {
-    kind: ResourceKind,
-    input: ResourceInput,
-    actor: Actor,
-    reply: oneshot::Sender<StoreResult<Written>>,
+    write: Write,
+    reply: oneshot::Sender<StoreResult<Outcome>>,
 }
 
-/// The handle through which creates are queued for the writer.
-pub(crate) struct Creates {
+/// The handle through which writes are queued for the writer.
+pub(crate) struct Writer {
     tx: mpsc::Sender<Job>,
 }
 
-impl Creates {
-    /// Starts the task that commits queued creates; it ends when the store is dropped.
+impl Writer {
+    /// Starts the task that commits queued writes; it ends when the store is dropped.
     pub(super) fn start(write: Db) -> Self {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         tokio::spawn(run(write, rx));
-        Creates { tx }
+        Writer { tx }
     }
 
-    pub(crate) async fn create(&self, kind: ResourceKind, input: ResourceInput, actor: Actor) -> StoreResult<Written> {
+    /// Queues a write and waits until it is committed (or refused). The write runs on
+    /// the writer's task: a client that goes away does not cut it short.
+    pub(crate) async fn write(&self, write: Write) -> StoreResult<Outcome> {
         let (reply, answer) = oneshot::channel();
         let stopped = || StoreError::Database("the database writer has stopped".into());
-        self.tx.send(Job { kind, input, actor, reply }).await.map_err(|_| stopped())?;
+        self.tx.send(Job { write, reply }).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 }
 
-async fn run(write: Db, mut rx: mpsc::Receiver<Job>) {
+async fn run(db: Db, mut rx: mpsc::Receiver<Job>) {
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -56,20 +58,39 @@ async fn run(write: Db, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        commit_batch(&write, jobs).await;
+        commit_batch(&db, jobs).await;
     }
 }
 
-async fn commit_batch(write: &Db, jobs: Vec<Job>) {
+const SAVEPOINT: &str = "SAVEPOINT grouped_write";
+const RELEASE: &str = "RELEASE grouped_write";
+const ROLLBACK_TO: &str = "ROLLBACK TO grouped_write";
+
+async fn commit_batch(db: &Db, jobs: Vec<Job>) {
+    if jobs.len() == 1 {
+        // Alone in its transaction: no savepoint needed.
+        for job in jobs {
+            let result = run_alone(db, &job.write).await;
+            let _ = job.reply.send(result);
+        }
+        return;
+    }
     let together = async {
-        let mut tx = write.write().await?;
+        let mut tx = db.write().await?;
         let mut results = Vec::with_capacity(jobs.len());
         for job in &jobs {
-            match create_in_tx(&mut tx, job.kind, job.input.clone(), &job.actor).await {
-                // A client error wrote nothing: the others go on.
-                Err(e @ StoreError::Scim(_)) => results.push(Err(e)),
+            tx.execute(&Sql::new(SAVEPOINT)).await?;
+            match job.write.run(&mut tx).await {
+                Err(e) if is_client_error(&e) => {
+                    tx.execute(&Sql::new(ROLLBACK_TO)).await?;
+                    tx.execute(&Sql::new(RELEASE)).await?;
+                    results.push(Err(e));
+                }
                 Err(e) => return Err(e),
-                Ok(written) => results.push(Ok(written)),
+                Ok(outcome) => {
+                    tx.execute(&Sql::new(RELEASE)).await?;
+                    results.push(Ok(outcome));
+                }
             }
         }
         tx.commit().await?;
@@ -81,23 +102,115 @@ async fn commit_batch(write: &Db, jobs: Vec<Job>) {
                 let _ = job.reply.send(result);
             }
         }
-        Err(e) if jobs.len() == 1 => {
-            if let Some(job) = jobs.into_iter().next() {
-                let _ = job.reply.send(Err(e));
-            }
-        }
         Err(e) => {
-            tracing::warn!(error = %e, creates = jobs.len(), "a grouped commit failed; retrying each create alone");
+            tracing::warn!(error = %e, writes = jobs.len(), "a grouped commit failed; running each write alone");
             for job in jobs {
-                let alone = async {
-                    let mut tx = write.write().await?;
-                    let written = create_in_tx(&mut tx, job.kind, job.input, &job.actor).await?;
-                    tx.commit().await?;
-                    Ok(written)
-                };
-                let result = alone.await;
+                let result = run_alone(db, &job.write).await;
                 let _ = job.reply.send(result);
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::schema::MigrateMode;
+    use crate::sqlite::SqliteStore;
+    use custodian_domain::Directory;
+    use custodian_domain::hosts::Actor;
+    use custodian_scim::patch::parse_patch;
+    use custodian_scim::resource::parse_resource;
+    use custodian_scim::schema::ResourceKind;
+    use serde_json::json;
+
+    fn user(name: &str) -> custodian_scim::resource::ResourceInput {
+        parse_resource(
+            ResourceKind::User,
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name}),
+        )
+        .unwrap()
+    }
+
+    fn patch(ops: serde_json::Value) -> custodian_scim::patch::PatchRequest {
+        parse_patch(&json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})).unwrap()
+    }
+
+    /// In one shared transaction, a write the client got wrong after it had already
+    /// changed rows (members added, then a taken name) is rolled back to its savepoint:
+    /// its changes are gone, the writes before and after it commit, and each gets its
+    /// own answer.
+    #[tokio::test]
+    async fn a_refused_write_in_a_batch_leaves_nothing_and_fails_no_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("c.db").display());
+        let store = SqliteStore::open(&url, MigrateMode::Apply).await.unwrap();
+        let actor = Actor { id: None, name: "test".into() };
+        let a = store.scim_create(ResourceKind::User, user("a@example.com"), &actor).await.unwrap().record.id;
+        let b = store.scim_create(ResourceKind::User, user("b@example.com"), &actor).await.unwrap().record.id;
+        let group = |name: &str| {
+            parse_resource(
+                ResourceKind::Group,
+                &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name}),
+            )
+            .unwrap()
+        };
+        let eng = store.scim_create(ResourceKind::Group, group("Engineering"), &actor).await.unwrap().record.id;
+        store.scim_create(ResourceKind::Group, group("Sales"), &actor).await.unwrap();
+
+        let writes = vec![
+            Write::ScimCreate { kind: ResourceKind::User, input: user("c@example.com"), actor: actor.clone() },
+            // Adds a member, then takes a name already taken: 409, and the member with it.
+            Write::ScimPatch {
+                kind: ResourceKind::Group,
+                id: eng.clone(),
+                patch: patch(json!([
+                    {"op": "add", "path": "members", "value": [{"value": a}]},
+                    {"op": "replace", "path": "displayName", "value": "Sales"}
+                ])),
+                if_match: None,
+                actor: actor.clone(),
+            },
+            // A stale version: 412.
+            Write::ScimDelete {
+                kind: ResourceKind::User,
+                id: b.clone(),
+                if_match: Some("W/\"99\"".into()),
+                actor: actor.clone(),
+            },
+            Write::ScimPatch {
+                kind: ResourceKind::Group,
+                id: eng.clone(),
+                patch: patch(json!([{"op": "add", "path": "members", "value": [{"value": b}]}])),
+                if_match: None,
+                actor: actor.clone(),
+            },
+        ];
+        let mut answers = Vec::new();
+        let jobs = writes
+            .into_iter()
+            .map(|write| {
+                let (reply, answer) = oneshot::channel();
+                answers.push(answer);
+                Job { write, reply }
+            })
+            .collect();
+        commit_batch(&store.db, jobs).await;
+        let mut results = Vec::new();
+        for answer in answers {
+            results.push(answer.await.unwrap());
+        }
+        assert!(matches!(&results[0], Ok(Outcome::Written(w)) if w.record.doc["userName"] == "c@example.com"));
+        assert!(matches!(&results[1], Err(StoreError::Scim(e)) if e.status == 409), "{:?}", results[1].as_ref().err());
+        assert!(matches!(&results[2], Err(StoreError::Scim(e)) if e.status == 412), "{:?}", results[2].as_ref().err());
+        assert!(matches!(&results[3], Ok(Outcome::Written(_))));
+
+        let members: Vec<String> = store.group_members(&eng).await.unwrap().into_iter().map(|m| m.id).collect();
+        assert_eq!(members, vec![b.clone()], "the refused PATCH's member is gone, the later one's is kept");
+        let group = store.scim_get(ResourceKind::Group, &eng).await.unwrap();
+        assert_eq!(group.doc["displayName"], "Engineering");
+        assert!(store.scim_get(ResourceKind::User, &b).await.is_ok(), "the refused delete deleted nothing");
+        assert_eq!(store.scim_count(ResourceKind::User).await.unwrap(), 3);
     }
 }

@@ -91,8 +91,8 @@ impl SqliteStore {
             .await
             .map_err(db_err)?;
         let db = Db::Sqlite { read, write };
-        let creates = group_commit::Creates::start(db.clone());
-        Ok(SqlStore { db, sqlite: Some(Local::new(creates, in_use)) })
+        let writer = group_commit::Writer::start(db.clone());
+        Ok(SqlStore { db, sqlite: Some(Local::new(writer, in_use)) })
     }
 }
 
