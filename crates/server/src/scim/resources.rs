@@ -337,11 +337,22 @@ async fn replace(kind: ResourceKind, ctx: Ctx, id: String, body: Body) -> ScimRe
     ctx.resource_response(StatusCode::OK, &written.record, &projection, false).await
 }
 
+/// A PATCH answers the resource as it now is (200), but for a group PATCH that asks for
+/// no attributes: 204 No Content (RFC 7644 §3.5.2), as Okta and Entra expect, so that a
+/// membership change costs what it changes and never a read of every member.
 async fn patch(kind: ResourceKind, ctx: Ctx, id: String, body: Body) -> ScimResult<Response> {
     let projection = projection(&ctx, kind)?;
     let body = parse_body(&ctx.headers, &read_body(body).await?)?;
     let request = parse_patch(&body)?;
     let written = ctx.state.directory().scim_patch(kind, &id, &request, if_match(&ctx.headers), &ctx.actor).await?;
+    let asks_for_attributes = ["attributes", "excludedAttributes"].iter().any(|p| ctx.params.get(p).is_some());
+    if kind == ResourceKind::Group && !asks_for_attributes {
+        let mut response = StatusCode::NO_CONTENT.into_response();
+        if let Ok(v) = HeaderValue::from_str(&written.record.etag()) {
+            response.headers_mut().insert(header::ETAG, v);
+        }
+        return Ok(response);
+    }
     ctx.resource_response(StatusCode::OK, &written.record, &projection, false).await
 }
 

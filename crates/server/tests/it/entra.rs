@@ -324,7 +324,7 @@ async fn add_members_with_null_ref_adds_them() {
             patch(json!([{"op": "Add", "path": "members", "value": [{"$ref": null, "value": a}, {"$ref": null, "value": b}]}])),
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(app.member_ids(&gid).await, sorted(&[&a, &b]));
     let user = app.get(&format!("/Users/{a}")).await.body;
     assert_eq!(user["groups"][0]["value"], gid.as_str());
@@ -344,7 +344,7 @@ async fn remove_members_with_value_list_removes_only_those() {
             patch(json!([{"op": "Remove", "path": "members", "value": [{"$ref": null, "value": a}]}])),
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(app.member_ids(&gid).await, sorted(&[&b, &c]), "only the listed member goes");
     // The flag's form too.
     let r = app
@@ -353,7 +353,7 @@ async fn remove_members_with_value_list_removes_only_those() {
             patch(json!([{"op": "remove", "path": format!("members[value eq \"{b}\"]")}])),
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(app.member_ids(&gid).await, vec![c]);
 }
 
@@ -392,8 +392,10 @@ async fn empty_operations_patch_is_200_and_changes_nothing() {
     assert_eq!(r.body["id"], id.as_str());
     assert_eq!(app.get(&format!("/Users/{id}")).await.body, before);
     let gid = app.create_group("Sales").await;
+    let before = app.get(&format!("/Groups/{gid}")).await;
     let r = app.patch(&format!("/Groups/{gid}"), patch(json!([]))).await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_eq!(app.get(&format!("/Groups/{gid}")).await.body, before.body, "an empty PATCH changes nothing");
 }
 
 #[tokio::test]
@@ -556,7 +558,7 @@ async fn remove_members_without_value_removes_every_member() {
     let b = app.create_user("b@contoso.com").await;
     let gid = app.create_group_with("Sales", &[&a, &b]).await;
     let r = app.patch(&format!("/Groups/{gid}"), patch(json!([{"op": "Remove", "path": "members"}]))).await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.status, 204, "{}", r.text);
     assert!(app.member_ids(&gid).await.is_empty());
     assert_eq!(app.get(&format!("/Users/{a}")).await.status, 200, "the users themselves stay");
 }

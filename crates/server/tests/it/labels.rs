@@ -71,13 +71,13 @@ async fn label_follows_group_changes_and_a_group_renamed_in_the_idp() {
             patch(json!([{"op": "add", "path": "members", "value": [{"value": platform}]}])),
         )
         .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
     assert_eq!(label_host_ids(&app, id).await, vec![h_alice, h_bob]);
 
     // Renamed in the IdP: still the same group.
     let r =
         app.patch(&format!("/Groups/{eng}"), patch(json!([{"op": "replace", "value": {"displayName": "R&D"}}]))).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
     assert_eq!(label_host_ids(&app, id).await, vec![h_alice, h_bob]);
     assert_eq!(host_label_names(&app, h_bob).await, vec!["Engineering laptops"]);
     let r = app.api_get(&format!("/labels/{id}")).await;
@@ -86,7 +86,7 @@ async fn label_follows_group_changes_and_a_group_renamed_in_the_idp() {
     // Alice leaves the group.
     let filter = format!("members[value eq \"{alice}\"]");
     let r = app.patch(&format!("/Groups/{eng}"), patch(json!([{"op": "remove", "path": filter}]))).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
     assert_eq!(label_host_ids(&app, id).await, vec![h_bob]);
     assert!(host_label_names(&app, h_alice).await.is_empty());
 

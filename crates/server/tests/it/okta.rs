@@ -237,9 +237,7 @@ async fn pathless_rename_with_id_inside_value_renames_the_group() {
     let r = app
         .patch(&format!("/Groups/{gid}"), patch(json!([{"op": "replace", "value": {"id": gid, "displayName": "R&D"}}])))
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.body["displayName"], "R&D");
-    assert_eq!(r.body["id"], gid.as_str());
+    assert_eq!(r.status, 204, "{}", r.text);
 
     let g = app.get(&format!("/Groups/{gid}")).await.body;
     assert_eq!(g["displayName"], "R&D");
@@ -266,8 +264,7 @@ async fn membership_patch_remove_by_value_filter_then_add_with_display() {
         {"op": "add", "path": "members", "value": [{"value": john, "display": "john@example.com"}]}
     ]));
     let r = app.patch(&format!("/Groups/{gid}"), body).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(member_values(&r.body), sorted(&[&ann, &john]));
+    assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(app.member_ids(&gid).await, sorted(&[&ann, &john]));
 
     // Okta's own shape: remove a member and add the same one back in one request.
@@ -276,7 +273,7 @@ async fn membership_patch_remove_by_value_filter_then_add_with_display() {
         {"op": "add", "path": "members", "value": [{"value": john, "display": "john@example.com"}]}
     ]));
     let r = app.patch(&format!("/Groups/{gid}"), body).await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(app.member_ids(&gid).await, sorted(&[&ann, &john]));
     let user = app.get(&format!("/Users/{jane}")).await.body;
     assert!(user.get("groups").is_none() || user["groups"] == json!([]), "{user}");
@@ -299,9 +296,10 @@ async fn adding_members_already_present_is_no_error_and_no_duplicate() {
         let r = app
             .patch(&format!("/Groups/{gid}"), patch(json!([{"op": "add", "path": "members", "value": value}])))
             .await;
-        assert_eq!(r.status, 200, "{}", r.text);
-        let listed = r.body["members"].as_array().unwrap().len();
-        assert_eq!(listed, member_values(&r.body).iter().collect::<HashSet<_>>().len(), "duplicate: {}", r.text);
+        assert_eq!(r.status, 204, "{}", r.text);
+        let g = app.get(&format!("/Groups/{gid}")).await;
+        let listed = g.body["members"].as_array().unwrap().len();
+        assert_eq!(listed, member_values(&g.body).iter().collect::<HashSet<_>>().len(), "duplicate: {}", g.text);
     }
     let g = app.get(&format!("/Groups/{gid}")).await.body;
     assert_eq!(g["members"].as_array().unwrap().len(), 3, "{g}");
@@ -321,8 +319,7 @@ async fn replace_path_members_sets_exactly_the_given_members() {
             patch(json!([{"op": "replace", "path": "members", "value": [{"value": b, "display": "b"}, {"value": c, "display": "c"}]}])),
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(member_values(&r.body), sorted(&[&b, &c]));
+    assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(app.member_ids(&gid).await, sorted(&[&b, &c]));
     let user_a = app.get(&format!("/Users/{a}")).await.body;
     assert!(user_a.get("groups").is_none_or(|g| g == &json!([])), "{user_a}");
@@ -441,7 +438,7 @@ async fn renaming_a_group_to_a_taken_name_is_409_and_changes_nothing() {
             patch(json!([{"op": "replace", "value": {"id": g1, "displayName": "ENGINEERING"}}])),
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(app.get(&format!("/Groups/{g1}")).await.body["displayName"], "ENGINEERING");
 }
 
@@ -468,7 +465,7 @@ async fn adding_a_member_id_that_does_not_exist_is_skipped_not_stored() {
     let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
         {"op": "add", "path": "members", "value": [{"value": "no-such-user"}, {"value": uid}]}]});
     let r = app.patch(&format!("/Groups/{gid}"), body).await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(app.member_ids(&gid).await, vec![uid.clone()]);
     let r = app.get(&format!("/Groups?{}", filter_q(&format!("members eq \"{uid}\"")))).await;
     assert_eq!(r.body["totalResults"], 1);

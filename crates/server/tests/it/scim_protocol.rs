@@ -935,9 +935,10 @@ async fn nested_groups_show_as_indirect_and_are_filterable() {
             patch(json!([{"op": "add", "path": "members", "value": [{"value": a, "type": "Group"}]}])),
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.body["members"][0]["type"], "Group");
-    assert!(r.body["members"][0]["$ref"].as_str().unwrap().ends_with(&format!("/Groups/{a}")));
+    assert_eq!(r.status, 204, "{}", r.text);
+    let group_b = app.get(&format!("/Groups/{b}")).await.body;
+    assert_eq!(group_b["members"][0]["type"], "Group");
+    assert!(group_b["members"][0]["$ref"].as_str().unwrap().ends_with(&format!("/Groups/{a}")));
 
     let user = app.get(&format!("/Users/{u}")).await.body;
     let groups = user["groups"].as_array().unwrap();
@@ -1054,4 +1055,70 @@ async fn bulk_over_1000_operations_is_413() {
     let r = app.post("/Bulk", json!({"schemas": [BULK_REQ], "Operations": ops})).await;
     r.assert_scim_error(413, None);
     assert_eq!(app.list("/Users?count=0").await.body["totalResults"], 0, "nothing was applied");
+}
+
+/// RFC 7644 §3.5.2: a group PATCH that asks for no attributes is answered 204 with the
+/// new version's ETag and no body, and it changed what it said; asked for attributes,
+/// it answers 200 with just those. A user PATCH answers the user.
+#[tokio::test]
+async fn a_group_patch_answers_204_unless_attributes_are_asked_for() {
+    let app = TestApp::spawn().await;
+    let a = app.create_user("a@example.com").await;
+    let b = app.create_user("b@example.com").await;
+    let c = app.create_user("c@example.com").await;
+    let gid = app.create_group_with("Engineering", &[&a, &b]).await;
+    let before = app.get(&format!("/Groups/{gid}")).await;
+
+    let r = app
+        .patch(
+            &format!("/Groups/{gid}"),
+            patch(json!([
+                {"op": "remove", "path": format!("members[value eq \"{a}\"]")},
+                {"op": "add", "path": "members", "value": [{"value": c}]}
+            ])),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_eq!(r.text, "", "a 204 has no body");
+    let after = app.get(&format!("/Groups/{gid}")).await;
+    assert_eq!(member_values(&after.body), sorted(&[&b, &c]), "{}", after.text);
+    assert_eq!(r.header("etag"), after.header("etag"), "the 204 carries the new version's ETag");
+    assert_ne!(before.header("etag"), after.header("etag"));
+    assert_eq!(after.body["meta"]["version"].as_str(), after.header("etag"));
+
+    // Entra's form, and a rename: 204 as well.
+    let r = app
+        .patch(
+            &format!("/Groups/{gid}"),
+            patch(json!([
+                {"op": "Remove", "path": "members", "value": [{"value": b}]},
+                {"op": "Replace", "path": "displayName", "value": "R&D"}
+            ])),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let after = app.get(&format!("/Groups/{gid}")).await.body;
+    assert_eq!(member_values(&after), vec![c.clone()]);
+    assert_eq!(after["displayName"], "R&D");
+
+    // Asked for attributes: 200 with what was asked.
+    let add_a = patch(json!([{"op": "add", "path": "members", "value": [{"value": a}]}]));
+    let r = app.patch(&format!("/Groups/{gid}?excludedAttributes=members"), add_a.clone()).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["displayName"], "R&D");
+    assert!(r.body.get("members").is_none(), "{}", r.text);
+    let r = app.patch(&format!("/Groups/{gid}?attributes=members"), add_a).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(member_values(&r.body), sorted(&[&a, &c]));
+    assert!(r.body.get("displayName").is_none(), "{}", r.text);
+
+    // A failed group PATCH still answers its error body.
+    let r = app.patch(&format!("/Groups/{gid}"), patch(json!([{"op": "replace", "path": "displayName"}]))).await;
+    r.assert_scim_error(400, Some("invalidSyntax"));
+    assert_eq!(app.get(&format!("/Groups/{gid}")).await.body["displayName"], "R&D", "nothing was written");
+
+    // A user PATCH answers the user as it now is.
+    let r = app.patch(&format!("/Users/{b}"), patch(json!([{"op": "replace", "value": {"active": false}}]))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!((r.body["id"].as_str(), &r.body["active"]), (Some(b.as_str()), &json!(false)));
 }
