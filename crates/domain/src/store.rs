@@ -118,7 +118,7 @@ pub trait Directory: Send + Sync {
         &self,
         kind: ResourceKind,
         id: &str,
-        patch: &PatchRequest,
+        patch: PatchRequest,
         if_match: Precondition,
         actor: &Actor,
     ) -> StoreResult<Written>;

@@ -46,6 +46,11 @@ impl Projection {
         Projection { kind, mode: Mode::Default }
     }
 
+    /// Whether the client asked for no `attributes` or `excludedAttributes`.
+    pub fn is_default(&self) -> bool {
+        matches!(self.mode, Mode::Default)
+    }
+
     /// Parses the comma-separated lists of the query or of a SearchRequest. Attribute
     /// names are case-insensitive and may be dotted or URN-qualified; names the schema
     /// does not know are ignored, as a filter on them would be (RFC 7644 §3.4.2.2) and
@@ -245,6 +250,15 @@ mod tests {
     use super::*;
     use crate::schema::{ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA};
     use serde_json::json;
+
+    #[test]
+    fn only_a_projection_without_attribute_lists_is_the_default() {
+        let parse = |a, e| Projection::parse(ResourceKind::Group, a, e).unwrap();
+        assert!(parse(None, None).is_default());
+        assert!(parse(Some(""), None).is_default(), "an empty list asks for nothing");
+        assert!(!parse(Some("members"), None).is_default());
+        assert!(!parse(None, Some("members")).is_default());
+    }
 
     fn full_user() -> Value {
         json!({

@@ -145,11 +145,11 @@ impl custodian_domain::Directory for SqlStore {
         &self,
         kind: ResourceKind,
         id: &str,
-        patch: &PatchRequest,
+        patch: PatchRequest,
         if_match: Precondition,
         actor: &Actor,
     ) -> StoreResult<Written> {
-        let write = Write::ScimPatch { kind, id: id.to_string(), patch: patch.clone(), if_match, actor: actor.clone() };
+        let write = Write::ScimPatch { kind, id: id.to_string(), patch, if_match, actor: actor.clone() };
         self.write(write).await?.written()
     }
     async fn scim_delete(

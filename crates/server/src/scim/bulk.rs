@@ -124,7 +124,7 @@ async fn execute(
         }
         ("PATCH", Some(id)) => {
             let patch = parse_patch(data()?)?;
-            Ok(Some(directory.scim_patch(kind, id, &patch, version, &ctx.actor).await?.record))
+            Ok(Some(directory.scim_patch(kind, id, patch, version, &ctx.actor).await?.record))
         }
         ("DELETE", Some(id)) => {
             directory.scim_delete(kind, id, version, &ctx.actor).await?;

@@ -121,9 +121,7 @@ impl Ctx {
     ) -> ScimResult<Response> {
         let body = self.render(record, projection, new_user).await?;
         let mut response = scim_json(status, &body);
-        if let Ok(v) = HeaderValue::from_str(&record.etag()) {
-            response.headers_mut().insert(header::ETAG, v);
-        }
+        set_etag(&mut response, record);
         if status == StatusCode::CREATED
             && let Ok(v) = HeaderValue::from_str(&self.location(record.kind, &record.id))
         {
@@ -298,6 +296,13 @@ async fn search(kind: ResourceKind, ctx: Ctx, body: Body) -> ScimResult<Response
     run_list(&ctx, kind, &SearchParams::from_body(&body)?).await
 }
 
+/// The `ETag` of a record's version, on every answer that names one.
+fn set_etag(response: &mut Response, record: &ScimRecord) {
+    if let Ok(v) = HeaderValue::from_str(&record.etag()) {
+        response.headers_mut().insert(header::ETAG, v);
+    }
+}
+
 fn projection(ctx: &Ctx, kind: ResourceKind) -> ScimResult<Projection> {
     SearchParams::from_query(&ctx.params)?.projection(kind)
 }
@@ -311,9 +316,7 @@ async fn get_one(kind: ResourceKind, ctx: Ctx, id: String) -> ScimResult<Respons
             .any(|t| t.trim() == "*" || custodian_domain::idp::version_of_etag(t) == Some(record.version));
         if matched {
             let mut response = StatusCode::NOT_MODIFIED.into_response();
-            if let Ok(v) = HeaderValue::from_str(&record.etag()) {
-                response.headers_mut().insert(header::ETAG, v);
-            }
+            set_etag(&mut response, &record);
             return Ok(response);
         }
     }
@@ -344,13 +347,10 @@ async fn patch(kind: ResourceKind, ctx: Ctx, id: String, body: Body) -> ScimResu
     let projection = projection(&ctx, kind)?;
     let body = parse_body(&ctx.headers, &read_body(body).await?)?;
     let request = parse_patch(&body)?;
-    let written = ctx.state.directory().scim_patch(kind, &id, &request, if_match(&ctx.headers), &ctx.actor).await?;
-    let asks_for_attributes = ["attributes", "excludedAttributes"].iter().any(|p| ctx.params.get(p).is_some());
-    if kind == ResourceKind::Group && !asks_for_attributes {
+    let written = ctx.state.directory().scim_patch(kind, &id, request, if_match(&ctx.headers), &ctx.actor).await?;
+    if kind == ResourceKind::Group && projection.is_default() {
         let mut response = StatusCode::NO_CONTENT.into_response();
-        if let Ok(v) = HeaderValue::from_str(&written.record.etag()) {
-            response.headers_mut().insert(header::ETAG, v);
-        }
+        set_etag(&mut response, &written.record);
         return Ok(response);
     }
     ctx.resource_response(StatusCode::OK, &written.record, &projection, false).await
