@@ -1031,6 +1031,40 @@ mod tests {
     }
 
     #[test]
+    fn values_over_their_limit_fail_the_whole_patch_naming_the_attribute() {
+        use crate::limits::NAME_MAX_BYTES;
+        let over = "x".repeat(NAME_MAX_BYTES + 1);
+        let group = json!({"displayName": "Eng"});
+        for ops in [
+            json!([{"op": "replace", "path": "displayName", "value": over}]),
+            json!([{"op": "replace", "value": {"displayName": over}}]),
+            json!([{"op": "add", "path": "members", "value": [{"value": over}]}]),
+        ] {
+            let mut doc = group.clone();
+            let req = parse_patch(&json!({"Operations": ops})).unwrap();
+            let e = apply_patch(ResourceKind::Group, &mut doc, &req).unwrap_err();
+            assert_eq!(e.scim_type, Some(ScimType::InvalidValue), "{ops}");
+            assert!(e.detail.contains(&format!("at most {NAME_MAX_BYTES} bytes")), "{}", e.detail);
+            assert!(e.detail.len() < 200, "{}", e.detail);
+            assert_eq!(doc, group, "{ops}");
+        }
+        for (ops, attribute) in [
+            (json!([{"op": "replace", "path": "userName", "value": over}]), "userName"),
+            (json!([{"op": "Replace", "path": "emails[type eq \"work\"].value", "value": over}]), "emails.value"),
+            (
+                json!([{"op": "Add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "value": over}]),
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+            ),
+            (json!([{"op": "add", "path": "manager", "value": over}]), "manager"),
+            (json!([{"op": "replace", "value": {"name.givenName": over}}]), "name.givenName"),
+        ] {
+            let e = user_patch(jane(), ops.clone()).unwrap_err();
+            assert_eq!(e.scim_type, Some(ScimType::InvalidValue), "{ops}");
+            assert!(e.detail.contains(attribute), "{attribute}: {}", e.detail);
+        }
+    }
+
+    #[test]
     fn empty_operations_is_a_no_op() {
         let req = parse_patch(&json!({"schemas": [PATCH_OP_SCHEMA], "Operations": []})).unwrap();
         assert!(req.ops.is_empty());

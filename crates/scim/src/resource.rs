@@ -12,6 +12,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
 use crate::error::{ScimError, ScimResult};
+use crate::limits::NAME_MAX_BYTES;
 use crate::schema::{AttrType, AttributeDef, COMMON_ATTRIBUTES, Mutability, ResourceKind, SchemaDef};
 
 /// What a member of a group is.
@@ -210,6 +211,9 @@ fn parse_member(v: &Value) -> ScimResult<MemberRef> {
         Value::String(s) if !s.is_empty() => Ok(MemberRef { value: s.clone(), kind: None }),
         Value::Object(o) => {
             let value = match get_ci(o, "value") {
+                Some(Value::String(s)) if s.len() > NAME_MAX_BYTES => {
+                    return Err(too_long("members.value", NAME_MAX_BYTES));
+                }
                 Some(Value::String(s)) if !s.is_empty() => s.clone(),
                 _ => return Err(bad_value()),
             };
@@ -374,6 +378,7 @@ fn canon_scalar(def: &AttributeDef, path: &str, v: &Value) -> ScimResult<Option<
         AttrType::String | AttrType::Reference | AttrType::Binary => match v {
             // Refused on every backend alike: PostgreSQL cannot store U+0000 at all.
             Value::String(s) if s.contains('\0') => return Err(wrong("text without NUL (U+0000) characters")),
+            Value::String(s) if is_too_long(def, s) => return Err(too_long(path, def.max_bytes)),
             Value::String(_) => v.clone(),
             _ => return Err(wrong("a string")),
         },
@@ -404,6 +409,23 @@ fn canon_scalar(def: &AttributeDef, path: &str, v: &Value) -> ScimResult<Option<
         AttrType::Complex => return canon_element(def, path, v),
     };
     Ok(Some(out))
+}
+
+/// Whether a text value is over its attribute's limit, as sent or as indexed: the index
+/// holds its normalised form (NFC, lower case unless caseExact), which may be longer
+/// than what was sent (NFC triples some characters), and must still fit.
+fn is_too_long(def: &AttributeDef, s: &str) -> bool {
+    if s.len() > def.max_bytes {
+        return true;
+    }
+    // ASCII normalises to itself, at the same length: no need to build the key.
+    !s.is_ascii()
+        && matches!(crate::filter::str_key(def, s), Some(crate::filter::CompareKey::Str(key)) if key.len() > def.max_bytes)
+}
+
+/// A value over its limit: the attribute and the limit are named, never the value.
+pub(crate) fn too_long(path: &str, max_bytes: usize) -> ScimError {
+    ScimError::invalid_value(format!("{path} is too long: {} of UTF-8", crate::limits::over_limit_reason(max_bytes)))
 }
 
 pub(crate) fn is_primary(v: &Value) -> bool {
@@ -616,6 +638,59 @@ mod tests {
             assert_eq!(e.scim_type, Some(ScimType::InvalidValue), "{body}");
             assert!(e.detail.contains("NUL"), "{}", e.detail);
         }
+    }
+
+    #[test]
+    fn text_over_its_limit_is_invalid_value_naming_the_attribute_not_the_value() {
+        use crate::limits::{LONG_VALUE_MAX_BYTES, NAME_MAX_BYTES};
+        let name = |n: usize| "n".repeat(n);
+        // Up to the limit, in bytes of UTF-8: 512 two-byte characters are 1,024 bytes.
+        for body in [
+            json!({"userName": name(NAME_MAX_BYTES)}),
+            json!({"userName": "\u{e9}".repeat(NAME_MAX_BYTES / 2)}),
+            json!({"userName": "a", "addresses": [{"formatted": name(LONG_VALUE_MAX_BYTES)}]}),
+        ] {
+            assert!(user(body.clone()).is_ok(), "{}", body.to_string().len());
+        }
+        let over = name(NAME_MAX_BYTES + 1);
+        for (body, attribute, limit) in [
+            (json!({"userName": over}), "userName", NAME_MAX_BYTES),
+            (json!({"userName": "\u{e9}".repeat(NAME_MAX_BYTES / 2 + 1)}), "userName", NAME_MAX_BYTES),
+            (json!({"userName": "a", "externalId": over}), "externalId", NAME_MAX_BYTES),
+            (json!({"userName": "a", "emails": [{"value": over}]}), "emails.value", NAME_MAX_BYTES),
+            (json!({"userName": "a", "name": {"givenName": over}}), "name.givenName", NAME_MAX_BYTES),
+            (
+                json!({"userName": "a", "addresses": [{"formatted": name(LONG_VALUE_MAX_BYTES + 1)}]}),
+                "addresses.formatted",
+                LONG_VALUE_MAX_BYTES,
+            ),
+            (
+                json!({"userName": "a", ENTERPRISE_USER_SCHEMA: {"department": over}}),
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+                NAME_MAX_BYTES,
+            ),
+            (
+                json!({"userName": "a", ENTERPRISE_USER_SCHEMA: {"manager": {"value": over}}}),
+                "manager.value",
+                NAME_MAX_BYTES,
+            ),
+            // 800 bytes as sent, 2,400 once in NFC (each symbol decomposes into three):
+            // the index holds the normalised form, so that must fit too.
+            (json!({"userName": "\u{1d160}".repeat(200)}), "userName", NAME_MAX_BYTES),
+            (json!({"userName": "a", "password": over}), "password", NAME_MAX_BYTES),
+        ] {
+            let e = user(body).expect_err(attribute);
+            assert_eq!((e.status, e.scim_type), (400, Some(ScimType::InvalidValue)), "{attribute}");
+            assert!(e.detail.contains(attribute), "{attribute}: {}", e.detail);
+            assert!(e.detail.contains(&format!("at most {limit} bytes")), "{attribute}: {}", e.detail);
+            assert!(e.detail.len() < 200, "the value is not echoed: {}", e.detail);
+        }
+        let group = json!({"displayName": over});
+        assert!(parse_resource(ResourceKind::Group, &group).unwrap_err().detail.contains("displayName"));
+        let members = json!({"displayName": "g", "members": [{"value": name(NAME_MAX_BYTES + 1)}]});
+        let e = parse_resource(ResourceKind::Group, &members).unwrap_err();
+        assert_eq!(e.scim_type, Some(ScimType::InvalidValue));
+        assert!(e.detail.contains("members.value"), "{}", e.detail);
     }
 
     #[test]

@@ -7,6 +7,8 @@
 
 use serde_json::{Value, json};
 
+use crate::limits::{LONG_VALUE_MAX_BYTES, NAME_MAX_BYTES};
+
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 pub const ENTERPRISE_USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -117,6 +119,8 @@ pub struct AttributeDef {
     pub canonical_values: &'static [&'static str],
     pub reference_types: &'static [&'static str],
     pub sub_attributes: &'static [AttributeDef],
+    /// The longest text value accepted, in bytes of UTF-8 (`crate::limits`).
+    pub max_bytes: usize,
 }
 
 impl AttributeDef {
@@ -135,6 +139,7 @@ impl AttributeDef {
             canonical_values: &[],
             reference_types: &[],
             sub_attributes: &[],
+            max_bytes: NAME_MAX_BYTES,
         }
     }
     const fn of_type(mut self, ty: AttrType) -> Self {
@@ -173,6 +178,11 @@ impl AttributeDef {
     }
     const fn canonical(mut self, values: &'static [&'static str]) -> Self {
         self.canonical_values = values;
+        self
+    }
+    /// A longer value than a name: an address, a URL, a certificate.
+    const fn long(mut self) -> Self {
+        self.max_bytes = LONG_VALUE_MAX_BYTES;
         self
     }
     const fn references(mut self, types: &'static [&'static str]) -> Self {
@@ -291,20 +301,21 @@ static IM_SUBS: &[AttributeDef] = multi_value_subs!(
     &["aim", "gtalk", "icq", "xmpp", "msn", "skype", "qq", "yahoo"]
 );
 static PHOTO_SUBS: &[AttributeDef] = multi_value_subs!(
-    AttributeDef::string("value", "URL of a photo of the User.").references(&["external"]),
+    AttributeDef::string("value", "URL of a photo of the User.").references(&["external"]).long(),
     &["photo", "thumbnail"]
 );
 static ENTITLEMENT_SUBS: &[AttributeDef] =
     multi_value_subs!(AttributeDef::string("value", "The value of an entitlement."), &[]);
 static ROLE_SUBS: &[AttributeDef] = multi_value_subs!(AttributeDef::string("value", "The value of a role."), &[]);
 static CERT_SUBS: &[AttributeDef] = multi_value_subs!(
-    AttributeDef::string("value", "The value of an X.509 certificate.").of_type(AttrType::Binary),
+    AttributeDef::string("value", "The value of an X.509 certificate.").of_type(AttrType::Binary).long(),
     &[]
 );
 
 static ADDRESS_SUBS: &[AttributeDef] = &[
-    AttributeDef::string("formatted", "The full mailing address, formatted for display or use with a mailing label."),
-    AttributeDef::string("streetAddress", "The full street address component."),
+    AttributeDef::string("formatted", "The full mailing address, formatted for display or use with a mailing label.")
+        .long(),
+    AttributeDef::string("streetAddress", "The full street address component.").long(),
     AttributeDef::string("locality", "The city or locality component."),
     AttributeDef::string("region", "The state or region component."),
     AttributeDef::string("postalCode", "The zip code or postal code component."),
@@ -340,7 +351,8 @@ static USER_ATTRIBUTES: &[AttributeDef] = &[
         "profileUrl",
         "A fully qualified URL pointing to a page representing the User's online profile.",
     )
-    .references(&["external"]),
+    .references(&["external"])
+    .long(),
     AttributeDef::string("title", "The user's title, such as \"Vice President.\""),
     AttributeDef::string("userType", "Used to identify the relationship between the organization and the user."),
     AttributeDef::string("preferredLanguage", "Indicates the User's preferred written or spoken language."),
@@ -371,7 +383,9 @@ static USER_ATTRIBUTES: &[AttributeDef] = &[
 
 static MANAGER_SUBS: &[AttributeDef] = &[
     AttributeDef::string("value", "The id of the SCIM resource representing the User's manager."),
-    AttributeDef::string("$ref", "The URI of the SCIM resource representing the User's manager.").references(&["User"]),
+    AttributeDef::string("$ref", "The URI of the SCIM resource representing the User's manager.")
+        .references(&["User"])
+        .long(),
     AttributeDef::string("displayName", "The displayName of the User's manager.").mutability(Mutability::ReadOnly),
 ];
 

@@ -31,7 +31,7 @@ pub enum CompareKey {
     Time(String),
 }
 
-fn str_key(def: &AttributeDef, s: &str) -> Option<CompareKey> {
+pub(crate) fn str_key(def: &AttributeDef, s: &str) -> Option<CompareKey> {
     match def.ty {
         AttrType::String | AttrType::Reference | AttrType::Binary => {
             // NFC: a name sent composed and the same name sent decomposed are one name

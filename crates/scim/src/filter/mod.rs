@@ -5,6 +5,7 @@
 mod eval;
 mod parser;
 
+pub(crate) use eval::str_key;
 pub use eval::{CompareKey, literal_key, matches, value_key};
 pub use parser::{MAX_FILTER_DEPTH, MAX_FILTER_LEN, MAX_FILTER_TERMS, parse_filter};
 
