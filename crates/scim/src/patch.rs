@@ -11,8 +11,8 @@ use serde_json::{Map, Value};
 use crate::error::{ScimError, ScimResult, snippet};
 use crate::filter::{CompValue, CompareOp, Filter, matches, parse_filter};
 use crate::resource::{
-    MemberRef, canon_attr, canon_element, get_ci, is_absent, is_group_members, is_primary, parse_members,
-    parse_resource, schema_by_urn,
+    MemberRef, canon_attr, canon_element, get_ci, is_absent, is_group_members, is_primary, is_reference_like,
+    parse_members, parse_resource, schema_by_urn, single_from_list,
 };
 use crate::schema::{AttrLocation, AttrType, AttributeDef, Mutability, ResolvedAttr, ResourceKind, SchemaDef};
 
@@ -261,6 +261,10 @@ fn apply_target(
     let def = t.res.attr;
     if def.mutability == Mutability::ReadOnly || t.res.sub.is_some_and(|s| s.mutability == Mutability::ReadOnly) {
         if pathless {
+            // Ignored, as in a POST body, once its shape is right.
+            if let Some(v) = value {
+                canon_attr(t.res.leaf(), &t.path(), v)?;
+            }
             return Ok(());
         }
         return Err(ScimError::mutability(format!("{} is read-only", t.path())));
@@ -392,17 +396,17 @@ fn set_or_unassign(c: &mut Map<String, Value>, key: &str, v: Option<Value>, op: 
     }
 }
 
-/// The raw (not yet canonical) object given for one complex value: an object, a
-/// one-element list of one (Entra's manager), or a bare string read as `{"value": s}`.
+/// The raw (not yet canonical) object given for one complex value: an object or, for
+/// the manager alone, a list of one (Entra's) or a bare string read as `{"value": s}`.
 fn raw_element(def: &AttributeDef, path: &str, v: &Value) -> ScimResult<Option<Map<String, Value>>> {
     match v {
         _ if is_absent(v) => Ok(None),
-        Value::Array(items) => match items.iter().find(|x| !is_absent(x)) {
-            Some(first) => raw_element(def, path, first),
+        Value::Array(items) => match single_from_list(def, path, items)? {
+            Some(one) => raw_element(def, path, one),
             None => Ok(None),
         },
         Value::Object(o) => Ok(Some(o.clone())),
-        Value::String(s) if def.sub_attribute("value").is_some() => {
+        Value::String(s) if is_reference_like(def) => {
             let mut o = Map::new();
             o.insert("value".to_string(), Value::String(s.clone()));
             Ok(Some(o))
@@ -996,7 +1000,7 @@ mod tests {
             ResourceKind::Group,
             g.clone(),
             json!([
-                {"op": "Add", "path": "members", "value": [{"$ref": null, "value": "u1"}, "u2"]},
+                {"op": "Add", "path": "members", "value": [{"$ref": null, "value": "u1"}, {"value": "u2"}]},
                 {"op": "Remove", "path": "members", "value": [{"$ref": null, "value": "u1"}]},
                 {"op": "Remove", "path": "members", "value": []},
                 {"op": "remove", "path": "members[value eq \"u3\" or value eq \"u4\"]"},
@@ -1061,6 +1065,40 @@ mod tests {
             let e = user_patch(jane(), ops.clone()).unwrap_err();
             assert_eq!(e.scim_type, Some(ScimType::InvalidValue), "{ops}");
             assert!(e.detail.contains(attribute), "{attribute}: {}", e.detail);
+        }
+    }
+
+    #[test]
+    fn values_of_the_wrong_shape_fail_the_whole_patch_naming_the_attribute() {
+        for (ops, attribute) in [
+            (json!([{"op": "add", "path": "emails", "value": "x@example.com"}]), "emails"),
+            (json!([{"op": "replace", "path": "phoneNumbers", "value": 5}]), "phoneNumbers"),
+            (json!([{"op": "add", "path": "addresses", "value": ["Main St"]}]), "addresses"),
+            (json!([{"op": "replace", "value": {"emails": "x@example.com"}}]), "emails"),
+            (json!([{"op": "replace", "value": {"roles": "admin"}}]), "roles"),
+            (json!([{"op": "replace", "path": "name", "value": [{"givenName": "J"}]}]), "name"),
+            (json!([{"op": "replace", "value": {"name": "Jane"}}]), "name"),
+            (json!([{"op": "replace", "path": "emails[type eq \"work\"]", "value": "x@example.com"}]), "emails"),
+            (json!([{"op": "replace", "path": "emails[type eq \"work\"]", "value": [{"value": "x@e"}]}]), "emails"),
+            (json!([{"op": "replace", "path": "displayName", "value": ["Jane"]}]), "displayName"),
+            (json!([{"op": "replace", "path": "title", "value": 7}]), "title"),
+            (json!([{"op": "replace", "path": "manager", "value": [{"value": "m1"}, {"value": "m2"}]}]), "manager"),
+            (json!([{"op": "replace", "value": {"groups": "Engineering"}}]), "groups"),
+            (json!([{"op": "replace", "value": {"meta": "x"}}]), "meta"),
+        ] {
+            let mut doc = jane();
+            let req = parse_patch(&json!({"Operations": ops})).unwrap();
+            let e = apply_patch(ResourceKind::User, &mut doc, &req).expect_err(&ops.to_string());
+            assert_eq!(e.scim_type, Some(ScimType::InvalidValue), "{ops}: {}", e.detail);
+            assert!(e.detail.contains(attribute), "{ops}: {}", e.detail);
+            assert_eq!(doc, jane(), "{ops}");
+        }
+        let g = json!({"displayName": "Eng"});
+        for value in [json!("u1"), json!(["u1"]), json!(7)] {
+            for op in ["add", "replace", "remove"] {
+                let e = patch(ResourceKind::Group, g.clone(), json!([{"op": op, "path": "members", "value": value}]));
+                assert_eq!(err_type(e), Some(ScimType::InvalidValue), "{op} {value}");
+            }
         }
     }
 

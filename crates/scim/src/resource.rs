@@ -73,8 +73,12 @@ pub fn parse_resource(kind: ResourceKind, body: &Value) -> ScimResult<ResourceIn
             continue;
         };
         match def.mutability {
-            // id, meta, groups: the server's to set; ignored on input (RFC 7643 §7).
-            Mutability::ReadOnly => continue,
+            // id, meta, groups: the server's to set; ignored on input (RFC 7643 §7), but
+            // a value of the wrong shape is refused like any other ("groups": "x").
+            Mutability::ReadOnly => {
+                canon_attr(def, def.name, raw)?;
+                continue;
+            }
             // password: validated, flagged, never stored.
             Mutability::WriteOnly => {
                 password_supplied |= canon_attr(def, def.name, raw)?.is_some();
@@ -194,21 +198,21 @@ pub(crate) fn check_required(kind: ResourceKind, doc: &Value) -> ScimResult<()> 
 }
 
 /// A member list: an array of `{"value": id, "type"?: "User"|"Group"}` objects. A single
-/// object and plain id strings are tolerated; `display` and `$ref` (even `null`) are
-/// ignored since the id is authoritative. `null` is the empty list (RFC 7643 §2.5: null
-/// and `[]` are the same state).
+/// object is read as a list of one, as for every multi-valued attribute; `display` and
+/// `$ref` (even `null`) are ignored since the id is authoritative. `null` is the empty
+/// list (RFC 7643 §2.5: null and `[]` are the same state).
 pub(crate) fn parse_members(v: &Value) -> ScimResult<Vec<MemberRef>> {
     match v {
         Value::Null => Ok(Vec::new()),
         Value::Array(items) => items.iter().map(parse_member).collect(),
-        other => Ok(vec![parse_member(other)?]),
+        Value::Object(_) => Ok(vec![parse_member(v)?]),
+        _ => Err(not_a_list_of_objects("members")),
     }
 }
 
 fn parse_member(v: &Value) -> ScimResult<MemberRef> {
     let bad_value = || ScimError::invalid_value("members.value must be a non-empty string");
     match v {
-        Value::String(s) if !s.is_empty() => Ok(MemberRef { value: s.clone(), kind: None }),
         Value::Object(o) => {
             let value = match get_ci(o, "value") {
                 Some(Value::String(s)) if s.len() > NAME_MAX_BYTES => {
@@ -230,7 +234,7 @@ fn parse_member(v: &Value) -> ScimResult<MemberRef> {
             };
             Ok(MemberRef { value, kind })
         }
-        _ => Err(bad_value()),
+        _ => Err(not_a_list_of_objects("members")),
     }
 }
 
@@ -290,11 +294,9 @@ pub(crate) fn canon_attr(def: &AttributeDef, path: &str, v: &Value) -> ScimResul
         return Ok(None);
     }
     if !def.multi_valued {
-        // Entra sends the single-valued manager as a one-element list: take its first
-        // element. Lists stay an error for simple attributes.
         if let (AttrType::Complex, Value::Array(items)) = (def.ty, v) {
-            return match items.iter().find(|x| !is_absent(x)) {
-                Some(first) => canon_element(def, path, first),
+            return match single_from_list(def, path, items)? {
+                Some(one) => canon_element(def, path, one),
                 None => Ok(None),
             };
         }
@@ -313,9 +315,7 @@ pub(crate) fn canon_attr(def: &AttributeDef, path: &str, v: &Value) -> ScimResul
         // A lone object for a multi-valued complex attribute (`"emails": {...}`) is read
         // as a one-element list: unambiguous, and cheaper than a 400 to the IdP.
         Value::Object(_) if def.ty == AttrType::Complex => canon_element(def, path, v)?.into_iter().collect(),
-        Value::String(_) if def.ty == AttrType::Complex && def.sub_attribute("value").is_some() => {
-            canon_element(def, path, v)?.into_iter().collect()
-        }
+        _ if def.ty == AttrType::Complex => return Err(not_a_list_of_objects(path)),
         _ => return Err(ScimError::invalid_value(format!("{path} must be an array"))),
     };
     if items.is_empty() {
@@ -337,13 +337,14 @@ pub(crate) fn canon_element(def: &AttributeDef, path: &str, v: &Value) -> ScimRe
     }
     let obj = match v {
         Value::Object(o) => o.clone(),
-        // A plain string where a complex value with a `value` sub-attribute is expected is
-        // read as `{"value": s}`: some clients send the manager as a bare id.
-        Value::String(s) if def.sub_attribute("value").is_some() => {
+        // A plain string where the manager is expected is read as `{"value": s}`: Entra
+        // and others send the manager as a bare id.
+        Value::String(s) if is_reference_like(def) => {
             let mut o = Map::new();
             o.insert("value".to_string(), Value::String(s.clone()));
             o
         }
+        _ if def.multi_valued => return Err(not_a_list_of_objects(path)),
         _ => {
             return Err(ScimError::invalid_value(format!("{path} must be a complex value (an object)")));
         }
@@ -366,6 +367,36 @@ pub(crate) fn canon_element(def: &AttributeDef, path: &str, v: &Value) -> ScimRe
         return Ok(None);
     }
     Ok((!out.is_empty()).then_some(Value::Object(out)))
+}
+
+/// A single-valued complex attribute that points at another resource by its `value`:
+/// the enterprise `manager`. Entra sends it as a bare id or a one-element list, and both
+/// are read as the object they stand for; every other complex attribute takes an object.
+pub(crate) fn is_reference_like(def: &AttributeDef) -> bool {
+    !def.multi_valued && def.ty == AttrType::Complex && def.sub_attribute("value").is_some()
+}
+
+/// The one element of a list sent for a single-valued complex attribute: allowed for the
+/// manager (Entra's `[{"value": ...}]`), a list of one at most; `None` for an empty list.
+pub(crate) fn single_from_list<'a>(
+    def: &AttributeDef,
+    path: &str,
+    items: &'a [Value],
+) -> ScimResult<Option<&'a Value>> {
+    if !is_reference_like(def) {
+        return Err(ScimError::invalid_value(format!("{path} must be a complex value (an object), not a list")));
+    }
+    let mut present = items.iter().filter(|x| !is_absent(x));
+    let first = present.next();
+    if present.next().is_some() {
+        return Err(ScimError::invalid_value(format!("{path} takes one value, not a list of several")));
+    }
+    Ok(first)
+}
+
+/// A multi-valued complex attribute sent as anything but objects (`"emails": "x@y"`).
+pub(crate) fn not_a_list_of_objects(path: &str) -> ScimError {
+    ScimError::invalid_value(format!("{path} must be a list of complex values (objects)"))
 }
 
 /// A simple (non-complex) value checked against its type.
@@ -694,6 +725,62 @@ mod tests {
     }
 
     #[test]
+    fn values_of_the_wrong_shape_are_invalid_value_naming_the_attribute() {
+        let multi =
+            ["emails", "phoneNumbers", "ims", "photos", "addresses", "entitlements", "roles", "x509Certificates"];
+        for attribute in multi.into_iter().chain(["groups"]) {
+            for wrong in [json!("x@example.com"), json!(3), json!(true), json!(["x@example.com"]), json!([[{}]])] {
+                let body = json!({"userName": "a", attribute: wrong});
+                let e = user(body.clone()).expect_err(&body.to_string());
+                assert_eq!((e.status, e.scim_type), (400, Some(ScimType::InvalidValue)), "{body}");
+                assert!(e.detail.starts_with(attribute), "{body}: {}", e.detail);
+            }
+        }
+        for (body, attribute) in [
+            (json!({"userName": "a", "name": [{"givenName": "A"}]}), "name"),
+            (json!({"userName": "a", "name": "A"}), "name"),
+            (json!({"userName": "a", "meta": "x"}), "meta"),
+            (json!({"userName": "a", "id": 7}), "id"),
+            (json!({"userName": "a", "displayName": {"x": 1}}), "displayName"),
+            (json!({"userName": "a", ENTERPRISE_USER_SCHEMA: {"manager": 7}}), "manager"),
+            (
+                json!({"userName": "a", ENTERPRISE_USER_SCHEMA: {"manager": [{"value": "m1"}, {"value": "m2"}]}}),
+                "manager",
+            ),
+            (json!({"userName": "a", ENTERPRISE_USER_SCHEMA: {"department": ["Sales"]}}), "department"),
+        ] {
+            let e = user(body.clone()).expect_err(&body.to_string());
+            assert_eq!(e.scim_type, Some(ScimType::InvalidValue), "{body}");
+            assert!(e.detail.contains(attribute), "{body}: {}", e.detail);
+        }
+        for members in [json!("u1"), json!(5), json!(["u1"]), json!([5])] {
+            let body = json!({"displayName": "g", "members": members});
+            let e = parse_resource(ResourceKind::Group, &body).expect_err(&body.to_string());
+            assert_eq!(e.scim_type, Some(ScimType::InvalidValue), "{body}");
+            assert!(e.detail.starts_with("members"), "{body}: {}", e.detail);
+        }
+        // What IdPs send stays accepted: the manager as a bare id or a list of one
+        // (Entra), a lone object for a list, booleans as strings, read-only values echoed.
+        let doc = user(json!({
+            "userName": "a",
+            "active": "False",
+            "emails": {"value": "a@example.com"},
+            "groups": [{"value": "g1", "display": "Eng", "type": "direct"}],
+            "meta": {"resourceType": "User"},
+            ENTERPRISE_USER_SCHEMA: {"manager": [{"value": "m1", "$ref": null}]}
+        }))
+        .unwrap()
+        .doc;
+        assert_eq!(doc["emails"], json!([{"value": "a@example.com"}]));
+        assert_eq!(doc[ENTERPRISE_USER_SCHEMA], json!({"manager": {"value": "m1"}}));
+        assert_eq!(doc["active"], json!(false));
+        assert!(doc.get("groups").is_none() && doc.get("meta").is_none());
+        let one =
+            parse_resource(ResourceKind::Group, &json!({"displayName": "g", "members": {"value": "u1"}})).unwrap();
+        assert_eq!(one.members, Some(vec![MemberRef { value: "u1".into(), kind: None }]));
+    }
+
+    #[test]
     fn okta_user_post_is_canonicalised() {
         let input = user(json!({
             "schemas": [USER_SCHEMA],
@@ -858,8 +945,7 @@ mod tests {
                 "displayName": "Engineering",
                 "Members": [
                     {"value": "u1", "$ref": null, "display": "Jane"},
-                    {"value": "g2", "type": "group"},
-                    "u3"
+                    {"value": "g2", "type": "group"}
                 ]
             }),
         )
@@ -870,7 +956,6 @@ mod tests {
             Some(vec![
                 MemberRef { value: "u1".into(), kind: None },
                 MemberRef { value: "g2".into(), kind: Some(MemberKind::Group) },
-                MemberRef { value: "u3".into(), kind: None },
             ])
         );
         let none = parse_resource(ResourceKind::Group, &json!({"displayName": "x"})).unwrap();
