@@ -112,7 +112,7 @@ send POST "$API/labels" '{"name": "Backend laptops", "description": "Backend gro
                         {"vital": "end_user_idp_department", "value": "Engineering"}]}}'
 
 # --- Schemathesis -------------------------------------------------------------------------
-# The hooks read the one limit the document states outside JSON Schema from the document.
+# The hooks read the limits the document states outside JSON Schema from the document.
 CUSTODIAN_MAX_CONDITIONS="$(curl -s "$BASE/api/openapi.json" | python3 -c '
 import json, sys
 found = []
@@ -128,6 +128,26 @@ def walk(v):
 walk(json.load(sys.stdin))
 print(found[0])')" || die "the document states no x-max-conditions"
 export CUSTODIAN_MAX_CONDITIONS
+# Text limits in bytes, by field name (one limit per name: the hooks key them so).
+CUSTODIAN_MAX_BYTES="$(curl -s "$BASE/api/openapi.json" | python3 -c '
+import json, sys
+found = {}
+def walk(v):
+    if isinstance(v, dict):
+        for name, schema in (v.get("properties") or {}).items():
+            if isinstance(schema, dict) and "x-max-bytes" in schema:
+                if found.setdefault(name, schema["x-max-bytes"]) != schema["x-max-bytes"]:
+                    sys.exit(f"two byte limits for {name}")
+        for x in v.values():
+            walk(x)
+    elif isinstance(v, list):
+        for x in v:
+            walk(x)
+walk(json.load(sys.stdin))
+if not found:
+    sys.exit("no x-max-bytes")
+print(json.dumps(found))')" || die "the document states no consistent x-max-bytes"
+export CUSTODIAN_MAX_BYTES
 export PYTHONPATH="$REPO/scripts${PYTHONPATH:+:$PYTHONPATH}" SCHEMATHESIS_HOOKS=schemathesis_hooks
 log "schemathesis $SCHEMATHESIS_VERSION on $BASE/api/openapi.json (--checks all, --max-time $MAX_TIME)"
 args=(run "$BASE/api/openapi.json" --checks all --max-time "$MAX_TIME" --workers "$WORKERS"

@@ -1,15 +1,22 @@
 """Schemathesis hooks for scripts/schemathesis.sh.
 
-A label's criteria hold at most `x-max-conditions` conditions in all (the document says
-so on the criteria schema): a count JSON Schema cannot express, so a body valid by the
-schema but over it would be refused (422) as it should. Such bodies are not generated.
+Two limits the document states outside JSON Schema, so that a body valid by the schema
+but over them would be refused as it should; such bodies are not generated:
+
+- a label's criteria hold at most `x-max-conditions` conditions in all (a count JSON
+  Schema cannot express);
+- text limits are in bytes of UTF-8 (`x-max-bytes` beside each field's `maxLength`,
+  which counts characters): a string of `maxLength` characters may be longer in bytes.
 """
 
+import json
 import os
 
 import schemathesis
 
 MAX_CONDITIONS = int(os.environ["CUSTODIAN_MAX_CONDITIONS"])
+# {"hostname": 1024, ...}: every property of the document with an `x-max-bytes`.
+MAX_BYTES = json.loads(os.environ["CUSTODIAN_MAX_BYTES"])
 
 
 def conditions(node):
@@ -23,9 +30,23 @@ def conditions(node):
     return 0
 
 
+def within_byte_limits(node):
+    """Whether every string of a body is within its field's limit in bytes."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if isinstance(value, str) and key in MAX_BYTES:
+                if len(value.encode("utf-8", "surrogatepass")) > MAX_BYTES[key]:
+                    return False
+            elif not within_byte_limits(value):
+                return False
+    elif isinstance(node, list):
+        return all(within_byte_limits(item) for item in node)
+    return True
+
+
 @schemathesis.hook
 def filter_case(context, case):
     body = case.body
-    if isinstance(body, dict) and "criteria" in body:
-        return conditions(body["criteria"]) <= MAX_CONDITIONS
-    return True
+    if isinstance(body, dict) and "criteria" in body and conditions(body["criteria"]) > MAX_CONDITIONS:
+        return False
+    return within_byte_limits(body)

@@ -9,8 +9,26 @@ use serde_json::{Map, Value, json};
 pub const MAX_DEPTH: usize = 4;
 /// The most conditions (leaves) one label's criteria may hold.
 pub const MAX_CONDITIONS: usize = 32;
-/// The longest value of a condition.
-pub const MAX_VALUE: usize = 255;
+/// The longest value (a group's name or SCIM id, a department) of a condition, in bytes.
+pub const MAX_VALUE: usize = crate::limits::NAME_MAX_BYTES;
+
+/// A problem with one field of criteria, named as the request names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CriteriaError {
+    pub name: String,
+    pub reason: String,
+    /// The value is longer than this many bytes (a 400 on the JSON API, not a 422).
+    pub over_limit: Option<usize>,
+}
+
+impl CriteriaError {
+    fn new(name: impl Into<String>, reason: impl Into<String>) -> Self {
+        CriteriaError { name: name.into(), reason: reason.into(), over_limit: None }
+    }
+    fn too_long(name: impl Into<String>, max: usize) -> Self {
+        CriteriaError { name: name.into(), reason: crate::limits::over_limit_reason(max), over_limit: Some(max) }
+    }
+}
 
 /// A host vital a condition tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,18 +100,18 @@ impl Criteria {
     /// named from `name` (e.g. `criteria.or[1].value`). A `group_id` in the input is
     /// kept when it names an existing group (the store checks), so that criteria read
     /// back and sent again keep following a renamed group.
-    pub fn parse(value: &Value, name: &str) -> Result<Criteria, Vec<(String, String)>> {
+    pub fn parse(value: &Value, name: &str) -> Result<Criteria, Vec<CriteriaError>> {
         let mut errors = Vec::new();
         let mut conditions = 0;
         let parsed = parse_node(value, name, 1, &mut conditions, &mut errors);
         if conditions > MAX_CONDITIONS {
-            errors.push((name.to_string(), format!("must hold at most {MAX_CONDITIONS} conditions")));
+            errors.push(CriteriaError::new(name, format!("must hold at most {MAX_CONDITIONS} conditions")));
         }
         match parsed {
             Some(c) if errors.is_empty() => Ok(c),
             _ => {
                 if errors.is_empty() {
-                    errors.push((name.to_string(), "is invalid".into()));
+                    errors.push(CriteriaError::new(name, "is invalid"));
                 }
                 Err(errors)
             }
@@ -106,31 +124,37 @@ fn parse_node(
     name: &str,
     depth: usize,
     conditions: &mut usize,
-    errors: &mut Vec<(String, String)>,
+    errors: &mut Vec<CriteriaError>,
 ) -> Option<Criteria> {
     let Some(obj) = value.as_object() else {
-        errors.push((
-            name.to_string(),
-            "must be an object: {\"vital\", \"value\"}, {\"and\": [...]} or {\"or\": [...]}".into(),
+        errors.push(CriteriaError::new(
+            name,
+            "must be an object: {\"vital\", \"value\"}, {\"and\": [...]} or {\"or\": [...]}",
         ));
         return None;
     };
     for combinator in ["and", "or"] {
         if let Some(items) = obj.get(combinator) {
             if obj.len() != 1 {
-                errors.push((name.to_string(), format!("an '{combinator}' object must have no other keys")));
+                errors.push(CriteriaError::new(name, format!("an '{combinator}' object must have no other keys")));
                 return None;
             }
             if depth >= MAX_DEPTH {
-                errors.push((format!("{name}.{combinator}"), format!("criteria nest at most {MAX_DEPTH} levels deep")));
+                errors.push(CriteriaError::new(
+                    format!("{name}.{combinator}"),
+                    format!("criteria nest at most {MAX_DEPTH} levels deep"),
+                ));
                 return None;
             }
             let Some(items) = items.as_array().filter(|a| !a.is_empty()) else {
-                errors.push((format!("{name}.{combinator}"), "must be a non-empty list of criteria".into()));
+                errors.push(CriteriaError::new(format!("{name}.{combinator}"), "must be a non-empty list of criteria"));
                 return None;
             };
             if items.len() > MAX_CONDITIONS {
-                errors.push((format!("{name}.{combinator}"), format!("must hold at most {MAX_CONDITIONS} criteria")));
+                errors.push(CriteriaError::new(
+                    format!("{name}.{combinator}"),
+                    format!("must hold at most {MAX_CONDITIONS} criteria"),
+                ));
                 return None;
             }
             let parsed: Vec<Option<Criteria>> = items
@@ -145,61 +169,72 @@ fn parse_node(
     *conditions += 1;
     for key in obj.keys() {
         if !matches!(key.as_str(), "vital" | "value" | "group_id") {
-            errors.push((format!("{name}.{key}"), "is not a criteria field: use vital and value, or and / or".into()));
+            errors.push(CriteriaError::new(
+                format!("{name}.{key}"),
+                "is not a criteria field: use vital and value, or and / or",
+            ));
         }
     }
     let vital = match obj.get("vital") {
         Some(Value::String(s)) => match Vital::parse(s) {
             Some(v) => Some(v),
             None => {
-                errors.push((format!("{name}.vital"), "must be end_user_idp_group or end_user_idp_department".into()));
+                errors.push(CriteriaError::new(
+                    format!("{name}.vital"),
+                    "must be end_user_idp_group or end_user_idp_department",
+                ));
                 None
             }
         },
         None | Some(Value::Null) => {
-            errors.push((format!("{name}.vital"), "is required".into()));
+            errors.push(CriteriaError::new(format!("{name}.vital"), "is required"));
             None
         }
         Some(_) => {
-            errors.push((format!("{name}.vital"), "must be end_user_idp_group or end_user_idp_department".into()));
+            errors.push(CriteriaError::new(
+                format!("{name}.vital"),
+                "must be end_user_idp_group or end_user_idp_department",
+            ));
             None
         }
     };
     let val = match obj.get("value") {
-        Some(Value::String(s)) if s.trim().is_empty() => {
-            errors.push((format!("{name}.value"), "must not be empty".into()));
+        Some(Value::String(s)) if s.len() > MAX_VALUE => {
+            errors.push(CriteriaError::too_long(format!("{name}.value"), MAX_VALUE));
             None
         }
-        Some(Value::String(s)) if s.chars().count() > MAX_VALUE => {
-            errors.push((format!("{name}.value"), format!("must be at most {MAX_VALUE} characters")));
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            errors.push(CriteriaError::new(format!("{name}.value"), "must not be empty"));
             None
         }
         Some(Value::String(s)) if s.contains('\0') => {
-            errors.push((format!("{name}.value"), "must not contain NUL characters".into()));
+            errors.push(CriteriaError::new(format!("{name}.value"), "must not contain NUL characters"));
             None
         }
         Some(Value::String(s)) => Some(s.trim().to_string()),
         None | Some(Value::Null) => {
-            errors.push((format!("{name}.value"), "is required".into()));
+            errors.push(CriteriaError::new(format!("{name}.value"), "is required"));
             None
         }
         Some(_) => {
-            errors.push((format!("{name}.value"), "must be a string".into()));
+            errors.push(CriteriaError::new(format!("{name}.value"), "must be a string"));
             None
         }
     };
     let group_id = match obj.get("group_id") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s))
-            if vital == Some(Vital::EndUserIdpGroup)
-                && !s.is_empty()
-                && s.chars().count() <= MAX_VALUE
-                && !s.contains('\0') =>
-        {
+        Some(Value::String(s)) if s.len() > MAX_VALUE => {
+            errors.push(CriteriaError::too_long(format!("{name}.group_id"), MAX_VALUE));
+            None
+        }
+        Some(Value::String(s)) if vital == Some(Vital::EndUserIdpGroup) && !s.is_empty() && !s.contains('\0') => {
             Some(s.clone())
         }
         Some(_) => {
-            errors.push((format!("{name}.group_id"), "must be a group's SCIM id, on a group condition only".into()));
+            errors.push(CriteriaError::new(
+                format!("{name}.group_id"),
+                "must be a group's SCIM id, on a group condition only",
+            ));
             None
         }
     };
@@ -272,17 +307,29 @@ mod tests {
 
         let bad = json!({"or": [{"vital": "os", "value": "x"}, {"vital": "end_user_idp_group"}]});
         let errors = Criteria::parse(&bad, "criteria").err().unwrap_or_default();
-        let names: Vec<&str> = errors.iter().map(|(n, _)| n.as_str()).collect();
+        let names: Vec<&str> = errors.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, ["criteria.or[0].vital", "criteria.or[1].value"]);
 
         let deep = json!({"and": [{"and": [{"and": [{"and": [{"vital": "end_user_idp_group", "value": "x"}]}]}]}]});
         let errors = Criteria::parse(&deep, "criteria").err().unwrap_or_default();
-        assert_eq!(errors[0].0, "criteria.and[0].and[0].and[0].and");
+        assert_eq!(errors[0].name, "criteria.and[0].and[0].and[0].and");
 
         let many: Vec<Value> =
             (0..40).map(|i| json!({"vital": "end_user_idp_group", "value": i.to_string()})).collect();
         assert!(Criteria::parse(&json!({"or": many}), "criteria").is_err());
         assert!(Criteria::parse(&json!({"and": []}), "criteria").is_err());
         assert!(Criteria::parse(&json!("x"), "criteria").is_err());
+
+        // Lengths are bytes: 512 two-byte characters fit, one more does not.
+        let at_limit = json!({"vital": "end_user_idp_department", "value": "\u{e9}".repeat(MAX_VALUE / 2)});
+        assert!(Criteria::parse(&at_limit, "criteria").is_ok());
+        let over = json!({"or": [{"vital": "end_user_idp_group", "value": "x".repeat(MAX_VALUE + 1), "group_id": "y".repeat(MAX_VALUE + 1)}]});
+        let errors = Criteria::parse(&over, "criteria").err().unwrap_or_default();
+        let over_limit: Vec<(&str, Option<usize>)> = errors.iter().map(|e| (e.name.as_str(), e.over_limit)).collect();
+        assert_eq!(
+            over_limit,
+            [("criteria.or[0].value", Some(MAX_VALUE)), ("criteria.or[0].group_id", Some(MAX_VALUE))]
+        );
+        assert_eq!(errors[0].reason, format!("at most {MAX_VALUE} bytes"));
     }
 }

@@ -6,6 +6,9 @@ pub mod access;
 pub mod hosts;
 pub mod idp;
 pub mod labels;
+/// The text limits of every surface, in bytes of UTF-8 (defined beside the SCIM schemas,
+/// which carry them per attribute).
+pub use custodian_scim::limits;
 pub mod render;
 pub mod store;
 pub mod web;

@@ -68,16 +68,32 @@ pub async fn json_body(body: Body, limit: usize) -> Result<Value, ApiError> {
     Ok(value)
 }
 
-/// Collects validation errors for a 422 answer.
+/// Collects validation errors for a 422 answer, or a 400 when a value is over its
+/// length limit (input no client means to send, as on SCIM).
 #[derive(Default)]
 pub struct Validation {
     errors: Vec<(String, String)>,
+    /// Those of `errors` that are values over their length limit.
+    over_limit: Vec<(String, String)>,
 }
 
 impl Validation {
     pub fn fail(&mut self, name: impl Into<String>, reason: impl Into<String>) {
         self.errors.push((name.into(), reason.into()));
     }
+
+    /// A text field longer than `max` bytes of UTF-8 (`custodian_domain::limits`).
+    pub fn too_long(&mut self, name: impl Into<String>, max: usize) {
+        let error = (name.into(), custodian_domain::limits::over_limit_reason(max));
+        self.over_limit.push(error.clone());
+        self.errors.push(error);
+    }
+
+    /// The values over their length limit, named with their reasons.
+    pub fn over_limit(&self) -> &[(String, String)] {
+        &self.over_limit
+    }
+
     /// A whole-number query parameter; its default when absent or empty.
     pub fn whole_number(&mut self, params: &QueryParams, param: &QueryParam) -> u64 {
         let QueryKind::WholeNumber { default, max } = param.kind else {
@@ -128,11 +144,18 @@ impl Validation {
         if self.errors.is_empty() {
             return Ok(());
         }
-        let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed");
+        let mut e = if !self.over_limit.is_empty() {
+            ApiError::new(StatusCode::BAD_REQUEST, VALUE_TOO_LONG)
+        } else {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed")
+        };
         e.errors = self.errors;
         Err(e)
     }
 }
+
+/// The message of a 400 for a value over its length limit.
+pub const VALUE_TOO_LONG: &str = "A value is longer than its limit";
 
 /// A path id that must be a positive integer.
 pub fn host_id(raw: &str) -> Result<i64, ApiError> {

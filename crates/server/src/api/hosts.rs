@@ -23,6 +23,7 @@ use crate::built_schema;
 use crate::query::QueryParams;
 use crate::query_params;
 use crate::state::AppState;
+use custodian_domain::limits::NAME_MAX_BYTES;
 
 /// The most hosts one batch request may carry.
 pub const MAX_BATCH: usize = 10_000;
@@ -30,10 +31,6 @@ pub const MAX_BATCH: usize = 10_000;
 pub const MAX_BODY: usize = 64 * 1024 * 1024;
 /// The largest body of `PUT .../device_mapping`.
 pub const MAX_MAPPING_BODY: usize = 64 * 1024;
-/// The longest text field of a host, in characters.
-pub const MAX_FIELD: usize = 255;
-/// The longest email of a mapping, in characters.
-pub const MAX_EMAIL: usize = 320;
 /// The most hosts a page of the host lists holds.
 pub const MAX_PER_PAGE: u64 = 10_000;
 
@@ -106,7 +103,7 @@ fn mapping_schema(sources: &[&str], source_required: bool) -> ObjectBuilder {
     let source = if source_required { word(sources) } else { or_null(word(sources)) };
     object(
         vec![
-            ("email", text(Some(MAX_EMAIL), TextRule::OneWord).into(), true),
+            ("email", text(NAME_MAX_BYTES, TextRule::OneWord).into(), true),
             ("source", source.into(), source_required),
         ],
         false,
@@ -118,9 +115,9 @@ fn host_input_schema() -> Schema {
         .iter()
         .map(|f| {
             let t = if f.required {
-                text(Some(MAX_FIELD), TextRule::NotBlank)
+                text(NAME_MAX_BYTES, TextRule::NotBlank)
             } else {
-                or_null(text(Some(MAX_FIELD), TextRule::NoNul))
+                or_null(text(NAME_MAX_BYTES, TextRule::NoNul))
             };
             (f.name, t.into(), f.required)
         })
@@ -403,8 +400,8 @@ pub fn parse_host(value: &Value, prefix: &str, v: &mut Validation) -> Option<Hos
                 String::new()
             }
             None | Some(Value::Null) => String::new(),
-            Some(Value::String(s)) if s.chars().count() > MAX_FIELD => {
-                v.fail(format!("{prefix}{name}"), format!("must be at most {MAX_FIELD} characters"));
+            Some(Value::String(s)) if s.len() > NAME_MAX_BYTES => {
+                v.too_long(format!("{prefix}{name}"), NAME_MAX_BYTES);
                 String::new()
             }
             Some(Value::String(s)) if required && s.trim().is_empty() => {
@@ -458,33 +455,38 @@ pub fn parse_host(value: &Value, prefix: &str, v: &mut Validation) -> Option<Hos
     (v.errors().len() == before).then_some(input)
 }
 
+/// `prefix.name`, or `name` alone at the top of a body.
+fn field(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() { name.to_string() } else { format!("{prefix}.{name}") }
+}
+
 /// Validates `{"email", "source"}`; `any_source` allows every source (host input),
 /// otherwise only `custom` and `idp` (the device-mapping endpoint).
 fn parse_mapping(value: &Value, name: &str, v: &mut Validation, any_source: bool) -> Option<DeviceMapping> {
     let Some(obj) = value.as_object() else {
-        v.fail(name, "must be an object with email and source");
+        v.fail(if name.is_empty() { "body" } else { name }, "must be an object with email and source");
         return None;
     };
     let email = match obj.get("email") {
-        Some(Value::String(s)) if s.trim().is_empty() => {
-            v.fail(format!("{name}.email"), "must not be empty");
+        Some(Value::String(s)) if s.len() > NAME_MAX_BYTES => {
+            v.too_long(field(name, "email"), NAME_MAX_BYTES);
             None
         }
-        Some(Value::String(s)) if s.chars().count() > MAX_EMAIL => {
-            v.fail(format!("{name}.email"), format!("must be at most {MAX_EMAIL} characters"));
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            v.fail(field(name, "email"), "must not be empty");
             None
         }
         Some(Value::String(s)) if s.contains('\0') || s.trim().contains(char::is_whitespace) => {
-            v.fail(format!("{name}.email"), "must not contain spaces or NUL characters");
+            v.fail(field(name, "email"), "must not contain spaces or NUL characters");
             None
         }
         Some(Value::String(s)) => Some(s.trim().to_string()),
         None | Some(Value::Null) => {
-            v.fail(format!("{name}.email"), "is required");
+            v.fail(field(name, "email"), "is required");
             None
         }
         Some(_) => {
-            v.fail(format!("{name}.email"), "must be a string");
+            v.fail(field(name, "email"), "must be a string");
             None
         }
     };
@@ -494,14 +496,14 @@ fn parse_mapping(value: &Value, name: &str, v: &mut Validation, any_source: bool
             match allowed.contains(&s.as_str()).then(|| s.parse::<MappingSource>().ok()).flatten() {
                 Some(src) => Some(src),
                 None => {
-                    v.fail(format!("{name}.source"), format!("must be {}", or_list(allowed)));
+                    v.fail(field(name, "source"), format!("must be {}", or_list(allowed)));
                     None
                 }
             }
         }
         None | Some(Value::Null) if !any_source => Some(MappingSource::Custom),
         _ => {
-            v.fail(format!("{name}.source"), format!("must be {}", or_list(allowed)));
+            v.fail(field(name, "source"), format!("must be {}", or_list(allowed)));
             None
         }
     };
@@ -559,9 +561,13 @@ pub async fn batch(State(state): State<AppState>, op: Operator, body: Body) -> A
     let mut indexes = Vec::new();
     let mut rejected = Vec::new();
     let mut seen = std::collections::HashSet::new();
+    // A value over its length limit is refused with the whole request, as on POST /hosts
+    // (nothing is written); other invalid hosts are rejected alone.
+    let mut over_limit = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let mut v = Validation::default();
         let parsed = parse_host(item, "", &mut v);
+        over_limit.extend(v.over_limit().iter().map(|(name, reason)| (format!("hosts[{i}].{name}"), reason.clone())));
         if let Some(input) = &parsed
             && !seen.insert(input.uuid.clone())
         {
@@ -578,6 +584,11 @@ pub async fn batch(State(state): State<AppState>, op: Operator, body: Body) -> A
                 errors: v.errors().iter().map(|(n, r)| FieldError { name: n.clone(), reason: r.clone() }).collect(),
             }),
         }
+    }
+    if !over_limit.is_empty() {
+        let mut e = ApiError::new(StatusCode::BAD_REQUEST, super::extract::VALUE_TOO_LONG);
+        e.errors = over_limit;
+        return Err(e);
     }
     let uuids: Vec<String> = accepted.iter().map(|h| h.uuid.clone()).collect();
     let outcomes = if accepted.is_empty() { Vec::new() } else { state.hosts().upsert_hosts(accepted, &actor).await? };
@@ -738,11 +749,7 @@ pub async fn put_mapping(
     let value = json_body(body, MAX_MAPPING_BODY).await?;
     let mut v = Validation::default();
     let mapping = parse_mapping(&value, "", &mut v, false);
-    let mut v2 = Validation::default();
-    for (name, reason) in v.errors() {
-        v2.fail(name.trim_start_matches('.'), reason.clone());
-    }
-    v2.into_result()?;
+    v.into_result()?;
     let Some(mapping) = mapping else {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed"));
     };

@@ -23,9 +23,9 @@ use super::render::{RenderRequest, parse_render_request};
 use super::schema::{TextRule, array_of, object, one_of, or_null, text, word};
 use crate::state::AppState;
 
-/// The longest name and description of a label, in characters.
-pub const MAX_NAME: usize = 255;
-pub const MAX_DESCRIPTION: usize = 4096;
+/// The longest name and description of a label, in bytes of UTF-8.
+pub const MAX_NAME: usize = custodian_domain::limits::NAME_MAX_BYTES;
+pub const MAX_DESCRIPTION: usize = custodian_domain::limits::TEXT_MAX_BYTES;
 /// The largest body of a label write.
 pub const MAX_BODY: usize = 256 * 1024;
 /// The most hosts one batch render answers (a page; `page` and `per_page` choose it).
@@ -43,14 +43,14 @@ crate::query_params!(RenderParams = [PAGE, RENDER_PER_PAGE]);
 /// Criteria nested `depth` levels deep at most (`custodian_domain::labels::parse`).
 fn criteria_schema(depth: usize) -> RefOr<Schema> {
     use custodian_domain::labels::{MAX_CONDITIONS, MAX_VALUE};
-    let value = || text(Some(MAX_VALUE), TextRule::NotBlank).into();
+    let value = || text(MAX_VALUE, TextRule::NotBlank).into();
     let group = object(
         vec![
             ("vital", word(&["end_user_idp_group"]).into(), true),
             ("value", value(), true),
             (
                 "group_id",
-                or_null(text(Some(MAX_VALUE), TextRule::NoNul).min_length(Some(1)))
+                or_null(text(MAX_VALUE, TextRule::NoNul).min_length(Some(1)))
                     .description(Some(
                         "The SCIM id of the group to follow, as answered; the value is used when no group has it",
                     ))
@@ -97,8 +97,8 @@ fn label_schema(create: bool) -> Schema {
         .iter()
         .map(|&name| {
             let schema: RefOr<Schema> = match name {
-                "name" => text(Some(MAX_NAME), TextRule::NotBlank).into(),
-                "description" => or_null(text(Some(MAX_DESCRIPTION), TextRule::NoNul)).into(),
+                "name" => text(MAX_NAME, TextRule::NotBlank).into(),
+                "description" => or_null(text(MAX_DESCRIPTION, TextRule::NoNul)).into(),
                 _ => criteria.clone(),
             };
             (name, schema, create && name != "description")
@@ -211,8 +211,8 @@ fn label_error(e: StoreError) -> ApiError {
 fn text_field(obj: &serde_json::Map<String, Value>, name: &str, max: usize, v: &mut Validation) -> Option<String> {
     match obj.get(name) {
         None => None,
-        Some(Value::String(s)) if s.chars().count() > max => {
-            v.fail(name, format!("must be at most {max} characters"));
+        Some(Value::String(s)) if s.len() > max => {
+            v.too_long(name, max);
             None
         }
         Some(Value::String(s)) if s.contains('\0') => {
@@ -253,7 +253,14 @@ fn parse_label(value: &Value, partial: bool) -> ApiResult<LabelChange> {
             None => {}
             Some(c) => match Criteria::parse(c, "criteria") {
                 Ok(c) => change.criteria = Some(c),
-                Err(errors) => errors.into_iter().for_each(|(n, r)| v.fail(n, r)),
+                Err(errors) => {
+                    for e in errors {
+                        match e.over_limit {
+                            Some(max) => v.too_long(e.name, max),
+                            None => v.fail(e.name, e.reason),
+                        }
+                    }
+                }
             },
         }
     }

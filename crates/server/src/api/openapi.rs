@@ -9,7 +9,9 @@ use super::{activities, hosts, labels, render, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Custodian JSON API", description = "Which employee each computer belongs to (Fleet-compatible shapes)."),
+    info(title = "Custodian JSON API", description = "Which employee each computer belongs to (Fleet-compatible shapes). \
+        Text limits are in bytes of UTF-8, stated as `x-max-bytes`; `maxLength` gives the same number in characters, \
+        which text other than ASCII exceeds in bytes first. A value over its limit is a 400 naming the field."),
     paths(
         hosts::upsert, hosts::batch, hosts::list, hosts::count, hosts::get, hosts::get_by_identifier, hosts::delete,
         hosts::get_mapping, hosts::put_mapping, hosts::delete_idp_mapping, hosts::history, activities::list,
@@ -67,8 +69,9 @@ impl utoipa::Modify for CommonErrors {
                 let has_body = op.request_body.is_some();
                 let responses = &mut op.responses.responses;
                 let bad_request = if has_body {
-                    "Malformed JSON (errors[].name is body), or an address or query string that is not UTF-8 or \
-                     holds NUL once percent-decoded"
+                    "Malformed JSON (errors[].name is body), a value over its length limit (errors[].name is the \
+                     field, nothing is written), or an address or query string that is not UTF-8 or holds NUL once \
+                     percent-decoded"
                 } else {
                     "An address or query string that is not UTF-8 or holds NUL once percent-decoded"
                 };

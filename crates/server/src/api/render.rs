@@ -17,14 +17,15 @@ use crate::state::AppState;
 
 /// The largest request body (the template and its JSON envelope).
 pub const MAX_BODY: usize = 2 * 1024 * 1024;
-/// The longest template, in characters.
+/// The longest template, in bytes of UTF-8: templates are profiles and scripts, larger
+/// than any stored text, and never stored.
 pub const MAX_TEMPLATE: usize = 1024 * 1024;
 /// The formats a template may be escaped for.
 pub const FORMATS: &[&str] = &["text", "xml", "shell"];
 
 fn render_request_schema() -> utoipa::openapi::Schema {
     use super::schema::{TextRule, object, or_null, text, word};
-    let template = text(Some(MAX_TEMPLATE), TextRule::NoNul).pattern(None::<String>);
+    let template = text(MAX_TEMPLATE, TextRule::NoNul).pattern(None::<String>);
     object(
         vec![
             ("template", template.into(), true),
@@ -58,8 +59,8 @@ pub struct RenderRequest {
 pub fn parse_render_request(value: Value) -> ApiResult<RenderRequest> {
     let mut v = Validation::default();
     let template = match value.get("template") {
-        Some(Value::String(s)) if s.chars().count() > MAX_TEMPLATE => {
-            v.fail("template", format!("must be at most {MAX_TEMPLATE} characters"));
+        Some(Value::String(s)) if s.len() > MAX_TEMPLATE => {
+            v.too_long("template", MAX_TEMPLATE);
             None
         }
         Some(Value::String(s)) => Some(s.clone()),

@@ -2,6 +2,7 @@
 //! bodies by hand (to name every bad field at once), so their schemas are built from the
 //! same constants and word lists the validators use rather than derived from serde types.
 
+use utoipa::openapi::extensions::ExtensionsBuilder;
 use utoipa::openapi::schema::{
     AdditionalProperties, ArrayBuilder, ArrayItems, ObjectBuilder, OneOfBuilder, SchemaType, Type,
 };
@@ -44,10 +45,19 @@ impl TextRule {
     }
 }
 
-/// A string of at most `max_chars` characters keeping `rule`.
-pub fn text(max_chars: Option<usize>, rule: TextRule) -> ObjectBuilder {
-    ObjectBuilder::new().schema_type(Type::String).max_length(max_chars).pattern(Some(rule.pattern()))
+/// A string of at most `max_bytes` bytes of UTF-8 keeping `rule`. JSON Schema's
+/// `maxLength` counts characters, so it says `max_bytes` characters (more is always too
+/// long) and `x-max-bytes` states the limit itself, which non-ASCII text reaches first.
+pub fn text(max_bytes: usize, rule: TextRule) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .max_length(Some(max_bytes))
+        .pattern(Some(rule.pattern()))
+        .extensions(Some(ExtensionsBuilder::new().add(MAX_BYTES_KEY, max_bytes).build()))
 }
+
+/// The extension naming a string's limit in bytes of UTF-8.
+pub const MAX_BYTES_KEY: &str = "x-max-bytes";
 
 /// One of `words`.
 pub fn word(words: &[&str]) -> ObjectBuilder {

@@ -19,7 +19,8 @@ const PER_PAGE: u64 = 50;
 const MAX_PER_PAGE: u64 = 500;
 /// Hosts read per query while exporting.
 const EXPORT_CHUNK: u64 = 1000;
-const MAX_IDENTITY: usize = 320;
+/// The longest IdP username, in bytes: a device-mapping email, as on the JSON API.
+const MAX_IDENTITY: usize = custodian_domain::limits::NAME_MAX_BYTES;
 
 /// The list's query, parsed as the JSON API parses it (Fleet's parameter names).
 fn list_query(uri: &Uri) -> WebResult<HostQuery> {
@@ -308,13 +309,9 @@ pub async fn set_idp_username(
     let actor = posted.viewer.require_write()?;
     let id = host_id(&raw)?;
     let value = posted.form.idp_username.trim();
-    if value.is_empty()
-        || value.chars().count() > MAX_IDENTITY
-        || value.contains(char::is_whitespace)
-        || value.contains('\0')
-    {
+    if value.is_empty() || value.len() > MAX_IDENTITY || value.contains(char::is_whitespace) || value.contains('\0') {
         return Err(WebError::BadRequest(format!(
-            "An IdP username must have 1 to {MAX_IDENTITY} characters and no spaces."
+            "An IdP username must be 1 to {MAX_IDENTITY} bytes long (in UTF-8) and have no spaces."
         )));
     }
     state

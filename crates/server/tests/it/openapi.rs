@@ -531,15 +531,19 @@ async fn limits_in_the_document_are_the_handlers_constants() {
         assert_eq!((r.status.as_u16(), &r.body["errors"][0]["name"]), (422, &json!("per_page")), "{}", r.text);
     }
 
-    // A host: uuid required, text fields as long as the handler takes, sources listed.
+    // A host: uuid required, text fields as long as the handler takes (in bytes, and as
+    // many characters at most), sources listed.
+    use custodian_domain::limits::{NAME_MAX_BYTES, TEXT_MAX_BYTES};
+    let limit_of = |schema: &Value| (schema["maxLength"].clone(), schema["x-max-bytes"].clone());
+    let name_limit = (json!(NAME_MAX_BYTES), json!(NAME_MAX_BYTES));
     let host = request_schema(&doc, "post", "/api/v1/fleet/hosts");
     assert_eq!(host["required"], json!(["uuid"]), "{host}");
     for field in hosts::HOST_TEXT_FIELDS {
-        assert_eq!(host["properties"][field.name]["maxLength"], json!(hosts::MAX_FIELD), "{}: {host}", field.name);
+        assert_eq!(limit_of(&host["properties"][field.name]), name_limit, "{}: {host}", field.name);
     }
     let mapping = &host["properties"]["device_mapping"]["items"];
     assert_eq!(mapping["required"], json!(["email", "source"]), "{mapping}");
-    assert_eq!(mapping["properties"]["email"]["maxLength"], json!(hosts::MAX_EMAIL));
+    assert_eq!(limit_of(&mapping["properties"]["email"]), name_limit, "{mapping}");
     assert_eq!(mapping["properties"]["source"]["enum"], json!(hosts::HOST_SOURCES));
     let batch = request_schema(&doc, "post", "/api/v1/fleet/hosts/batch");
     assert_eq!(batch["properties"]["hosts"]["maxItems"], json!(hosts::MAX_BATCH), "{batch}");
@@ -547,11 +551,13 @@ async fn limits_in_the_document_are_the_handlers_constants() {
     assert_eq!(put["required"], json!(["email"]), "{put}");
     let label = request_schema(&doc, "post", "/api/v1/fleet/labels");
     assert_eq!(label["required"], json!(["name", "criteria"]), "{label}");
-    assert_eq!(label["properties"]["name"]["maxLength"], json!(labels::MAX_NAME));
+    assert_eq!(limit_of(&label["properties"]["name"]), (json!(labels::MAX_NAME), json!(NAME_MAX_BYTES)));
+    let description = &label["properties"]["description"];
+    assert_eq!(limit_of(description), (json!(TEXT_MAX_BYTES), json!(TEXT_MAX_BYTES)), "{description}");
     assert_eq!(label["additionalProperties"], false, "unknown label fields are refused: {label}");
     assert!(request_schema(&doc, "patch", "/api/v1/fleet/labels/{id}")["required"].is_null());
     let template = &request_schema(&doc, "post", "/api/v1/fleet/hosts/{id}/render")["properties"]["template"];
-    assert_eq!(template["maxLength"], json!(render::MAX_TEMPLATE), "{template}");
+    assert_eq!(limit_of(template), (json!(render::MAX_TEMPLATE), json!(render::MAX_TEMPLATE)), "{template}");
 }
 
 #[tokio::test]
