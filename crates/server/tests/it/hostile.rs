@@ -613,3 +613,90 @@ async fn strings_over_their_limit_are_400_naming_the_field_and_nothing_is_writte
     assert_eq!(r.status, StatusCode::OK, "{}", head(&r.text));
     assert_eq!(r.body["label"]["description"].as_str().map(str::len), Some(TEXT_MAX_BYTES));
 }
+
+#[tokio::test]
+async fn values_of_the_wrong_shape_are_400_invalid_value_naming_the_attribute_and_nothing_is_written() {
+    let app = TestApp::spawn().await;
+    let (user, group, _, _) = small_world(&app).await;
+    let before = snapshot(&app, &app.token).await;
+    const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+    const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    let post =
+        |attribute: &str, value: Value| json!({"schemas": [USER], "userName": "mallory@example.com", attribute: value});
+    let put =
+        |attribute: &str, value: Value| json!({"schemas": [USER], "userName": "jane@example.com", attribute: value});
+    let with_path =
+        |attribute: &str, value: Value| json!({"Operations": [{"op": "add", "path": attribute, "value": value}]});
+    let pathless =
+        |attribute: &str, value: Value| json!({"Operations": [{"op": "replace", "value": {attribute: value}}]});
+    let multi = ["emails", "phoneNumbers", "addresses", "ims", "photos", "entitlements", "roles", "x509Certificates"];
+    let mut cases: Vec<(Method, String, Value, String)> = Vec::new();
+    for attribute in multi {
+        for wrong in [json!("x@example.com"), json!(42), json!(["x@example.com"])] {
+            cases.push((Method::POST, "/Users".into(), post(attribute, wrong.clone()), attribute.into()));
+            cases.push((Method::PUT, format!("/Users/{user}"), put(attribute, wrong.clone()), attribute.into()));
+            cases.push((
+                Method::PATCH,
+                format!("/Users/{user}"),
+                with_path(attribute, wrong.clone()),
+                attribute.into(),
+            ));
+            cases.push((Method::PATCH, format!("/Users/{user}"), pathless(attribute, wrong), attribute.into()));
+        }
+    }
+    // Read-only, but a wrong shape is refused all the same.
+    cases.push((Method::POST, "/Users".into(), post("groups", json!("Engineering")), "groups".into()));
+    cases.push((Method::PATCH, format!("/Users/{user}"), pathless("groups", json!(7)), "groups".into()));
+    for wrong in [json!([{"givenName": "Mallory"}]), json!("Mallory"), json!(5)] {
+        cases.push((Method::POST, "/Users".into(), post("name", wrong.clone()), "name".into()));
+        cases.push((Method::PATCH, format!("/Users/{user}"), with_path("name", wrong), "name".into()));
+    }
+    for wrong in [json!(7), json!([{"value": "a"}, {"value": "b"}]), json!(true)] {
+        cases.push((
+            Method::POST,
+            "/Users".into(),
+            post(ENTERPRISE, json!({"manager": wrong.clone()})),
+            "manager".into(),
+        ));
+        cases.push((Method::PATCH, format!("/Users/{user}"), with_path("manager", wrong), "manager".into()));
+    }
+    cases.push((Method::POST, "/Users".into(), post("displayName", json!(12345)), "displayName".into()));
+    cases.push((Method::POST, "/Users".into(), post("title", json!({"x": 1})), "title".into()));
+    for wrong in [json!(user), json!([user]), json!(5)] {
+        let body = json!({"displayName": "Mallory's", "members": wrong});
+        cases.push((Method::POST, "/Groups".into(), body, "members".into()));
+        let body = json!({"displayName": "Engineering", "members": wrong});
+        cases.push((Method::PUT, format!("/Groups/{group}"), body, "members".into()));
+        for op in ["add", "replace", "remove"] {
+            let body = json!({"Operations": [{"op": op, "path": "members", "value": wrong}]});
+            cases.push((Method::PATCH, format!("/Groups/{group}"), body, "members".into()));
+        }
+    }
+    for (method, path, body, attribute) in cases {
+        let what = format!("{method} {path} {body}");
+        let r = app.request(method, &format!("{SCIM}{path}"), Some(body)).await;
+        assert_invalid_value(&r, &attribute, &what);
+    }
+    assert_eq!(snapshot(&app, &app.token).await, before, "a value of the wrong shape changed data");
+
+    // What IdPs send in these places is still taken: Entra's manager as a bare id and as
+    // a list of one, a lone email object, Okta's member list.
+    let r = app
+        .patch(
+            &format!("/Users/{user}"),
+            json!({"Operations": [
+                {"op": "Replace", "path": format!("{ENTERPRISE}:manager"), "value": "boss-id"},
+                {"op": "Add", "path": "emails", "value": {"value": "jane@home.example", "type": "home"}}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body[ENTERPRISE]["manager"]["value"], "boss-id", "{}", r.text);
+    assert_eq!(r.body["emails"][1]["value"], "jane@home.example", "{}", r.text);
+    let r = app
+        .patch(
+            &format!("/Users/{user}"),
+            json!({"Operations": [{"op": "Add", "path": "manager", "value": [{"value": "boss-2"}]}]}),
+        )
+        .await;
+    assert_eq!(r.body[ENTERPRISE]["manager"]["value"], "boss-2", "{}", r.text);
+}
