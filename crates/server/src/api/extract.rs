@@ -5,8 +5,8 @@ use axum::body::{Body, Bytes};
 
 use crate::input::BodyError;
 use axum::extract::FromRequestParts;
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use custodian_domain::ApiUser;
 use custodian_domain::hosts::Actor;
 use serde_json::Value;
@@ -46,8 +46,18 @@ pub async fn authenticate(state: &AppState, headers: &axum::http::HeaderMap) -> 
     Ok(user)
 }
 
-/// Reads a JSON object body of at most `limit` bytes.
-pub async fn json_body(body: Body, limit: usize) -> Result<Value, ApiError> {
+/// Reads a JSON object body of at most `limit` bytes, sent as `application/json`
+/// (parameters such as `charset` allowed). Any other media type is 415 before the body
+/// is read, and so is a body without one (an empty one is left to the parser).
+pub async fn json_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Value, ApiError> {
+    let unsupported = || {
+        ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported Media Type")
+            .with_error("Content-Type", "must be application/json")
+    };
+    let declared = headers.get(header::CONTENT_TYPE);
+    if declared.is_some_and(|value| !is_json(value)) {
+        return Err(unsupported());
+    }
     let bytes: Bytes = crate::input::read_body(body, limit).await.map_err(|e| match e {
         BodyError::TimedOut => ApiError::new(StatusCode::REQUEST_TIMEOUT, "The request body was not received in time")
             .with_error("body", "the client stopped sending it"),
@@ -57,6 +67,9 @@ pub async fn json_body(body: Body, limit: usize) -> Result<Value, ApiError> {
             ApiError::new(StatusCode::BAD_REQUEST, "Malformed request body").with_error("body", "it could not be read")
         }
     })?;
+    if declared.is_none() && !bytes.is_empty() {
+        return Err(unsupported());
+    }
     let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::new(StatusCode::BAD_REQUEST, "Malformed JSON").with_error("body", format!("not valid JSON: {e}"))
     })?;
@@ -66,6 +79,15 @@ pub async fn json_body(body: Body, limit: usize) -> Result<Value, ApiError> {
         );
     }
     Ok(value)
+}
+
+/// Whether a Content-Type is `application/json`, in any case, with any parameters.
+fn is_json(value: &HeaderValue) -> bool {
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// Collects validation errors for a 422 answer, or a 400 when a value is over its

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use custodian_domain::hosts::{
@@ -522,9 +522,14 @@ fn path_id(path: Result<Path<String>, PathRejection>) -> ApiResult<i64> {
     request_body(content = inline(HostInputSchema)),
     responses((status = 201, body = HostResponse, description = "Created"), (status = 200, body = HostResponse, description = "Updated"),
                (status = 422, body = crate::errors::ErrorBody)))]
-pub async fn upsert(State(state): State<AppState>, op: Operator, body: Body) -> ApiResult<Response> {
+pub async fn upsert(
+    State(state): State<AppState>,
+    op: Operator,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     let actor = op.require_write()?;
-    let value = json_body(body, MAX_BODY).await?;
+    let value = json_body(&headers, body, MAX_BODY).await?;
     let mut v = Validation::default();
     let input = parse_host(&value, "", &mut v);
     v.into_result()?;
@@ -546,9 +551,14 @@ pub async fn upsert(State(state): State<AppState>, op: Operator, body: Body) -> 
 #[utoipa::path(post, path = "/api/v1/fleet/hosts/batch", tag = "hosts",
     request_body(content = inline(BatchSchema)),
     responses((status = 200, body = BatchResponse), (status = 422, body = crate::errors::ErrorBody)))]
-pub async fn batch(State(state): State<AppState>, op: Operator, body: Body) -> ApiResult<Json<BatchResponse>> {
+pub async fn batch(
+    State(state): State<AppState>,
+    op: Operator,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<BatchResponse>> {
     let actor = op.require_write()?;
-    let value = json_body(body, MAX_BODY).await?;
+    let value = json_body(&headers, body, MAX_BODY).await?;
     let Some(items) = value.get("hosts").and_then(Value::as_array) else {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed")
             .with_error("hosts", "must be a list of hosts"));
@@ -742,11 +752,12 @@ pub async fn put_mapping(
     State(state): State<AppState>,
     op: Operator,
     id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<DeviceMappingResponse>> {
     let actor = op.require_write()?;
     let id = path_id(id)?;
-    let value = json_body(body, MAX_MAPPING_BODY).await?;
+    let value = json_body(&headers, body, MAX_MAPPING_BODY).await?;
     let mut v = Validation::default();
     let mapping = parse_mapping(&value, "", &mut v, false);
     v.into_result()?;

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use custodian_domain::StoreError;
 use custodian_domain::hosts::HostQuery;
 use custodian_domain::labels::{Criteria, Label, LabelChange, NewLabel};
@@ -271,9 +271,14 @@ fn parse_label(value: &Value, partial: bool) -> ApiResult<LabelChange> {
 #[utoipa::path(post, path = "/api/v1/fleet/labels", tag = "labels", operation_id = "create_label",
     request_body(content = inline(NewLabelSchema)),
     responses((status = 200, body = LabelResponse), (status = 409, body = crate::errors::ErrorBody), (status = 422, body = crate::errors::ErrorBody)))]
-pub async fn create(State(state): State<AppState>, op: Operator, body: Body) -> ApiResult<Json<LabelResponse>> {
+pub async fn create(
+    State(state): State<AppState>,
+    op: Operator,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<LabelResponse>> {
     let actor = op.require_write()?;
-    let value = json_body(body, MAX_BODY).await?;
+    let value = json_body(&headers, body, MAX_BODY).await?;
     let change = parse_label(&value, false)?;
     let (Some(name), Some(criteria)) = (change.name, change.criteria) else {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed"));
@@ -312,11 +317,12 @@ pub async fn patch(
     State(state): State<AppState>,
     op: Operator,
     id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<LabelResponse>> {
     let actor = op.require_write()?;
     let id = label_id(id)?;
-    let value = json_body(body, MAX_BODY).await?;
+    let value = json_body(&headers, body, MAX_BODY).await?;
     let change = parse_label(&value, true)?;
     let label = state.labels().update_label(id, change, &actor).await.map_err(label_error)?;
     Ok(Json(LabelResponse { label: body_of(&state, label).await? }))
@@ -365,6 +371,7 @@ pub async fn render_all(
     _op: Operator,
     id: Result<Path<String>, PathRejection>,
     uri: Uri,
+    headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<LabelRenderResponse>> {
     let id = label_id(id)?;
@@ -373,7 +380,8 @@ pub async fn render_all(
     let page = v.whole_number(&params, &PAGE);
     let per_page = v.whole_number(&params, &RENDER_PER_PAGE);
     v.into_result()?;
-    let RenderRequest { template, format } = parse_render_request(json_body(body, super::render::MAX_BODY).await?)?;
+    let RenderRequest { template, format } =
+        parse_render_request(json_body(&headers, body, super::render::MAX_BODY).await?)?;
     let label = state.labels().get_label(id).await.map_err(label_error)?;
     let query = HostQuery { page, per_page, ..label_query(&label.criteria) };
     let host_count = state.hosts().count_hosts(&query).await?;

@@ -39,8 +39,8 @@ impl utoipa::Modify for BearerAuth {
 }
 
 /// The errors every operation can answer, added once rather than on every handler:
-/// 400 (an unreadable address or query, malformed JSON), 401, 408, 429 and 503
-/// everywhere, 403 on writes, 413 where there is a body. Path parameters that are text
+/// 400 (an unreadable address or query, malformed JSON, a value over its limit), 401,
+/// 408, 429 and 503 everywhere, 403 on writes, 413 and 415 where there is a body. Path parameters that are text
 /// also say they cannot hold NUL (`errors::refuse_unreadable_target`).
 struct CommonErrors;
 
@@ -82,6 +82,9 @@ impl utoipa::Modify for CommonErrors {
                     responses
                         .entry("413".into())
                         .or_insert_with(|| error("The body is larger than the operation takes"));
+                    responses.entry("415".into()).or_insert_with(|| {
+                        error("The body is not sent as application/json (errors[].name is Content-Type)")
+                    });
                 }
                 responses
                     .entry("429".into())

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use custodian_domain::render::{Format, render};
 use serde::Serialize;
 use serde_json::Value;
@@ -109,13 +109,14 @@ pub async fn host(
     State(state): State<AppState>,
     _op: Operator,
     id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<RenderResponse>> {
     let id = match id {
         Ok(Path(raw)) => host_id(&raw)?,
         Err(_) => return Err(ApiError::new(StatusCode::NOT_FOUND, "Resource Not Found")),
     };
-    let request = parse_render_request(json_body(body, MAX_BODY).await?)?;
+    let request = parse_render_request(json_body(&headers, body, MAX_BODY).await?)?;
     let host = state.hosts().get_host(id).await?;
     match render(&request.template, request.format, &host) {
         Ok(rendered) => Ok(Json(RenderResponse { host_id: id, format: format_name(request.format).into(), rendered })),

@@ -77,7 +77,12 @@ impl Server {
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
         if let Some(b) = body {
-            req = req.header("content-type", "application/scim+json").body(b.to_string());
+            // Each surface's own media type: the JSON API takes application/json only.
+            let content_type = match custodian::errors::route_kind(path) {
+                custodian::errors::RouteKind::Scim => "application/scim+json",
+                _ => "application/json",
+            };
+            req = req.header("content-type", content_type).body(b.to_string());
         }
         let r = req.send().await.unwrap();
         let status = r.status().as_u16();

@@ -29,8 +29,15 @@ impl Case {
     fn new(name: impl Into<String>, path: impl Into<String>) -> Self {
         Case { name: name.into(), path: path.into(), content_type: None, body: None, headers: Vec::new() }
     }
+    /// A JSON body with the route's own media type, so that it reaches the parser.
     fn json(mut self, body: impl Into<Vec<u8>>) -> Self {
-        self.content_type = Some("application/scim+json");
+        self.content_type =
+            Some(if route_kind(&self.path) == RouteKind::Scim { "application/scim+json" } else { "application/json" });
+        self.body = Some(body.into());
+        self
+    }
+    fn typed(mut self, content_type: Option<&'static str>, body: impl Into<Vec<u8>>) -> Self {
+        self.content_type = content_type;
         self.body = Some(body.into());
         self
     }
@@ -61,6 +68,14 @@ fn hostile_json_bodies() -> Vec<(&'static str, Vec<u8>)> {
     let mut invalid_utf8 = br#"{"userName": "mallory"#.to_vec();
     invalid_utf8.extend_from_slice(&[0xff, 0xfe, 0xc3]);
     invalid_utf8.extend_from_slice(br#"@example.com", "displayName": "x"}"#);
+    // Within every route's body limit but over every field's length limit, in each field
+    // a route reads (four of them stay under SCIM's 8 MiB).
+    let long = "m".repeat(1_500_000);
+    let long_strings = json!({
+        "userName": long, "displayName": long, "hostname": long, "uuid": "long-host", "name": long,
+        "Operations": [{"op": "replace", "path": "displayName", "value": long}]
+    })
+    .to_string();
     let mut raw_nul = br#"{"userName": "mal"#.to_vec();
     raw_nul.push(0);
     raw_nul.extend_from_slice(br#"lory@example.com"}"#);
@@ -69,6 +84,7 @@ fn hostile_json_bodies() -> Vec<(&'static str, Vec<u8>)> {
         ("truncated JSON", valid.as_bytes()[..valid.len() / 2].to_vec()),
         ("JSON nested 10,000 deep (arrays)", deep_arrays.into_bytes()),
         ("JSON nested 10,000 deep (objects)", deep_objects.into_bytes()),
+        ("1.5 MB strings", long_strings.into_bytes()),
         ("10 MB string", format!(r#"{{"userName": "{}", "displayName": "x"}}"#, "a".repeat(TEN_MB)).into_bytes()),
         ("invalid UTF-8", invalid_utf8),
         ("raw NUL byte", raw_nul),
@@ -183,6 +199,21 @@ fn cases(template: &str, method: &Method, w: &World) -> Vec<Case> {
             out.push(Case::new("form: invalid UTF-8 and NUL", path.clone()).form(bad_utf8));
             out.push(Case::new("form: 10 MB field", path.clone()).form(format!("name={}", "a".repeat(TEN_MB))));
             out.push(Case::new("form: NUL in a field", path.clone()).form("idp_username=a%00b&name=t%00"));
+        }
+        // A body that is not sent as JSON: 415 on the JSON API and SCIM alike (SCIM reads
+        // a body without a type as JSON, and this one is then refused for what it holds).
+        let typed = if kind == RouteKind::Web {
+            &[][..]
+        } else {
+            &[
+                ("sent as XML", Some("application/xml")),
+                ("sent as text", Some("text/plain; charset=utf-8")),
+                ("sent without a type", None),
+            ][..]
+        };
+        for &(name, content_type) in typed {
+            let body = r#"{"name": "typed", "uuid": "typed-host", "email": "t@example.com", "template": "t"}"#;
+            out.push(Case::new(format!("body: {name}"), path.clone()).typed(content_type, body));
         }
         if template.ends_with(".search") {
             let body =
@@ -699,4 +730,72 @@ async fn values_of_the_wrong_shape_are_400_invalid_value_naming_the_attribute_an
         )
         .await;
     assert_eq!(r.body[ENTERPRISE]["manager"]["value"], "boss-2", "{}", r.text);
+}
+
+#[tokio::test]
+async fn json_api_bodies_not_sent_as_json_are_415_naming_the_header_and_nothing_is_written() {
+    let app = TestApp::spawn().await;
+    let (_, _, host, label) = small_world(&app).await;
+    let before = snapshot(&app, &app.token).await;
+    let criteria = json!({"vital": "end_user_idp_department", "value": "Sales"});
+    // Each body valid for its route: only how it is sent is wrong.
+    let routes: Vec<(Method, String, Value)> = vec![
+        (Method::POST, "/hosts".into(), json!({"uuid": "typed-host", "hostname": "typed"})),
+        (Method::POST, "/hosts/batch".into(), json!({"hosts": [{"uuid": "typed-host"}]})),
+        (Method::PUT, format!("/hosts/{host}/device_mapping"), json!({"email": "t@example.com", "source": "idp"})),
+        (Method::POST, "/labels".into(), json!({"name": "Typed", "criteria": criteria})),
+        (Method::PATCH, format!("/labels/{label}"), json!({"name": "Renamed"})),
+        (Method::POST, format!("/hosts/{host}/render"), json!({"template": "hello"})),
+        (Method::POST, format!("/labels/{label}/render"), json!({"template": "hello"})),
+    ];
+    let refused = [
+        Some("application/xml"),
+        Some("text/plain"),
+        Some("application/scim+json"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+        Some("application/jsonp"),
+        Some(""),
+        None,
+    ];
+    for (method, path, body) in &routes {
+        for content_type in refused {
+            let what = format!("{method} {path} as {content_type:?}");
+            let mut req =
+                app.client.request(method.clone(), format!("{}{API}{path}", app.base)).bearer_auth(&app.token);
+            if let Some(ct) = content_type {
+                req = req.header("content-type", ct);
+            }
+            let r = TestApp::read(req.body(body.to_string()).send().await.unwrap()).await;
+            assert_api_error(&r, 415, "Content-Type");
+            assert_eq!(
+                r.body["errors"],
+                json!([{"name": "Content-Type", "reason": "must be application/json"}]),
+                "{what}"
+            );
+        }
+    }
+    assert_eq!(snapshot(&app, &app.token).await, before, "a body not sent as JSON changed data");
+
+    // application/json in any case, with parameters, is read; an empty body without a
+    // type is malformed JSON, not a media-type error.
+    for content_type in ["application/json; charset=utf-8", "Application/JSON", "application/json ;charset=UTF-8"] {
+        let r = app
+            .send(
+                Method::PATCH,
+                &format!("{API}/labels/{label}"),
+                Some((content_type, json!({"name": content_type}).to_string())),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{content_type}: {}", r.text);
+        assert_eq!(r.body["label"]["name"], content_type);
+    }
+    let r = app.client.post(format!("{}{API}/labels", app.base)).bearer_auth(&app.token).send().await.unwrap();
+    let r = TestApp::read(r).await;
+    assert_api_error(&r, 400, "body");
+    // SCIM routes keep their own rule: both JSON media types, 415 for anything else.
+    let user = json!({"userName": "typed@example.com"});
+    let r = app.send(Method::POST, &format!("{SCIM}/Users"), Some(("application/xml", user.to_string())), &[]).await;
+    r.assert_scim_error(415, None);
 }

@@ -71,7 +71,12 @@ impl Cluster {
     ) -> (StatusCode, Value) {
         let mut req = self.client.request(method, format!("{}{path}", self.bases[i % 2])).bearer_auth(&self.token);
         if let Some(b) = body {
-            req = req.header("content-type", "application/scim+json").body(b.to_string());
+            // Each surface's own media type: the JSON API takes application/json only.
+            let content_type = match custodian::errors::route_kind(path) {
+                custodian::errors::RouteKind::Scim => "application/scim+json",
+                _ => "application/json",
+            };
+            req = req.header("content-type", content_type).body(b.to_string());
         }
         if let Some(tag) = if_match {
             req = req.header("if-match", tag);

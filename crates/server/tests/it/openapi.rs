@@ -606,7 +606,7 @@ async fn every_operation_documents_its_error_statuses_with_the_error_body() {
             want.push("403");
         }
         if !op["requestBody"].is_null() {
-            want.extend(["413", "422"]);
+            want.extend(["413", "415", "422"]);
         }
         if path.contains("{id}") || path.contains("{identifier}") {
             want.push("404");
