@@ -76,6 +76,8 @@ fn with_operations_layers(router: Router, metrics: Arc<crate::metrics::Metrics>,
         .layer(CatchPanicLayer::new())
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(middleware::from_fn(crate::errors::refuse_unreadable_target))
+        // Before anything reads the path or query: a cut one may end mid-escape.
+        .layer(middleware::from_fn(crate::limits::request_target_size))
         // Timeouts, panics and axum's rejections answer the body of the route's kind.
         .layer(middleware::from_fn(crate::errors::fill_error_body))
         .layer(
@@ -215,7 +217,9 @@ impl App {
 /// Accepts connections until `shutdown` completes, then waits for the requests in flight
 /// (idle connections are closed at once). In place of `axum::serve` so that slow clients
 /// are bounded: headers must arrive within the header read timeout (slowloris), and
-/// hyper's buffers are limited. Each request carries the client's `ConnectInfo`.
+/// hyper's buffers are limited. Each request carries the client's `ConnectInfo`; each
+/// connection's request lines are cut short where hyper would refuse them without a body
+/// (`request_line`).
 ///
 /// With `tls`, each connection's handshake runs in its own task, bounded in time, so a
 /// slow or silent client never holds up the accept loop; then the same HTTP limits apply.
@@ -261,6 +265,7 @@ async fn serve_connections(
         });
         let service = hyper_util::service::TowerToHyperService::new(service);
         let Some(acceptor) = tls.clone() else {
+            let stream = crate::request_line::RequestLineGuard::new(stream);
             let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
             tokio::spawn(async move {
                 // A client that goes away or times out is no error of the server's.
@@ -291,6 +296,7 @@ async fn serve_connections(
                 },
                 _ = stop.wait_for(|stopping| *stopping) => return,
             };
+            let stream = crate::request_line::RequestLineGuard::new(stream);
             if let Err(e) = watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }

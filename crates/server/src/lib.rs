@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod passwords;
 pub mod query;
 pub mod recorder;
+pub mod request_line;
 pub mod routes;
 pub mod scim;
 pub mod state;

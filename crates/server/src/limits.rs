@@ -1,6 +1,7 @@
 //! Overload protection: per-token rate limits (429 with `Retry-After`), sign-in attempts
-//! per client address, a cap on requests in flight (503), a request body timeout (408)
-//! and a header size limit (431). Each answers in the body of the route's kind.
+//! per client address, a cap on requests in flight (503), a request body timeout (408),
+//! a header size limit (431) and a request target limit (414). Each answers in the body
+//! of the route's kind.
 //!
 //! Every limit is per process: with several instances behind a load balancer, each
 //! enforces its own budget.
@@ -32,8 +33,17 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 pub const MAX_HEADER_VALUE_BYTES: usize = 8 * 1024;
 pub const MAX_HEADER_COUNT: usize = 100;
+/// The longest request target (path and query, as sent) accepted; beyond it, 414. Room
+/// for a filter of `MAX_FILTER_LEN` bytes percent-encoded three times over; a longer
+/// filter goes in the body of a POST to `.search`.
+pub const MAX_REQUEST_TARGET_BYTES: usize = 16 * 1024;
+const _: () = assert!(MAX_REQUEST_TARGET_BYTES > 3 * custodian_scim::filter::MAX_FILTER_LEN);
+
 /// hyper's own limits, set generously above ours so that an oversized request still gets
 /// our 431 with a body rather than hyper's empty one (which also closes the connection).
+/// Request lines longer than hyper takes (64 KiB) are cut short before it reads them
+/// (`crate::request_line`); only a header block past this buffer still gets hyper's bare
+/// answer.
 pub const CONNECTION_BUFFER_BYTES: usize = 256 * 1024;
 pub const MAX_HEADERS: usize = 1000;
 
@@ -247,6 +257,21 @@ pub async fn header_size(request: Request, next: Next) -> Response {
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             &message,
         );
+    }
+    next.run(request).await
+}
+
+/// Refuses a request target (path and query) longer than [`MAX_REQUEST_TARGET_BYTES`]
+/// with 414, before anything reads it. Targets too long for hyper reach here cut short
+/// at `request_line::CUT_BYTES`, still over the limit.
+pub async fn request_target_size(request: Request, next: Next) -> Response {
+    let target = request.uri().path_and_query().map_or(0, |t| t.as_str().len());
+    if target > MAX_REQUEST_TARGET_BYTES {
+        let kind = route_kind(request.uri().path());
+        let hint = if kind == RouteKind::Scim { "; send a long filter in a POST to .search" } else { "" };
+        let message =
+            format!("The address (path and query) is longer than the {MAX_REQUEST_TARGET_BYTES} bytes accepted{hint}");
+        return error_response(kind, StatusCode::URI_TOO_LONG, &message);
     }
     next.run(request).await
 }

@@ -40,7 +40,7 @@ impl utoipa::Modify for BearerAuth {
 
 /// The errors every operation can answer, added once rather than on every handler:
 /// 400 (an unreadable address or query, malformed JSON, a value over its limit), 401,
-/// 408, 429 and 503 everywhere, 403 on writes, 413 and 415 where there is a body. Path parameters that are text
+/// 408, 414, 429 and 503 everywhere, 403 on writes, 413 and 415 where there is a body. Path parameters that are text
 /// also say they cannot hold NUL (`errors::refuse_unreadable_target`).
 struct CommonErrors;
 
@@ -59,6 +59,10 @@ impl utoipa::Modify for CommonErrors {
                 .build()
                 .into()
         };
+        let uri_too_long = format!(
+            "The address (path and query) is longer than the {} bytes accepted",
+            crate::limits::MAX_REQUEST_TARGET_BYTES
+        );
         for item in openapi.paths.paths.values_mut() {
             let writes = [&mut item.post, &mut item.put, &mut item.delete, &mut item.patch];
             for op in writes.into_iter().flatten() {
@@ -78,6 +82,7 @@ impl utoipa::Modify for CommonErrors {
                 responses.entry("400".into()).or_insert_with(|| error(bad_request));
                 responses.entry("401".into()).or_insert_with(|| error("No or bad API token"));
                 responses.entry("408".into()).or_insert_with(|| error("The request took too long"));
+                responses.entry("414".into()).or_insert_with(|| error(&uri_too_long));
                 if has_body {
                     responses
                         .entry("413".into())

@@ -127,9 +127,11 @@ fn hostile_ids() -> Vec<(&'static str, String)> {
 fn hostile_queries(kind: RouteKind) -> Vec<(&'static str, String)> {
     let encode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     vec![
-        // 1,000 terms fill about 40 kB of query string (a URI holds at most 64 kB);
-        // `.search` bodies carry 5,000 below.
+        // 1,000 terms fill about 40 kB of query string, over the 16 KiB a target may hold
+        // (414); 201 short ones fit, one more than a filter may hold. `.search` bodies
+        // carry 5,000 below, and `very_long_urls_...` sends 5,000 in a URL.
         ("filter of 1,000 terms", format!("filter={}", encode(&filter_of(1_000)))),
+        ("filter of 201 terms", format!("filter={}", encode(&vec!["id eq \"1\""; 201].join(" or ")))),
         (
             "filter nested 10,000 deep",
             format!("filter={}", encode(&format!("{}userName eq \"a\"{}", "(".repeat(10_000), ")".repeat(10_000)))),
@@ -798,4 +800,103 @@ async fn json_api_bodies_not_sent_as_json_are_415_naming_the_header_and_nothing_
     let user = json!({"userName": "typed@example.com"});
     let r = app.send(Method::POST, &format!("{SCIM}/Users"), Some(("application/xml", user.to_string())), &[]).await;
     r.assert_scim_error(415, None);
+}
+
+/// Reads one response from a raw connection: status, Content-Type and body (by its
+/// Content-Length), leaving the connection ready for the next.
+async fn read_one_response(stream: &mut tokio::net::TcpStream) -> (u16, String, String) {
+    use tokio::io::AsyncReadExt;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    let read = async {
+        loop {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the server closed the connection: {}", String::from_utf8_lossy(&raw));
+            raw.extend_from_slice(&buf[..n]);
+            let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+            let head = String::from_utf8_lossy(&raw[..end]).to_string();
+            let header = |name: &str| {
+                head.lines().find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                })
+            };
+            let length: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+            if raw.len() >= end + 4 + length {
+                let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+                let body = String::from_utf8_lossy(&raw[end + 4..end + 4 + length]).to_string();
+                return (status, header("content-type").unwrap_or_default(), body);
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), read).await.expect("no answer within 60 s")
+}
+
+#[tokio::test]
+async fn very_long_urls_are_414_with_the_routes_error_body_and_the_connection_goes_on() {
+    use custodian::limits::MAX_REQUEST_TARGET_BYTES;
+    use tokio::io::AsyncWriteExt;
+    let app = TestApp::spawn().await;
+    small_world(&app).await;
+    let before = snapshot(&app, &app.token).await;
+    let encode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let five_thousand = format!("filter={}", encode(&filter_of(5_000)));
+    assert!(five_thousand.len() > 200_000, "{}", five_thousand.len());
+    let megabyte = format!("query={}", "q".repeat(1024 * 1024));
+    let just_over = |path: &str| format!("x={}", "a".repeat(MAX_REQUEST_TARGET_BYTES - path.len() - 2));
+    let cases: Vec<(String, RouteKind)> = vec![
+        // Past hyper's own 64 KiB limit, and past its 256 KiB buffer.
+        (format!("{SCIM}/Users?{five_thousand}"), RouteKind::Scim),
+        (format!("/scim/v2/Groups?{five_thousand}"), RouteKind::Scim),
+        (format!("{API}/hosts?{megabyte}"), RouteKind::Api),
+        (format!("/hosts?{five_thousand}"), RouteKind::Web),
+        (format!("{SCIM}/Users/{}", "p".repeat(100_000)), RouteKind::Scim),
+        // Between our limit and hyper's.
+        (format!("{SCIM}/Users?{}", just_over(&format!("{SCIM}/Users"))), RouteKind::Scim),
+        (format!("{API}/labels?{}", just_over(&format!("{API}/labels"))), RouteKind::Api),
+    ];
+    let mut stream = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://")).await.unwrap();
+    for (target, kind) in &cases {
+        let what = format!("{kind:?} target of {} bytes", target.len());
+        let request = format!(
+            "GET {target} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nAccept: */*\r\n\r\n",
+            app.token
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let (status, content_type, body) = read_one_response(&mut stream).await;
+        assert_eq!(status, 414, "{what}: {}", head(&body));
+        assert_refused(StatusCode::URI_TOO_LONG, &content_type, &body, *kind, &what);
+        assert!(body.contains(&MAX_REQUEST_TARGET_BYTES.to_string()), "{what}: the limit is named: {}", head(&body));
+        assert!(body.len() < 2000, "{what}: the target is not echoed: {}", head(&body));
+        if *kind == RouteKind::Scim {
+            assert!(body.contains(".search"), "{what}: {body}");
+        }
+    }
+    // The same connection still serves, with what followed each long line intact.
+    let ok =
+        format!("GET {SCIM}/Users?count=1 HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\r\n", app.token);
+    stream.write_all(ok.as_bytes()).await.unwrap();
+    let (status, _, body) = read_one_response(&mut stream).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["totalResults"], 1, "{body}");
+    // A POST whose long target is cut keeps its body for the next request's sake: the
+    // body is read (and ignored), and the connection goes on.
+    let body = r#"{"name": "never", "criteria": {"vital": "end_user_idp_group", "value": "x"}}"#;
+    let post = format!(
+        "POST {API}/labels?{megabyte} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        app.token,
+        body.len()
+    );
+    stream.write_all(post.as_bytes()).await.unwrap();
+    let (status, content_type, text) = read_one_response(&mut stream).await;
+    assert_refused(StatusCode::from_u16(status).unwrap(), &content_type, &text, RouteKind::Api, "cut POST");
+    assert_eq!(status, 414, "{text}");
+    stream.write_all(ok.as_bytes()).await.unwrap();
+    assert_eq!(read_one_response(&mut stream).await.0, 200);
+    // At the limit, a target is served.
+    let path = format!("{SCIM}/Users");
+    let at_limit = format!("{path}?x={}", "a".repeat(MAX_REQUEST_TARGET_BYTES - path.len() - 3));
+    assert_eq!(at_limit.len(), MAX_REQUEST_TARGET_BYTES);
+    assert_eq!(app.request(Method::GET, &at_limit, None).await.status, StatusCode::OK);
+    assert_eq!(snapshot(&app, &app.token).await, before, "a long URL changed data");
 }
