@@ -8,6 +8,8 @@
 #
 # Usage:
 #   scripts/conformance.sh [PATH_TO_CUSTODIAN_BINARY]      (default: target/release/custodian)
+#   scripts/conformance.sh --install      only (re)creates the venv, e.g. for the peer of
+#                                         `custodian-bench scim`
 #
 # Environment:
 #   CONFORMANCE_DATABASE_URL  database to serve from (e.g. postgres://user:pw@127.0.0.1/db);
@@ -26,6 +28,10 @@ set -euo pipefail
 # scim2-tester's validation): a new release may add checks, which must not break CI
 # unannounced. To move on, install scim2-cli and scim-sanity into a scratch venv, paste its
 # `pip freeze` here, and triage what the new versions report.
+#
+# scim2-server is no checker: it is the peer `custodian-bench scim` measures against (an
+# in-memory SCIM server of the same project, whose dependencies are all pinned here
+# already), kept in this venv so that one pinned list serves both.
 PINNED_PACKAGES="
 annotated-types==0.8.0
 anyio==4.16.0
@@ -47,6 +53,7 @@ scim-sanity==0.7.4
 scim2-cli==0.6.0
 scim2-client==0.13.2
 scim2-models==0.12.3
+scim2-server==0.8.3
 scim2-tester==0.5.2
 sphinx-click-rst-to-ansi-formatter==0.2.0
 truststore==0.10.5
@@ -60,13 +67,18 @@ SCIM_SANITY_VERSION=0.7.4
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SCRIPT_NAME=conformance
 source "$REPO/scripts/lib/fresh-server.sh"
-use_binary "${1:-$REPO/target/release/custodian}"
 VENV="${CONFORMANCE_VENV:-$REPO/.venv-conformance}"
+if [[ "${1:-}" == "--install" ]]; then
+    ensure_venv "$VENV" "$PINNED_PACKAGES" scim2 scim-sanity scim2-server
+    log "$VENV holds the pinned checkers and scim2-server"
+    exit 0
+fi
+use_binary "${1:-$REPO/target/release/custodian}"
 CHECK_TIMEOUT="${CONFORMANCE_TIMEOUT:-600}"
 MOUNT="/api/v1/fleet/scim"
 
 # --- The checkers' virtualenv -------------------------------------------------------------
-ensure_venv "$VENV" "$PINNED_PACKAGES" scim2 scim-sanity
+ensure_venv "$VENV" "$PINNED_PACKAGES" scim2 scim-sanity scim2-server
 
 # --- A fresh server ---------------------------------------------------------------------
 start_fresh_server conformance maintainer "${CONFORMANCE_DATABASE_URL:-}" "${CONFORMANCE_KEEP:-}"
