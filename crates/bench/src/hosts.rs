@@ -839,7 +839,7 @@ fn check_list(body: &[u8], filter: Filter, value: &str, expected: usize) -> anyh
 
 /// Runs `job(0..jobs)` from `concurrency` tasks; the results come back in order. The
 /// first failure stops the others.
-async fn in_parallel<T, F, Fut>(jobs: usize, concurrency: usize, job: F) -> anyhow::Result<Vec<T>>
+pub async fn in_parallel<T, F, Fut>(jobs: usize, concurrency: usize, job: F) -> anyhow::Result<Vec<T>>
 where
     T: Send + 'static,
     F: Fn(usize) -> Fut + Send + Sync + 'static,

@@ -1,8 +1,9 @@
 //! `custodian-bench`: benchmarks of a release build of Custodian.
 //!
-//! `custodian-bench scim` starts `custodian serve` on a fresh database, drives its SCIM
-//! service provider the way Okta and Entra ID do at scale, and prints each figure next to
-//! its target, then one JSON line with every figure for scripts. `custodian-bench hosts`
+//! `custodian-bench scim` starts `custodian serve` on a fresh database and the Python
+//! scim2-server next to it, drives both with what Okta and Entra ID send, and prints each
+//! figure next to its target (the throughputs also as ratios to the peer), then one JSON
+//! line with every figure for scripts. `custodian-bench hosts`
 //! does the same for hosts and their end users: IdP users and groups over SCIM, a host
 //! import, host details, host lists filtered by IdP group, and renames reaching hosts.
 //! `custodian-bench overload` offers one token twice the sustainable rate of a SCIM mix
@@ -10,6 +11,7 @@
 
 mod hosts;
 mod overload;
+mod peer;
 mod report;
 mod scim;
 mod server;
@@ -30,8 +32,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Measures the SCIM service provider: user creation, filtered lookups, a large group's
-    /// membership PATCHes, group reads, deep paging and the server's peak memory.
+    /// Measures the SCIM service provider on what Okta and Entra send, next to the Python
+    /// scim2-server on the same load: user creation, lookups, deactivations and PUTs from
+    /// 8 clients, group membership PATCHes in the IdPs' forms at 5,000 and 100,000
+    /// members, group reads, deep paging and the server's peak memory.
     Scim(ScimArgs),
     /// Measures hosts and their end users: 100,000 IdP users in 2,000 groups over SCIM,
     /// the import of 100,000 hosts, host details, host lists filtered by IdP group and
@@ -98,32 +102,66 @@ pub struct CommonArgs {
 pub struct ScimArgs {
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Users to create [default: 100000; 5000 with --quick].
+    /// Users created with POST /Users on both servers; the throughput measures use them
+    /// [default: 10000; 1000 with --quick].
     #[arg(long)]
     pub users: Option<usize>,
-    /// Concurrent clients while creating users.
-    #[arg(long, default_value_t = 16)]
-    pub concurrency: usize,
-    /// Members of the large group, taken from the users created [default: all of them].
-    #[arg(long)]
-    pub group_size: Option<usize>,
-    /// Sequential lookups per filter [default: 2000; 500 with --quick].
+    /// Concurrent clients of the throughput measures, the same on both servers.
+    #[arg(long, default_value_t = 8)]
+    pub clients: usize,
+    /// userName eq lookups from the clients [default: 10000; 1000 with --quick].
     #[arg(long)]
     pub lookups: Option<usize>,
-    /// PATCHes that add 100 members, and as many that remove 100 [default: 200; 50 with --quick].
+    /// Deactivations (PATCH), and as many replacements (PUT), each of a different user
+    /// [default: 2000; 200 with --quick].
+    #[arg(long)]
+    pub writes: Option<usize>,
+    /// Members of the group measured on both servers [default: 5000; 500 with --quick].
+    #[arg(long)]
+    pub small_group: Option<usize>,
+    /// Members of the group measured on Custodian only; it creates the users this needs
+    /// [default: 100000; 2000 with --quick].
+    #[arg(long)]
+    pub large_group: Option<usize>,
+    /// Membership PATCHes of each form and group size on Custodian, fewer if
+    /// --patch-seconds run out (half as many adds to an empty group) [default: 100; 20
+    /// with --quick].
     #[arg(long)]
     pub member_patches: Option<usize>,
+    /// Seconds each series of membership PATCHes may take on Custodian (at least one
+    /// sample) [default: 60; 10 with --quick].
+    #[arg(long)]
+    pub patch_seconds: Option<f64>,
+    /// Membership PATCHes of each form on the peer [default: 3; 1 with --quick].
+    #[arg(long)]
+    pub peer_patches: Option<usize>,
+    /// Seconds each series of membership PATCHes may take on the peer (at least one
+    /// sample) [default: 90; 20 with --quick].
+    #[arg(long)]
+    pub peer_seconds: Option<f64>,
+    /// Sequential lookups per filter on Custodian once every user exists [default: 2000;
+    /// 500 with --quick].
+    #[arg(long)]
+    pub sequential_lookups: Option<usize>,
     /// Reads of the large group without its members [default: 500; 100 with --quick].
     #[arg(long)]
     pub group_reads: Option<usize>,
     /// Reads of the last page of users [default: 200; 50 with --quick].
     #[arg(long)]
     pub page_reads: Option<usize>,
-    /// A fast smoke run (5,000 users, a 5,000-member group, fewer samples), as in CI.
+    /// A fast smoke run (1,000 users, groups of 500 and 2,000, fewer samples), as in CI.
     #[arg(long)]
     pub quick: bool,
-    /// Diagnostic: adds `excludedAttributes=groups` to user creations, lookups and pages,
-    /// to show what rendering each user's groups costs. IdPs do not send it.
+    /// Measures Custodian alone, without the peer: the ratio targets are then not measured.
+    #[arg(long)]
+    pub no_peer: bool,
+    /// The peer's executable [default: scim2-server of the conformance venv,
+    /// $CONFORMANCE_VENV or .venv-conformance; `scripts/conformance.sh --install` makes it].
+    #[arg(long, value_name = "PATH")]
+    pub peer: Option<PathBuf>,
+    /// Diagnostic: adds `excludedAttributes=groups` to user creations, lookups and pages
+    /// (on both servers), to show what rendering each user's groups costs. IdPs do not
+    /// send it.
     #[arg(long)]
     pub exclude_groups: bool,
 }

@@ -20,6 +20,10 @@ pub enum Target {
     /// Every one of this many (the figure counts those that succeeded): a correctness
     /// row, judged in every run.
     All(u64),
+    /// At least this many times the peer's figure (the value is the ratio).
+    MinTimes(f64),
+    /// At most this many times a reference figure (the value is the ratio).
+    MaxTimes(f64),
 }
 
 impl Target {
@@ -33,6 +37,8 @@ impl Target {
             Target::MinPerSec(min) => value >= min,
             Target::MaxSeconds(max) => value < max,
             Target::All(n) => value >= n as f64,
+            Target::MinTimes(min) => value >= min,
+            Target::MaxTimes(max) => value <= max,
         }
     }
 
@@ -42,6 +48,8 @@ impl Target {
             Target::MinPerSec(min) => format!(">= {} /s", thousands(min as u64)),
             Target::MaxSeconds(max) => format!("< {max} s"),
             Target::All(n) => format!("all {}", thousands(n)),
+            Target::MinTimes(min) => format!(">= {min}x"),
+            Target::MaxTimes(max) => format!("<= {max}x"),
         }
     }
 }
@@ -50,6 +58,8 @@ struct Row {
     label: String,
     figure: String,
     target: Option<(Target, f64)>,
+    /// Shown instead of a verdict: a target not judged here, or not measured.
+    note: Option<String>,
 }
 
 /// What a smoke run prints in place of a timing row's verdict.
@@ -65,6 +75,8 @@ pub struct Report {
     misses: Vec<String>,
     /// Correctness rows that failed (every run).
     failures: Vec<String>,
+    /// Timing rows that could not be measured (e.g. without the peer), full runs only.
+    unmeasured: Vec<String>,
     /// Why the run stopped before measuring everything.
     error: Option<String>,
 }
@@ -77,7 +89,7 @@ impl Report {
 
     /// An informational row.
     pub fn info(&mut self, label: impl Into<String>, figure: impl Into<String>) {
-        self.rows.push(Row { label: label.into(), figure: figure.into(), target: None });
+        self.rows.push(Row { label: label.into(), figure: figure.into(), target: None, note: None });
     }
 
     /// A row whose `value` is checked against `target`; `key` names it in the JSON
@@ -97,12 +109,40 @@ impl Report {
                 self.misses.push(key.to_string());
             }
         }
-        self.rows.push(Row { label: label.into(), figure: figure.into(), target: Some((target, value)) });
+        self.rows.push(Row { label: label.into(), figure: figure.into(), target: Some((target, value)), note: None });
+    }
+
+    /// A timing row shown next to its target but not judged here (`why`, e.g. a target
+    /// set for SQLite, in a run on PostgreSQL).
+    pub fn shown(&mut self, label: impl Into<String>, figure: impl Into<String>, target: Target, why: &str) {
+        let note = if self.smoke { NOT_JUDGED.to_string() } else { why.to_string() };
+        self.rows.push(Row {
+            label: label.into(),
+            figure: figure.into(),
+            target: Some((target, 0.0)),
+            note: Some(note),
+        });
+    }
+
+    /// A timing row that could not be measured, and why. A full run lists it under
+    /// `unmeasured`: its target is neither met nor missed, so not every target was met.
+    pub fn unmeasured(&mut self, key: &str, label: impl Into<String>, target: Target, why: impl Into<String>) {
+        if !self.smoke {
+            self.unmeasured.push(key.to_string());
+        }
+        let note = Some(format!("not measured: {}", why.into()));
+        self.rows.push(Row { label: label.into(), figure: "-".into(), target: Some((target, 0.0)), note });
+    }
+
+    /// A line of text under the row above (a reason, a detail), which does not widen
+    /// the columns.
+    pub fn note(&mut self, text: impl Into<String>) {
+        self.section(format!("      {}", text.into()));
     }
 
     /// A section heading in the table.
     pub fn section(&mut self, title: impl Into<String>) {
-        self.rows.push(Row { label: title.into(), figure: String::new(), target: None });
+        self.rows.push(Row { label: title.into(), figure: String::new(), target: None, note: None });
     }
 
     /// A figure for the JSON line; floats are rounded to 3 decimals.
@@ -129,7 +169,7 @@ impl Report {
 
     /// Every target measured and met (in a smoke run, the timing targets are not judged).
     pub fn all_met(&self) -> bool {
-        self.misses.is_empty() && self.failures.is_empty() && self.error.is_none()
+        self.misses.is_empty() && self.unmeasured.is_empty() && self.failures.is_empty() && self.error.is_none()
     }
 
     pub fn table(&self) -> String {
@@ -147,11 +187,12 @@ impl Report {
                 out.push_str(&format!("{}\n", row.label));
                 continue;
             }
-            let (target, verdict) = match row.target {
-                Some((t, v)) if t.is_correctness() => (t.describe(), if t.met(v) { "PASS" } else { "FAIL" }),
-                Some((t, _)) if self.smoke => (t.describe(), NOT_JUDGED),
-                Some((t, v)) => (t.describe(), if t.met(v) { "PASS" } else { "MISS" }),
-                None => ("-".to_string(), "info"),
+            let (target, verdict) = match (row.target, &row.note) {
+                (Some((t, _)), Some(note)) => (t.describe(), note.as_str()),
+                (Some((t, v)), None) if t.is_correctness() => (t.describe(), if t.met(v) { "PASS" } else { "FAIL" }),
+                (Some((t, _)), None) if self.smoke => (t.describe(), NOT_JUDGED),
+                (Some((t, v)), None) => (t.describe(), if t.met(v) { "PASS" } else { "MISS" }),
+                (None, _) => ("-".to_string(), "info"),
             };
             out.push_str(&format!(
                 "  {:<w$}  {:>fig_width$}  {:<14}  {}\n",
@@ -170,13 +211,16 @@ impl Report {
         if !self.misses.is_empty() {
             out.push_str(&format!("Targets missed: {}\n", self.misses.join(", ")));
         }
+        if !self.unmeasured.is_empty() {
+            out.push_str(&format!("Targets not measured: {}\n", self.unmeasured.join(", ")));
+        }
         match &self.error {
             Some(e) => out.push_str(&format!("INCOMPLETE: the run stopped early ({e}); the figures are partial.\n")),
             None if !self.failures.is_empty() => {}
             None if self.smoke => {
                 out.push_str("Every correctness check passed; timing is not judged in a smoke run (--quick).\n")
             }
-            None if self.misses.is_empty() => out.push_str("All targets met.\n"),
+            None if self.misses.is_empty() && self.unmeasured.is_empty() => out.push_str("All targets met.\n"),
             None => out.push_str("Every correctness check passed.\n"),
         }
         out
@@ -193,6 +237,7 @@ impl Report {
         all.insert("failures".into(), json!(self.failures));
         all.insert("all_targets_met".into(), json!(self.all_met()));
         all.insert("misses".into(), json!(self.misses));
+        all.insert("unmeasured".into(), json!(self.unmeasured));
         Value::Object(all).to_string()
     }
 }
@@ -273,11 +318,36 @@ mod tests {
         assert_eq!(line["misses"], json!([]));
         assert_eq!(line["correct"], json!(false));
 
+        // A target not judged here, one not measured, and a note: shown, not judged.
+        r.shown("pg", "9 ms", Target::MaxMs(5.0), "not judged on PostgreSQL");
+        r.unmeasured("ratio", "ratio", Target::MinTimes(6.0), "--no-peer");
+        r.note("a long reason that does not widen the columns");
+        let line: Value = serde_json::from_str(&r.json_line()).unwrap_or(Value::Null);
+        assert_eq!(line["unmeasured"], json!([]), "a smoke run lists no unmeasured target");
+
         // A full run judges both.
         let mut r = Report::new(false);
         r.checked("answered", "answered as expected", "10 of 10", 10.0, Target::All(10));
         r.checked("slow", "slow", "9 ms", 9.0, Target::MaxMs(5.0));
         assert!(r.correct() && !r.all_met());
         assert!(r.table().contains("MISS"));
+
+        // Shown and unmeasured rows in a full run: not misses, but not every target met.
+        let mut r = Report::new(false);
+        r.shown("on pg", "9 ms", Target::MaxMs(5.0), "not judged on PostgreSQL");
+        assert!(r.all_met());
+        r.unmeasured("create_times_peer", "Custodian / peer", Target::MinTimes(6.0), "--no-peer");
+        r.checked("x", "ratio", "7.00x", 7.0, Target::MinTimes(6.0));
+        r.checked("y", "ratio", "2.50x", 2.5, Target::MaxTimes(2.0));
+        r.note("a note far longer than any figure in the table, which must not widen the columns at all");
+        assert!(r.correct() && !r.all_met());
+        let table = r.table();
+        assert!(table.contains("not judged on PostgreSQL") && table.contains("not measured: --no-peer"), "{table}");
+        assert!(table.contains("Targets not measured: create_times_peer"), "{table}");
+        assert!(table.contains(">= 6x") && table.contains("<= 2x"), "{table}");
+        assert!(table.lines().all(|l| l.len() < 140), "{table}");
+        let line: Value = serde_json::from_str(&r.json_line()).unwrap_or(Value::Null);
+        assert_eq!(line["unmeasured"], json!(["create_times_peer"]));
+        assert_eq!(line["misses"], json!(["y"]));
     }
 }
