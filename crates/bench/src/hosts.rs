@@ -278,10 +278,11 @@ async fn phases(
                 let (_, created) =
                     api.call(Method::POST, api.url("/Groups", &[])?, Some(&body), StatusCode::CREATED).await?;
                 let id = scim::id_of(&created)?;
-                let lean = api.url(&format!("/Groups/{id}"), &[("excludedAttributes", "members")])?;
+                // A plain PATCH, as the IdPs send it: answered with the group (200) or without (204).
+                let url = api.url(&format!("/Groups/{id}"), &[])?;
                 for chunk in members.get(g).map(Vec::as_slice).unwrap_or_default().chunks(FILL_BATCH) {
                     let add = scim::add_members(chunk.iter().filter_map(|&u| users.get(u)));
-                    api.call(Method::PATCH, lean.clone(), Some(&add), StatusCode::OK).await?;
+                    api.call_any(Method::PATCH, url.clone(), Some(&add), scim::PATCH_OK).await?;
                 }
                 Ok(id)
             }

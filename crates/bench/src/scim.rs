@@ -47,7 +47,7 @@ const MEMBER_BATCH: usize = 100;
 /// The size of a page of users.
 const PAGE: usize = 100;
 /// What a PATCH may succeed with: the resource, or nothing (RFC 7644 §3.5.2).
-const PATCH_OK: &[StatusCode] = &[StatusCode::OK, StatusCode::NO_CONTENT];
+pub const PATCH_OK: &[StatusCode] = &[StatusCode::OK, StatusCode::NO_CONTENT];
 
 /// The targets, on SQLite: Custodian's throughput as a multiple of the peer's.
 const CREATE_TIMES_PEER: f64 = 6.0;
@@ -58,8 +58,9 @@ const MEMBERSHIP_P95_MS: f64 = 20.0;
 /// Adding 100 members to the large group, as a multiple of adding them to an empty one.
 const ADD_LARGE_TIMES_EMPTY: f64 = 2.0;
 
+/// p95 of a lookup, here one client at a time, and in `overload` under its mix.
 pub const LOOKUP_P95_MS: f64 = 5.0;
-/// The write target of `overload` (PATCHes and POSTs of users).
+/// p95 of the user writes (PATCHes and POSTs) of `overload`'s mix.
 pub const MEMBER_PATCH_P95_MS: f64 = 50.0;
 const GROUP_GET_P95_MS: f64 = 5.0;
 
