@@ -281,10 +281,34 @@ impl<DB: Database> Handle<DB> {
     }
 }
 
-/// Where store logic runs its SQL, on either backend.
+/// Where store logic runs its SQL, on either backend. On SQLite, the savepoint steps not
+/// yet sent ride along with the next query (see [`Conn::savepoint`]).
 pub enum Conn {
-    Sqlite(Handle<Sqlite>),
+    Sqlite(Handle<Sqlite>, Vec<SavepointStep>),
     Postgres(Handle<Postgres>),
+}
+
+/// A step of the one savepoint a transaction nests its parts in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SavepointStep {
+    Open,
+    Release,
+    RollBack,
+}
+
+impl SavepointStep {
+    fn statement(self) -> &'static str {
+        match self {
+            SavepointStep::Open => "SAVEPOINT part",
+            SavepointStep::Release => "RELEASE part",
+            SavepointStep::RollBack => "ROLLBACK TO part",
+        }
+    }
+}
+
+/// The statements of `steps`, each ended by `;`, to go before a query in one text.
+fn step_text(steps: &[SavepointStep]) -> String {
+    steps.iter().map(|s| format!("{}; ", s.statement())).collect()
 }
 
 /// SQL for SQLite, with the arguments in the order it reads them: every `$N` becomes a
@@ -355,7 +379,7 @@ fn pg_query(sql: &Sql) -> Query<'_, Postgres, PgArguments> {
 impl Conn {
     pub fn dialect(&self) -> Dialect {
         match self {
-            Conn::Sqlite(_) => Dialect::Sqlite,
+            Conn::Sqlite(..) => Dialect::Sqlite,
             Conn::Postgres(_) => Dialect::Postgres,
         }
     }
@@ -364,7 +388,14 @@ impl Conn {
     /// unique violation from other failures.
     pub async fn try_execute(&mut self, sql: &Sql) -> Result<u64, sqlx::Error> {
         Ok(match self {
-            Conn::Sqlite(h) => {
+            Conn::Sqlite(h, steps) => {
+                // Sent alone first: SQLite reports a statement's changes as those of the
+                // last one that changed rows, so a savepoint step before it would count
+                // the previous write's.
+                if !steps.is_empty() {
+                    let text = step_text(&std::mem::take(steps));
+                    sqlx::query::<Sqlite>(&text).execute(h.raw()).await?;
+                }
                 let (text, order) = sqlite_text(&sql.text);
                 sqlite_query(&text, &order, &sql.args).execute(h.raw()).await?.rows_affected()
             }
@@ -374,8 +405,8 @@ impl Conn {
 
     pub async fn try_fetch_all(&mut self, sql: &Sql) -> Result<Vec<Row>, sqlx::Error> {
         Ok(match self {
-            Conn::Sqlite(h) => {
-                let (text, order) = sqlite_text(&sql.text);
+            Conn::Sqlite(h, steps) => {
+                let (text, order) = sqlite_text_after(steps, &sql.text);
                 sqlite_query(&text, &order, &sql.args).fetch_all(h.raw()).await?.into_iter().map(Row::Sqlite).collect()
             }
             Conn::Postgres(h) => pg_query(sql).fetch_all(h.raw()).await?.into_iter().map(Row::Postgres).collect(),
@@ -384,8 +415,8 @@ impl Conn {
 
     pub async fn try_fetch_optional(&mut self, sql: &Sql) -> Result<Option<Row>, sqlx::Error> {
         Ok(match self {
-            Conn::Sqlite(h) => {
-                let (text, order) = sqlite_text(&sql.text);
+            Conn::Sqlite(h, steps) => {
+                let (text, order) = sqlite_text_after(steps, &sql.text);
                 sqlite_query(&text, &order, &sql.args).fetch_optional(h.raw()).await?.map(Row::Sqlite)
             }
             Conn::Postgres(h) => pg_query(sql).fetch_optional(h.raw()).await?.map(Row::Postgres),
@@ -422,7 +453,18 @@ impl Conn {
     /// Ends a transaction with its changes kept; nothing to do for a plain connection.
     pub async fn commit(self) -> StoreResult<()> {
         match self {
-            Conn::Sqlite(Handle::Tx(tx)) => tx.commit().await.map_err(db_err),
+            Conn::Sqlite(Handle::Tx(mut tx), mut steps) => {
+                // COMMIT releases every savepoint itself; a roll-back still to be sent
+                // must go first.
+                while steps.last() == Some(&SavepointStep::Release) {
+                    steps.pop();
+                }
+                if !steps.is_empty() {
+                    let text = step_text(&steps);
+                    sqlx::query::<Sqlite>(&text).execute(&mut *tx).await.map_err(db_err)?;
+                }
+                tx.commit().await.map_err(db_err)
+            }
             Conn::Postgres(Handle::Tx(tx)) => tx.commit().await.map_err(db_err),
             _ => Ok(()),
         }
@@ -433,10 +475,34 @@ impl Conn {
     /// single writer already runs them one after the other).
     pub async fn lock_identities(&mut self, identities: &[String]) -> StoreResult<()> {
         match self {
-            Conn::Sqlite(_) => Ok(()),
+            Conn::Sqlite(..) => Ok(()),
             Conn::Postgres(h) => crate::postgres::locks::lock_identity_keys(h.raw(), identities).await,
         }
     }
+
+    /// Takes a step of the transaction's savepoint: opens it, releases it, or rolls back
+    /// to it. On SQLite the step is sent with the next query, in the same text: each
+    /// round trip to SQLite's worker thread costs more than the statement, and the group
+    /// commit takes two steps for every write it carries.
+    pub async fn savepoint(&mut self, step: SavepointStep) -> StoreResult<()> {
+        match self {
+            Conn::Sqlite(_, steps) => {
+                steps.push(step);
+                Ok(())
+            }
+            Conn::Postgres(h) => {
+                sqlx::query::<Postgres>(step.statement()).execute(h.raw()).await.map(drop).map_err(db_err)
+            }
+        }
+    }
+}
+
+/// [`sqlite_text`] of `text` after the savepoint steps still to be sent, which it takes.
+fn sqlite_text_after(steps: &mut Vec<SavepointStep>, text: &str) -> (String, Vec<usize>) {
+    if steps.is_empty() {
+        return sqlite_text(text);
+    }
+    sqlite_text(&format!("{}{text}", step_text(&std::mem::take(steps))))
 }
 
 /// The pools a store opens connections from: what each backend's write, read and
@@ -454,7 +520,7 @@ impl Db {
     pub async fn write(&self) -> StoreResult<Conn> {
         Ok(match self {
             Db::Sqlite { write, .. } => {
-                Conn::Sqlite(Handle::Tx(write.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?))
+                Conn::Sqlite(Handle::Tx(write.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?), Vec::new())
             }
             Db::Postgres(pool) => {
                 Conn::Postgres(Handle::Tx(crate::postgres::tx::begin(pool, None).await.map_err(db_err)?))
@@ -465,7 +531,7 @@ impl Db {
     /// A connection for reads that need no common snapshot.
     pub async fn read(&self) -> StoreResult<Conn> {
         Ok(match self {
-            Db::Sqlite { read, .. } => Conn::Sqlite(Handle::Pooled(read.acquire().await.map_err(db_err)?)),
+            Db::Sqlite { read, .. } => Conn::Sqlite(Handle::Pooled(read.acquire().await.map_err(db_err)?), Vec::new()),
             Db::Postgres(pool) => Conn::Postgres(Handle::Pooled(pool.acquire().await.map_err(db_err)?)),
         })
     }
@@ -473,7 +539,7 @@ impl Db {
     /// A read-only transaction: several reads that see one state of the database.
     pub async fn snapshot(&self) -> StoreResult<Conn> {
         Ok(match self {
-            Db::Sqlite { read, .. } => Conn::Sqlite(Handle::Tx(read.begin().await.map_err(db_err)?)),
+            Db::Sqlite { read, .. } => Conn::Sqlite(Handle::Tx(read.begin().await.map_err(db_err)?), Vec::new()),
             Db::Postgres(pool) => Conn::Postgres(Handle::Tx(
                 crate::postgres::tx::begin(pool, Some(crate::postgres::tx::READ_ONLY_SNAPSHOT))
                     .await

@@ -15,7 +15,7 @@
 use custodian_domain::{StoreError, StoreResult};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::db::{Db, Sql};
+use crate::db::{Db, SavepointStep};
 use crate::writes::{Outcome, Write, is_client_error, run_alone};
 
 /// The most writes one transaction carries.
@@ -32,11 +32,18 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Starts the task that commits queued writes; it ends when the store is dropped.
-    pub(super) fn start(write: Db) -> Self {
+    /// Starts the thread that commits queued writes; it ends when the store is dropped.
+    /// A thread of its own: a batch is many round trips to SQLite's worker thread, and on
+    /// the shared runtime each would wait behind the requests being handled.
+    pub(super) fn start(write: Db) -> StoreResult<Self> {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run(write, rx));
-        Writer { tx }
+        let failed = |e: std::io::Error| StoreError::Database(format!("cannot start the database writer: {e}"));
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(failed)?;
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || runtime.block_on(run(write, rx)))
+            .map_err(failed)?;
+        Ok(Writer { tx })
     }
 
     /// Queues a write and waits until it is committed (or refused). The write runs on
@@ -62,10 +69,6 @@ async fn run(db: Db, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
-const SAVEPOINT: &str = "SAVEPOINT grouped_write";
-const RELEASE: &str = "RELEASE grouped_write";
-const ROLLBACK_TO: &str = "ROLLBACK TO grouped_write";
-
 async fn commit_batch(db: &Db, jobs: Vec<Job>) {
     if jobs.len() == 1 {
         // Alone in its transaction: no savepoint needed.
@@ -78,17 +81,18 @@ async fn commit_batch(db: &Db, jobs: Vec<Job>) {
     let together = async {
         let mut tx = db.write().await?;
         let mut results = Vec::with_capacity(jobs.len());
+        // The savepoint steps go with each write's first query: no round trips of their own.
         for job in &jobs {
-            tx.execute(&Sql::new(SAVEPOINT)).await?;
+            tx.savepoint(SavepointStep::Open).await?;
             match job.write.run(&mut tx).await {
                 Err(e) if is_client_error(&e) => {
-                    tx.execute(&Sql::new(ROLLBACK_TO)).await?;
-                    tx.execute(&Sql::new(RELEASE)).await?;
+                    tx.savepoint(SavepointStep::RollBack).await?;
+                    tx.savepoint(SavepointStep::Release).await?;
                     results.push(Err(e));
                 }
                 Err(e) => return Err(e),
                 Ok(outcome) => {
-                    tx.execute(&Sql::new(RELEASE)).await?;
+                    tx.savepoint(SavepointStep::Release).await?;
                     results.push(Ok(outcome));
                 }
             }

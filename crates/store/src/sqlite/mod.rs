@@ -91,7 +91,7 @@ impl SqliteStore {
             .await
             .map_err(db_err)?;
         let db = Db::Sqlite { read, write };
-        let writer = group_commit::Writer::start(db.clone());
+        let writer = group_commit::Writer::start(db.clone())?;
         Ok(SqlStore { db, sqlite: Some(Local::new(writer, in_use)) })
     }
 }
