@@ -1,6 +1,8 @@
 //! The storage interface. The store crate implements it for SQLite and PostgreSQL; every
 //! method that changes something runs in one transaction.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use custodian_scim::ScimError;
 use custodian_scim::patch::PatchRequest;
@@ -128,6 +130,8 @@ pub trait Directory: Send + Sync {
     async fn group_members(&self, group_id: &str) -> StoreResult<Vec<StoredMember>>;
     /// The groups of a user or group: direct ones and those inherited through nesting.
     async fn groups_of(&self, member_id: &str) -> StoreResult<Vec<StoredMember>>;
+    /// [`Directory::groups_of`] of each of several users or groups, in one query.
+    async fn groups_of_each(&self, member_ids: &[String]) -> StoreResult<HashMap<String, Vec<StoredMember>>>;
     async fn scim_count(&self, kind: ResourceKind) -> StoreResult<u64>;
 }
 

@@ -19,7 +19,7 @@ use crate::common::{
 };
 use crate::db::{Conn, Db, Dialect, Sql};
 use crate::error::{db_err, is_unique_violation};
-use crate::index::index_rows;
+use crate::index::{IndexRow, index_rows};
 use crate::linking::{relink_host, rematch_identities, unlink_deleted_user};
 use crate::rows;
 use crate::sql_filter::{FilterSql, push_order};
@@ -51,44 +51,27 @@ async fn load_for_write(tx: &mut Conn, kind: ResourceKind, id: &str) -> StoreRes
     Ok(Loaded { seq: row.int("seq")?, record: rows::record(&row)? })
 }
 
-/// Replaces a resource's index rows.
-async fn write_index(tx: &mut Conn, seq: i64, kind: ResourceKind, doc: &Value) -> StoreResult<()> {
-    tx.execute(&Sql::with("DELETE FROM scim_values WHERE resource_seq = $1", [seq.into()])).await?;
-    insert_index(tx, seq, kind, doc).await
-}
-
 /// Writes the index rows of a resource that has none yet.
-async fn insert_index(tx: &mut Conn, seq: i64, kind: ResourceKind, doc: &Value) -> StoreResult<()> {
-    let rows = index_rows(kind, doc);
+async fn insert_index(tx: &mut Conn, seq: i64, kind: ResourceKind, rows: &[IndexRow]) -> StoreResult<()> {
     for chunk in rows.chunks(CHUNK) {
-        let mut sql = Sql::new("INSERT INTO scim_values (resource_seq, kind, path, elem, text_value, num_value) ");
-        sql.push_values(chunk, |mut b, r| {
-            b.push_bind(seq)
-                .push_bind(kind.name())
-                .push_bind(&r.path)
-                .push_bind(r.elem)
-                .push_bind(&r.text)
-                .push_bind(r.num);
-        });
+        let mut sql = Sql::default();
+        push_index_insert(&mut sql, seq, kind, chunk);
         tx.execute(&sql).await?;
     }
     Ok(())
 }
 
-/// Fails with 409 when another resource of this kind has the same unique name.
-async fn ensure_unique(tx: &mut Conn, kind: ResourceKind, norm: &str, except_seq: Option<i64>) -> StoreResult<()> {
-    let other = tx
-        .fetch_optional(&Sql::with(
-            "SELECT seq FROM scim_resources WHERE kind = $1 AND unique_norm = $2",
-            [kind.name().into(), norm.into()],
-        ))
-        .await?
-        .map(|r| r.int(0))
-        .transpose()?;
-    match other {
-        Some(seq) if Some(seq) != except_seq => Err(name_taken(kind)),
-        _ => Ok(()),
-    }
+/// `INSERT INTO scim_values ... VALUES ...` of some of a resource's index rows.
+fn push_index_insert(sql: &mut Sql, seq: i64, kind: ResourceKind, rows: &[IndexRow]) {
+    sql.push("INSERT INTO scim_values (resource_seq, kind, path, elem, text_value, num_value) ");
+    sql.push_values(rows, |mut b, r| {
+        b.push_bind(seq)
+            .push_bind(kind.name())
+            .push_bind(&r.path)
+            .push_bind(r.elem)
+            .push_bind(&r.text)
+            .push_bind(r.num);
+    });
 }
 
 /// Resolves member ids to row numbers. Ids that name no resource are skipped (and
@@ -190,10 +173,20 @@ async fn update_resource(tx: &mut Conn, loaded: &Loaded, doc: &Value, doc_change
     let version = loaded.record.version + 1;
     if doc_changed {
         let norm = unique_norm(kind, doc)?;
-        ensure_unique(tx, kind, &norm, Some(loaded.seq)).await?;
-        let update = Sql::with(
-            "UPDATE scim_resources SET doc = $1, unique_norm = $2, display = $3, active = $4, \
-             last_modified = $5, version = $6 WHERE seq = $7",
+        let index = index_rows(kind, doc);
+        let inline = index.len() <= MAX_INLINE_INDEX_ROWS;
+        // One statement in the common case: the row, and its index rows replaced (SQLite:
+        // one text of three; PostgreSQL: data-modifying CTEs, which all see the rows as
+        // they were, so the delete takes only the old index rows). A taken name fails the
+        // update itself, through the unique index, and the statement changes nothing.
+        let set = "UPDATE scim_resources SET doc = $1, unique_norm = $2, display = $3, active = $4, \
+                   last_modified = $5, version = $6 WHERE seq = $7";
+        let delete = "DELETE FROM scim_values WHERE resource_seq = $7";
+        let mut sql = Sql::with(
+            match tx.dialect() {
+                Dialect::Sqlite => format!("{set}; {delete}; "),
+                Dialect::Postgres => format!("WITH updated AS ({set} RETURNING seq), deleted AS ({delete}) "),
+            },
             [
                 doc.to_string().into(),
                 norm.into(),
@@ -204,11 +197,20 @@ async fn update_resource(tx: &mut Conn, loaded: &Loaded, doc: &Value, doc_change
                 loaded.seq.into(),
             ],
         );
-        match tx.try_execute(&update).await {
-            Err(e) if is_unique_violation(&e) => return Err(ScimError::uniqueness("the name is already taken").into()),
+        match (inline && !index.is_empty(), tx.dialect()) {
+            (true, _) => push_index_insert(&mut sql, loaded.seq, kind, &index),
+            (false, Dialect::Sqlite) => {}
+            (false, Dialect::Postgres) => {
+                sql.push("SELECT seq FROM updated");
+            }
+        }
+        match tx.try_execute(&sql).await {
+            Err(e) if is_unique_violation(&e) => return Err(name_taken(kind)),
             other => other.map_err(db_err)?,
         };
-        write_index(tx, loaded.seq, kind, doc).await?;
+        if !inline {
+            insert_index(tx, loaded.seq, kind, &index).await?;
+        }
     } else {
         tx.execute(&Sql::with(
             "UPDATE scim_resources SET last_modified = $1, version = $2 WHERE seq = $3",
@@ -395,7 +397,7 @@ pub(crate) async fn create_in_tx(
         return Ok(Written { record, reactivated: true });
     };
     if !inline_index {
-        insert_index(tx, seq, kind, &input.doc).await?;
+        insert_index(tx, seq, kind, &index).await?;
     }
     if let (ResourceKind::Group, Some(members)) = (kind, &input.members) {
         let seqs = resolve_members(tx, seq, members).await?;
@@ -419,34 +421,30 @@ impl Db {
     }
 
     pub(crate) async fn scim_list(&self, kind: ResourceKind, query: &ListQuery) -> StoreResult<ListPage> {
-        // One snapshot for the count and the page, so that they agree.
+        let offset = query.start_index.saturating_sub(1);
+        // The common case, an IdP's `userName eq` lookup, is one statement: a first page
+        // shorter than asked for is every match, so it tells the total itself.
+        if offset == 0 && query.count > 0 {
+            let mut conn = self.read().await?;
+            let records = list_page(&mut conn, kind, query, offset).await?;
+            if (records.len() as u64) < query.count {
+                return Ok(ListPage { total_results: records.len() as u64, records });
+            }
+        }
+        // Otherwise one snapshot for the count and the page, so that they agree.
         let mut tx = self.snapshot().await?;
-        let translator = FilterSql::new(tx.dialect(), kind);
         let mut count = Sql::new("SELECT COUNT(*) FROM scim_resources r WHERE r.kind = ");
         count.push_bind(kind.name());
         if let Some(f) = &query.filter {
             count.push(" AND ");
-            translator.push(&mut count, f)?;
+            FilterSql::new(tx.dialect(), kind).push(&mut count, f)?;
         }
         let total = tx.int(&count).await?;
-        let mut records = Vec::new();
-        let offset = query.start_index.saturating_sub(1);
-        if query.count > 0 && offset < total as u64 {
-            let mut sql = Sql::new(format!("SELECT {RECORD_COLUMNS} FROM scim_resources r WHERE r.kind = "));
-            sql.push_bind(kind.name());
-            if let Some(f) = &query.filter {
-                sql.push(" AND ");
-                translator.push(&mut sql, f)?;
-            }
-            push_order(&mut sql, kind, query.sort_by.as_ref(), query.sort_order);
-            sql.push(" LIMIT ");
-            sql.push_bind(query.count.min(i64::MAX as u64) as i64);
-            sql.push(" OFFSET ");
-            sql.push_bind(offset.min(i64::MAX as u64) as i64);
-            for row in tx.fetch_all(&sql).await? {
-                records.push(rows::record(&row)?);
-            }
-        }
+        let records = if query.count > 0 && offset < total as u64 {
+            list_page(&mut tx, kind, query, offset).await?
+        } else {
+            Vec::new()
+        };
         tx.commit().await?;
         Ok(ListPage { total_results: total as u64, records })
     }
@@ -473,39 +471,75 @@ impl Db {
     }
 
     pub(crate) async fn groups_of(&self, member_id: &str) -> StoreResult<Vec<StoredMember>> {
+        let mut each = self.groups_of_each(&[member_id.to_string()]).await?;
+        Ok(each.remove(member_id).unwrap_or_default())
+    }
+
+    /// The groups of each of `member_ids` (direct and inherited), in one query: a page of
+    /// users is rendered with one round trip for their groups, not one per user.
+    pub(crate) async fn groups_of_each(
+        &self,
+        member_ids: &[String],
+    ) -> StoreResult<HashMap<String, Vec<StoredMember>>> {
+        let mut each: HashMap<String, Vec<StoredMember>> = HashMap::new();
+        if member_ids.is_empty() {
+            return Ok(each);
+        }
         let mut conn = self.read().await?;
         let d = conn.dialect();
         // Depth is capped so that a membership cycle cannot recurse for ever.
-        let sql = Sql::with(
-            format!(
-                "WITH RECURSIVE up(g, depth) AS ( \
-                   SELECT m.group_seq, CAST(1 AS BIGINT) FROM scim_members m \
-                   JOIN scim_resources x ON x.seq = m.member_seq WHERE x.id = $1 \
-                   UNION SELECT m.group_seq, up.depth + 1 FROM up{} WHERE up.depth < 32) \
-                 SELECT r.id, r.display, MIN(up.depth) AS depth FROM up{} \
-                 GROUP BY r.seq, r.id, r.display ORDER BY r.display, r.id",
-                d.probe("scim_members", "group_seq, member_seq", "member_seq", "up.g", "m"),
-                d.probe("scim_resources", "seq, id, display", "seq", "up.g", "r"),
-            ),
-            [member_id.into()],
+        let mut sql = Sql::new(
+            "WITH RECURSIVE up(origin, g, depth) AS ( \
+               SELECT x.id, m.group_seq, CAST(1 AS BIGINT) FROM scim_members m \
+               JOIN scim_resources x ON x.seq = m.member_seq WHERE x.id IN (",
         );
-        let rows = conn.fetch_all(&sql).await?;
-        rows.iter()
-            .map(|row| {
-                Ok(StoredMember {
-                    id: row.text("id")?,
-                    kind: MemberKind::Group,
-                    display: row.opt_text("display")?,
-                    direct: row.int("depth")? == 1,
-                })
-            })
-            .collect()
+        let mut ids = sql.separated(", ");
+        for id in member_ids {
+            ids.push_bind(id.as_str());
+        }
+        sql.push(format!(
+            ") UNION SELECT up.origin, m.group_seq, up.depth + 1 FROM up{} WHERE up.depth < 32) \
+             SELECT up.origin, r.id, r.display, MIN(up.depth) AS depth FROM up{} \
+             GROUP BY up.origin, r.seq, r.id, r.display ORDER BY up.origin, r.display, r.id",
+            d.probe("scim_members", "group_seq, member_seq", "member_seq", "up.g", "m"),
+            d.probe("scim_resources", "seq, id, display", "seq", "up.g", "r"),
+        ));
+        for row in conn.fetch_all(&sql).await? {
+            each.entry(row.text("origin")?).or_default().push(StoredMember {
+                id: row.text("id")?,
+                kind: MemberKind::Group,
+                display: row.opt_text("display")?,
+                direct: row.int("depth")? == 1,
+            });
+        }
+        Ok(each)
     }
 
     pub(crate) async fn scim_count(&self, kind: ResourceKind) -> StoreResult<u64> {
         let sql = Sql::with("SELECT COUNT(*) FROM scim_resources WHERE kind = $1", [kind.name().into()]);
         Ok(self.read().await?.int(&sql).await? as u64)
     }
+}
+
+/// The records of a list's page: `query.count` of its matches after the first `offset`.
+async fn list_page(
+    conn: &mut Conn,
+    kind: ResourceKind,
+    query: &ListQuery,
+    offset: u64,
+) -> StoreResult<Vec<ScimRecord>> {
+    let mut sql = Sql::new(format!("SELECT {RECORD_COLUMNS} FROM scim_resources r WHERE r.kind = "));
+    sql.push_bind(kind.name());
+    if let Some(f) = &query.filter {
+        sql.push(" AND ");
+        FilterSql::new(conn.dialect(), kind).push(&mut sql, f)?;
+    }
+    push_order(&mut sql, kind, query.sort_by.as_ref(), query.sort_order);
+    sql.push(" LIMIT ");
+    sql.push_bind(query.count.min(i64::MAX as u64) as i64);
+    sql.push(" OFFSET ");
+    sql.push_bind(offset.min(i64::MAX as u64) as i64);
+    conn.fetch_all(&sql).await?.iter().map(rows::record).collect()
 }
 
 pub(crate) async fn replace_in_tx(
@@ -543,7 +577,7 @@ pub(crate) async fn patch_in_tx(
     let mut doc = loaded.record.doc.clone();
     let outcome = apply_patch(kind, &mut doc, patch)?;
     let mut members_changed = 0;
-    for change in &outcome.member_changes {
+    for change in &coalesce(outcome.member_changes) {
         members_changed += match change {
             MemberChange::Add(refs) => {
                 let seqs = resolve_members(tx, loaded.seq, refs).await?;
@@ -571,6 +605,20 @@ pub(crate) async fn patch_in_tx(
     Ok(Written { record, reactivated: false })
 }
 
+/// The membership changes with each run of adds or of removes made one: Okta removes
+/// each member in an operation of its own, and 100 statements would cost 100 round trips.
+fn coalesce(changes: Vec<MemberChange>) -> Vec<MemberChange> {
+    let mut merged: Vec<MemberChange> = Vec::with_capacity(changes.len());
+    for change in changes {
+        match (merged.last_mut(), change) {
+            (Some(MemberChange::Add(refs)), MemberChange::Add(more)) => refs.extend(more),
+            (Some(MemberChange::Remove(ids)), MemberChange::Remove(more)) => ids.extend(more),
+            (_, change) => merged.push(change),
+        }
+    }
+    merged
+}
+
 pub(crate) async fn delete_in_tx(
     tx: &mut Conn,
     kind: ResourceKind,
@@ -589,4 +637,40 @@ pub(crate) async fn delete_in_tx(
     tx.execute(&Sql::with("DELETE FROM scim_resources WHERE seq = $1", [loaded.seq.into()])).await?;
     relink_after_change(tx, kind, Some(&loaded.record.doc), None, actor).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn add(ids: &[&str]) -> MemberChange {
+        MemberChange::Add(ids.iter().map(|id| MemberRef { value: id.to_string(), kind: None }).collect())
+    }
+
+    fn remove(ids: &[&str]) -> MemberChange {
+        MemberChange::Remove(ids.iter().map(|id| id.to_string()).collect())
+    }
+
+    #[test]
+    fn runs_of_adds_or_removes_become_one_change_and_the_order_is_kept() {
+        let changes = vec![
+            remove(&["u1"]),
+            remove(&["u2"]),
+            add(&["u3"]),
+            add(&["u4", "u5"]),
+            remove(&["u3"]),
+            MemberChange::RemoveAll,
+            add(&["u6"]),
+        ];
+        assert_eq!(
+            coalesce(changes),
+            vec![
+                remove(&["u1", "u2"]),
+                add(&["u3", "u4", "u5"]),
+                remove(&["u3"]),
+                MemberChange::RemoveAll,
+                add(&["u6"])
+            ]
+        );
+    }
 }

@@ -167,6 +167,12 @@ impl custodian_domain::Directory for SqlStore {
     async fn groups_of(&self, member_id: &str) -> StoreResult<Vec<StoredMember>> {
         self.db.groups_of(member_id).await
     }
+    async fn groups_of_each(
+        &self,
+        member_ids: &[String],
+    ) -> StoreResult<std::collections::HashMap<String, Vec<StoredMember>>> {
+        self.db.groups_of_each(member_ids).await
+    }
     async fn scim_count(&self, kind: ResourceKind) -> StoreResult<u64> {
         self.db.scim_count(kind).await
     }

@@ -1,5 +1,7 @@
 //! `/Users` and `/Groups`: list, search, get, create, replace, patch, delete.
 
+use std::collections::HashMap;
+
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequestParts, NestedPath, Path};
@@ -7,7 +9,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use custodian_domain::hosts::Actor;
-use custodian_domain::{ApiUser, ListQuery, ScimRecord, SortOrder};
+use custodian_domain::{ApiUser, ListQuery, ScimRecord, SortOrder, StoredMember};
 use custodian_scim::ScimError;
 use custodian_scim::filter::parse_filter;
 use custodian_scim::patch::parse_patch;
@@ -56,9 +58,8 @@ impl Ctx {
     }
 
     /// The resource as the client sees it, with members or groups read only when the
-    /// projection will return them. `new_user`: a user just created belongs to no group,
-    /// so its groups need no query.
-    pub async fn render(&self, record: &ScimRecord, projection: &Projection, new_user: bool) -> ScimResult<Value> {
+    /// projection will return them.
+    pub async fn render(&self, record: &ScimRecord, projection: &Projection, groups: UserGroups) -> ScimResult<Value> {
         let kind = record.kind;
         let members = if kind == ResourceKind::Group && projection.includes_members() {
             let stored = self.state.directory().group_members(&record.id).await?;
@@ -82,8 +83,12 @@ impl Ctx {
         } else {
             None
         };
-        let groups = if kind == ResourceKind::User && !new_user && projection.includes_groups() {
-            let stored = self.state.directory().groups_of(&record.id).await?;
+        let groups = if kind == ResourceKind::User && projection.includes_groups() {
+            let stored = match groups {
+                UserGroups::Read => self.state.directory().groups_of(&record.id).await?,
+                UserGroups::NoneYet => Vec::new(),
+                UserGroups::Known(known) => known,
+            };
             Some(
                 stored
                     .into_iter()
@@ -119,7 +124,8 @@ impl Ctx {
         projection: &Projection,
         new_user: bool,
     ) -> ScimResult<Response> {
-        let body = self.render(record, projection, new_user).await?;
+        let groups = if new_user { UserGroups::NoneYet } else { UserGroups::Read };
+        let body = self.render(record, projection, groups).await?;
         let mut response = scim_json(status, &body);
         set_etag(&mut response, record);
         if status == StatusCode::CREATED
@@ -129,6 +135,37 @@ impl Ctx {
         }
         Ok(response)
     }
+}
+
+/// Where the groups of a user being rendered come from.
+pub enum UserGroups {
+    /// A query of their own.
+    Read,
+    /// None: a user just created belongs to no group.
+    NoneYet,
+    /// Read already, with those of the rest of a page.
+    Known(Vec<StoredMember>),
+}
+
+/// A page of records rendered, the groups of all its users read in one query.
+async fn render_page(
+    ctx: &Ctx,
+    kind: ResourceKind,
+    records: &[ScimRecord],
+    projection: &Projection,
+) -> ScimResult<Vec<Value>> {
+    let mut groups = if kind == ResourceKind::User && projection.includes_groups() && !records.is_empty() {
+        let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+        ctx.state.directory().groups_of_each(&ids).await?
+    } else {
+        HashMap::new()
+    };
+    let mut resources = Vec::with_capacity(records.len());
+    for record in records {
+        let known = UserGroups::Known(groups.remove(&record.id).unwrap_or_default());
+        resources.push(ctx.render(record, projection, known).await?);
+    }
+    Ok(resources)
 }
 
 /// The list/search parameters, from a query string or a SearchRequest body.
@@ -271,10 +308,7 @@ async fn run_list(ctx: &Ctx, kind: ResourceKind, params: &SearchParams) -> ScimR
     let projection = params.projection(kind)?;
     let query = params.list_query(kind)?;
     let page = ctx.state.directory().scim_list(kind, &query).await?;
-    let mut resources = Vec::with_capacity(page.records.len());
-    for record in &page.records {
-        resources.push(ctx.render(record, &projection, false).await?);
-    }
+    let resources = render_page(ctx, kind, &page.records, &projection).await?;
     Ok(scim_json(StatusCode::OK, &list_response(page.total_results, query.start_index, resources)))
 }
 
@@ -438,9 +472,7 @@ pub async fn search_root(ctx: Ctx, body: Body) -> ScimResult<Response> {
             query.start_index = skip + 1;
             query.count = remaining;
             let page = ctx.state.directory().scim_list(kind, &query).await?;
-            for record in &page.records {
-                resources.push(ctx.render(record, &projection, false).await?);
-            }
+            resources.extend(render_page(&ctx, kind, &page.records, &projection).await?);
             remaining -= page.records.len() as u64;
             skip = 0;
         } else {
