@@ -9,6 +9,7 @@
 //! `custodian-bench overload` offers one token twice the sustainable rate of a SCIM mix
 //! against a server limited to that rate.
 
+mod child;
 mod hosts;
 mod overload;
 mod peer;

@@ -3,14 +3,14 @@
 //! conformance venv (`scripts/conformance.sh --install`), started on a free local port
 //! with a bearer token, and killed when the guard is dropped.
 
-use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 
+use crate::child::Supervised;
 use crate::server::free_local_addr;
 
 /// Where scim2-server serves SCIM: under `/v2` of its root.
@@ -21,12 +21,11 @@ const INSTALL: &str = "scripts/conformance.sh --install";
 
 /// A running scim2-server; dropping it kills the process.
 pub struct Peer {
-    child: Child,
+    process: Supervised,
     pub addr: SocketAddr,
     pub token: String,
     /// e.g. `scim2-server 0.8.3 (Python 3.11.7)`.
     pub version: String,
-    log: PathBuf,
 }
 
 /// The scim2-server executable: `explicit`, or the conformance venv's
@@ -70,18 +69,21 @@ impl Peer {
         let version = version_of(binary).await;
         let addr = free_local_addr()?;
         let token = format!("peer-{:032x}", rand::random::<u128>());
-        let out = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-        let err = out.try_clone().context("opening the peer log twice")?;
-        let child = std::process::Command::new(binary)
+        let mut command = std::process::Command::new(binary);
+        command
             .args(["--hostname", "127.0.0.1", "--port", &addr.port().to_string(), "--bearer-token", &token])
-            .env("PYTHONUNBUFFERED", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
-        let mut peer = Peer { child, addr, token, version, log };
-        peer.wait_ready(client, Duration::from_secs(60)).await?;
+            .env("PYTHONUNBUFFERED", "1");
+        let process = Supervised::spawn(command, "scim2-server", log)?;
+        let mut peer = Peer { process, addr, token, version };
+        let url = format!("{}/ServiceProviderConfig", peer.base());
+        let token = peer.token.clone();
+        peer.process
+            .wait_answering(
+                || client.get(&url).bearer_auth(&token),
+                Duration::from_secs(60),
+                Duration::from_millis(100),
+            )
+            .await?;
         Ok(peer)
     }
 
@@ -90,64 +92,17 @@ impl Peer {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    async fn wait_ready(&mut self, client: &reqwest::Client, timeout: Duration) -> anyhow::Result<()> {
-        let url = format!("{}/ServiceProviderConfig", self.base());
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().context("checking the peer process")? {
-                bail!("scim2-server exited ({status}) before it answered; its log:\n{}", self.log_tail(30));
-            }
-            let ok = client
-                .get(&url)
-                .bearer_auth(&self.token)
-                .timeout(Duration::from_secs(1))
-                .send()
-                .await
-                .map(|r| r.status().is_success())
-                .unwrap_or(false);
-            if ok {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("scim2-server did not answer within {timeout:?}; its log:\n{}", self.log_tail(30));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.process.pid()
     }
 
     /// Fails if the peer has exited.
     pub fn ensure_running(&mut self) -> anyhow::Result<()> {
-        if let Some(status) = self.child.try_wait().context("checking the peer process")? {
-            bail!("scim2-server exited ({status}); its log:\n{}", self.log_tail(20));
-        }
-        Ok(())
+        self.process.ensure_running()
     }
 
     /// Peak resident memory in KiB (VmHWM), where /proc has it.
     pub fn peak_rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-    }
-
-    fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
+        self.process.memory_kib().map(|(peak, _)| peak)
     }
 }
 

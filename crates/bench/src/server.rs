@@ -1,15 +1,15 @@
 //! The `custodian` child process: an API token from its CLI, then `custodian serve` on a
 //! free local port, killed when the guard is dropped (on success, error or interrupt).
 
-use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
 use crate::CommonArgs;
+use crate::child::Supervised;
 use crate::report::Report;
 
 /// The default binary: `custodian` next to this executable (target/release/custodian).
@@ -191,9 +191,8 @@ pub fn free_local_addr() -> anyhow::Result<SocketAddr> {
 
 /// A running `custodian serve`; dropping it kills the process.
 pub struct Server {
-    child: Child,
+    process: Supervised,
     pub addr: SocketAddr,
-    pub log: PathBuf,
 }
 
 impl Server {
@@ -204,71 +203,36 @@ impl Server {
         log: PathBuf,
         serve_args: &[String],
     ) -> anyhow::Result<Self> {
-        let out = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-        let err = out.try_clone().context("opening the server log twice")?;
-        let child = std::process::Command::new(binary)
+        let mut command = std::process::Command::new(binary);
+        command
             .args(["serve", "--listen", &addr.to_string(), "--database", database])
             .args(serve_args)
             .env_remove("CUSTODIAN_DATABASE_URL")
             .env_remove("CUSTODIAN_LISTEN")
             .env_remove("CUSTODIAN_PUBLIC_URL")
             // A plain log file, without terminal colours.
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .with_context(|| format!("starting {} serve", binary.display()))?;
-        Ok(Server { child, addr, log })
+            .env("NO_COLOR", "1");
+        Ok(Server { process: Supervised::spawn(command, "the server", log)?, addr })
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     /// Waits until `/healthz` answers 200, failing early if the server exits.
     pub async fn wait_healthy(&mut self, client: &reqwest::Client, timeout: Duration) -> anyhow::Result<()> {
         let url = format!("http://{}/healthz", self.addr);
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().context("checking the server process")? {
-                bail!("the server exited ({status}) before it was healthy; its log:\n{}", self.log_tail(30));
-            }
-            let ok = client
-                .get(&url)
-                .timeout(Duration::from_secs(1))
-                .send()
-                .await
-                .map(|r| r.status().is_success())
-                .unwrap_or(false);
-            if ok {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("the server was not healthy after {timeout:?}; its log:\n{}", self.log_tail(30));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.process.wait_answering(|| client.get(&url), timeout, Duration::from_millis(50)).await
     }
 
     /// Fails if the server has exited (a crash during the run).
     pub fn ensure_running(&mut self) -> anyhow::Result<()> {
-        if let Some(status) = self.child.try_wait().context("checking the server process")? {
-            bail!("the server exited ({status}) during the run; its log:\n{}", self.log_tail(30));
-        }
-        Ok(())
+        self.process.ensure_running()
     }
 
     /// Peak and current resident memory in KiB (VmHWM, VmRSS), where /proc has them.
     pub fn memory_kib(&self) -> Option<(u64, u64)> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        };
-        Some((field("VmHWM:")?, field("VmRSS:")?))
+        self.process.memory_kib()
     }
 
     /// CPU time (user + system, all threads) the server has used so far, in seconds.
@@ -277,18 +241,7 @@ impl Server {
     }
 
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
+        self.process.log_tail(lines)
     }
 }
 
