@@ -113,30 +113,19 @@ send POST "$API/labels" '{"name": "Backend laptops", "description": "Backend gro
 
 # --- Schemathesis -------------------------------------------------------------------------
 # The hooks read the limits the document states outside JSON Schema from the document.
-CUSTODIAN_MAX_CONDITIONS="$(curl -s "$BASE/api/openapi.json" | python3 -c '
+# One walk of the document finds both: the filter's condition limit (x-max-conditions),
+# and the text limits in bytes by field name (x-max-bytes; one limit per name, as the
+# hooks key them so). It prints them on two lines.
+LIMITS="$(curl -s "$BASE/api/openapi.json" | python3 -c '
 import json, sys
-found = []
+conditions, max_bytes = [], {}
 def walk(v):
     if isinstance(v, dict):
         if "x-max-conditions" in v:
-            found.append(v["x-max-conditions"])
-        for x in v.values():
-            walk(x)
-    elif isinstance(v, list):
-        for x in v:
-            walk(x)
-walk(json.load(sys.stdin))
-print(found[0])')" || die "the document states no x-max-conditions"
-export CUSTODIAN_MAX_CONDITIONS
-# Text limits in bytes, by field name (one limit per name: the hooks key them so).
-CUSTODIAN_MAX_BYTES="$(curl -s "$BASE/api/openapi.json" | python3 -c '
-import json, sys
-found = {}
-def walk(v):
-    if isinstance(v, dict):
+            conditions.append(v["x-max-conditions"])
         for name, schema in (v.get("properties") or {}).items():
             if isinstance(schema, dict) and "x-max-bytes" in schema:
-                if found.setdefault(name, schema["x-max-bytes"]) != schema["x-max-bytes"]:
+                if max_bytes.setdefault(name, schema["x-max-bytes"]) != schema["x-max-bytes"]:
                     sys.exit(f"two byte limits for {name}")
         for x in v.values():
             walk(x)
@@ -144,10 +133,15 @@ def walk(v):
         for x in v:
             walk(x)
 walk(json.load(sys.stdin))
-if not found:
+if not conditions:
+    sys.exit("no x-max-conditions")
+if not max_bytes:
     sys.exit("no x-max-bytes")
-print(json.dumps(found))')" || die "the document states no consistent x-max-bytes"
-export CUSTODIAN_MAX_BYTES
+print(conditions[0])
+print(json.dumps(max_bytes))')" || die "the document states no x-max-conditions, or no consistent x-max-bytes"
+CUSTODIAN_MAX_CONDITIONS="$(sed -n 1p <<<"$LIMITS")"
+CUSTODIAN_MAX_BYTES="$(sed -n 2p <<<"$LIMITS")"
+export CUSTODIAN_MAX_CONDITIONS CUSTODIAN_MAX_BYTES
 export PYTHONPATH="$REPO/scripts${PYTHONPATH:+:$PYTHONPATH}" SCHEMATHESIS_HOOKS=schemathesis_hooks
 log "schemathesis $SCHEMATHESIS_VERSION on $BASE/api/openapi.json (--checks all, --max-time $MAX_TIME)"
 args=(run "$BASE/api/openapi.json" --checks all --max-time "$MAX_TIME" --workers "$WORKERS"
