@@ -85,27 +85,32 @@ start_fresh_server conformance maintainer "${CONFORMANCE_DATABASE_URL:-}" "${CON
 SCIM_URL="$BASE$MOUNT"
 
 # --- The checkers -------------------------------------------------------------------------
-# Each one's failure is recorded, not fatal: both always run.
+# Both checkers run twice: with the operator's token (which writes to the connection
+# `default`, as after an upgrade) and with a new connection's own SCIM-only token (an
+# empty namespace of its own). Each failure is recorded, not fatal: every run happens.
 status=0
+verdicts=()
 
-log "scim2-tester $SCIM2_TESTER_VERSION (scim2 test, scim2-cli $SCIM2_CLI_VERSION) on $SCIM_URL"
-verbose=()
-[[ "${CONFORMANCE_VERBOSE:-}" == 1 ]] && verbose=(--verbose)
-scim2_rc=0
-SCIM_CLI_URL="$SCIM_URL" SCIM_CLI_HEADERS="Authorization: Bearer $TOKEN" \
-    timeout "$CHECK_TIMEOUT" "$VENV/bin/scim2" test "${verbose[@]}" </dev/null || scim2_rc=$?
+run_checkers() {
+    local token="$1" label="$2"
+    log "[$label] scim2-tester $SCIM2_TESTER_VERSION (scim2 test, scim2-cli $SCIM2_CLI_VERSION) on $SCIM_URL"
+    local verbose=()
+    [[ "${CONFORMANCE_VERBOSE:-}" == 1 ]] && verbose=(--verbose)
+    local scim2_rc=0
+    SCIM_CLI_URL="$SCIM_URL" SCIM_CLI_HEADERS="Authorization: Bearer $token" \
+        timeout "$CHECK_TIMEOUT" "$VENV/bin/scim2" test "${verbose[@]}" </dev/null || scim2_rc=$?
 
-log "scim-sanity $SCIM_SANITY_VERSION (probe --strict) on $SCIM_URL"
-# scim-sanity expects 200 from every group PATCH. RFC 7644 §3.5.2 lets a server answer
-# 204 No Content instead, and Custodian does for a group PATCH that asks for no
-# attributes (so that a membership change never answers every member; Okta and Entra
-# document 204). Those three checks, failing with "got 204" and nothing else, are the
-# one accepted deviation; any other failure or error fails the run.
-sanity_rc=0
-sanity_json="$WORK/scim-sanity.json"
-timeout "$CHECK_TIMEOUT" "$VENV/bin/scim-sanity" probe "$SCIM_URL" \
-    --token "$TOKEN" --strict --i-accept-side-effects --json-output </dev/null >"$sanity_json" || true
-"$VENV/bin/python" - "$sanity_json" <<'PY' || sanity_rc=$?
+    log "[$label] scim-sanity $SCIM_SANITY_VERSION (probe --strict) on $SCIM_URL"
+    # scim-sanity expects 200 from every group PATCH. RFC 7644 §3.5.2 lets a server answer
+    # 204 No Content instead, and Custodian does for a group PATCH that asks for no
+    # attributes (so that a membership change never answers every member; Okta and Entra
+    # document 204). Those three checks, failing with "got 204" and nothing else, are the
+    # one accepted deviation; any other failure or error fails the run.
+    local sanity_rc=0
+    local sanity_json="$WORK/scim-sanity-$label.json"
+    timeout "$CHECK_TIMEOUT" "$VENV/bin/scim-sanity" probe "$SCIM_URL" \
+        --token "$token" --strict --i-accept-side-effects --json-output </dev/null >"$sanity_json" || true
+    "$VENV/bin/python" - "$sanity_json" <<'PY' || sanity_rc=$?
 import json, sys
 try:
     report = json.load(open(sys.argv[1]))
@@ -124,9 +129,16 @@ for r in report["results"]:
 print("  " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
 sys.exit(1 if refused or not counts.get("pass") else 0)
 PY
+    if [[ $scim2_rc == 0 ]]; then verdicts+=("[$label] scim2-tester: PASS"); else verdicts+=("[$label] scim2-tester: FAIL (exit $scim2_rc)"); status=1; fi
+    if [[ $sanity_rc == 0 ]]; then verdicts+=("[$label] scim-sanity: PASS"); else verdicts+=("[$label] scim-sanity: FAIL (exit $sanity_rc)"); status=1; fi
+}
+
+run_checkers "$TOKEN" "operator token"
+CONNECTION_TOKEN="$("$BIN" idp add "conformance-$$-$(date +%s)" --database "$DATABASE" 2>/dev/null)"
+[[ -n "$CONNECTION_TOKEN" ]] || die "idp add printed no token"
+run_checkers "$CONNECTION_TOKEN" "connection token"
 
 # --- Verdict ------------------------------------------------------------------------------
-if [[ $scim2_rc == 0 ]]; then log "scim2-tester: PASS"; else log "scim2-tester: FAIL (exit $scim2_rc)"; status=1; fi
-if [[ $sanity_rc == 0 ]]; then log "scim-sanity: PASS"; else log "scim-sanity: FAIL (exit $sanity_rc)"; status=1; fi
+for verdict in "${verdicts[@]}"; do log "$verdict"; done
 if [[ $status != 0 ]]; then server_log_errors; fi
 exit $status

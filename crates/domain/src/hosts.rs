@@ -128,6 +128,8 @@ pub struct EndUser {
     pub idp_department: Option<String>,
     pub idp_info_updated_at: DateTime<Utc>,
     pub idp_active: bool,
+    /// The name of the IdP connection the user belongs to.
+    pub idp_connection: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,6 +168,10 @@ pub enum LinkCause {
     ScimChange,
     HostChange,
     AdminAction,
+    /// The user's connection was removed.
+    ConnectionRemoved,
+    /// Connections' priorities changed, so another connection's user now wins.
+    PriorityChanged,
 }
 
 impl LinkCause {
@@ -174,6 +180,8 @@ impl LinkCause {
             LinkCause::ScimChange => "scim_change",
             LinkCause::HostChange => "host_change",
             LinkCause::AdminAction => "admin_action",
+            LinkCause::ConnectionRemoved => "connection_removed",
+            LinkCause::PriorityChanged => "priority_changed",
         }
     }
 }
@@ -229,6 +237,8 @@ pub struct HostQuery {
     /// A group's display name or SCIM id; nested groups count.
     pub idp_group: Option<String>,
     pub idp_department: Option<String>,
+    /// The name of the IdP connection of the end user (any case).
+    pub idp_connection: Option<String>,
     /// `Some(false)`: the laptops to recover.
     pub idp_active: Option<bool>,
     /// A label's criteria: the hosts of the label.

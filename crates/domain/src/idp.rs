@@ -75,6 +75,9 @@ pub struct ListPage {
 /// One SCIM request as the connection history keeps it: never a body nor a token.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScimRequestEntry {
+    /// The connection the request was made for (`None`: not known, as in histories kept
+    /// before connections existed).
+    pub connection: Option<crate::connections::ConnectionId>,
     pub requested_at: DateTime<Utc>,
     pub method: String,
     pub path: String,

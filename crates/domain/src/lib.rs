@@ -3,6 +3,7 @@
 //! traits that the store crate implements.
 
 pub mod access;
+pub mod connections;
 pub mod hosts;
 pub mod idp;
 pub mod labels;
@@ -15,8 +16,9 @@ pub mod web;
 pub mod webhooks;
 
 pub use access::{ApiUser, NewApiUser, Role, TokenDigest};
+pub use connections::{ConnectionId, Credential, Scope};
 pub use idp::{ListPage, ListQuery, ScimRecord, ScimRequestEntry, SortOrder, StoredMember};
 pub use store::{
-    Directory, HostInventory, Labels, Operations, Operators, PoolStats, Precondition, Store, StoreError, StoreResult,
-    WebSessions, Webhooks, Written,
+    Connections, Directory, HostInventory, Labels, Operations, Operators, PoolStats, Precondition, Store, StoreError,
+    StoreResult, WebSessions, Webhooks, Written,
 };

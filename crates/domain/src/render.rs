@@ -29,12 +29,13 @@ impl Format {
 pub const PREFIX: &str = "FLEET_VAR_";
 
 /// The variables Custodian knows, with what their absence is called.
-pub const VARIABLES: [(&str, &str); 5] = [
+pub const VARIABLES: [(&str, &str); 6] = [
     ("FLEET_VAR_HOST_END_USER_IDP_USERNAME", "IdP username"),
     ("FLEET_VAR_HOST_END_USER_IDP_USERNAME_LOCAL_PART", "IdP username"),
     ("FLEET_VAR_HOST_END_USER_IDP_GROUPS", "IdP groups"),
     ("FLEET_VAR_HOST_END_USER_IDP_DEPARTMENT", "IdP department"),
     ("FLEET_VAR_HOST_END_USER_IDP_FULL_NAME", "IdP full name"),
+    ("FLEET_VAR_HOST_END_USER_IDP_CONNECTION", "IdP connection"),
 ];
 
 /// Why one variable could not be rendered.
@@ -57,6 +58,7 @@ pub fn value_of(name: &str, host: &Host) -> Option<String> {
         "FLEET_VAR_HOST_END_USER_IDP_GROUPS" => (!user.idp_groups.is_empty()).then(|| user.idp_groups.join(",")),
         "FLEET_VAR_HOST_END_USER_IDP_DEPARTMENT" => user.idp_department.as_deref().and_then(non_empty),
         "FLEET_VAR_HOST_END_USER_IDP_FULL_NAME" => non_empty(&user.idp_full_name),
+        "FLEET_VAR_HOST_END_USER_IDP_CONNECTION" => non_empty(&user.idp_connection),
         _ => None,
     }
 }
@@ -217,6 +219,7 @@ mod tests {
             idp_department: dept.map(str::to_string),
             idp_info_updated_at: Utc::now(),
             idp_active: true,
+            idp_connection: "default".into(),
         }
     }
 

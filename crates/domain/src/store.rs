@@ -10,6 +10,9 @@ use custodian_scim::resource::ResourceInput;
 use custodian_scim::schema::ResourceKind;
 
 use crate::access::{ApiUser, NewApiUser, TokenDigest};
+use crate::connections::{
+    Connection, ConnectionChange, ConnectionCredential, ConnectionId, Credential, NewConnection, Scope,
+};
 use crate::hosts::{Activity, Actor, DeviceMapping, Host, HostInput, HostQuery, OwnershipEntry, UpsertOutcome};
 use crate::idp::{ListPage, ListQuery, ScimRecord, ScimRequestEntry, StoredMember};
 use crate::labels::{Label, LabelChange, LabelRef, NewLabel};
@@ -25,6 +28,9 @@ pub enum StoreError {
     NotFound,
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A value that must be unique is taken: `field` names it for the JSON API.
+    #[error("{field} taken: {message}")]
+    Taken { field: &'static str, message: String },
     /// The database gave up a transaction for a concurrent one (a deadlock or a
     /// serialization failure) more times than the store retries: the client may retry.
     #[error("contention: {0}")]
@@ -86,7 +92,7 @@ pub trait Operators: Send + Sync {
     /// Adds a token to an existing operator.
     async fn add_token(&self, user_id: i64, token: TokenDigest) -> StoreResult<()>;
     /// The operator a token belongs to, if the token exists and is not revoked.
-    async fn authenticate_token(&self, token: TokenDigest) -> StoreResult<Option<ApiUser>>;
+    async fn authenticate_token(&self, token: TokenDigest) -> StoreResult<Option<Credential>>;
     /// Records that the operator used a token or a web session at `at` (never moving
     /// the time back).
     async fn record_operator_use(&self, user_id: i64, at: chrono::DateTime<chrono::Utc>) -> StoreResult<()>;
@@ -102,14 +108,23 @@ pub trait Operators: Send + Sync {
     async fn password_user_by_email(&self, email: &str) -> StoreResult<Option<PasswordUser>>;
 }
 
-/// The SCIM directory: users and groups as the IdPs wrote them, and memberships.
+/// The SCIM directory: users and groups as the IdPs wrote them, and memberships. Writes
+/// and a SCIM client's reads are in one connection's namespace; ids are unique across
+/// every connection, so an operator's read by id may see them all (`Scope::All`).
 #[async_trait]
 pub trait Directory: Send + Sync {
-    async fn scim_create(&self, kind: ResourceKind, input: ResourceInput, actor: &Actor) -> StoreResult<Written>;
-    async fn scim_get(&self, kind: ResourceKind, id: &str) -> StoreResult<ScimRecord>;
-    async fn scim_list(&self, kind: ResourceKind, query: &ListQuery) -> StoreResult<ListPage>;
+    async fn scim_create(
+        &self,
+        conn: ConnectionId,
+        kind: ResourceKind,
+        input: ResourceInput,
+        actor: &Actor,
+    ) -> StoreResult<Written>;
+    async fn scim_get(&self, scope: Scope, kind: ResourceKind, id: &str) -> StoreResult<ScimRecord>;
+    async fn scim_list(&self, scope: Scope, kind: ResourceKind, query: &ListQuery) -> StoreResult<ListPage>;
     async fn scim_replace(
         &self,
+        conn: ConnectionId,
         kind: ResourceKind,
         id: &str,
         input: ResourceInput,
@@ -118,21 +133,68 @@ pub trait Directory: Send + Sync {
     ) -> StoreResult<Written>;
     async fn scim_patch(
         &self,
+        conn: ConnectionId,
         kind: ResourceKind,
         id: &str,
         patch: PatchRequest,
         if_match: Precondition,
         actor: &Actor,
     ) -> StoreResult<Written>;
-    async fn scim_delete(&self, kind: ResourceKind, id: &str, if_match: Precondition, actor: &Actor)
-    -> StoreResult<()>;
+    async fn scim_delete(
+        &self,
+        conn: ConnectionId,
+        kind: ResourceKind,
+        id: &str,
+        if_match: Precondition,
+        actor: &Actor,
+    ) -> StoreResult<()>;
     /// The direct members of a group.
     async fn group_members(&self, group_id: &str) -> StoreResult<Vec<StoredMember>>;
     /// The groups of a user or group: direct ones and those inherited through nesting.
     async fn groups_of(&self, member_id: &str) -> StoreResult<Vec<StoredMember>>;
     /// [`Directory::groups_of`] of each of several users or groups, in one query.
     async fn groups_of_each(&self, member_ids: &[String]) -> StoreResult<HashMap<String, Vec<StoredMember>>>;
-    async fn scim_count(&self, kind: ResourceKind) -> StoreResult<u64>;
+    async fn scim_count(&self, scope: Scope, kind: ResourceKind) -> StoreResult<u64>;
+}
+
+/// The IdP connections, their tokens and their request histories. Every change that can
+/// alter a host's end user (a priority, a removal) relinks the hosts it affects in the
+/// same transaction.
+#[async_trait]
+pub trait Connections: Send + Sync {
+    async fn list_connections(&self) -> StoreResult<Vec<Connection>>;
+    async fn get_connection(&self, id: ConnectionId) -> StoreResult<Connection>;
+    /// The connection with this name (any case).
+    async fn connection_named(&self, name: &str) -> StoreResult<Connection>;
+    /// A taken name or priority is a conflict naming the field.
+    async fn create_connection(&self, new: NewConnection, actor: &Actor) -> StoreResult<Connection>;
+    async fn update_connection(
+        &self,
+        id: ConnectionId,
+        change: ConnectionChange,
+        actor: &Actor,
+    ) -> StoreResult<Connection>;
+    /// Removes the connection with its users and groups; their hosts are unlinked (cause
+    /// `connection_removed`) and matched again in the other connections. No offboarding
+    /// event is recorded. `default` is removed only once it is empty.
+    async fn delete_connection(&self, id: ConnectionId, actor: &Actor) -> StoreResult<()>;
+    /// Adds a token to the connection; returns its id.
+    async fn add_connection_token(
+        &self,
+        id: ConnectionId,
+        token: TokenDigest,
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> StoreResult<i64>;
+    /// Revokes one of the connection's tokens (kept, so that its use is answered "revoked").
+    async fn revoke_connection_token(&self, id: ConnectionId, token_id: i64, actor: &Actor) -> StoreResult<()>;
+    /// Records when a connection token was last used (to the minute, as for operators).
+    async fn record_connection_token_use(
+        &self,
+        credential: &ConnectionCredential,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<()>;
+    /// One connection's recent SCIM requests, newest first.
+    async fn connection_requests(&self, id: ConnectionId, limit: u32) -> StoreResult<Vec<crate::ScimRequestEntry>>;
 }
 
 /// Hosts and the mapping to their end users.
@@ -209,11 +271,11 @@ pub trait WebSessions: Send + Sync {
 /// Everything a Custodian store does, for the places that hand a store on (the
 /// server's state, the CLI). Code that uses a store takes the one trait it needs.
 pub trait Store:
-    Operations + Operators + Directory + HostInventory + Labels + Webhooks + WebSessions + 'static
+    Operations + Operators + Directory + Connections + HostInventory + Labels + Webhooks + WebSessions + 'static
 {
 }
 
 impl<T> Store for T where
-    T: Operations + Operators + Directory + HostInventory + Labels + Webhooks + WebSessions + 'static
+    T: Operations + Operators + Directory + Connections + HostInventory + Labels + Webhooks + WebSessions + 'static
 {
 }

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use custodian_domain::{ApiUser, Operators, StoreResult, TokenDigest};
+use custodian_domain::connections::ConnectionCredential;
+use custodian_domain::{ConnectionId, Connections, Credential, Operators, StoreResult, TokenDigest};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -32,14 +33,16 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// Remembers for a few seconds which operator a token digest belongs to, so that an
-/// IdP's burst of requests does not cost a database read each. Consequence: a deleted
-/// operator's token keeps working for at most `TOKEN_CACHE_TTL` on each instance.
-/// Unknown tokens are never cached, so a new token works at once. Entries are keyed
-/// by the digest; the token itself is never kept. On a shared database (several
-/// instances) nothing is cached: a token revoked anywhere stops working everywhere at once.
+/// Remembers for a few seconds what a token digest is (an operator's token or a
+/// connection's), so that an IdP's burst of requests does not cost a database read each.
+/// Consequence: a deleted operator's token keeps working for at most `TOKEN_CACHE_TTL`
+/// on each instance; a token revoked or an operator deleted on this instance is
+/// forgotten at once. Unknown and revoked tokens are never cached, so a new token works
+/// at once. Entries are keyed by the digest; the token itself is never kept. On a shared
+/// database (several instances) nothing is cached: a token revoked anywhere stops
+/// working everywhere at once.
 pub struct TokenCache {
-    entries: Mutex<HashMap<[u8; 32], (ApiUser, Instant)>>,
+    entries: Mutex<HashMap<[u8; 32], (Credential, Instant)>>,
     /// False on a shared database (`Operations::is_shared`).
     enabled: bool,
 }
@@ -57,34 +60,51 @@ impl TokenCache {
     /// Forgets every token of an operator (revoked or deleted on this instance), so that
     /// they stop working here at once rather than within `TOKEN_CACHE_TTL`.
     pub fn forget_user(&self, user_id: i64) {
+        self.forget(|c| matches!(c, Credential::Operator { user, .. } if user.id == user_id));
+    }
+
+    /// Forgets a connection's token (revoked on this instance), or all of a connection's
+    /// (`None`: the connection was removed or renamed).
+    pub fn forget_connection(&self, connection: ConnectionId, token_id: Option<i64>) {
+        self.forget(|c| {
+            matches!(c, Credential::Connection(k)
+                if k.connection == connection && token_id.is_none_or(|t| t == k.token_id))
+        });
+        // Operators' tokens remember where `default` is.
+        self.forget(|c| matches!(c, Credential::Operator { default: Some(d), .. } if *d == connection));
+    }
+
+    fn forget(&self, which: impl Fn(&Credential) -> bool) {
         if let Ok(mut entries) = self.entries.lock() {
-            entries.retain(|_, (user, _)| user.id != user_id);
+            entries.retain(|_, (credential, _)| !which(credential));
         }
     }
 
-    /// The operator behind a bearer token: from the cache while fresh, else the store.
-    pub async fn authenticate(&self, store: &dyn Operators, token: &str) -> StoreResult<Option<ApiUser>> {
+    /// What a bearer token is: from the cache while fresh, else the store.
+    pub async fn authenticate(&self, store: &dyn Operators, token: &str) -> StoreResult<Option<Credential>> {
         let digest = digest_token(token);
         if !self.enabled {
             return store.authenticate_token(digest).await;
         }
         let now = Instant::now();
         if let Ok(entries) = self.entries.lock()
-            && let Some((user, at)) = entries.get(&digest.0)
+            && let Some((credential, at)) = entries.get(&digest.0)
             && now.duration_since(*at) < TOKEN_CACHE_TTL
         {
-            return Ok(Some(user.clone()));
+            return Ok(Some(credential.clone()));
         }
-        let user = store.authenticate_token(digest).await?;
-        if let (Some(u), Ok(mut entries)) = (&user, self.entries.lock()) {
+        let credential = store.authenticate_token(digest).await?;
+        if let (Some(c), Ok(mut entries)) = (&credential, self.entries.lock())
+            && !matches!(c, Credential::Revoked)
+        {
             if entries.len() >= TOKEN_CACHE_MAX {
                 entries.retain(|_, (_, at)| now.duration_since(*at) < TOKEN_CACHE_TTL);
             }
             if entries.len() < TOKEN_CACHE_MAX {
-                entries.insert(digest.0, (u.clone(), now));
+                entries.insert(digest.0, (c.clone(), now));
             }
         }
-        Ok(user)
+        Ok(credential)
     }
 }
 
@@ -94,30 +114,43 @@ impl TokenCache {
 #[derive(Default)]
 pub struct OperatorUse {
     recorded: Mutex<HashMap<i64, Instant>>,
+    /// The same for connection tokens, by token id.
+    recorded_tokens: Mutex<HashMap<i64, Instant>>,
 }
 
 pub const RECORD_USE_EVERY: Duration = Duration::from_secs(60);
+
+/// Whether a use of `key` is due to be recorded now; if so, remembers that it was.
+fn due(recorded: &Mutex<HashMap<i64, Instant>>, key: i64) -> bool {
+    let now = Instant::now();
+    let Ok(mut recorded) = recorded.lock() else { return false };
+    let due = recorded.get(&key).is_none_or(|at| now.duration_since(*at) >= RECORD_USE_EVERY);
+    if due {
+        if recorded.len() >= TOKEN_CACHE_MAX {
+            recorded.retain(|_, at| now.duration_since(*at) < RECORD_USE_EVERY);
+        }
+        recorded.insert(key, now);
+    }
+    due
+}
 
 impl OperatorUse {
     /// Records a use of `user_id` now, unless this instance recorded one within
     /// `RECORD_USE_EVERY`. A failure is logged, never the request's.
     pub async fn record(&self, store: &dyn Operators, user_id: i64) {
-        let now = Instant::now();
-        let due = match self.recorded.lock() {
-            Ok(mut recorded) => {
-                let due = recorded.get(&user_id).is_none_or(|at| now.duration_since(*at) >= RECORD_USE_EVERY);
-                if due {
-                    if recorded.len() >= TOKEN_CACHE_MAX {
-                        recorded.retain(|_, at| now.duration_since(*at) < RECORD_USE_EVERY);
-                    }
-                    recorded.insert(user_id, now);
-                }
-                due
-            }
-            Err(_) => false,
-        };
-        if due && let Err(e) = store.record_operator_use(user_id, chrono::Utc::now()).await {
+        if due(&self.recorded, user_id)
+            && let Err(e) = store.record_operator_use(user_id, chrono::Utc::now()).await
+        {
             tracing::warn!(error = %e, user_id, "recording an operator's last use failed");
+        }
+    }
+
+    /// The same for a connection's token (`last_used_at` on its connection's page).
+    pub async fn record_connection(&self, store: &dyn Connections, credential: &ConnectionCredential) {
+        if due(&self.recorded_tokens, credential.token_id)
+            && let Err(e) = store.record_connection_token_use(credential, chrono::Utc::now()).await
+        {
+            tracing::warn!(error = %e, token_id = credential.token_id, "recording a connection token's use failed");
         }
     }
 }

@@ -110,6 +110,14 @@ pub enum Command {
         #[command(flatten)]
         database: DatabaseArg,
     },
+    /// Manages the IdP connections: each a namespace of users and groups with its own
+    /// SCIM-only tokens (the SCIM base URL is the same for all: the token says which).
+    Idp {
+        #[command(subcommand)]
+        command: IdpCommand,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
     /// Manages hosts.
     Hosts {
         #[command(subcommand)]
@@ -226,6 +234,30 @@ pub enum UserCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum IdpCommand {
+    /// Adds a SCIM connection and prints its first token alone on stdout (shown only now).
+    Add {
+        name: String,
+        /// Lower wins when several connections have a user for a host; by default after
+        /// every existing connection.
+        #[arg(long)]
+        priority: Option<i64>,
+    },
+    /// Lists the connections with their priority, users, groups, tokens and last request.
+    List,
+    /// Adds a token to a connection (to rotate without downtime) and prints it alone on stdout.
+    Token {
+        name: String,
+        /// The token stops working after this many days (default: never).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        expires_in: Option<u32>,
+    },
+    /// Removes a connection with its users and groups; their hosts are unlinked and
+    /// matched again in the other connections. No offboarding webhook fires.
+    Remove { name: String },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum HostsCommand {
     /// Creates or updates hosts by uuid from a CSV, JSON or JSON Lines file, then prints
     /// `created N, updated N, rejected N` and each rejected line with its reasons.
@@ -271,6 +303,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::User { command, database } => user(command, &database).await,
+        Command::Idp { command, database } => idp(command, &database).await,
         Command::Backup { file, force, database } => backup(&file, force, &database).await,
         Command::Restore { file, database } => restore(&file, &database).await,
         Command::Hosts { command: HostsCommand::Import { file, format, batch_size }, database } => {
@@ -443,17 +476,104 @@ async fn user(command: UserCommand, database: &DatabaseArg) -> anyhow::Result<()
     Ok(())
 }
 
-/// `custodian user list`: one aligned row per operator, and a header. Columns are
-/// separated by two spaces and never wrapped, so that `awk` and `cut` can read them.
-fn operators_table(users: &[custodian_domain::ApiUser]) -> String {
+async fn idp(command: IdpCommand, database: &DatabaseArg) -> anyhow::Result<()> {
+    use custodian_domain::connections::{ConnectionKind, NewConnection};
+    let store = database.open_existing().await?;
+    let actor = Actor { id: None, name: "custodian idp".into() };
+    let named = |name: String| {
+        let store = store.clone();
+        async move {
+            store.connection_named(&name).await.map_err(|e| match e {
+                custodian_domain::StoreError::NotFound => anyhow::anyhow!("no IdP connection named '{name}'"),
+                other => other.into(),
+            })
+        }
+    };
+    match command {
+        IdpCommand::Add { name, priority } => {
+            if name.trim().is_empty() || name.len() > crate::api::connections::MAX_NAME {
+                anyhow::bail!("a connection name is 1 to {} bytes", crate::api::connections::MAX_NAME);
+            }
+            if let Some(p) = priority
+                && !crate::api::connections::PRIORITY_RANGE.contains(&p)
+            {
+                anyhow::bail!("--priority is a whole number from 0 to 1000000 (lower wins)");
+            }
+            let (token, digest) = crate::auth::generate_token();
+            let new =
+                NewConnection { name, kind: ConnectionKind::Scim, priority, token: digest, token_expires_at: None };
+            let c = store.create_connection(new, &actor).await?;
+            eprintln!(
+                "Created IdP connection '{}' (id {}, priority {}). Its SCIM token, shown only now:",
+                c.name, c.id.0, c.priority
+            );
+            println!("{token}");
+        }
+        IdpCommand::List => print!("{}", connections_table(&store.list_connections().await?)),
+        IdpCommand::Token { name, expires_in } => {
+            let c = named(name).await?;
+            let expires_at = expires_in.map(|days| chrono::Utc::now() + chrono::Duration::days(i64::from(days)));
+            let (token, digest) = crate::auth::generate_token();
+            let id = store.add_connection_token(c.id, digest, expires_at).await?;
+            let until = expires_at.map_or_else(
+                || "does not expire".to_string(),
+                |t| format!("expires {}", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            );
+            eprintln!("Added token {id} to '{}' ({until}). The token, shown only now:", c.name);
+            println!("{token}");
+        }
+        IdpCommand::Remove { name } => {
+            let c = named(name).await?;
+            store.delete_connection(c.id, &actor).await?;
+            eprintln!("Removed IdP connection '{}' with its {} users and {} groups.", c.name, c.users, c.groups);
+        }
+    }
+    Ok(())
+}
+
+/// `custodian idp list`: aligned columns, as `user list`.
+fn connections_table(connections: &[custodian_domain::connections::Connection]) -> String {
     let when = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let rows = connections.iter().map(|c| {
+        vec![
+            c.id.0.to_string(),
+            c.name.clone(),
+            c.kind.to_string(),
+            c.priority.to_string(),
+            c.users.to_string(),
+            c.groups.to_string(),
+            c.tokens.len().to_string(),
+            c.last_request.as_ref().map_or_else(
+                || "never".into(),
+                |r| format!("{} {}", when(r.requested_at), if r.succeeded() { "success" } else { "error" }),
+            ),
+        ]
+    });
+    aligned(&["ID", "NAME", "KIND", "PRIORITY", "USERS", "GROUPS", "TOKENS", "LAST REQUEST"], rows)
+}
+
+/// Rows under a header, columns separated by two spaces and never wrapped.
+fn aligned(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
     let mut table = comfy_table::Table::new();
     table
         .load_preset(comfy_table::presets::NOTHING)
         .set_content_arrangement(comfy_table::ContentArrangement::Disabled)
-        .set_header(["ID", "NAME", "EMAIL", "ROLE", "API-ONLY", "LAST USED", "CREATED"]);
-    for u in users {
-        table.add_row([
+        .set_header(header.iter().copied());
+    for row in rows {
+        table.add_row(row);
+    }
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 2));
+    }
+    table.lines().map(|line| line.trim_end().to_string() + "\n").collect()
+}
+
+/// `custodian user list`: one aligned row per operator, and a header. Columns are
+/// separated by two spaces and never wrapped, so that `awk` and `cut` can read them.
+fn operators_table(users: &[custodian_domain::ApiUser]) -> String {
+    let when = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let rows = users.iter().map(|u| {
+        vec![
             u.id.to_string(),
             u.name.clone(),
             u.email.clone().unwrap_or_else(|| "-".into()),
@@ -461,12 +581,9 @@ fn operators_table(users: &[custodian_domain::ApiUser]) -> String {
             if u.api_only { "yes" } else { "no" }.to_string(),
             u.last_used_at.map_or_else(|| "never".into(), when),
             when(u.created_at),
-        ]);
-    }
-    for column in table.column_iter_mut() {
-        column.set_padding((0, 2));
-    }
-    let mut text: String = table.lines().map(|line| line.trim_end().to_string() + "\n").collect();
+        ]
+    });
+    let mut text = aligned(&["ID", "NAME", "EMAIL", "ROLE", "API-ONLY", "LAST USED", "CREATED"], rows);
     if users.is_empty() {
         text.push_str("(no operators yet: `custodian user create --help`)\n");
     }

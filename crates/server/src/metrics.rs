@@ -46,6 +46,8 @@ struct RouteLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ScimLabels {
     idp: &'static str,
+    /// The IdP connection's name (`none` before a token was accepted).
+    connection: Arc<str>,
     resource: &'static str,
     operation: &'static str,
     outcome: &'static str,
@@ -122,6 +124,7 @@ impl Metrics {
         method: &Method,
         route: Option<&str>,
         scim: Option<(&'static str, &'static str, &'static str)>,
+        connection: Option<Arc<str>>,
         status: StatusCode,
         seconds: f64,
     ) {
@@ -133,7 +136,13 @@ impl Metrics {
         self.durations.get_or_create(&RouteLabels { method: method_label, route: route_label }).observe(seconds);
         if let Some((idp, resource, operation)) = scim {
             self.scim_operations
-                .get_or_create(&ScimLabels { idp, resource, operation, outcome: outcome(status) })
+                .get_or_create(&ScimLabels {
+                    idp,
+                    connection: connection.unwrap_or_else(|| Arc::from("none")),
+                    resource,
+                    operation,
+                    outcome: outcome(status),
+                })
                 .inc();
         }
     }
@@ -164,7 +173,8 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
         (idp_from_user_agent(user_agent), resource, operation)
     });
     let response = next.run(request).await;
-    metrics.record(&method, route.as_deref(), scim, response.status(), started.elapsed().as_secs_f64());
+    let connection = response.extensions().get::<crate::scim::AnsweredConnection>().map(|c| c.0.clone());
+    metrics.record(&method, route.as_deref(), scim, connection, response.status(), started.elapsed().as_secs_f64());
     response
 }
 

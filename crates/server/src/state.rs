@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use custodian_domain::{Directory, HostInventory, Labels, Operations, Operators, Store, WebSessions, Webhooks};
+use custodian_domain::{
+    Connections, Directory, HostInventory, Labels, Operations, Operators, Store, WebSessions, Webhooks,
+};
 
 use crate::recorder::RequestRecorder;
 
@@ -86,6 +88,9 @@ impl AppState {
         &*self.store
     }
     pub fn directory(&self) -> &dyn Directory {
+        &*self.store
+    }
+    pub fn connections(&self) -> &dyn Connections {
         &*self.store
     }
     pub fn hosts(&self) -> &dyn HostInventory {

@@ -1,6 +1,7 @@
 //! Operators and their tokens.
 
-use custodian_domain::{ApiUser, NewApiUser, StoreError, StoreResult, TokenDigest};
+use custodian_domain::connections::{ConnectionCredential, DEFAULT_CONNECTION_NAME};
+use custodian_domain::{ApiUser, ConnectionId, Credential, NewApiUser, StoreError, StoreResult, TokenDigest};
 use subtle::ConstantTimeEq;
 
 use crate::common::{JOINED_USER_COLUMNS, USER_COLUMNS};
@@ -90,19 +91,41 @@ impl Db {
         .map(drop)
     }
 
-    pub(crate) async fn authenticate_token(&self, token: TokenDigest) -> StoreResult<Option<ApiUser>> {
+    /// What a bearer token is: operators' and connections' tokens share one space and
+    /// one query (no cache on a shared database, so this runs once per request there).
+    pub(crate) async fn authenticate_token(&self, token: TokenDigest) -> StoreResult<Option<Credential>> {
         let sql = Sql::with(
             format!(
-                "SELECT t.digest, {JOINED_USER_COLUMNS} FROM api_tokens t JOIN api_users u ON u.id = t.user_id \
-                 WHERE t.lookup = $1 AND t.revoked_at IS NULL"
+                "SELECT 'operator' AS source, t.digest, t.revoked_at, CAST(NULL AS TEXT) AS expires_at, \
+                 t.id AS token_id, {JOINED_USER_COLUMNS}, \
+                 (SELECT id FROM idp_connections WHERE name_norm = '{DEFAULT_CONNECTION_NAME}') AS connection_id, \
+                 CAST(NULL AS TEXT) AS connection_name \
+                 FROM api_tokens t JOIN api_users u ON u.id = t.user_id WHERE t.lookup = $1 \
+                 UNION ALL SELECT 'connection', k.digest, k.revoked_at, k.expires_at, k.id, \
+                 NULL, NULL, NULL, NULL, NULL, NULL, NULL, c.id, c.name \
+                 FROM idp_connection_tokens k JOIN idp_connections c ON c.id = k.connection_id WHERE k.lookup = $1"
             ),
             [token.lookup_key().into()],
         );
         for row in self.read().await?.fetch_all(&sql).await? {
             let digest = row.bytes("digest")?;
-            if bool::from(digest.as_slice().ct_eq(&token.0)) {
-                return rows::api_user(&row).map(Some);
+            if !bool::from(digest.as_slice().ct_eq(&token.0)) {
+                continue;
             }
+            if row.opt_text("revoked_at")?.is_some() {
+                return Ok(Some(Credential::Revoked));
+            }
+            let connection = row.opt_int("connection_id")?.map(ConnectionId);
+            return Ok(Some(if row.text("source")? == "operator" {
+                Credential::Operator { user: rows::api_user(&row)?, default: connection }
+            } else {
+                Credential::Connection(ConnectionCredential {
+                    token_id: row.int("token_id")?,
+                    connection: connection.ok_or_else(|| StoreError::Database("a token without connection".into()))?,
+                    connection_name: row.text("connection_name")?,
+                    expires_at: row.opt_text("expires_at")?.map(|s| time::from_text(&s)).transpose()?,
+                })
+            }));
         }
         Ok(None)
     }

@@ -144,3 +144,11 @@ pub fn full_name(doc: &Value) -> String {
 pub fn parse_doc(text: &str) -> StoreResult<Value> {
     serde_json::from_str(text).map_err(|e| StoreError::Database(format!("bad document: {e}")))
 }
+
+/// Narrows a query over `scim_resources r` to a connection's namespace.
+pub fn push_scope(sql: &mut crate::db::Sql, scope: custodian_domain::Scope) {
+    if let custodian_domain::Scope::Connection(conn) = scope {
+        sql.push(" AND r.connection_id = ");
+        sql.push_bind(conn.0);
+    }
+}

@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 
 use crate::db::{Conn, Sql};
 use crate::error::{db_err, is_unique_violation};
-use crate::rows::{self, Candidate};
+use crate::linking::{Decision, candidates_of, decide};
+use crate::rows::Candidate;
 
 /// Rows per multi-row statement: within SQLite's limit of 32,766 bound values (and
 /// PostgreSQL's of 65,535).
@@ -91,7 +92,15 @@ pub(crate) async fn create_hosts(
     let mut wanted: Vec<String> = identities.iter().flatten().cloned().collect();
     wanted.sort();
     wanted.dedup();
-    let matches = match_identities(tx, &wanted).await?;
+    // Across connections by priority, as `linking::decide` says for a host with no link.
+    let matches: HashMap<String, Vec<Candidate>> = candidates_of(tx, &wanted)
+        .await?
+        .into_iter()
+        .map(|(identity, found)| match decide(&found, None) {
+            Decision::Winners(winners) => (identity, winners),
+            Decision::Keep => (identity, Vec::new()),
+        })
+        .collect();
 
     let mut updates = Vec::with_capacity(hosts.len());
     let mut history = Vec::new();
@@ -156,44 +165,4 @@ pub(crate) async fn create_hosts(
         tx.execute(&sql).await?;
     }
     Ok(ids)
-}
-
-/// The users each identity matches under the rules: the user with that userName, else
-/// every user with it among its emails.
-async fn match_identities(tx: &mut Conn, identities: &[String]) -> StoreResult<HashMap<String, Vec<Candidate>>> {
-    let d = tx.dialect();
-    let mut found: HashMap<String, Vec<Candidate>> = HashMap::new();
-    for chunk in identities.chunks(500) {
-        let mut sql = Sql::new(format!(
-            "SELECT unique_norm AS k, seq, id, {} AS user_name FROM scim_resources \
-             WHERE kind = 'User' AND unique_norm IN (",
-            d.user_name_of("doc")
-        ));
-        let mut sep = sql.separated(", ");
-        for i in chunk {
-            sep.push_bind(i.as_str());
-        }
-        sql.push(")");
-        for row in tx.fetch_all(&sql).await? {
-            found.entry(row.text("k")?).or_default().push(rows::candidate(&row)?);
-        }
-    }
-    let by_email: Vec<&String> = identities.iter().filter(|i| !found.contains_key(*i)).collect();
-    for chunk in by_email.chunks(500) {
-        let mut sql = Sql::new(format!(
-            "SELECT DISTINCT v.text_value AS k, r.seq, r.id, {} AS user_name FROM scim_values v{} \
-             WHERE v.kind = 'User' AND v.path = 'emails.value' AND v.text_value IN (",
-            d.user_name_of("r.doc"),
-            d.email_owner_join()
-        ));
-        let mut sep = sql.separated(", ");
-        for i in chunk {
-            sep.push_bind(i.as_str());
-        }
-        sql.push(") ORDER BY r.seq");
-        for row in tx.fetch_all(&sql).await? {
-            found.entry(row.text("k")?).or_default().push(rows::candidate(&row)?);
-        }
-    }
-    Ok(found)
 }

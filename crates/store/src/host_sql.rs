@@ -32,6 +32,14 @@ pub fn push_host_filters(qb: &mut Sql, dialect: Dialect, q: &HostQuery) {
         qb.push_bind(user_name.trim().to_lowercase());
         qb.push(")");
     }
+    if let Some(connection) = &q.idp_connection {
+        qb.push(
+            " AND h.end_user_seq IN (SELECT r.seq FROM scim_resources r JOIN idp_connections c \
+             ON c.id = r.connection_id WHERE r.kind = 'User' AND c.name_norm = ",
+        );
+        qb.push_bind(connection.trim().to_lowercase());
+        qb.push(")");
+    }
     if let Some(group) = &q.idp_group {
         qb.push(" AND ");
         push_group_match(qb, dialect, Some(group), Some(group));

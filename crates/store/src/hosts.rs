@@ -47,7 +47,10 @@ async fn complete(conn: &mut Conn, rows: Vec<HostRow>) -> StoreResult<Vec<Host>>
     };
     let mut users: HashMap<i64, EndUser> = HashMap::new();
     if !seqs.is_empty() {
-        let mut sql = Sql::new("SELECT seq, id, doc, last_modified, active FROM scim_resources WHERE seq IN (");
+        let mut sql = Sql::new(
+            "SELECT r.seq, r.id, r.doc, r.last_modified, r.active, c.name AS connection FROM scim_resources r \
+             JOIN idp_connections c ON c.id = r.connection_id WHERE r.seq IN (",
+        );
         let mut sep = sql.separated(", ");
         for s in &seqs {
             sep.push_bind(*s);
@@ -69,6 +72,7 @@ async fn complete(conn: &mut Conn, rows: Vec<HostRow>) -> StoreResult<Vec<Host>>
                         .map(str::to_string),
                     idp_info_updated_at: time::from_text(&row.text("last_modified")?)?,
                     idp_active: row.opt_int("active")?.unwrap_or(1) != 0,
+                    idp_connection: row.text("connection")?,
                 },
             );
         }

@@ -3,6 +3,7 @@
 
 mod access;
 mod common;
+mod connections;
 mod db;
 mod error;
 mod host_batch;

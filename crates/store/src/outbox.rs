@@ -79,6 +79,7 @@ pub fn event_payload(
     occurred_at: DateTime<Utc>,
     user_id: &str,
     doc: &Value,
+    connection: &str,
     mut groups: Vec<String>,
     hosts: Vec<Value>,
 ) -> String {
@@ -94,6 +95,7 @@ pub fn event_payload(
             "idp_department": doc.get(ENTERPRISE_USER_SCHEMA).and_then(|e| e.get("department")).and_then(Value::as_str),
             "idp_groups": groups,
             "idp_active": event != OffboardingEvent::UserDeactivated && event != OffboardingEvent::UserDeleted,
+            "idp_connection": connection,
         },
         "hosts": hosts,
     })

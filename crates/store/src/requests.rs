@@ -1,4 +1,5 @@
-//! The IdP connection's request history: bounded, newest first, shared by every instance.
+//! The IdP connections' request histories: bounded per connection, newest first, shared
+//! by every instance.
 
 use custodian_domain::{ScimRequestEntry, StoreResult};
 
@@ -7,7 +8,7 @@ use crate::db::{Db, Sql};
 use crate::rows;
 use crate::time;
 
-/// Entries per multi-row insert: within SQLite's limit on bound values (seven each).
+/// Entries per multi-row insert: within SQLite's limit on bound values (eight each).
 const CHUNK: usize = 1000;
 
 impl Db {
@@ -16,13 +17,14 @@ impl Db {
             return Ok(());
         }
         let mut tx = self.write().await?;
-        let mut last = 0;
         for chunk in entries.chunks(CHUNK) {
             let mut sql = Sql::new(
-                "INSERT INTO scim_requests (requested_at, method, path, status, detail, user_agent, duration_ms) ",
+                "INSERT INTO scim_requests \
+                 (connection_id, requested_at, method, path, status, detail, user_agent, duration_ms) ",
             );
             sql.push_values(chunk, |mut b, e| {
-                b.push_bind(time::to_text(e.requested_at))
+                b.push_bind(e.connection.map(|c| c.0))
+                    .push_bind(time::to_text(e.requested_at))
                     .push_bind(&e.method)
                     .push_bind(&e.path)
                     .push_bind(i64::from(e.status))
@@ -30,16 +32,33 @@ impl Db {
                     .push_bind(&e.user_agent)
                     .push_bind(e.duration_ms);
             });
-            sql.push(" RETURNING id");
-            last = tx.ints(&sql).await?.into_iter().fold(last, i64::max);
+            tx.execute(&sql).await?;
         }
-        tx.execute(&Sql::with("DELETE FROM scim_requests WHERE id <= $1", [(last - HISTORY_LIMIT).into()])).await?;
+        // Each connection keeps its own last HISTORY_LIMIT entries, so that a busy one
+        // does not push a quiet one's history out.
+        let mut connections: Vec<Option<i64>> = entries.iter().map(|e| e.connection.map(|c| c.0)).collect();
+        connections.sort_unstable();
+        connections.dedup();
+        for conn in connections {
+            let (filter, arg): (&str, crate::db::Arg) = match conn {
+                Some(c) => ("connection_id = $1", c.into()),
+                None => ("connection_id IS NULL AND $1 = 0", 0i64.into()),
+            };
+            tx.execute(&Sql::with(
+                format!(
+                    "DELETE FROM scim_requests WHERE {filter} AND id <= (SELECT id FROM scim_requests \
+                     WHERE {filter} ORDER BY id DESC LIMIT 1 OFFSET {HISTORY_LIMIT})"
+                ),
+                [arg],
+            ))
+            .await?;
+        }
         tx.commit().await
     }
 
     pub(crate) async fn recent_scim_requests(&self, limit: u32) -> StoreResult<Vec<ScimRequestEntry>> {
         let sql = Sql::with(
-            "SELECT requested_at, method, path, status, detail, user_agent, duration_ms \
+            "SELECT connection_id, requested_at, method, path, status, detail, user_agent, duration_ms \
              FROM scim_requests ORDER BY id DESC LIMIT $1",
             [i64::from(limit).into()],
         );

@@ -53,6 +53,7 @@ pub fn web_session(row: &Row) -> StoreResult<WebSession> {
 
 pub fn scim_request(row: &Row) -> StoreResult<ScimRequestEntry> {
     Ok(ScimRequestEntry {
+        connection: row.opt_int("connection_id")?.map(custodian_domain::ConnectionId),
         requested_at: time::from_text(&row.text("requested_at")?)?,
         method: row.text("method")?,
         path: row.text("path")?,

@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use custodian_domain::hosts::{Actor, LinkCause};
+use custodian_domain::{ConnectionId, Scope};
 use custodian_domain::{ListPage, ListQuery, Precondition, ScimRecord, StoreError, StoreResult, StoredMember, Written};
 use custodian_scim::ScimError;
 use custodian_scim::patch::{MemberChange, PatchRequest, apply_patch};
@@ -15,12 +16,12 @@ use serde_json::Value;
 
 use crate::common::{
     RECORD_COLUMNS, active_of, changed_identities, check_precondition, identities_of_user, kind_of, member_kind,
-    name_taken, reactivates, unique_norm,
+    name_taken, push_scope, reactivates, unique_norm,
 };
 use crate::db::{Conn, Db, Dialect, Sql};
 use crate::error::{db_err, is_unique_violation};
 use crate::index::{IndexRow, index_rows};
-use crate::linking::{relink_host, rematch_identities, unlink_deleted_user};
+use crate::linking::{push_may_change, relink_host, rematch_identities, unlink_deleted_user};
 use crate::rows;
 use crate::sql_filter::{FilterSql, push_order};
 use crate::time;
@@ -39,12 +40,15 @@ struct Loaded {
     record: ScimRecord,
 }
 
-async fn load_for_write(tx: &mut Conn, kind: ResourceKind, id: &str) -> StoreResult<Loaded> {
+async fn load_for_write(tx: &mut Conn, conn: ConnectionId, kind: ResourceKind, id: &str) -> StoreResult<Loaded> {
     let lock = tx.dialect().for_no_key_update();
     let row = tx
         .fetch_optional(&Sql::with(
-            format!("SELECT {RECORD_COLUMNS} FROM scim_resources r WHERE r.id = $1 AND r.kind = $2{lock}"),
-            [id.into(), kind.name().into()],
+            format!(
+                "SELECT {RECORD_COLUMNS} FROM scim_resources r \
+                 WHERE r.id = $1 AND r.kind = $2 AND r.connection_id = $3{lock}"
+            ),
+            [id.into(), kind.name().into(), conn.0.into()],
         ))
         .await?
         .ok_or(StoreError::NotFound)?;
@@ -76,15 +80,23 @@ fn push_index_insert(sql: &mut Sql, seq: i64, kind: ResourceKind, rows: &[IndexR
 
 /// Resolves member ids to row numbers. Ids that name no resource are skipped (and
 /// logged): ids are ours, so such a member can never arrive later, and refusing the
-/// whole PATCH would fail an IdP's push over one stale reference.
-async fn resolve_members(tx: &mut Conn, group_seq: i64, refs: &[MemberRef]) -> StoreResult<Vec<i64>> {
+/// whole PATCH would fail an IdP's push over one stale reference. Members are of the
+/// group's own connection: another connection's ids are unknown here.
+async fn resolve_members(
+    tx: &mut Conn,
+    conn: ConnectionId,
+    group_seq: i64,
+    refs: &[MemberRef],
+) -> StoreResult<Vec<i64>> {
     let ids: Vec<&str> = {
         let mut seen = HashSet::new();
         refs.iter().map(|m| m.value.as_str()).filter(|v| seen.insert(*v)).collect()
     };
     let mut found: HashMap<String, i64> = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(CHUNK) {
-        let mut sql = Sql::new("SELECT seq, id FROM scim_resources WHERE id IN (");
+        let mut sql = Sql::new("SELECT seq, id FROM scim_resources WHERE connection_id = ");
+        sql.push_bind(conn.0);
+        sql.push(" AND id IN (");
         let mut sep = sql.separated(", ");
         for id in chunk {
             sep.push_bind(*id);
@@ -225,6 +237,7 @@ async fn update_resource(tx: &mut Conn, loaded: &Loaded, doc: &Value, doc_change
 /// answered to before or answers to now are matched again (the mapping rules).
 async fn relink_after_change(
     tx: &mut Conn,
+    conn: ConnectionId,
     kind: ResourceKind,
     before: Option<&Value>,
     after: Option<&Value>,
@@ -233,7 +246,7 @@ async fn relink_after_change(
     if kind != ResourceKind::User {
         return Ok(());
     }
-    rematch_identities(tx, &changed_identities(before, after), actor).await
+    rematch_identities(tx, conn, &changed_identities(before, after), actor).await
 }
 
 /// The insert of a new resource with its index rows, answering `k = 'seq'` with its row
@@ -243,6 +256,7 @@ async fn relink_after_change(
 /// another instance's insert of the name waits for its commit).
 /// What `push_insert` writes.
 struct NewResource<'a> {
+    conn: ConnectionId,
     id: &'a str,
     kind: ResourceKind,
     doc: &'a Value,
@@ -259,11 +273,12 @@ fn push_insert(sql: &mut Sql, d: Dialect, new: &NewResource<'_>) {
         Dialect::Postgres => "WITH ins AS (",
     });
     sql.push(
-        "INSERT INTO scim_resources (id, kind, doc, unique_norm, display, active, created, last_modified, version) \
-         VALUES (",
+        "INSERT INTO scim_resources \
+         (connection_id, id, kind, doc, unique_norm, display, active, created, last_modified, version) VALUES (",
     );
-    let NewResource { id, kind, doc, norm, now, index, identities } = *new;
+    let NewResource { conn, id, kind, doc, norm, now, index, identities } = *new;
     sql.separated(", ")
+        .push_bind(conn.0)
         .push_bind(id)
         .push_bind(kind.name())
         .push_bind(doc.to_string())
@@ -273,8 +288,8 @@ fn push_insert(sql: &mut Sql, d: Dialect, new: &NewResource<'_>) {
         .push_bind(now)
         .push_bind(now);
     sql.push(match d {
-        Dialect::Sqlite => ", 1) ON CONFLICT (kind, unique_norm) DO NOTHING; ",
-        Dialect::Postgres => ", 1) ON CONFLICT (kind, unique_norm) DO NOTHING RETURNING seq, kind)",
+        Dialect::Sqlite => ", 1) ON CONFLICT (kind, unique_norm, connection_id) DO NOTHING; ",
+        Dialect::Postgres => ", 1) ON CONFLICT (kind, unique_norm, connection_id) DO NOTHING RETURNING seq, kind)",
     });
     if let Some(index) = index.filter(|i| !i.is_empty()) {
         sql.push(match d {
@@ -321,19 +336,17 @@ fn push_insert(sql: &mut Sql, d: Dialect, new: &NewResource<'_>) {
     }
     if !identities.is_empty() {
         sql.push(match d {
-            Dialect::Sqlite => {
-                " UNION ALL SELECT 'host', id FROM hosts WHERE end_user_seq IS NULL AND identity_norm IN ("
-            }
+            Dialect::Sqlite => " UNION ALL SELECT 'host', h.id FROM hosts h WHERE h.identity_norm IN (",
             Dialect::Postgres => {
-                " UNION ALL SELECT 'host', id FROM hosts WHERE EXISTS (SELECT 1 FROM ins) \
-                 AND end_user_seq IS NULL AND identity_norm IN ("
+                " UNION ALL SELECT 'host', h.id FROM hosts h WHERE EXISTS (SELECT 1 FROM ins) AND h.identity_norm IN ("
             }
         });
         let mut sep = sql.separated(", ");
         for i in identities {
             sep.push_bind(i.as_str());
         }
-        sql.push(")");
+        sql.push(") AND ");
+        push_may_change(sql, conn);
     }
 }
 
@@ -342,6 +355,7 @@ fn push_insert(sql: &mut Sql, d: Dialect, new: &NewResource<'_>) {
 /// transaction going for other work after one: SQLite's group commit relies on it.
 pub(crate) async fn create_in_tx(
     tx: &mut Conn,
+    conn: ConnectionId,
     kind: ResourceKind,
     input: ResourceInput,
     actor: &Actor,
@@ -361,6 +375,7 @@ pub(crate) async fn create_in_tx(
     let mut sql = Sql::default();
     let now_text = time::to_text(now);
     let new = NewResource {
+        conn,
         id: &id,
         kind,
         doc: &input.doc,
@@ -383,16 +398,16 @@ pub(crate) async fn create_in_tx(
     let Some(seq) = inserted else {
         let row = tx
             .fetch_one(&Sql::with(
-                "SELECT id, active FROM scim_resources WHERE kind = $1 AND unique_norm = $2",
-                [kind.name().into(), (&norm).into()],
+                "SELECT id, active FROM scim_resources WHERE kind = $1 AND unique_norm = $2 AND connection_id = $3",
+                [kind.name().into(), (&norm).into(), conn.0.into()],
             ))
             .await?;
         if !reactivates(kind, row.opt_int("active")?, &input.doc) {
             return Err(name_taken(kind));
         }
-        let loaded = load_for_write(tx, kind, &row.text("id")?).await?;
+        let loaded = load_for_write(tx, conn, kind, &row.text("id")?).await?;
         let record = update_resource(tx, &loaded, &input.doc, true).await?;
-        relink_after_change(tx, kind, Some(&loaded.record.doc), Some(&record.doc), actor).await?;
+        relink_after_change(tx, conn, kind, Some(&loaded.record.doc), Some(&record.doc), actor).await?;
         record_offboarding(tx, kind, loaded.seq, &record.id, Some(&loaded.record.doc), Some(&record.doc)).await?;
         return Ok(Written { record, reactivated: true });
     };
@@ -400,7 +415,7 @@ pub(crate) async fn create_in_tx(
         insert_index(tx, seq, kind, &index).await?;
     }
     if let (ResourceKind::Group, Some(members)) = (kind, &input.members) {
-        let seqs = resolve_members(tx, seq, members).await?;
+        let seqs = resolve_members(tx, conn, seq, members).await?;
         add_members(tx, seq, &seqs).await?;
     }
     // The new user may be what unlinked hosts were waiting for (the mapping rules).
@@ -412,21 +427,22 @@ pub(crate) async fn create_in_tx(
 }
 
 impl Db {
-    pub(crate) async fn scim_get(&self, kind: ResourceKind, id: &str) -> StoreResult<ScimRecord> {
-        let sql = Sql::with(
+    pub(crate) async fn scim_get(&self, scope: Scope, kind: ResourceKind, id: &str) -> StoreResult<ScimRecord> {
+        let mut sql = Sql::with(
             format!("SELECT {RECORD_COLUMNS} FROM scim_resources r WHERE r.id = $1 AND r.kind = $2"),
             [id.into(), kind.name().into()],
         );
+        push_scope(&mut sql, scope);
         rows::record(&self.read().await?.fetch_optional(&sql).await?.ok_or(StoreError::NotFound)?)
     }
 
-    pub(crate) async fn scim_list(&self, kind: ResourceKind, query: &ListQuery) -> StoreResult<ListPage> {
+    pub(crate) async fn scim_list(&self, scope: Scope, kind: ResourceKind, query: &ListQuery) -> StoreResult<ListPage> {
         let offset = query.start_index.saturating_sub(1);
         // The common case, an IdP's `userName eq` lookup, is one statement: a first page
         // shorter than asked for is every match, so it tells the total itself.
         if offset == 0 && query.count > 0 {
             let mut conn = self.read().await?;
-            let records = list_page(&mut conn, kind, query, offset).await?;
+            let records = list_page(&mut conn, scope, kind, query, offset).await?;
             if (records.len() as u64) < query.count {
                 return Ok(ListPage { total_results: records.len() as u64, records });
             }
@@ -435,13 +451,14 @@ impl Db {
         let mut tx = self.snapshot().await?;
         let mut count = Sql::new("SELECT COUNT(*) FROM scim_resources r WHERE r.kind = ");
         count.push_bind(kind.name());
+        push_scope(&mut count, scope);
         if let Some(f) = &query.filter {
             count.push(" AND ");
             FilterSql::new(tx.dialect(), kind).push(&mut count, f)?;
         }
         let total = tx.int(&count).await?;
         let records = if query.count > 0 && offset < total as u64 {
-            list_page(&mut tx, kind, query, offset).await?
+            list_page(&mut tx, scope, kind, query, offset).await?
         } else {
             Vec::new()
         };
@@ -515,8 +532,9 @@ impl Db {
         Ok(each)
     }
 
-    pub(crate) async fn scim_count(&self, kind: ResourceKind) -> StoreResult<u64> {
-        let sql = Sql::with("SELECT COUNT(*) FROM scim_resources WHERE kind = $1", [kind.name().into()]);
+    pub(crate) async fn scim_count(&self, scope: Scope, kind: ResourceKind) -> StoreResult<u64> {
+        let mut sql = Sql::with("SELECT COUNT(*) FROM scim_resources r WHERE r.kind = $1", [kind.name().into()]);
+        push_scope(&mut sql, scope);
         Ok(self.read().await?.int(&sql).await? as u64)
     }
 }
@@ -524,12 +542,14 @@ impl Db {
 /// The records of a list's page: `query.count` of its matches after the first `offset`.
 async fn list_page(
     conn: &mut Conn,
+    scope: Scope,
     kind: ResourceKind,
     query: &ListQuery,
     offset: u64,
 ) -> StoreResult<Vec<ScimRecord>> {
     let mut sql = Sql::new(format!("SELECT {RECORD_COLUMNS} FROM scim_resources r WHERE r.kind = "));
     sql.push_bind(kind.name());
+    push_scope(&mut sql, scope);
     if let Some(f) = &query.filter {
         sql.push(" AND ");
         FilterSql::new(conn.dialect(), kind).push(&mut sql, f)?;
@@ -544,35 +564,37 @@ async fn list_page(
 
 pub(crate) async fn replace_in_tx(
     tx: &mut Conn,
+    conn: ConnectionId,
     kind: ResourceKind,
     id: &str,
     input: &ResourceInput,
     if_match: &Precondition,
     actor: &Actor,
 ) -> StoreResult<Written> {
-    let loaded = load_for_write(tx, kind, id).await?;
+    let loaded = load_for_write(tx, conn, kind, id).await?;
     check_precondition(&loaded.record, if_match)?;
     // Members left out of a PUT are kept: emptying a large group because a client
     // omitted the attribute would be far worse than keeping it.
     if let (ResourceKind::Group, Some(members)) = (kind, &input.members) {
-        let seqs = resolve_members(tx, loaded.seq, members).await?;
+        let seqs = resolve_members(tx, conn, loaded.seq, members).await?;
         replace_members(tx, loaded.seq, &seqs).await?;
     }
     let record = update_resource(tx, &loaded, &input.doc, true).await?;
-    relink_after_change(tx, kind, Some(&loaded.record.doc), Some(&record.doc), actor).await?;
+    relink_after_change(tx, conn, kind, Some(&loaded.record.doc), Some(&record.doc), actor).await?;
     record_offboarding(tx, kind, loaded.seq, &record.id, Some(&loaded.record.doc), Some(&record.doc)).await?;
     Ok(Written { record, reactivated: false })
 }
 
 pub(crate) async fn patch_in_tx(
     tx: &mut Conn,
+    conn: ConnectionId,
     kind: ResourceKind,
     id: &str,
     patch: &PatchRequest,
     if_match: &Precondition,
     actor: &Actor,
 ) -> StoreResult<Written> {
-    let loaded = load_for_write(tx, kind, id).await?;
+    let loaded = load_for_write(tx, conn, kind, id).await?;
     check_precondition(&loaded.record, if_match)?;
     let mut doc = loaded.record.doc.clone();
     let outcome = apply_patch(kind, &mut doc, patch)?;
@@ -580,13 +602,13 @@ pub(crate) async fn patch_in_tx(
     for change in &coalesce(outcome.member_changes) {
         members_changed += match change {
             MemberChange::Add(refs) => {
-                let seqs = resolve_members(tx, loaded.seq, refs).await?;
+                let seqs = resolve_members(tx, conn, loaded.seq, refs).await?;
                 add_members(tx, loaded.seq, &seqs).await?
             }
             MemberChange::Remove(ids) => remove_members(tx, loaded.seq, ids).await?,
             MemberChange::RemoveAll => replace_members(tx, loaded.seq, &[]).await?,
             MemberChange::Replace(refs) => {
-                let seqs = resolve_members(tx, loaded.seq, refs).await?;
+                let seqs = resolve_members(tx, conn, loaded.seq, refs).await?;
                 replace_members(tx, loaded.seq, &seqs).await?
             }
         };
@@ -594,7 +616,7 @@ pub(crate) async fn patch_in_tx(
     let record = if outcome.doc_changed || members_changed > 0 {
         let record = update_resource(tx, &loaded, &doc, outcome.doc_changed).await?;
         if outcome.doc_changed {
-            relink_after_change(tx, kind, Some(&loaded.record.doc), Some(&record.doc), actor).await?;
+            relink_after_change(tx, conn, kind, Some(&loaded.record.doc), Some(&record.doc), actor).await?;
             record_offboarding(tx, kind, loaded.seq, &record.id, Some(&loaded.record.doc), Some(&record.doc)).await?;
         }
         record
@@ -621,12 +643,13 @@ fn coalesce(changes: Vec<MemberChange>) -> Vec<MemberChange> {
 
 pub(crate) async fn delete_in_tx(
     tx: &mut Conn,
+    conn: ConnectionId,
     kind: ResourceKind,
     id: &str,
     if_match: &Precondition,
     actor: &Actor,
 ) -> StoreResult<()> {
-    let loaded = load_for_write(tx, kind, id).await?;
+    let loaded = load_for_write(tx, conn, kind, id).await?;
     check_precondition(&loaded.record, if_match)?;
     // The event lists the hosts and groups the user had: written before they go.
     record_offboarding(tx, kind, loaded.seq, &loaded.record.id, Some(&loaded.record.doc), None).await?;
@@ -635,7 +658,7 @@ pub(crate) async fn delete_in_tx(
     }
     // Index rows and memberships (both ways) go with it: ON DELETE CASCADE.
     tx.execute(&Sql::with("DELETE FROM scim_resources WHERE seq = $1", [loaded.seq.into()])).await?;
-    relink_after_change(tx, kind, Some(&loaded.record.doc), None, actor).await?;
+    relink_after_change(tx, conn, kind, Some(&loaded.record.doc), None, actor).await?;
     Ok(())
 }
 

@@ -49,13 +49,14 @@ impl SqlStore {
     }
 }
 
+use custodian_domain::connections::{Connection, ConnectionChange, ConnectionCredential, NewConnection};
 use custodian_domain::hosts::{
     Activity, Actor, DeviceMapping, Host, HostInput, HostQuery, OwnershipEntry, UpsertOutcome,
 };
 use custodian_domain::web::{NewPasswordUser, NewWebSession, PasswordUser, WebSession};
 use custodian_domain::{
-    ApiUser, ListPage, ListQuery, NewApiUser, PoolStats, Precondition, ScimRecord, ScimRequestEntry, StoreResult,
-    StoredMember, TokenDigest, Written,
+    ApiUser, ConnectionId, Credential, ListPage, ListQuery, NewApiUser, PoolStats, Precondition, ScimRecord,
+    ScimRequestEntry, Scope, StoreResult, StoredMember, TokenDigest, Written,
 };
 use custodian_scim::patch::PatchRequest;
 use custodian_scim::resource::ResourceInput;
@@ -99,7 +100,7 @@ impl custodian_domain::Operators for SqlStore {
     async fn add_token(&self, user_id: i64, token: TokenDigest) -> StoreResult<()> {
         self.db.add_token(user_id, token).await
     }
-    async fn authenticate_token(&self, token: TokenDigest) -> StoreResult<Option<ApiUser>> {
+    async fn authenticate_token(&self, token: TokenDigest) -> StoreResult<Option<Credential>> {
         self.db.authenticate_token(token).await
     }
     async fn record_operator_use(&self, user_id: i64, at: chrono::DateTime<chrono::Utc>) -> StoreResult<()> {
@@ -121,45 +122,55 @@ impl custodian_domain::Operators for SqlStore {
 
 #[async_trait::async_trait]
 impl custodian_domain::Directory for SqlStore {
-    async fn scim_create(&self, kind: ResourceKind, input: ResourceInput, actor: &Actor) -> StoreResult<Written> {
-        self.write(Write::ScimCreate { kind, input, actor: actor.clone() }).await?.written()
+    async fn scim_create(
+        &self,
+        conn: ConnectionId,
+        kind: ResourceKind,
+        input: ResourceInput,
+        actor: &Actor,
+    ) -> StoreResult<Written> {
+        self.write(Write::ScimCreate { conn, kind, input, actor: actor.clone() }).await?.written()
     }
-    async fn scim_get(&self, kind: ResourceKind, id: &str) -> StoreResult<ScimRecord> {
-        self.db.scim_get(kind, id).await
+    async fn scim_get(&self, scope: Scope, kind: ResourceKind, id: &str) -> StoreResult<ScimRecord> {
+        self.db.scim_get(scope, kind, id).await
     }
-    async fn scim_list(&self, kind: ResourceKind, query: &ListQuery) -> StoreResult<ListPage> {
-        self.db.scim_list(kind, query).await
+    async fn scim_list(&self, scope: Scope, kind: ResourceKind, query: &ListQuery) -> StoreResult<ListPage> {
+        self.db.scim_list(scope, kind, query).await
     }
     async fn scim_replace(
         &self,
+        conn: ConnectionId,
         kind: ResourceKind,
         id: &str,
         input: ResourceInput,
         if_match: Precondition,
         actor: &Actor,
     ) -> StoreResult<Written> {
-        let write = Write::ScimReplace { kind, id: id.to_string(), input, if_match, actor: actor.clone() };
+        let write = Write::ScimReplace { conn, kind, id: id.to_string(), input, if_match, actor: actor.clone() };
         self.write(write).await?.written()
     }
     async fn scim_patch(
         &self,
+        conn: ConnectionId,
         kind: ResourceKind,
         id: &str,
         patch: PatchRequest,
         if_match: Precondition,
         actor: &Actor,
     ) -> StoreResult<Written> {
-        let write = Write::ScimPatch { kind, id: id.to_string(), patch, if_match, actor: actor.clone() };
+        let write = Write::ScimPatch { conn, kind, id: id.to_string(), patch, if_match, actor: actor.clone() };
         self.write(write).await?.written()
     }
     async fn scim_delete(
         &self,
+        conn: ConnectionId,
         kind: ResourceKind,
         id: &str,
         if_match: Precondition,
         actor: &Actor,
     ) -> StoreResult<()> {
-        self.write(Write::ScimDelete { kind, id: id.to_string(), if_match, actor: actor.clone() }).await?.deleted()
+        let write = Write::ScimDelete { conn, kind, id: id.to_string(), if_match, actor: actor.clone() };
+        self.write(write).await?.deleted()
     }
     async fn group_members(&self, group_id: &str) -> StoreResult<Vec<StoredMember>> {
         self.db.group_members(group_id).await
@@ -173,8 +184,58 @@ impl custodian_domain::Directory for SqlStore {
     ) -> StoreResult<std::collections::HashMap<String, Vec<StoredMember>>> {
         self.db.groups_of_each(member_ids).await
     }
-    async fn scim_count(&self, kind: ResourceKind) -> StoreResult<u64> {
-        self.db.scim_count(kind).await
+    async fn scim_count(&self, scope: Scope, kind: ResourceKind) -> StoreResult<u64> {
+        self.db.scim_count(scope, kind).await
+    }
+}
+
+#[async_trait::async_trait]
+impl custodian_domain::Connections for SqlStore {
+    async fn list_connections(&self) -> StoreResult<Vec<Connection>> {
+        self.db.list_connections().await
+    }
+    async fn get_connection(&self, id: ConnectionId) -> StoreResult<Connection> {
+        self.db.get_connection(id).await
+    }
+    async fn connection_named(&self, name: &str) -> StoreResult<Connection> {
+        self.db.connection_named(name).await
+    }
+    async fn create_connection(&self, new: NewConnection, actor: &Actor) -> StoreResult<Connection> {
+        let id = self.retry(|| self.db.create_connection(&new, actor)).await?;
+        self.db.get_connection(id).await
+    }
+    async fn update_connection(
+        &self,
+        id: ConnectionId,
+        change: ConnectionChange,
+        actor: &Actor,
+    ) -> StoreResult<Connection> {
+        self.retry(|| self.db.update_connection(id, &change, actor)).await?;
+        self.db.get_connection(id).await
+    }
+    async fn delete_connection(&self, id: ConnectionId, actor: &Actor) -> StoreResult<()> {
+        self.retry(|| self.db.delete_connection(id, actor)).await
+    }
+    async fn add_connection_token(
+        &self,
+        id: ConnectionId,
+        token: TokenDigest,
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> StoreResult<i64> {
+        self.db.add_connection_token(id, token, expires_at).await
+    }
+    async fn revoke_connection_token(&self, id: ConnectionId, token_id: i64, actor: &Actor) -> StoreResult<()> {
+        self.db.revoke_connection_token(id, token_id, actor).await
+    }
+    async fn record_connection_token_use(
+        &self,
+        credential: &ConnectionCredential,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<()> {
+        self.db.record_connection_token_use(credential.token_id, at).await
+    }
+    async fn connection_requests(&self, id: ConnectionId, limit: u32) -> StoreResult<Vec<ScimRequestEntry>> {
+        self.db.connection_requests(id, limit).await
     }
 }
 

@@ -53,9 +53,16 @@ pub(crate) async fn record_offboarding(
         .iter()
         .map(|r| r.opt_text(0))
         .collect::<StoreResult<Vec<_>>>()?;
+    let connection = tx
+        .fetch_one(&Sql::with(
+            "SELECT c.name FROM scim_resources r JOIN idp_connections c ON c.id = r.connection_id WHERE r.seq = $1",
+            [user_seq.into()],
+        ))
+        .await?
+        .text(0)?;
     let now = time::now();
     let doc = after.or(before).unwrap_or(&Value::Null);
-    let payload = event_payload(event, now, user_id, doc, groups.into_iter().flatten().collect(), hosts);
+    let payload = event_payload(event, now, user_id, doc, &connection, groups.into_iter().flatten().collect(), hosts);
     tx.execute(&Sql::with(
         "INSERT INTO webhook_events (event, payload, state, attempts, next_attempt_at, created_at) \
          VALUES ($1, $2, 'pending', 0, $3, $4)",

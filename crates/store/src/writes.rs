@@ -4,7 +4,7 @@
 //! PostgreSQL again after a conflict with a concurrent one.
 
 use custodian_domain::hosts::{Actor, HostInput, UpsertOutcome};
-use custodian_domain::{Precondition, StoreError, StoreResult, Written};
+use custodian_domain::{ConnectionId, Precondition, StoreError, StoreResult, Written};
 use custodian_scim::patch::PatchRequest;
 use custodian_scim::resource::ResourceInput;
 use custodian_scim::schema::ResourceKind;
@@ -14,11 +14,39 @@ use crate::hosts::upsert_hosts_in_tx;
 use crate::scim::{create_in_tx, delete_in_tx, patch_in_tx, replace_in_tx};
 
 pub(crate) enum Write {
-    ScimCreate { kind: ResourceKind, input: ResourceInput, actor: Actor },
-    ScimReplace { kind: ResourceKind, id: String, input: ResourceInput, if_match: Precondition, actor: Actor },
-    ScimPatch { kind: ResourceKind, id: String, patch: PatchRequest, if_match: Precondition, actor: Actor },
-    ScimDelete { kind: ResourceKind, id: String, if_match: Precondition, actor: Actor },
-    UpsertHosts { hosts: Vec<HostInput>, actor: Actor },
+    ScimCreate {
+        conn: ConnectionId,
+        kind: ResourceKind,
+        input: ResourceInput,
+        actor: Actor,
+    },
+    ScimReplace {
+        conn: ConnectionId,
+        kind: ResourceKind,
+        id: String,
+        input: ResourceInput,
+        if_match: Precondition,
+        actor: Actor,
+    },
+    ScimPatch {
+        conn: ConnectionId,
+        kind: ResourceKind,
+        id: String,
+        patch: PatchRequest,
+        if_match: Precondition,
+        actor: Actor,
+    },
+    ScimDelete {
+        conn: ConnectionId,
+        kind: ResourceKind,
+        id: String,
+        if_match: Precondition,
+        actor: Actor,
+    },
+    UpsertHosts {
+        hosts: Vec<HostInput>,
+        actor: Actor,
+    },
 }
 
 /// What a write answers.
@@ -32,17 +60,17 @@ impl Write {
     /// Runs the write in `tx`; the caller commits.
     pub(crate) async fn run(&self, tx: &mut Conn) -> StoreResult<Outcome> {
         Ok(match self {
-            Write::ScimCreate { kind, input, actor } => {
-                Outcome::Written(create_in_tx(tx, *kind, input.clone(), actor).await?)
+            Write::ScimCreate { conn, kind, input, actor } => {
+                Outcome::Written(create_in_tx(tx, *conn, *kind, input.clone(), actor).await?)
             }
-            Write::ScimReplace { kind, id, input, if_match, actor } => {
-                Outcome::Written(replace_in_tx(tx, *kind, id, input, if_match, actor).await?)
+            Write::ScimReplace { conn, kind, id, input, if_match, actor } => {
+                Outcome::Written(replace_in_tx(tx, *conn, *kind, id, input, if_match, actor).await?)
             }
-            Write::ScimPatch { kind, id, patch, if_match, actor } => {
-                Outcome::Written(patch_in_tx(tx, *kind, id, patch, if_match, actor).await?)
+            Write::ScimPatch { conn, kind, id, patch, if_match, actor } => {
+                Outcome::Written(patch_in_tx(tx, *conn, *kind, id, patch, if_match, actor).await?)
             }
-            Write::ScimDelete { kind, id, if_match, actor } => {
-                delete_in_tx(tx, *kind, id, if_match, actor).await?;
+            Write::ScimDelete { conn, kind, id, if_match, actor } => {
+                delete_in_tx(tx, *conn, *kind, id, if_match, actor).await?;
                 Outcome::Deleted
             }
             Write::UpsertHosts { hosts, actor } => Outcome::Hosts(upsert_hosts_in_tx(tx, hosts, actor).await?),

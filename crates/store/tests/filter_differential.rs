@@ -170,11 +170,11 @@ async fn check_on(store: &dyn Store, users: &[Value], filters: &[String]) -> Res
     for u in users {
         // An empty userName is refused, and random names collide (409): skip those.
         let Ok(input) = parse_resource(ResourceKind::User, u) else { continue };
-        let _ = store.scim_create(ResourceKind::User, input, &actor).await;
+        let _ = store.scim_create(custodian_domain::ConnectionId(1), ResourceKind::User, input, &actor).await;
     }
     let all_query =
         ListQuery { filter: None, sort_by: None, sort_order: SortOrder::Ascending, start_index: 1, count: 10_000 };
-    let all = store.scim_list(ResourceKind::User, &all_query).await.unwrap().records;
+    let all = store.scim_list(custodian_domain::Scope::All, ResourceKind::User, &all_query).await.unwrap().records;
     let rendered: Vec<(String, Value)> = all
         .iter()
         .map(|r| {
@@ -197,7 +197,7 @@ async fn check_on(store: &dyn Store, users: &[Value], filters: &[String]) -> Res
         let expected: BTreeSet<String> =
             rendered.iter().filter(|(_, doc)| matches(&parsed, doc)).map(|(id, _)| id.clone()).collect();
         let query = ListQuery { filter: Some(parsed), ..all_query.clone() };
-        let page = store.scim_list(ResourceKind::User, &query).await;
+        let page = store.scim_list(custodian_domain::Scope::All, ResourceKind::User, &query).await;
         let got: BTreeSet<String> = page
             .map_err(|e| TestCaseError::fail(format!("SQL failed for `{f}`: {e}")))?
             .records

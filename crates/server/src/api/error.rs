@@ -32,6 +32,9 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => ApiError::new(StatusCode::NOT_FOUND, "Resource Not Found"),
             StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, m),
+            StoreError::Taken { field, message } => {
+                ApiError::new(StatusCode::CONFLICT, "Conflict").with_error(field, message)
+            }
             StoreError::Scim(e) => {
                 ApiError::new(StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST), e.detail)
             }

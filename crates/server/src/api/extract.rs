@@ -7,8 +7,8 @@ use crate::input::BodyError;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use custodian_domain::ApiUser;
 use custodian_domain::hosts::Actor;
+use custodian_domain::{ApiUser, Credential};
 use serde_json::Value;
 
 use super::error::{ApiError, ApiResult};
@@ -38,12 +38,22 @@ impl Operator {
     }
 }
 
-/// The operator a request's bearer token belongs to, whatever its role.
+/// The operator a request's bearer token belongs to, whatever its role. A connection's
+/// token is SCIM-only: 403 here.
 pub async fn authenticate(state: &AppState, headers: &axum::http::HeaderMap) -> ApiResult<ApiUser> {
     let token = crate::auth::bearer_token(headers).ok_or_else(ApiError::unauthorized)?;
-    let user = state.tokens.authenticate(state.operators(), token).await?.ok_or_else(ApiError::unauthorized)?;
-    state.operator_use.record(state.operators(), user.id).await;
-    Ok(user)
+    match state.tokens.authenticate(state.operators(), token).await?.ok_or_else(ApiError::unauthorized)? {
+        Credential::Operator { user, .. } => {
+            state.operator_use.record(state.operators(), user.id).await;
+            Ok(user)
+        }
+        Credential::Connection(_) => Err(ApiError::new(StatusCode::FORBIDDEN, "Forbidden").with_error(
+            "base",
+            "this is an IdP connection's token: it reaches the SCIM routes (/api/v1/fleet/scim) and nothing else",
+        )),
+        Credential::Revoked => Err(ApiError::new(StatusCode::UNAUTHORIZED, "Authentication required")
+            .with_error("base", "this token was revoked")),
+    }
 }
 
 /// Reads a JSON object body of at most `limit` bytes, sent as `application/json`

@@ -79,6 +79,11 @@ const IDP_GROUP: QueryParam = QueryParam {
     kind: QueryKind::Text,
     description: "A group's display name or SCIM id; nested groups count",
 };
+const IDP_CONNECTION: QueryParam = QueryParam {
+    name: "idp_connection",
+    kind: QueryKind::Text,
+    description: "The name of the end user's IdP connection",
+};
 const IDP_DEPARTMENT: QueryParam =
     QueryParam { name: "idp_department", kind: QueryKind::Text, description: "The end user's department" };
 const IDP_ACTIVE: QueryParam =
@@ -87,7 +92,7 @@ const IDP_ACTIVE: QueryParam =
 query_params!(
     /// The host lists' parameters (`host_query`). The count and a label's hosts take the
     /// same (the count validates paging and ordering, then ignores them).
-    HostListParams = [PAGE, PER_PAGE, ORDER_KEY, ORDER_DIRECTION, QUERY, IDP_USERNAME, IDP_GROUP, IDP_DEPARTMENT, IDP_ACTIVE]
+    HostListParams = [PAGE, PER_PAGE, ORDER_KEY, ORDER_DIRECTION, QUERY, IDP_USERNAME, IDP_GROUP, IDP_DEPARTMENT, IDP_CONNECTION, IDP_ACTIVE]
 );
 
 /// What `DateTime::parse_from_rfc3339` takes, as a pattern: RFC 3339 with `T`, `t` or a
@@ -177,6 +182,8 @@ pub struct EndUserBody {
     pub other_emails: Vec<EmailBody>,
     /// False when the IdP deactivated the user; null when the host has no IdP user.
     pub idp_active: Option<bool>,
+    /// The name of the IdP connection the user comes from; null when the host has no IdP user.
+    pub idp_connection: Option<String>,
 }
 
 /// How the host stands with its end user: linked, unlinked, ambiguous, user_deleted or
@@ -350,6 +357,7 @@ impl From<&Host> for HostBody {
                 idp_info_updated_at: Some(rfc3339(u.idp_info_updated_at)),
                 other_emails: other,
                 idp_active: Some(u.idp_active),
+                idp_connection: Some(u.idp_connection.clone()),
             }],
             None if !other.is_empty() => vec![EndUserBody {
                 idp_id: String::new(),
@@ -360,6 +368,7 @@ impl From<&Host> for HostBody {
                 idp_info_updated_at: None,
                 other_emails: other,
                 idp_active: None,
+                idp_connection: None,
             }],
             None => Vec::new(),
         };
@@ -645,6 +654,7 @@ pub fn host_query(uri: &Uri) -> ApiResult<HostQuery> {
         idp_username: text(&IDP_USERNAME),
         idp_group: text(&IDP_GROUP),
         idp_department: text(&IDP_DEPARTMENT),
+        idp_connection: text(&IDP_CONNECTION),
         idp_active,
         criteria: None,
     })

@@ -1,6 +1,7 @@
 //! The JSON API (Fleet-compatible shapes): its one error → response mapping and routes.
 
 pub mod activities;
+pub mod connections;
 mod error;
 pub mod extract;
 pub mod hosts;
@@ -8,7 +9,7 @@ pub mod labels;
 pub mod openapi;
 pub mod render;
 pub mod schema;
-mod scim_status;
+pub mod scim_status;
 pub mod webhooks;
 
 use axum::routing::{delete, get, post};
@@ -41,7 +42,15 @@ pub fn router() -> Routes<AppState> {
             .route(&format!("{prefix}/labels/{{id}}/hosts"), get(labels::hosts))
             .route(&format!("{prefix}/labels/{{id}}/render"), post(labels::render_all))
             .route(&format!("{prefix}/webhooks/deliveries"), get(webhooks::deliveries))
-            .route(&format!("{prefix}/activities"), get(activities::list));
+            .route(&format!("{prefix}/activities"), get(activities::list))
+            .route(&format!("{prefix}/idp/connections"), get(connections::list).post(connections::create))
+            .route(
+                &format!("{prefix}/idp/connections/{{id}}"),
+                get(connections::get).patch(connections::patch).delete(connections::delete),
+            )
+            .route(&format!("{prefix}/idp/connections/{{id}}/tokens"), post(connections::create_token))
+            .route(&format!("{prefix}/idp/connections/{{id}}/tokens/{{token_id}}"), delete(connections::revoke_token))
+            .route(&format!("{prefix}/idp/connections/{{id}}/requests"), get(connections::requests));
     }
     r
 }

@@ -116,18 +116,18 @@ async fn execute(
     match (method, id) {
         ("POST", None) => {
             let input = parse_resource(kind, data()?)?;
-            Ok(Some(directory.scim_create(kind, input, &ctx.actor).await?.record))
+            Ok(Some(directory.scim_create(ctx.conn, kind, input, &ctx.actor).await?.record))
         }
         ("PUT", Some(id)) => {
             let input = parse_resource(kind, data()?)?;
-            Ok(Some(directory.scim_replace(kind, id, input, version, &ctx.actor).await?.record))
+            Ok(Some(directory.scim_replace(ctx.conn, kind, id, input, version, &ctx.actor).await?.record))
         }
         ("PATCH", Some(id)) => {
             let patch = parse_patch(data()?)?;
-            Ok(Some(directory.scim_patch(kind, id, patch, version, &ctx.actor).await?.record))
+            Ok(Some(directory.scim_patch(ctx.conn, kind, id, patch, version, &ctx.actor).await?.record))
         }
         ("DELETE", Some(id)) => {
-            directory.scim_delete(kind, id, version, &ctx.actor).await?;
+            directory.scim_delete(ctx.conn, kind, id, version, &ctx.actor).await?;
             Ok(None)
         }
         _ => Err(ScimError::invalid_syntax(format!("'{method}' is not valid on this bulk operation path")).into()),

@@ -14,7 +14,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::Utc;
-use custodian_domain::{ApiUser, ScimRequestEntry, StoreError};
+use custodian_domain::hosts::Actor;
+use custodian_domain::{ConnectionId, Credential, ScimRequestEntry, StoreError};
 use custodian_scim::ScimError;
 use serde_json::Value;
 
@@ -45,7 +46,9 @@ impl From<StoreError> for ScimApiError {
         match e {
             StoreError::Scim(e) => ScimApiError(e),
             StoreError::NotFound => ScimApiError(ScimError::not_found("Resource not found")),
-            StoreError::Conflict(msg) => ScimApiError(ScimError::uniqueness(msg)),
+            StoreError::Conflict(msg) | StoreError::Taken { message: msg, .. } => {
+                ScimApiError(ScimError::uniqueness(msg))
+            }
             StoreError::Contention(msg) => {
                 tracing::warn!(error = %msg, "a SCIM write lost to concurrent ones after retries");
                 ScimApiError(ScimError::new(503, None, "The server is busy with concurrent changes; retry shortly"))
@@ -154,31 +157,41 @@ async fn method_not_allowed() -> ScimApiError {
     ScimError::new(405, None, "Method not allowed on this SCIM endpoint").into()
 }
 
-/// Authenticates the bearer token (maintainer or admin), runs the request, and records
-/// it in the IdP connection's history. Unauthenticated requests are not recorded: they
-/// would let anyone on the network overwrite the connection status.
+/// Who a SCIM request is from and which connection's namespace it is in; set by the
+/// authentication middleware for the handlers.
+#[derive(Debug, Clone)]
+pub struct ScimClient {
+    pub connection: ConnectionId,
+    pub actor: Actor,
+    /// The connection's name, for `/metrics`.
+    pub connection_name: std::sync::Arc<str>,
+}
+
+/// The connection a SCIM response answered, for the metrics layer around the routes.
+#[derive(Debug, Clone)]
+pub struct AnsweredConnection(pub std::sync::Arc<str>);
+
+/// Authenticates the bearer token (a connection's token, or a maintainer's or admin's,
+/// which writes to `default`), runs the request, and records it in its connection's
+/// history. Unauthenticated requests are not recorded: they would let anyone on the
+/// network overwrite a connection's status.
 async fn authenticate_and_record(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let user = match authenticate(&state, request.headers()).await {
-        Ok(user) => user,
+    let client = match authenticate(&state, request.headers()).await {
+        Ok(client) => client,
         Err(e) => return e.into_response(),
     };
-    if !user.role.can_write() {
-        return ScimApiError(ScimError::new(
-            403,
-            None,
-            "This token's role (observer) cannot provision: use a maintainer or admin token",
-        ))
-        .into_response();
-    }
     let method = request.method().to_string();
     // The URI as the client sent it (mount point included), not as the nested router sees it.
     let uri = request.extensions().get::<OriginalUri>().map(|u| u.0.clone()).unwrap_or_else(|| request.uri().clone());
     let path = history_path(&uri);
     let user_agent =
         request.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(255).collect());
-    request.extensions_mut().insert(user);
-    let response = next.run(request).await;
+    let connection = client.connection;
+    let connection_name = client.connection_name.clone();
+    request.extensions_mut().insert(client);
+    let mut response = next.run(request).await;
+    response.extensions_mut().insert(AnsweredConnection(connection_name));
     let status = response.status().as_u16();
     let detail = (status >= 400).then(|| {
         response
@@ -188,6 +201,7 @@ async fn authenticate_and_record(State(state): State<AppState>, mut request: Req
             .unwrap_or_else(|| format!("HTTP {status}"))
     });
     state.recorder.record(ScimRequestEntry {
+        connection: Some(connection),
         requested_at: Utc::now(),
         method,
         path,
@@ -222,14 +236,45 @@ fn is_secret_param(name: &str) -> bool {
     ["token", "password", "secret", "key", "auth"].iter().any(|s| name.contains(s))
 }
 
-async fn authenticate(state: &AppState, headers: &HeaderMap) -> ScimResult<ApiUser> {
-    let unauthorized =
-        || ScimApiError(ScimError::new(401, None, "Authentication required: send 'Authorization: Bearer <API token>'"));
-    let token = crate::auth::bearer_token(headers).ok_or_else(unauthorized)?;
-    let user = state.tokens.authenticate(state.operators(), token).await.map_err(ScimApiError::from)?;
-    let user = user.ok_or_else(unauthorized)?;
-    state.operator_use.record(state.operators(), user.id).await;
-    Ok(user)
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> ScimResult<ScimClient> {
+    let refused = |why: &str| ScimApiError(ScimError::new(401, None, why));
+    let unknown = || refused("Authentication required: send 'Authorization: Bearer <token>'");
+    let token = crate::auth::bearer_token(headers).ok_or_else(unknown)?;
+    let credential = state.tokens.authenticate(state.operators(), token).await.map_err(ScimApiError::from)?;
+    match credential.ok_or_else(unknown)? {
+        Credential::Revoked => Err(refused("This token was revoked")),
+        Credential::Connection(k) if k.is_expired(Utc::now()) => Err(refused("This token has expired")),
+        Credential::Connection(k) => {
+            state.operator_use.record_connection(state.connections(), &k).await;
+            Ok(ScimClient {
+                connection: k.connection,
+                actor: Actor { id: None, name: format!("IdP connection {}", k.connection_name) },
+                connection_name: k.connection_name.as_str().into(),
+            })
+        }
+        Credential::Operator { user, default } => {
+            if !user.role.can_write() {
+                return Err(ScimApiError(ScimError::new(
+                    403,
+                    None,
+                    "This token's role (observer) cannot provision: use a connection token or a maintainer's",
+                )));
+            }
+            state.operator_use.record(state.operators(), user.id).await;
+            let connection = default.ok_or_else(|| {
+                ScimApiError(ScimError::new(
+                    403,
+                    None,
+                    "Operators' tokens write to the connection 'default', which was removed: use a connection token",
+                ))
+            })?;
+            Ok(ScimClient {
+                connection,
+                actor: Actor::of(&user),
+                connection_name: custodian_domain::connections::DEFAULT_CONNECTION_NAME.into(),
+            })
+        }
+    }
 }
 
 /// Reads a request body, refusing more than the advertised maximum with 413.

@@ -9,7 +9,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use custodian_domain::hosts::Actor;
-use custodian_domain::{ApiUser, ListQuery, ScimRecord, SortOrder, StoredMember};
+use custodian_domain::{ConnectionId, ListQuery, ScimRecord, Scope, SortOrder, StoredMember};
 use custodian_scim::ScimError;
 use custodian_scim::filter::parse_filter;
 use custodian_scim::patch::parse_patch;
@@ -18,6 +18,7 @@ use custodian_scim::resource::{GroupRefOut, MemberKind, MemberOut, ResourceMeta,
 use custodian_scim::schema::{LIST_RESPONSE_SCHEMA, ResourceKind};
 use serde_json::{Value, json};
 
+use super::ScimClient;
 use super::{DEFAULT_COUNT, MAX_RESULTS, ScimApiError, ScimResult, base_url, parse_body, read_body, scim_json};
 use crate::query::QueryParams;
 use crate::state::AppState;
@@ -31,6 +32,8 @@ pub struct Ctx {
     pub headers: HeaderMap,
     pub params: QueryParams,
     pub actor: Actor,
+    /// The connection whose namespace the request is in.
+    pub conn: ConnectionId,
 }
 
 impl FromRequestParts<AppState> for Ctx {
@@ -40,14 +43,15 @@ impl FromRequestParts<AppState> for Ctx {
         let nested = NestedPath::from_request_parts(parts, state)
             .await
             .map_err(|_| ScimError::new(500, None, "SCIM route mounted without a base path"))?;
-        let user =
-            parts.extensions.get::<ApiUser>().ok_or_else(|| ScimError::new(401, None, "Authentication required"))?;
+        let client =
+            parts.extensions.get::<ScimClient>().ok_or_else(|| ScimError::new(401, None, "Authentication required"))?;
         Ok(Ctx {
             base: base_url(state, &parts.headers, &nested),
             state: state.clone(),
             headers: parts.headers.clone(),
             params: QueryParams::parse(parts.uri.query()),
-            actor: Actor::of(user),
+            actor: client.actor.clone(),
+            conn: client.connection,
         })
     }
 }
@@ -307,7 +311,7 @@ pub fn list_response(total: u64, start_index: u64, resources: Vec<Value>) -> Val
 async fn run_list(ctx: &Ctx, kind: ResourceKind, params: &SearchParams) -> ScimResult<Response> {
     let projection = params.projection(kind)?;
     let query = params.list_query(kind)?;
-    let page = ctx.state.directory().scim_list(kind, &query).await?;
+    let page = ctx.state.directory().scim_list(Scope::Connection(ctx.conn), kind, &query).await?;
     let resources = render_page(ctx, kind, &page.records, &projection).await?;
     Ok(scim_json(StatusCode::OK, &list_response(page.total_results, query.start_index, resources)))
 }
@@ -343,7 +347,7 @@ fn projection(ctx: &Ctx, kind: ResourceKind) -> ScimResult<Projection> {
 
 async fn get_one(kind: ResourceKind, ctx: Ctx, id: String) -> ScimResult<Response> {
     let projection = projection(&ctx, kind)?;
-    let record = ctx.state.directory().scim_get(kind, &id).await?;
+    let record = ctx.state.directory().scim_get(Scope::Connection(ctx.conn), kind, &id).await?;
     if let Some(tags) = ctx.headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
         let matched = tags
             .split(',')
@@ -361,7 +365,7 @@ async fn create(kind: ResourceKind, ctx: Ctx, body: Body) -> ScimResult<Response
     let projection = projection(&ctx, kind)?;
     let body = parse_body(&ctx.headers, &read_body(body).await?)?;
     let input = parse_resource(kind, &body)?;
-    let written = ctx.state.directory().scim_create(kind, input, &ctx.actor).await?;
+    let written = ctx.state.directory().scim_create(ctx.conn, kind, input, &ctx.actor).await?;
     let new_user = kind == ResourceKind::User && !written.reactivated;
     ctx.resource_response(StatusCode::CREATED, &written.record, &projection, new_user).await
 }
@@ -370,7 +374,8 @@ async fn replace(kind: ResourceKind, ctx: Ctx, id: String, body: Body) -> ScimRe
     let projection = projection(&ctx, kind)?;
     let body = parse_body(&ctx.headers, &read_body(body).await?)?;
     let input = parse_resource(kind, &body)?;
-    let written = ctx.state.directory().scim_replace(kind, &id, input, if_match(&ctx.headers), &ctx.actor).await?;
+    let written =
+        ctx.state.directory().scim_replace(ctx.conn, kind, &id, input, if_match(&ctx.headers), &ctx.actor).await?;
     ctx.resource_response(StatusCode::OK, &written.record, &projection, false).await
 }
 
@@ -381,7 +386,8 @@ async fn patch(kind: ResourceKind, ctx: Ctx, id: String, body: Body) -> ScimResu
     let projection = projection(&ctx, kind)?;
     let body = parse_body(&ctx.headers, &read_body(body).await?)?;
     let request = parse_patch(&body)?;
-    let written = ctx.state.directory().scim_patch(kind, &id, request, if_match(&ctx.headers), &ctx.actor).await?;
+    let written =
+        ctx.state.directory().scim_patch(ctx.conn, kind, &id, request, if_match(&ctx.headers), &ctx.actor).await?;
     if kind == ResourceKind::Group && projection.is_default() {
         let mut response = StatusCode::NO_CONTENT.into_response();
         set_etag(&mut response, &written.record);
@@ -391,7 +397,7 @@ async fn patch(kind: ResourceKind, ctx: Ctx, id: String, body: Body) -> ScimResu
 }
 
 async fn delete(kind: ResourceKind, ctx: Ctx, id: String) -> ScimResult<Response> {
-    ctx.state.directory().scim_delete(kind, &id, if_match(&ctx.headers), &ctx.actor).await?;
+    ctx.state.directory().scim_delete(ctx.conn, kind, &id, if_match(&ctx.headers), &ctx.actor).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -465,13 +471,16 @@ pub async fn search_root(ctx: Ctx, body: Body) -> ScimResult<Response> {
     let mut resources = Vec::new();
     for (kind, mut query, projection) in plans {
         // Count this type's matches, then take the part of the page that falls in it.
-        let counted =
-            ctx.state.directory().scim_list(kind, &ListQuery { count: 0, start_index: 1, ..query.clone() }).await?;
+        let counted = ctx
+            .state
+            .directory()
+            .scim_list(Scope::Connection(ctx.conn), kind, &ListQuery { count: 0, start_index: 1, ..query.clone() })
+            .await?;
         total += counted.total_results;
         if remaining > 0 && skip < counted.total_results {
             query.start_index = skip + 1;
             query.count = remaining;
-            let page = ctx.state.directory().scim_list(kind, &query).await?;
+            let page = ctx.state.directory().scim_list(Scope::Connection(ctx.conn), kind, &query).await?;
             resources.extend(render_page(&ctx, kind, &page.records, &projection).await?);
             remaining -= page.records.len() as u64;
             skip = 0;

@@ -42,6 +42,7 @@ fn filter_pairs(q: &HostQuery) -> Vec<(&'static str, String)> {
         ("query", q.query.clone().unwrap_or_default()),
         ("idp_group", q.idp_group.clone().unwrap_or_default()),
         ("idp_department", q.idp_department.clone().unwrap_or_default()),
+        ("idp_connection", q.idp_connection.clone().unwrap_or_default()),
         ("idp_active", if q.idp_active == Some(false) { "false".into() } else { String::new() }),
         ("idp_username", q.idp_username.clone().unwrap_or_default()),
         ("per_page", if q.per_page == PER_PAGE { String::new() } else { q.per_page.to_string() }),
@@ -153,6 +154,7 @@ pub async fn export_csv(State(state): State<AppState>, _viewer: Viewer, uri: Uri
         "idp_groups",
         "idp_active",
         "idp_link",
+        "idp_connection",
     ];
     out.write_record(header_row).map_err(|e| WebError::Internal(e.to_string()))?;
     loop {
@@ -172,6 +174,7 @@ pub async fn export_csv(State(state): State<AppState>, _viewer: Viewer, uri: Uri
                 u.map(|u| u.idp_groups.join(";")).unwrap_or_default(),
                 u.map(|u| u.idp_active.to_string()).unwrap_or_default(),
                 h.link_state.as_str().to_string(),
+                u.map(|u| u.idp_connection.clone()).unwrap_or_default(),
             ];
             out.write_record(record.iter().map(|c| csv_cell(c))).map_err(|e| WebError::Internal(e.to_string()))?;
         }

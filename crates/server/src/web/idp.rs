@@ -145,8 +145,8 @@ async fn render(
     // Requests still queued for the history are written first, so that the status is current.
     state.recorder.flush().await;
     let history = state.operations().recent_scim_requests(HISTORY).await?;
-    let users = state.directory().scim_count(ResourceKind::User).await?;
-    let groups = state.directory().scim_count(ResourceKind::Group).await?;
+    let users = state.directory().scim_count(custodian_domain::Scope::All, ResourceKind::User).await?;
+    let groups = state.directory().scim_count(custodian_domain::Scope::All, ResourceKind::Group).await?;
     let api_users: Vec<ApiUser> =
         state.operators().list_api_users().await?.into_iter().filter(|u| u.api_only).collect();
     let base_url = format!("{}/api/v1/fleet/scim", origin(state, headers));

@@ -44,7 +44,7 @@ impl From<StoreError> for WebError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => WebError::NotFound,
-            StoreError::Conflict(m) => WebError::BadRequest(m),
+            StoreError::Conflict(m) | StoreError::Taken { message: m, .. } => WebError::BadRequest(m),
             StoreError::Scim(e) => WebError::BadRequest(e.detail),
             StoreError::Contention(_) => {
                 WebError::BadRequest("The server is busy with concurrent changes; try again in a moment.".into())

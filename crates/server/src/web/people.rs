@@ -51,7 +51,7 @@ async fn search(
         start_index: page.saturating_mul(PER_PAGE) + 1,
         count: PER_PAGE,
     };
-    let result = state.directory().scim_list(kind, &query).await?;
+    let result = state.directory().scim_list(custodian_domain::Scope::All, kind, &query).await?;
     Ok((result.records, result.total_results))
 }
 
@@ -129,7 +129,7 @@ fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
 }
 
 pub async fn user(State(state): State<AppState>, viewer: Viewer, Path(id): Path<String>) -> WebResult<Response> {
-    let record = state.directory().scim_get(ResourceKind::User, &id).await?;
+    let record = state.directory().scim_get(custodian_domain::Scope::All, ResourceKind::User, &id).await?;
     let user_name = text(&record.doc, &["userName"]).to_string();
     let hosts_query = HostQuery { per_page: 100, idp_username: Some(user_name.clone()), ..HostQuery::default() };
     let (groups, hosts) = tokio::try_join!(state.directory().groups_of(&id), state.hosts().list_hosts(&hosts_query))?;
@@ -208,8 +208,10 @@ pub async fn group(
     Path(id): Path<String>,
     Query(p): Query<ListParams>,
 ) -> WebResult<Response> {
-    let (record, members) =
-        tokio::try_join!(state.directory().scim_get(ResourceKind::Group, &id), state.directory().group_members(&id))?;
+    let (record, members) = tokio::try_join!(
+        state.directory().scim_get(custodian_domain::Scope::All, ResourceKind::Group, &id),
+        state.directory().group_members(&id)
+    )?;
     let name = text(&record.doc, &["displayName"]).to_string();
     let start = (p.page as usize).saturating_mul(MEMBERS_PER_PAGE).min(members.len());
     let shown = &members[start..(start + MEMBERS_PER_PAGE).min(members.len())];

@@ -27,9 +27,11 @@ enum Caller {
     Admin,
     /// An admin's session cookie alone: no CSRF token on forms, no bearer token.
     SessionWithoutCsrf,
+    /// A token of the connection `default`: SCIM-only.
+    ConnectionToken,
 }
 
-const CALLERS: [Caller; 7] = [
+const CALLERS: [Caller; 8] = [
     Caller::Anonymous,
     Caller::BadCredentials,
     Caller::Revoked,
@@ -37,6 +39,7 @@ const CALLERS: [Caller; 7] = [
     Caller::Maintainer,
     Caller::Admin,
     Caller::SessionWithoutCsrf,
+    Caller::ConnectionToken,
 ];
 
 /// Who a route lets in.
@@ -50,6 +53,8 @@ enum Access {
     ApiRead,
     /// JSON API, maintainer and admin tokens.
     ApiWrite,
+    /// JSON API, admin tokens only (IdP connections).
+    ApiAdmin,
     /// A page: any signed-in operator.
     Page,
     /// Signing out: any signed-in operator's session with its CSRF token.
@@ -75,6 +80,10 @@ fn access(method: &Method, template: &str) -> Option<Access> {
             "/hosts" | "/hosts/count" | "/hosts/identifier/{identifier}" | "/hosts/{id}" if read => Some(ApiRead),
             "/hosts/{id}/device_mapping" | "/hosts/{id}/end_user_history" if read => Some(ApiRead),
             "/labels" | "/labels/{id}" | "/labels/{id}/hosts" if read => Some(ApiRead),
+            "/idp/connections" | "/idp/connections/{id}" | "/idp/connections/{id}/requests" if read => Some(ApiRead),
+            "/idp/connections" | "/idp/connections/{id}/tokens" if *method == Method::POST => Some(ApiAdmin),
+            "/idp/connections/{id}" if *method == Method::PATCH || *method == Method::DELETE => Some(ApiAdmin),
+            "/idp/connections/{id}/tokens/{token_id}" if *method == Method::DELETE => Some(ApiAdmin),
             // Rendering reads: it changes nothing.
             "/hosts/{id}/render" | "/labels/{id}/render" if *method == Method::POST => Some(ApiRead),
             // Delivery payloads name the offboarded people: not for observers.
@@ -121,6 +130,7 @@ pub(crate) struct World {
     pub(crate) host_id: i64,
     pub(crate) host_uuid: String,
     pub(crate) label_id: i64,
+    pub(crate) connection_id: i64,
     pub(crate) api_user_id: i64,
     pub(crate) tokens: Tokens,
     pub(crate) person_ids: [(Role, i64); 3],
@@ -131,6 +141,7 @@ pub(crate) struct Tokens {
     pub(crate) observer: String,
     pub(crate) admin: String,
     pub(crate) revoked: String,
+    pub(crate) connection: String,
 }
 
 /// Placeholder values that exist (for reads) or do not (for writes, which must then
@@ -147,6 +158,8 @@ pub(crate) fn fill(template: &str, w: &World, existing: bool) -> String {
         } else {
             "00000000-0000-4000-8000-000000000000".to_string()
         }
+    } else if template.contains("/idp/connections/") {
+        if existing { w.connection_id.to_string() } else { "987654".into() }
     } else if template.contains("/tokens/") {
         if existing { w.api_user_id.to_string() } else { "987654".into() }
     } else if template.contains("/labels/") {
@@ -164,6 +177,7 @@ pub(crate) fn fill(template: &str, w: &World, existing: bool) -> String {
         .replace("{id}", &id)
         .replace("{identifier}", if existing { &w.host_uuid } else { "no-such-host" })
         .replace("{name}", "app.css")
+        .replace("{token_id}", "987654")
 }
 
 /// What one request carries.
@@ -222,6 +236,9 @@ async fn credentials(app: &TestApp, w: &World, caller: Caller) -> Credentials {
         },
         Caller::SessionWithoutCsrf => {
             Credentials { bearer: None, session: Some(new_session(app, person(Role::Admin)).await), send_csrf: false }
+        }
+        Caller::ConnectionToken => {
+            Credentials { bearer: Some(w.tokens.connection.clone()), session: None, send_csrf: false }
         }
     }
 }
@@ -353,6 +370,15 @@ pub(crate) async fn snapshot(app: &TestApp, admin: &str) -> Vec<Value> {
         .map(|u| json!([u.id, u.name, u.role.to_string(), u.api_only]))
         .collect();
     out.push(Value::Array(operators));
+    let connections: Vec<Value> = app
+        .store
+        .list_connections()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| json!([c.id.0, c.name, c.priority, c.users, c.groups, c.tokens.len()]))
+        .collect();
+    out.push(Value::Array(connections));
     out
 }
 
@@ -373,6 +399,12 @@ pub(crate) async fn world(app: &TestApp) -> World {
     let observer = app.token_with_role("observer-script", Role::Observer).await;
     let admin = app.token_with_role("admin-script", Role::Admin).await;
     let revoked = app.token_with_role("revoked-script", Role::Maintainer).await;
+    let connection_id = 1;
+    let r = app
+        .api_as(Some(&admin), Method::POST, &format!("{API}/idp/connections/{connection_id}/tokens"), Some(json!({})))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let connection = r.body["token"].as_str().unwrap().to_string();
     app.store.delete_api_user("revoked-script").await.unwrap();
     let mut person_ids = [(Role::Observer, 0), (Role::Maintainer, 0), (Role::Admin, 0)];
     for (role, id) in &mut person_ids {
@@ -388,8 +420,9 @@ pub(crate) async fn world(app: &TestApp) -> World {
         host_id,
         host_uuid: "host-1".into(),
         label_id,
+        connection_id,
         api_user_id: gone,
-        tokens: Tokens { observer, admin: admin.clone(), revoked },
+        tokens: Tokens { observer, admin: admin.clone(), revoked, connection },
         person_ids,
         deleted_person_session: (String::new(), String::new()),
     };
@@ -440,7 +473,7 @@ async fn check_route(app: &TestApp, w: &World, method: &Method, template: &str, 
         let path = fill(template, w, read);
         let what = format!("{method} {path} as {caller:?}");
         let a = send(app, method, &path, &creds).await;
-        if template.ends_with("/Me") && matches!(caller, Maintainer | Admin) {
+        if template.ends_with("/Me") && matches!(caller, Maintainer | Admin | ConnectionToken) {
             // RFC 7644 §3.11: a provider without /Me answers 501 to whoever may call it.
             assert_refused(&a, StatusCode::NOT_IMPLEMENTED, &what);
             continue;
@@ -452,12 +485,18 @@ async fn check_route(app: &TestApp, w: &World, method: &Method, template: &str, 
                 assert_eq!(a.status, first, "{what}: a public route answers callers differently: {}", a.text);
                 assert!(a.status != StatusCode::UNAUTHORIZED, "{what}: {}", a.text);
             }
-            (Scim | ApiRead | ApiWrite, Anonymous | BadCredentials | Revoked | SessionWithoutCsrf) => {
+            (Scim | ApiRead | ApiWrite | ApiAdmin, Anonymous | BadCredentials | Revoked | SessionWithoutCsrf) => {
                 assert_refused(&a, StatusCode::UNAUTHORIZED, &what)
             }
-            (Scim | ApiWrite, Observer) => assert_refused(&a, StatusCode::FORBIDDEN, &what),
-            (Scim | ApiRead | ApiWrite, Observer | Maintainer | Admin) => assert_let_through(&a, read, &what),
-            (Page | SignOut | PageWrite | PageAdmin, Anonymous | BadCredentials | Revoked) => {
+            (Scim, ConnectionToken) => assert_let_through(&a, read, &what),
+            (ApiRead | ApiWrite | ApiAdmin, ConnectionToken) => assert_refused(&a, StatusCode::FORBIDDEN, &what),
+            (Scim | ApiWrite | ApiAdmin, Observer) | (ApiAdmin, Maintainer) => {
+                assert_refused(&a, StatusCode::FORBIDDEN, &what)
+            }
+            (Scim | ApiRead | ApiWrite | ApiAdmin, Observer | Maintainer | Admin) => {
+                assert_let_through(&a, read, &what)
+            }
+            (Page | SignOut | PageWrite | PageAdmin, Anonymous | BadCredentials | Revoked | ConnectionToken) => {
                 assert_refused(&a, StatusCode::SEE_OTHER, &what)
             }
             (Page, _) => assert_let_through(&a, true, &what),

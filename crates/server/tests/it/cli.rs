@@ -25,6 +25,46 @@ fn migrated(db: &str) {
 }
 
 #[test]
+fn idp_add_prints_only_a_token_and_list_token_and_remove_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/c.db", dir.path().display());
+    migrated(&db);
+    let out = custodian(&db, &["idp", "add", "Okta", "--priority", "10"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "stdout must hold the token and nothing else: {stdout:?}");
+    assert_eq!(stdout.trim().len(), 43, "{stdout:?}");
+    let out = custodian(&db, &["idp", "add", "okta"]);
+    assert!(!out.status.success(), "a taken name (any case) is refused");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already exists"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = custodian(&db, &["idp", "token", "Okta", "--expires-in", "30"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let second = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(second.trim().len(), 43);
+    assert_ne!(second, stdout);
+
+    let out = custodian(&db, &["idp", "list"]);
+    let list = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = list.lines().collect();
+    assert!(lines[0].starts_with("ID") && lines[0].contains("PRIORITY"), "{list}");
+    let okta: Vec<&str> = lines.iter().find(|l| l.contains("Okta")).unwrap().split_whitespace().collect();
+    assert_eq!(okta, ["2", "Okta", "scim", "10", "0", "0", "2", "never"], "{list}");
+    assert!(lines.iter().any(|l| l.split_whitespace().take(4).eq(["1", "default", "scim", "100"])), "{list}");
+
+    let out = custodian(&db, &["idp", "remove", "Okta"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let list = String::from_utf8(custodian(&db, &["idp", "list"]).stdout).unwrap();
+    assert!(!list.contains("Okta"), "{list}");
+    let out = custodian(&db, &["idp", "remove", "Okta"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no IdP connection named 'Okta'"));
+}
+
+#[test]
 fn user_create_prints_only_the_token_and_list_and_delete_work() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}/sub/c.db", dir.path().display());
@@ -239,6 +279,7 @@ async fn serve_stops_gracefully_on_sigterm_keeping_acknowledged_writes() {
     let store = crate::support::open_store(&db).await;
     let page = store
         .scim_list(
+            custodian_domain::Scope::All,
             custodian_scim::schema::ResourceKind::User,
             &custodian_domain::ListQuery {
                 filter: Some(

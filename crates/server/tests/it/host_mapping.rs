@@ -86,8 +86,9 @@ impl<'a> Want<'a> {
     }
 }
 
-const END_USER_FIELDS: [&str; 8] = [
+const END_USER_FIELDS: [&str; 9] = [
     "idp_active",
+    "idp_connection",
     "idp_department",
     "idp_full_name",
     "idp_groups",
@@ -103,6 +104,7 @@ async fn check_end_user(app: &TestApp, u: &Value, want: &Want<'_>) {
     let keys: BTreeSet<&str> = u.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(keys, BTreeSet::from(END_USER_FIELDS), "end user fields: {u}");
     assert_eq!(u["idp_id"], want.idp_id, "idp_id: {u}");
+    assert_eq!(u["idp_connection"], "default", "the maintainer token writes to `default`: {u}");
     assert_eq!(u["idp_username"], want.username, "idp_username: {u}");
     assert_eq!(u["idp_full_name"], want.full_name, "idp_full_name: {u}");
     assert_eq!(u["idp_groups"], json!(want.groups), "idp_groups: {u}");

@@ -54,7 +54,8 @@ async fn csv_then_json_import_create_update_link_and_name_each_rejected_line() {
                 "emails": [{"value": "jane@example.com", "primary": true}]}),
     )
     .unwrap();
-    let jane = store.scim_create(ResourceKind::User, jane, &scim).await.unwrap().record;
+    let jane =
+        store.scim_create(custodian_domain::ConnectionId(1), ResourceKind::User, jane, &scim).await.unwrap().record;
 
     // 500 rows; line L holds host L - 2. Three are bad: no uuid (line 101), an unknown
     // source (line 201), a uuid already on line 2 (line 301).

@@ -8,6 +8,7 @@ mod support;
 mod access_control;
 mod backup;
 mod cli;
+mod connections;
 mod crash;
 mod entra;
 mod host_mapping;

@@ -34,6 +34,14 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/fleet/labels/{id}/hosts"),
     ("post", "/api/v1/fleet/labels/{id}/render"),
     ("get", "/api/v1/fleet/webhooks/deliveries"),
+    ("get", "/api/v1/fleet/idp/connections"),
+    ("post", "/api/v1/fleet/idp/connections"),
+    ("get", "/api/v1/fleet/idp/connections/{id}"),
+    ("patch", "/api/v1/fleet/idp/connections/{id}"),
+    ("delete", "/api/v1/fleet/idp/connections/{id}"),
+    ("post", "/api/v1/fleet/idp/connections/{id}/tokens"),
+    ("delete", "/api/v1/fleet/idp/connections/{id}/tokens/{token_id}"),
+    ("get", "/api/v1/fleet/idp/connections/{id}/requests"),
 ];
 
 const HTTP_METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];

@@ -61,27 +61,27 @@ async fn metrics_count_requests_by_route_template_status_and_idp_without_ids() {
     let m = scrape(&app).await;
     assert_sample(
         &m,
-        r#"custodian_scim_operations_total{idp="okta",resource="Users",operation="create",outcome="success"}"#,
+        r#"custodian_scim_operations_total{idp="okta",connection="default",resource="Users",operation="create",outcome="success"}"#,
         "2",
     );
     assert_sample(
         &m,
-        r#"custodian_scim_operations_total{idp="okta",resource="Users",operation="get",outcome="success"}"#,
+        r#"custodian_scim_operations_total{idp="okta",connection="default",resource="Users",operation="get",outcome="success"}"#,
         "1",
     );
     assert_sample(
         &m,
-        r#"custodian_scim_operations_total{idp="okta",resource="Users",operation="get",outcome="client_error"}"#,
+        r#"custodian_scim_operations_total{idp="okta",connection="default",resource="Users",operation="get",outcome="client_error"}"#,
         "1",
     );
     assert_sample(
         &m,
-        r#"custodian_scim_operations_total{idp="entra",resource="Users",operation="create",outcome="client_error"}"#,
+        r#"custodian_scim_operations_total{idp="entra",connection="default",resource="Users",operation="create",outcome="client_error"}"#,
         "1",
     );
     assert_sample(
         &m,
-        r#"custodian_scim_operations_total{idp="other",resource="Groups",operation="list",outcome="client_error"}"#,
+        r#"custodian_scim_operations_total{idp="other",connection="none",resource="Groups",operation="list",outcome="client_error"}"#,
         "1",
     );
     assert_sample(
@@ -177,14 +177,14 @@ async fn metrics_name_the_route_template_on_every_scim_mount_point_and_the_json_
     assert_sample(&m, r#"custodian_http_requests_total{method="PATCH",route="/scim/v2/Users/{id}",status="200"}"#, "1");
     assert_sample(
         &m,
-        r#"custodian_scim_operations_total{idp="other",resource="Users",operation="patch",outcome="success"}"#,
+        r#"custodian_scim_operations_total{idp="other",connection="default",resource="Users",operation="patch",outcome="success"}"#,
         "1",
     );
     // An unknown SCIM endpoint: unmatched, yet counted as a SCIM request.
     assert_sample(&m, r#"custodian_http_requests_total{method="GET",route="unmatched",status="404"}"#, "1");
     assert_sample(
         &m,
-        r#"custodian_scim_operations_total{idp="other",resource="unknown",operation="unknown",outcome="client_error"}"#,
+        r#"custodian_scim_operations_total{idp="other",connection="default",resource="unknown",operation="unknown",outcome="client_error"}"#,
         "1",
     );
     assert_sample(

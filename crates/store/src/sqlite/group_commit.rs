@@ -119,6 +119,8 @@ async fn commit_batch(db: &Db, jobs: Vec<Job>) {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    use custodian_domain::{ConnectionId, Scope};
+    const DEFAULT: ConnectionId = ConnectionId(1);
     use super::*;
     use crate::schema::MigrateMode;
     use crate::sqlite::SqliteStore;
@@ -151,8 +153,8 @@ mod tests {
         let url = format!("sqlite://{}", dir.path().join("c.db").display());
         let store = SqliteStore::open(&url, MigrateMode::Apply).await.unwrap();
         let actor = Actor { id: None, name: "test".into() };
-        let a = store.scim_create(ResourceKind::User, user("a@example.com"), &actor).await.unwrap().record.id;
-        let b = store.scim_create(ResourceKind::User, user("b@example.com"), &actor).await.unwrap().record.id;
+        let a = store.scim_create(DEFAULT, ResourceKind::User, user("a@example.com"), &actor).await.unwrap().record.id;
+        let b = store.scim_create(DEFAULT, ResourceKind::User, user("b@example.com"), &actor).await.unwrap().record.id;
         let group = |name: &str| {
             parse_resource(
                 ResourceKind::Group,
@@ -160,13 +162,20 @@ mod tests {
             )
             .unwrap()
         };
-        let eng = store.scim_create(ResourceKind::Group, group("Engineering"), &actor).await.unwrap().record.id;
-        store.scim_create(ResourceKind::Group, group("Sales"), &actor).await.unwrap();
+        let eng =
+            store.scim_create(DEFAULT, ResourceKind::Group, group("Engineering"), &actor).await.unwrap().record.id;
+        store.scim_create(DEFAULT, ResourceKind::Group, group("Sales"), &actor).await.unwrap();
 
         let writes = vec![
-            Write::ScimCreate { kind: ResourceKind::User, input: user("c@example.com"), actor: actor.clone() },
+            Write::ScimCreate {
+                conn: DEFAULT,
+                kind: ResourceKind::User,
+                input: user("c@example.com"),
+                actor: actor.clone(),
+            },
             // Adds a member, then takes a name already taken: 409, and the member with it.
             Write::ScimPatch {
+                conn: DEFAULT,
                 kind: ResourceKind::Group,
                 id: eng.clone(),
                 patch: patch(json!([
@@ -178,12 +187,14 @@ mod tests {
             },
             // A stale version: 412.
             Write::ScimDelete {
+                conn: DEFAULT,
                 kind: ResourceKind::User,
                 id: b.clone(),
                 if_match: Some("W/\"99\"".into()),
                 actor: actor.clone(),
             },
             Write::ScimPatch {
+                conn: DEFAULT,
                 kind: ResourceKind::Group,
                 id: eng.clone(),
                 patch: patch(json!([{"op": "add", "path": "members", "value": [{"value": b}]}])),
@@ -212,9 +223,9 @@ mod tests {
 
         let members: Vec<String> = store.group_members(&eng).await.unwrap().into_iter().map(|m| m.id).collect();
         assert_eq!(members, vec![b.clone()], "the refused PATCH's member is gone, the later one's is kept");
-        let group = store.scim_get(ResourceKind::Group, &eng).await.unwrap();
+        let group = store.scim_get(Scope::All, ResourceKind::Group, &eng).await.unwrap();
         assert_eq!(group.doc["displayName"], "Engineering");
-        assert!(store.scim_get(ResourceKind::User, &b).await.is_ok(), "the refused delete deleted nothing");
-        assert_eq!(store.scim_count(ResourceKind::User).await.unwrap(), 3);
+        assert!(store.scim_get(Scope::All, ResourceKind::User, &b).await.is_ok(), "the refused delete deleted nothing");
+        assert_eq!(store.scim_count(Scope::All, ResourceKind::User).await.unwrap(), 3);
     }
 }

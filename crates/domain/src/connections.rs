@@ -1,0 +1,125 @@
+//! IdP connections: named sources of users and groups (a SCIM client, later a directory
+//! sync), each its own namespace with its own SCIM-only tokens, ranked by priority for
+//! the mapping of hosts to end users.
+
+use chrono::{DateTime, Utc};
+use std::fmt;
+
+use crate::access::{ApiUser, TokenDigest};
+use crate::idp::ScimRequestEntry;
+
+/// A connection's row id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionId(pub i64);
+
+/// The name of the connection that upgraded databases start with, and that the tokens of
+/// operators (maintainers and admins) write to.
+pub const DEFAULT_CONNECTION_NAME: &str = "default";
+
+/// Which connections a read of the directory sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every connection (the operators' views).
+    All,
+    /// One connection's namespace (a SCIM client).
+    Connection(ConnectionId),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionKind {
+    Scim,
+    GoogleWorkspace,
+}
+
+impl ConnectionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionKind::Scim => "scim",
+            ConnectionKind::GoogleWorkspace => "google_workspace",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "scim" => Some(ConnectionKind::Scim),
+            "google_workspace" => Some(ConnectionKind::GoogleWorkspace),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ConnectionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A connection token as listed: never the token nor its digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionToken {
+    pub id: i64,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// A connection with what its page shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Connection {
+    pub id: ConnectionId,
+    pub name: String,
+    pub kind: ConnectionKind,
+    /// Lower wins when several connections have a user for a host.
+    pub priority: i64,
+    pub created_at: DateTime<Utc>,
+    pub users: u64,
+    pub groups: u64,
+    pub last_request: Option<ScimRequestEntry>,
+    /// Live tokens (not revoked; expired ones are listed until revoked).
+    pub tokens: Vec<ConnectionToken>,
+}
+
+/// What creating a connection needs: its first token comes with it.
+#[derive(Debug, Clone)]
+pub struct NewConnection {
+    pub name: String,
+    pub kind: ConnectionKind,
+    /// `None`: after every existing connection (the largest priority plus 10).
+    pub priority: Option<i64>,
+    pub token: TokenDigest,
+    pub token_expires_at: Option<DateTime<Utc>>,
+}
+
+/// A change to a connection; `None` leaves the field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionChange {
+    pub name: Option<String>,
+    pub priority: Option<i64>,
+}
+
+/// A live connection token: the connection a SCIM request with it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionCredential {
+    pub token_id: i64,
+    pub connection: ConnectionId,
+    pub connection_name: String,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl ConnectionCredential {
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+}
+
+/// What a bearer token is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// An operator's token; `default` is the connection named `default`, where its SCIM
+    /// writes go (none once that connection was removed).
+    Operator { user: ApiUser, default: Option<ConnectionId> },
+    /// A connection's SCIM-only token.
+    Connection(ConnectionCredential),
+    /// A token that was revoked: refused, saying so (never whose it was).
+    Revoked,
+}

@@ -1,0 +1,408 @@
+//! IdP connections, their tokens and their histories. A priority change or a removal
+//! relinks, in its own transaction, only the hosts whose identity has candidates in the
+//! connections concerned.
+
+use custodian_domain::connections::{
+    Connection, ConnectionChange, ConnectionId, ConnectionKind, ConnectionToken, DEFAULT_CONNECTION_NAME, NewConnection,
+};
+use custodian_domain::hosts::{Actor, LinkCause};
+use custodian_domain::{ScimRequestEntry, StoreError, StoreResult, TokenDigest};
+use serde_json::json;
+
+use crate::db::{Conn, Db, Sql};
+use crate::error::{db_err, is_unique_violation};
+use crate::linking::{record_activity, relink_host, unlink_hosts};
+use crate::rows;
+use crate::time;
+
+const CONNECTION_COLUMNS: &str = "c.id, c.name, c.kind, c.priority, c.created_at, \
+     (SELECT COUNT(*) FROM scim_resources r WHERE r.connection_id = c.id AND r.kind = 'User') AS users, \
+     (SELECT COUNT(*) FROM scim_resources r WHERE r.connection_id = c.id AND r.kind = 'Group') AS groups";
+
+/// How far apart a new connection's default priority is from the last one's.
+const PRIORITY_STEP: i64 = 10;
+
+/// Normalised connection names: unique in any case.
+fn name_norm(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+fn name_taken(name: &str) -> StoreError {
+    StoreError::Taken { field: "name", message: format!("a connection named '{}' already exists", name.trim()) }
+}
+
+fn priority_taken(priority: i64) -> StoreError {
+    StoreError::Taken { field: "priority", message: format!("another connection already has priority {priority}") }
+}
+
+async fn load(conn: &mut Conn, where_sql: &str, arg: crate::db::Arg) -> StoreResult<Connection> {
+    let sql = Sql::with(format!("SELECT {CONNECTION_COLUMNS} FROM idp_connections c WHERE {where_sql}"), [arg]);
+    let row = conn.fetch_optional(&sql).await?.ok_or(StoreError::NotFound)?;
+    let id = ConnectionId(row.int("id")?);
+    let kind = row.text("kind")?;
+    let tokens = conn
+        .fetch_all(&Sql::with(
+            "SELECT id, created_at, expires_at, last_used_at FROM idp_connection_tokens \
+             WHERE connection_id = $1 AND revoked_at IS NULL ORDER BY id",
+            [id.0.into()],
+        ))
+        .await?
+        .iter()
+        .map(|t| {
+            Ok(ConnectionToken {
+                id: t.int("id")?,
+                created_at: time::from_text(&t.text("created_at")?)?,
+                expires_at: t.opt_text("expires_at")?.map(|s| time::from_text(&s)).transpose()?,
+                last_used_at: t.opt_text("last_used_at")?.map(|s| time::from_text(&s)).transpose()?,
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    let last_request = conn
+        .fetch_optional(&Sql::with(
+            "SELECT connection_id, requested_at, method, path, status, detail, user_agent, duration_ms \
+             FROM scim_requests WHERE connection_id = $1 ORDER BY id DESC LIMIT 1",
+            [id.0.into()],
+        ))
+        .await?
+        .map(|r| rows::scim_request(&r))
+        .transpose()?;
+    Ok(Connection {
+        id,
+        name: row.text("name")?,
+        kind: ConnectionKind::parse(&kind)
+            .ok_or_else(|| StoreError::Database(format!("unknown connection kind '{kind}'")))?,
+        priority: row.int("priority")?,
+        created_at: time::from_text(&row.text("created_at")?)?,
+        users: row.int("users")? as u64,
+        groups: row.int("groups")? as u64,
+        last_request,
+        tokens,
+    })
+}
+
+async fn insert_token(
+    tx: &mut Conn,
+    id: ConnectionId,
+    token: TokenDigest,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> StoreResult<i64> {
+    tx.int(&Sql::with(
+        "INSERT INTO idp_connection_tokens (connection_id, lookup, digest, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        [
+            id.0.into(),
+            token.lookup_key().into(),
+            token.0.to_vec().into(),
+            time::to_text(time::now()).into(),
+            expires_at.map(time::to_text).into(),
+        ],
+    ))
+    .await
+}
+
+/// `IN (...)` of the identities (userNames and emails) of the users of `connections`.
+fn push_identities(sql: &mut Sql, connections: &[i64]) {
+    let push_list = |sql: &mut Sql| {
+        let mut sep = sql.separated(", ");
+        for c in connections {
+            sep.push_bind(*c);
+        }
+    };
+    sql.push("(SELECT unique_norm FROM scim_resources WHERE kind = 'User' AND connection_id IN (");
+    push_list(sql);
+    sql.push(
+        ") UNION SELECT v.text_value FROM scim_values v JOIN scim_resources r ON r.seq = v.resource_seq \
+         WHERE v.kind = 'User' AND v.path = 'emails.value' AND r.connection_id IN (",
+    );
+    push_list(sql);
+    sql.push("))");
+}
+
+/// The hosts whose end user may change when `moved`'s priority passes those of `band`:
+/// hosts whose identity has candidates on both sides, or that are linked on one side
+/// and have candidates on the other.
+async fn hosts_between(tx: &mut Conn, moved: ConnectionId, band: &[i64]) -> StoreResult<Vec<i64>> {
+    let moved = [moved.0];
+    let mut sql = Sql::new("SELECT h.id FROM hosts h WHERE h.identity_norm IN ");
+    push_identities(&mut sql, &moved);
+    sql.push(" AND h.identity_norm IN ");
+    push_identities(&mut sql, band);
+    for (linked, other) in [(&moved[..], band), (band, &moved[..])] {
+        sql.push(
+            " UNION SELECT h.id FROM hosts h JOIN scim_resources lr ON lr.seq = h.end_user_seq \
+             WHERE lr.connection_id IN (",
+        );
+        let mut sep = sql.separated(", ");
+        for c in linked {
+            sep.push_bind(*c);
+        }
+        sql.push(") AND h.identity_norm IN ");
+        push_identities(&mut sql, other);
+    }
+    sql.push(" ORDER BY 1");
+    tx.ints(&sql).await
+}
+
+impl Db {
+    pub(crate) async fn list_connections(&self) -> StoreResult<Vec<Connection>> {
+        let mut conn = self.read().await?;
+        let ids = conn.ints(&Sql::new("SELECT id FROM idp_connections ORDER BY priority, id")).await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(load(&mut conn, "c.id = $1", id.into()).await?);
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn get_connection(&self, id: ConnectionId) -> StoreResult<Connection> {
+        load(&mut self.read().await?, "c.id = $1", id.0.into()).await
+    }
+
+    pub(crate) async fn connection_named(&self, name: &str) -> StoreResult<Connection> {
+        load(&mut self.read().await?, "c.name_norm = $1", name_norm(name).into()).await
+    }
+
+    pub(crate) async fn create_connection(&self, new: &NewConnection, actor: &Actor) -> StoreResult<ConnectionId> {
+        let mut tx = self.write().await?;
+        let priority = match new.priority {
+            Some(p) => p,
+            None => {
+                tx.int(&Sql::new(format!("SELECT COALESCE(MAX(priority), 0) + {PRIORITY_STEP} FROM idp_connections")))
+                    .await?
+            }
+        };
+        let taken = tx
+            .fetch_optional(&Sql::with(
+                "SELECT CAST(CASE WHEN name_norm = $1 THEN 1 ELSE 0 END AS BIGINT) AS same_name FROM idp_connections \
+                 WHERE name_norm = $1 OR priority = $2 ORDER BY 1 DESC LIMIT 1",
+                [name_norm(&new.name).into(), priority.into()],
+            ))
+            .await?;
+        if let Some(row) = taken {
+            return Err(if row.int("same_name")? == 1 { name_taken(&new.name) } else { priority_taken(priority) });
+        }
+        let insert = Sql::with(
+            "INSERT INTO idp_connections (name, name_norm, kind, priority, created_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            [
+                new.name.trim().into(),
+                name_norm(&new.name).into(),
+                new.kind.as_str().into(),
+                priority.into(),
+                time::to_text(time::now()).into(),
+            ],
+        );
+        // Another instance may have taken the name or priority since the check above.
+        let id = match tx.try_fetch_optional(&insert).await {
+            Ok(row) => ConnectionId(row.ok_or_else(|| db_err(sqlx::Error::RowNotFound))?.int(0)?),
+            Err(e) if is_unique_violation(&e) => return Err(name_taken(&new.name)),
+            Err(e) => return Err(db_err(e)),
+        };
+        insert_token(&mut tx, id, new.token, new.token_expires_at).await?;
+        record_activity(
+            &mut tx,
+            actor,
+            "created_idp_connection",
+            json!({"connection_id": id.0, "connection_name": new.name.trim(), "kind": new.kind.as_str(),
+                   "priority": priority}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub(crate) async fn update_connection(
+        &self,
+        id: ConnectionId,
+        change: &ConnectionChange,
+        actor: &Actor,
+    ) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        let lock = tx.dialect().for_update();
+        let current = tx
+            .fetch_optional(&Sql::with(
+                format!("SELECT name, priority FROM idp_connections WHERE id = $1{lock}"),
+                [id.0.into()],
+            ))
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let (old_name, old_priority) = (current.text("name")?, current.int("priority")?);
+        let name = change.name.as_deref().map(str::trim).unwrap_or(&old_name).to_string();
+        let priority = change.priority.unwrap_or(old_priority);
+        if name_norm(&old_name) == DEFAULT_CONNECTION_NAME && name_norm(&name) != DEFAULT_CONNECTION_NAME {
+            return Err(StoreError::Taken {
+                field: "name",
+                message: "the connection 'default' keeps its name: operators' tokens write to it".into(),
+            });
+        }
+        let taken = tx
+            .fetch_optional(&Sql::with(
+                "SELECT CAST(CASE WHEN name_norm = $1 THEN 1 ELSE 0 END AS BIGINT) AS same_name FROM idp_connections \
+                 WHERE id <> $3 AND (name_norm = $1 OR priority = $2) ORDER BY 1 DESC LIMIT 1",
+                [name_norm(&name).into(), priority.into(), id.0.into()],
+            ))
+            .await?;
+        if let Some(row) = taken {
+            return Err(if row.int("same_name")? == 1 { name_taken(&name) } else { priority_taken(priority) });
+        }
+        let update = Sql::with(
+            "UPDATE idp_connections SET name = $1, name_norm = $2, priority = $3 WHERE id = $4",
+            [(&name).into(), name_norm(&name).into(), priority.into(), id.0.into()],
+        );
+        match tx.try_execute(&update).await {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => return Err(priority_taken(priority)),
+            Err(e) => return Err(db_err(e)),
+        }
+        let mut relinked = 0usize;
+        if priority != old_priority {
+            let (low, high) = (old_priority.min(priority), old_priority.max(priority));
+            let band = tx
+                .ints(&Sql::with(
+                    "SELECT id FROM idp_connections WHERE id <> $1 AND priority BETWEEN $2 AND $3",
+                    [id.0.into(), low.into(), high.into()],
+                ))
+                .await?;
+            if !band.is_empty() {
+                let hosts = hosts_between(&mut tx, id, &band).await?;
+                relinked = hosts.len();
+                for host_id in hosts {
+                    relink_host(&mut tx, host_id, LinkCause::PriorityChanged, actor).await?;
+                }
+            }
+        }
+        record_activity(
+            &mut tx,
+            actor,
+            "edited_idp_connection",
+            json!({"connection_id": id.0, "connection_name": name, "previous_name": old_name,
+                   "priority": priority, "previous_priority": old_priority, "hosts_rechecked": relinked}),
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    pub(crate) async fn delete_connection(&self, id: ConnectionId, actor: &Actor) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        let lock = tx.dialect().for_update();
+        let row = tx
+            .fetch_optional(&Sql::with(
+                format!(
+                    "SELECT name, name_norm, \
+                     (SELECT COUNT(*) FROM scim_resources r WHERE r.connection_id = idp_connections.id) AS resources \
+                     FROM idp_connections WHERE id = $1{lock}"
+                ),
+                [id.0.into()],
+            ))
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let name = row.text("name")?;
+        if row.text("name_norm")? == DEFAULT_CONNECTION_NAME && row.int("resources")? > 0 {
+            return Err(StoreError::Conflict(
+                "the connection 'default' can be removed only once it has no users or groups".into(),
+            ));
+        }
+        // Hosts waiting on this connection's users (unlinked or ambiguous) may be matched
+        // in another one once its users are gone; linked ones are unlinked first.
+        let mut waiting = Sql::new("SELECT h.id FROM hosts h WHERE h.end_user_seq IS NULL AND h.identity_norm IN ");
+        push_identities(&mut waiting, &[id.0]);
+        let waiting = tx.ints(&waiting).await?;
+        let linked = tx
+            .ints(&Sql::with(
+                format!(
+                    "SELECT h.id FROM hosts h WHERE h.end_user_seq IN \
+                     (SELECT seq FROM scim_resources WHERE connection_id = $1 AND kind = 'User') ORDER BY h.id{lock}"
+                ),
+                [id.0.into()],
+            ))
+            .await?;
+        unlink_hosts(&mut tx, &linked, LinkCause::ConnectionRemoved, "connection_removed", false, actor).await?;
+        // Index rows and memberships go with the resources (ON DELETE CASCADE); tokens
+        // with the connection. No offboarding event: the people did not leave.
+        let removed =
+            tx.execute(&Sql::with("DELETE FROM scim_resources WHERE connection_id = $1", [id.0.into()])).await?;
+        tx.execute(&Sql::with("DELETE FROM scim_requests WHERE connection_id = $1", [id.0.into()])).await?;
+        tx.execute(&Sql::with("DELETE FROM idp_connections WHERE id = $1", [id.0.into()])).await?;
+        let mut again: Vec<i64> = linked.iter().chain(&waiting).copied().collect();
+        again.sort_unstable();
+        again.dedup();
+        for host_id in &again {
+            relink_host(&mut tx, *host_id, LinkCause::ConnectionRemoved, actor).await?;
+        }
+        record_activity(
+            &mut tx,
+            actor,
+            "deleted_idp_connection",
+            json!({"connection_id": id.0, "connection_name": name, "resources_removed": removed,
+                   "hosts_unlinked": linked.len()}),
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    pub(crate) async fn add_connection_token(
+        &self,
+        id: ConnectionId,
+        token: TokenDigest,
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> StoreResult<i64> {
+        let mut tx = self.write().await?;
+        let lock = tx.dialect().for_update();
+        tx.fetch_optional(&Sql::with(format!("SELECT id FROM idp_connections WHERE id = $1{lock}"), [id.0.into()]))
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let token_id = insert_token(&mut tx, id, token, expires_at).await?;
+        tx.commit().await?;
+        Ok(token_id)
+    }
+
+    pub(crate) async fn revoke_connection_token(
+        &self,
+        id: ConnectionId,
+        token_id: i64,
+        actor: &Actor,
+    ) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        let revoked = tx
+            .execute(&Sql::with(
+                "UPDATE idp_connection_tokens SET revoked_at = $1 \
+                 WHERE id = $2 AND connection_id = $3 AND revoked_at IS NULL",
+                [time::to_text(time::now()).into(), token_id.into(), id.0.into()],
+            ))
+            .await?;
+        if revoked == 0 {
+            return Err(StoreError::NotFound);
+        }
+        record_activity(
+            &mut tx,
+            actor,
+            "revoked_idp_connection_token",
+            json!({"connection_id": id.0, "token_id": token_id}),
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    pub(crate) async fn record_connection_token_use(
+        &self,
+        token_id: i64,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<()> {
+        self.write_one(Sql::with(
+            "UPDATE idp_connection_tokens SET last_used_at = $1 \
+             WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
+            [time::to_text(at).into(), token_id.into()],
+        ))
+        .await
+        .map(drop)
+    }
+
+    pub(crate) async fn connection_requests(&self, id: ConnectionId, limit: u32) -> StoreResult<Vec<ScimRequestEntry>> {
+        let sql = Sql::with(
+            "SELECT connection_id, requested_at, method, path, status, detail, user_agent, duration_ms \
+             FROM scim_requests WHERE connection_id = $1 ORDER BY id DESC LIMIT $2",
+            [id.0.into(), i64::from(limit).into()],
+        );
+        self.read().await?.fetch_all(&sql).await?.iter().map(rows::scim_request).collect()
+    }
+}
