@@ -417,6 +417,7 @@ pub(crate) async fn unlink_hosts(
 }
 
 #[cfg(test)]
+#[allow(clippy::panic)]
 mod tests {
     use super::*;
 
