@@ -6,9 +6,12 @@ but over them would be refused as it should; such bodies are not generated:
 - a label's criteria hold at most `x-max-conditions` conditions in all (a count JSON
   Schema cannot express);
 - text limits are in bytes of UTF-8 (`x-max-bytes` beside each field's `maxLength`,
-  which counts characters): a string of `maxLength` characters may be longer in bytes.
+  which counts characters): a string of `maxLength` characters may be longer in bytes;
+- a new token's `expires_at` is in the future (`x-future` on the field): a date-time of
+  the past is refused, as it should be.
 """
 
+import datetime
 import json
 import os
 
@@ -44,9 +47,22 @@ def within_byte_limits(node):
     return True
 
 
+def in_the_past(value):
+    """Whether an RFC 3339 date-time is not in the future (unparsable ones are not)."""
+    try:
+        when = datetime.datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return False
+    if when.tzinfo is None:
+        return False
+    return when <= datetime.datetime.now(datetime.timezone.utc)
+
+
 @schemathesis.hook
 def filter_case(context, case):
     body = case.body
     if isinstance(body, dict) and "criteria" in body and conditions(body["criteria"]) > MAX_CONDITIONS:
+        return False
+    if isinstance(body, dict) and isinstance(body.get("expires_at"), str) and in_the_past(body["expires_at"]):
         return False
     return within_byte_limits(body)

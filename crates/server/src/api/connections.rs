@@ -163,9 +163,17 @@ crate::built_schema!(
         object(
             vec![(
                 "expires_at",
-                or_null(ObjectBuilder::new().schema_type(Type::String).format(Some(
-                    utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::DateTime),
-                )))
+                or_null(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                            utoipa::openapi::KnownFormat::DateTime,
+                        )))
+                        .description(Some("When the token stops working; in the future. Null: never"))
+                        .extensions(Some(
+                            utoipa::openapi::extensions::ExtensionsBuilder::new().add("x-future", true).build(),
+                        )),
+                )
                 .into(),
                 false,
             )],
@@ -228,7 +236,12 @@ fn priority_field(obj: &serde_json::Map<String, Value>, nullable: bool, v: &mut 
     match obj.get("priority") {
         None => None,
         Some(Value::Null) if nullable => None,
-        Some(p) => match p.as_i64().filter(|p| PRIORITY_RANGE.contains(p)) {
+        // A whole number may be written 10 or 10.0 (JSON does not tell them apart).
+        Some(p) => match p
+            .as_i64()
+            .or_else(|| p.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 1e15).map(|f| f as i64))
+            .filter(|p| PRIORITY_RANGE.contains(p))
+        {
             Some(p) => Some(p),
             None => {
                 v.fail(
@@ -396,11 +409,7 @@ pub async fn create_token(
 ) -> ApiResult<(StatusCode, Json<CreatedTokenResponse>)> {
     require_admin(&op)?;
     let id = connection_id(id)?;
-    // An empty body asks for a token that does not expire.
-    let value = match headers.get(axum::http::header::CONTENT_TYPE) {
-        None => Value::Object(Default::default()),
-        Some(_) => json_body(&headers, body, MAX_BODY).await?,
-    };
+    let value = json_body(&headers, body, MAX_BODY).await?;
     let mut v = Validation::default();
     let obj = value.as_object().cloned().unwrap_or_default();
     unknown_fields(&obj, &["expires_at"], &mut v);
