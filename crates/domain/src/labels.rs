@@ -65,6 +65,8 @@ pub enum Criteria {
         /// For a group condition: the SCIM id of the group the value named when the label
         /// was saved. Matching then follows the id, so renaming the group keeps the label.
         group_id: Option<String>,
+        /// Only end users of the IdP connection with this name (any case).
+        connection: Option<String>,
     },
     And(Vec<Criteria>),
     Or(Vec<Criteria>),
@@ -74,12 +76,15 @@ impl Criteria {
     /// The stored and displayed form.
     pub fn to_json(&self) -> Value {
         match self {
-            Criteria::Condition { vital, value, group_id } => {
+            Criteria::Condition { vital, value, group_id, connection } => {
                 let mut m = Map::new();
                 m.insert("vital".into(), json!(vital.as_str()));
                 m.insert("value".into(), json!(value));
                 if let Some(id) = group_id {
                     m.insert("group_id".into(), json!(id));
+                }
+                if let Some(c) = connection {
+                    m.insert("connection".into(), json!(c));
                 }
                 Value::Object(m)
             }
@@ -168,10 +173,10 @@ fn parse_node(
     }
     *conditions += 1;
     for key in obj.keys() {
-        if !matches!(key.as_str(), "vital" | "value" | "group_id") {
+        if !matches!(key.as_str(), "vital" | "value" | "group_id" | "connection") {
             errors.push(CriteriaError::new(
                 format!("{name}.{key}"),
-                "is not a criteria field: use vital and value, or and / or",
+                "is not a criteria field: use vital, value and connection, or and / or",
             ));
         }
     }
@@ -238,7 +243,19 @@ fn parse_node(
             None
         }
     };
-    Some(Criteria::Condition { vital: vital?, value: val?, group_id })
+    let connection = match obj.get("connection") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.len() > MAX_VALUE => {
+            errors.push(CriteriaError::too_long(format!("{name}.connection"), MAX_VALUE));
+            None
+        }
+        Some(Value::String(s)) if !s.trim().is_empty() && !s.contains('\0') => Some(s.trim().to_string()),
+        Some(_) => {
+            errors.push(CriteriaError::new(format!("{name}.connection"), "must be an IdP connection's name"));
+            None
+        }
+    };
+    Some(Criteria::Condition { vital: vital?, value: val?, group_id, connection })
 }
 
 /// Criteria read back from the database (trusted: written by `to_json`).
@@ -254,6 +271,7 @@ pub fn criteria_from_stored(value: &Value) -> Option<Criteria> {
         vital: Vital::parse(obj.get("vital")?.as_str()?)?,
         value: obj.get("value")?.as_str()?.to_string(),
         group_id: obj.get("group_id").and_then(Value::as_str).map(str::to_string),
+        connection: obj.get("connection").and_then(Value::as_str).map(str::to_string),
     })
 }
 

@@ -33,12 +33,8 @@ pub fn push_host_filters(qb: &mut Sql, dialect: Dialect, q: &HostQuery) {
         qb.push(")");
     }
     if let Some(connection) = &q.idp_connection {
-        qb.push(
-            " AND h.end_user_seq IN (SELECT r.seq FROM scim_resources r JOIN idp_connections c \
-             ON c.id = r.connection_id WHERE r.kind = 'User' AND c.name_norm = ",
-        );
-        qb.push_bind(connection.trim().to_lowercase());
-        qb.push(")");
+        qb.push(" AND ");
+        push_connection_match(qb, connection);
     }
     if let Some(group) = &q.idp_group {
         qb.push(" AND ");
@@ -130,6 +126,16 @@ fn push_group_match(qb: &mut Sql, dialect: Dialect, id: Option<&str>, name: Opti
 }
 
 /// `h.end_user_seq IN (...)`: the end user's department equals `dept` (any case).
+/// Hosts whose end user is of the IdP connection with this name (any case).
+fn push_connection_match(qb: &mut Sql, connection: &str) {
+    qb.push(
+        "h.end_user_seq IN (SELECT r.seq FROM scim_resources r JOIN idp_connections c \
+         ON c.id = r.connection_id WHERE r.kind = 'User' AND c.name_norm = ",
+    );
+    qb.push_bind(connection.trim().to_lowercase());
+    qb.push(")");
+}
+
 fn push_department_match(qb: &mut Sql, dept: &str) {
     qb.push("h.end_user_seq IN (SELECT resource_seq FROM scim_values WHERE kind = 'User' AND path = ");
     qb.push_bind(format!("{ENTERPRISE_USER_SCHEMA}:department"));
@@ -143,11 +149,19 @@ fn push_department_match(qb: &mut Sql, dept: &str) {
 /// unresolved one matches a group with that id or name at read time.
 pub fn push_criteria(qb: &mut Sql, dialect: Dialect, criteria: &Criteria) {
     match criteria {
-        Criteria::Condition { vital: Vital::EndUserIdpGroup, value, group_id } => match group_id {
-            Some(id) => push_group_match(qb, dialect, Some(id), None),
-            None => push_group_match(qb, dialect, Some(value), Some(value)),
-        },
-        Criteria::Condition { vital: Vital::EndUserIdpDepartment, value, .. } => push_department_match(qb, value),
+        Criteria::Condition { vital, value, group_id, connection } => {
+            qb.push("(");
+            match (vital, group_id) {
+                (Vital::EndUserIdpGroup, Some(id)) => push_group_match(qb, dialect, Some(id), None),
+                (Vital::EndUserIdpGroup, None) => push_group_match(qb, dialect, Some(value), Some(value)),
+                (Vital::EndUserIdpDepartment, _) => push_department_match(qb, value),
+            }
+            if let Some(connection) = connection {
+                qb.push(" AND ");
+                push_connection_match(qb, connection);
+            }
+            qb.push(")");
+        }
         Criteria::And(items) | Criteria::Or(items) => {
             let op = if matches!(criteria, Criteria::And(_)) { " AND " } else { " OR " };
             qb.push("(");

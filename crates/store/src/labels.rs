@@ -17,29 +17,43 @@ use crate::time;
 const LABELS_PER_QUERY: usize = 100;
 
 /// Records, for every group condition, the SCIM id of the group it names: the id given
-/// if that group exists, else the group whose id or name (any case) is the value.
+/// if that group exists, else the group whose id or name (any case) is the value, in the
+/// condition's connection when it names one. A name that several connections' groups
+/// have stays unresolved: it then matches each of them at read time.
 async fn resolve_groups(tx: &mut Conn, criteria: &mut Criteria) -> StoreResult<()> {
     for condition in criteria.conditions_mut() {
-        if let Criteria::Condition { vital: Vital::EndUserIdpGroup, value, group_id } = condition {
-            let mut found = None;
+        if let Criteria::Condition { vital: Vital::EndUserIdpGroup, value, group_id, connection } = condition {
+            let scope = |sql: &mut Sql| {
+                if let Some(c) = connection.as_deref() {
+                    sql.push(" AND connection_id IN (SELECT id FROM idp_connections WHERE name_norm = ");
+                    sql.push_bind(c.trim().to_lowercase());
+                    sql.push(")");
+                }
+            };
+            let mut found = Vec::new();
             if let Some(id) = group_id.as_deref() {
-                found = tx
-                    .fetch_optional(&Sql::with(
-                        "SELECT id FROM scim_resources WHERE kind = 'Group' AND id = $1",
-                        [id.into()],
-                    ))
-                    .await?;
+                let mut sql = Sql::new("SELECT id FROM scim_resources WHERE kind = 'Group' AND id = ");
+                sql.push_bind(id);
+                scope(&mut sql);
+                found = tx.fetch_all(&sql).await?;
             }
-            if found.is_none() {
-                found = tx
-                    .fetch_optional(&Sql::with(
-                        "SELECT id FROM scim_resources WHERE kind = 'Group' AND (id = $1 OR unique_norm = $2) \
-                         ORDER BY (id = $3) DESC LIMIT 1",
-                        [value.as_str().into(), value.trim().to_lowercase().into(), value.as_str().into()],
-                    ))
-                    .await?;
+            if found.is_empty() {
+                let mut sql = Sql::new("SELECT id FROM scim_resources WHERE kind = 'Group' AND id = ");
+                sql.push_bind(value.as_str());
+                scope(&mut sql);
+                found = tx.fetch_all(&sql).await?;
             }
-            *group_id = found.map(|r| r.text(0)).transpose()?;
+            if found.is_empty() {
+                let mut sql = Sql::new("SELECT id FROM scim_resources WHERE kind = 'Group' AND unique_norm = ");
+                sql.push_bind(value.trim().to_lowercase());
+                scope(&mut sql);
+                sql.push(" LIMIT 2");
+                found = tx.fetch_all(&sql).await?;
+            }
+            *group_id = match found.as_slice() {
+                [one] => Some(one.text(0)?),
+                _ => None,
+            };
         }
     }
     Ok(())

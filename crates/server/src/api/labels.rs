@@ -44,6 +44,15 @@ crate::query_params!(RenderParams = [PAGE, RENDER_PER_PAGE]);
 fn criteria_schema(depth: usize) -> RefOr<Schema> {
     use custodian_domain::labels::{MAX_CONDITIONS, MAX_VALUE};
     let value = || text(MAX_VALUE, TextRule::NotBlank).into();
+    let connection = || {
+        (
+            "connection",
+            or_null(text(MAX_VALUE, TextRule::NotBlank))
+                .description(Some("Only end users of the IdP connection with this name (any case)"))
+                .into(),
+            false,
+        )
+    };
     let group = object(
         vec![
             ("vital", word(&["end_user_idp_group"]).into(), true),
@@ -57,6 +66,7 @@ fn criteria_schema(depth: usize) -> RefOr<Schema> {
                     .into(),
                 false,
             ),
+            connection(),
         ],
         true,
     );
@@ -65,6 +75,7 @@ fn criteria_schema(depth: usize) -> RefOr<Schema> {
             ("vital", word(&["end_user_idp_department"]).into(), true),
             ("value", value(), true),
             ("group_id", ObjectBuilder::new().schema_type(Type::Null).into(), false),
+            connection(),
         ],
         true,
     );

@@ -284,3 +284,51 @@ async fn removing_a_connection_unlinks_its_hosts_relinks_them_elsewhere_and_fire
     // Its token is gone with it.
     scim(&app, &okta, Method::GET, "/Users", None).await.assert_scim_error(401, None);
 }
+
+#[tokio::test]
+async fn a_label_condition_may_name_a_connection_and_a_group_name_both_have_matches_in_each() {
+    let app = TestApp::spawn().await;
+    let admin = app.token_with_role("admin", Role::Admin).await;
+    let (_, okta) = add_connection(&app, &admin, "Okta", 10).await;
+    let (_, entra) = add_connection(&app, &admin, "Entra", 20).await;
+    let jane = create_user(&app, &okta, "jane@example.com").await;
+    let john = create_user(&app, &entra, "john@example.com").await;
+    let jane_host = app.enroll_host("host-jane", Some("jane@example.com")).await;
+    let john_host = app.enroll_host("host-john", Some("john@example.com")).await;
+    for (token, member) in [(&okta, &jane), (&entra, &john)] {
+        let group = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Engineering",
+                           "members": [{"value": member}]});
+        let r = scim(&app, token, Method::POST, "/Groups", Some(group)).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+    let hosts_of = |criteria: Value| {
+        let app = &app;
+        async move {
+            let r = app.api_post("/labels", json!({"name": format!("{criteria}"), "criteria": criteria})).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            let id = r.body["label"]["id"].as_i64().unwrap();
+            let r = app.api_get(&format!("/labels/{id}/hosts")).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            let mut ids: Vec<i64> =
+                r.body["hosts"].as_array().unwrap().iter().map(|h| h["id"].as_i64().unwrap()).collect();
+            ids.sort_unstable();
+            (ids, r.body.clone())
+        }
+    };
+    // The name is in both connections: both groups' members.
+    let (both, _) = hosts_of(json!({"vital": "end_user_idp_group", "value": "Engineering"})).await;
+    assert_eq!(both, vec![jane_host, john_host]);
+    let (entra_only, _) =
+        hosts_of(json!({"vital": "end_user_idp_group", "value": "Engineering", "connection": "entra"})).await;
+    assert_eq!(entra_only, vec![john_host]);
+    let r = app.api_get("/labels").await;
+    let saved = r.body["labels"].as_array().unwrap().iter().find(|l| l["criteria"]["connection"] == "entra").cloned();
+    assert!(saved.is_some_and(|l| l["criteria"]["group_id"].is_string()), "resolved in Entra: {}", r.text);
+    let r = app
+        .api_post(
+            "/labels",
+            json!({"name": "bad", "criteria": {"vital": "end_user_idp_group", "value": "x", "connection": 7}}),
+        )
+        .await;
+    assert_api_error(&r, 422, "criteria.connection");
+}
