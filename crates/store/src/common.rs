@@ -24,6 +24,9 @@ pub const USER_COLUMNS: &str = "id, name, email, role, api_only, created_at, las
 /// The same, from the operators table named `u` in a join.
 pub const JOINED_USER_COLUMNS: &str = "u.id, u.name, u.email, u.role, u.api_only, u.created_at, u.last_used_at";
 
+/// The columns `rows::scim_request` reads.
+pub const REQUEST_COLUMNS: &str = "connection_id, requested_at, method, path, status, detail, user_agent, duration_ms";
+
 /// How many SCIM requests the history keeps.
 pub const HISTORY_LIMIT: i64 = 1000;
 

@@ -9,6 +9,7 @@ use custodian_domain::hosts::{Actor, LinkCause};
 use custodian_domain::{ScimRequestEntry, StoreError, StoreResult, TokenDigest};
 use serde_json::json;
 
+use crate::common::REQUEST_COLUMNS;
 use crate::db::{Conn, Db, Sql};
 use crate::error::{db_err, is_unique_violation};
 use crate::linking::{record_activity, relink_host, unlink_hosts};
@@ -59,8 +60,7 @@ async fn load(conn: &mut Conn, where_sql: &str, arg: crate::db::Arg) -> StoreRes
         .collect::<StoreResult<Vec<_>>>()?;
     let last_request = conn
         .fetch_optional(&Sql::with(
-            "SELECT connection_id, requested_at, method, path, status, detail, user_agent, duration_ms \
-             FROM scim_requests WHERE connection_id = $1 ORDER BY id DESC LIMIT 1",
+            format!("SELECT {REQUEST_COLUMNS} FROM scim_requests WHERE connection_id = $1 ORDER BY id DESC LIMIT 1"),
             [id.0.into()],
         ))
         .await?
@@ -399,8 +399,7 @@ impl Db {
 
     pub(crate) async fn connection_requests(&self, id: ConnectionId, limit: u32) -> StoreResult<Vec<ScimRequestEntry>> {
         let sql = Sql::with(
-            "SELECT connection_id, requested_at, method, path, status, detail, user_agent, duration_ms \
-             FROM scim_requests WHERE connection_id = $1 ORDER BY id DESC LIMIT $2",
+            format!("SELECT {REQUEST_COLUMNS} FROM scim_requests WHERE connection_id = $1 ORDER BY id DESC LIMIT $2"),
             [id.0.into(), i64::from(limit).into()],
         );
         self.read().await?.fetch_all(&sql).await?.iter().map(rows::scim_request).collect()

@@ -3,7 +3,7 @@
 
 use custodian_domain::{ScimRequestEntry, StoreResult};
 
-use crate::common::HISTORY_LIMIT;
+use crate::common::{HISTORY_LIMIT, REQUEST_COLUMNS};
 use crate::db::{Db, Sql};
 use crate::rows;
 use crate::time;
@@ -18,10 +18,7 @@ impl Db {
         }
         let mut tx = self.write().await?;
         for chunk in entries.chunks(CHUNK) {
-            let mut sql = Sql::new(
-                "INSERT INTO scim_requests \
-                 (connection_id, requested_at, method, path, status, detail, user_agent, duration_ms) ",
-            );
+            let mut sql = Sql::new(format!("INSERT INTO scim_requests ({REQUEST_COLUMNS}) "));
             sql.push_values(chunk, |mut b, e| {
                 b.push_bind(e.connection.map(|c| c.0))
                     .push_bind(time::to_text(e.requested_at))
@@ -58,8 +55,7 @@ impl Db {
 
     pub(crate) async fn recent_scim_requests(&self, limit: u32) -> StoreResult<Vec<ScimRequestEntry>> {
         let sql = Sql::with(
-            "SELECT connection_id, requested_at, method, path, status, detail, user_agent, duration_ms \
-             FROM scim_requests ORDER BY id DESC LIMIT $1",
+            format!("SELECT {REQUEST_COLUMNS} FROM scim_requests ORDER BY id DESC LIMIT $1"),
             [i64::from(limit).into()],
         );
         self.read().await?.fetch_all(&sql).await?.iter().map(rows::scim_request).collect()

@@ -8,10 +8,10 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use chrono::{DateTime, Utc};
+use custodian_domain::StoreError;
 use custodian_domain::connections::{
     Connection, ConnectionChange, ConnectionId, ConnectionKind, ConnectionToken, NewConnection,
 };
-use custodian_domain::{Role, StoreError};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -21,6 +21,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Operator, Validation, json_body};
 use super::hosts::DeletedResponse;
+use super::rfc3339;
 use super::schema::{TextRule, object, or_null, text, word};
 use crate::state::AppState;
 
@@ -31,16 +32,23 @@ const MAX_BODY: usize = 16 * 1024;
 pub const PRIORITY_RANGE: std::ops::RangeInclusive<i64> = 0..=1_000_000;
 const CONNECTION_FIELDS: &[&str] = &["name", "kind", "priority"];
 
-fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
+/// A connection's last request, in the shape of Fleet's `GET /scim/details`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LastRequestBody {
     /// `success` or `error`.
     pub status: String,
     pub details: String,
     pub requested_at: String,
+}
+
+impl LastRequestBody {
+    pub fn of(e: &custodian_domain::ScimRequestEntry) -> Self {
+        LastRequestBody {
+            status: if e.succeeded() { "success" } else { "error" }.into(),
+            details: e.detail.clone().unwrap_or_default(),
+            requested_at: rfc3339(e.requested_at),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -87,11 +95,7 @@ impl From<&Connection> for ConnectionBody {
             created_at: rfc3339(c.created_at),
             users: c.users,
             groups: c.groups,
-            last_request: c.last_request.as_ref().map(|e| LastRequestBody {
-                status: if e.succeeded() { "success" } else { "error" }.into(),
-                details: e.detail.clone().unwrap_or_default(),
-                requested_at: rfc3339(e.requested_at),
-            }),
+            last_request: c.last_request.as_ref().map(LastRequestBody::of),
             tokens: c.tokens.iter().map(TokenBody::from).collect(),
         }
     }
@@ -183,15 +187,6 @@ crate::built_schema!(
         .into()
     }
 );
-
-fn require_admin(op: &Operator) -> ApiResult<custodian_domain::hosts::Actor> {
-    if op.0.role == Role::Admin {
-        Ok(custodian_domain::hosts::Actor::of(&op.0))
-    } else {
-        Err(ApiError::new(StatusCode::FORBIDDEN, "Forbidden")
-            .with_error("base", format!("only admins manage IdP connections; the {} role reads them", op.0.role)))
-    }
-}
 
 fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "Resource Not Found").with_error("id", "no connection has this id")
@@ -305,7 +300,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<CreatedConnectionResponse>)> {
-    let actor = require_admin(&op)?;
+    let actor = op.require_admin("manage IdP connections")?;
     let value = json_body(&headers, body, MAX_BODY).await?;
     let mut v = Validation::default();
     let obj = value.as_object().cloned().unwrap_or_default();
@@ -365,7 +360,7 @@ pub async fn patch(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<ConnectionResponse>> {
-    let actor = require_admin(&op)?;
+    let actor = op.require_admin("manage IdP connections")?;
     let id = connection_id(id)?;
     let value = json_body(&headers, body, MAX_BODY).await?;
     let mut v = Validation::default();
@@ -388,7 +383,7 @@ pub async fn delete(
     op: Operator,
     id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<DeletedResponse>> {
-    let actor = require_admin(&op)?;
+    let actor = op.require_admin("manage IdP connections")?;
     let id = connection_id(id)?;
     state.connections().delete_connection(id, &actor).await.map_err(connection_error)?;
     state.tokens.forget_connection(id, None);
@@ -407,7 +402,7 @@ pub async fn create_token(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<CreatedTokenResponse>)> {
-    require_admin(&op)?;
+    op.require_admin("manage IdP connections")?;
     let id = connection_id(id)?;
     let value = json_body(&headers, body, MAX_BODY).await?;
     let mut v = Validation::default();
@@ -429,7 +424,7 @@ pub async fn revoke_token(
     op: Operator,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> ApiResult<Json<DeletedResponse>> {
-    let actor = require_admin(&op)?;
+    let actor = op.require_admin("manage IdP connections")?;
     let (id, token_id) = path
         .ok()
         .and_then(|Path((id, token))| Some((ConnectionId(positive_id(&id)?), positive_id(&token)?)))

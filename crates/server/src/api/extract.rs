@@ -36,6 +36,16 @@ impl Operator {
                 .with_error("base", format!("the {} role can read but not change anything", self.0.role)))
         }
     }
+
+    /// Fails with 403 unless the operator is an admin; `what` names the admin-only action.
+    pub fn require_admin(&self, what: &str) -> Result<Actor, ApiError> {
+        if self.0.role == custodian_domain::Role::Admin {
+            Ok(Actor::of(&self.0))
+        } else {
+            Err(ApiError::new(StatusCode::FORBIDDEN, "Forbidden")
+                .with_error("base", format!("only admins {what}; the {} role cannot", self.0.role)))
+        }
+    }
 }
 
 /// The operator a request's bearer token belongs to, whatever its role. A connection's

@@ -18,6 +18,7 @@ use utoipa::openapi::{RefOr, Schema};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{Operator, PAGE, QueryKind, QueryParam, Validation, host_id, json_body, or_list};
+use super::rfc3339;
 use super::schema::{TextRule, any, array_of, object, or_null, text, word};
 use crate::built_schema;
 use crate::query::QueryParams;
@@ -157,10 +158,6 @@ built_schema!(
     /// The body of `PUT .../device_mapping`.
     MappingSchema => || mapping_schema(PUT_SOURCES, false).build().into()
 );
-
-fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EmailBody {

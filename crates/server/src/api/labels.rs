@@ -20,6 +20,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{Operator, PAGE, QueryKind, QueryParam, Validation, json_body};
 use super::hosts::{DeletedResponse, FieldError, HostBody, HostListParams, HostListResponse, host_query};
 use super::render::{RenderRequest, parse_render_request};
+use super::rfc3339;
 use super::schema::{TextRule, array_of, object, one_of, or_null, text, word};
 use crate::state::AppState;
 
@@ -177,10 +178,6 @@ pub struct LabelRenderResponse {
     pub per_page: u64,
     pub results: Vec<RenderedHost>,
     pub failures: Vec<RenderFailure>,
-}
-
-fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 fn label_query(criteria: &Criteria) -> HostQuery {

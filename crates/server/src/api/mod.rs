@@ -18,6 +18,11 @@ use crate::routes::Routes;
 use crate::state::AppState;
 
 pub use error::{ApiError, ApiResult};
+
+/// Times on the JSON API: RFC 3339 in UTC, to the second (as Fleet answers them).
+pub(crate) fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
 pub use extract::authenticate;
 
 pub use crate::surfaces::{PREFIXES, SCIM_STATUS_ROUTES};

@@ -8,24 +8,15 @@ use serde_json::{Value, json};
 
 use super::error::ApiResult;
 use super::extract::authenticate;
+use super::rfc3339;
 use crate::state::AppState;
-
-fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
 
 /// `GET /api/v1/fleet/scim/details`: Fleet's shape.
 pub async fn details(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
     authenticate(&state, &headers).await?;
     state.recorder.flush().await;
     let last = state.operations().recent_scim_requests(1).await?.into_iter().next();
-    let last_request = last.map(|e| {
-        json!({
-            "status": if e.succeeded() { "success" } else { "error" },
-            "details": e.detail.unwrap_or_default(),
-            "requested_at": rfc3339(e.requested_at),
-        })
-    });
+    let last_request = last.as_ref().map(super::connections::LastRequestBody::of);
     Ok(Json(json!({"last_request": last_request})))
 }
 

@@ -193,6 +193,8 @@ async fn only_admins_change_connections_and_taken_names_or_priorities_name_the_f
     app.create_user("jane@example.com").await;
     let r = app.api_as(Some(&admin), Method::DELETE, &format!("{url}/1"), None).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    assert!(r.text.contains("only once it has no users or groups"), "{}", r.text);
+    assert_eq!(connection(&app, &admin, 1).await["users"], 1, "nothing was removed");
 }
 
 #[tokio::test]
