@@ -7,6 +7,8 @@ use custodian_domain::connections::{
 };
 use custodian_domain::hosts::{Actor, LinkCause};
 use custodian_domain::{ScimRequestEntry, StoreError, StoreResult, TokenDigest};
+use std::collections::HashMap;
+
 use serde_json::json;
 
 use crate::common::REQUEST_COLUMNS;
@@ -36,48 +38,76 @@ fn priority_taken(priority: i64) -> StoreError {
     StoreError::Taken { field: "priority", message: format!("another connection already has priority {priority}") }
 }
 
-async fn load(conn: &mut Conn, where_sql: &str, arg: crate::db::Arg) -> StoreResult<Connection> {
-    let sql = Sql::with(format!("SELECT {CONNECTION_COLUMNS} FROM idp_connections c WHERE {where_sql}"), [arg]);
-    let row = conn.fetch_optional(&sql).await?.ok_or(StoreError::NotFound)?;
-    let id = ConnectionId(row.int("id")?);
-    let kind = row.text("kind")?;
-    let tokens = conn
-        .fetch_all(&Sql::with(
-            "SELECT id, created_at, expires_at, last_used_at FROM idp_connection_tokens \
-             WHERE connection_id = $1 AND revoked_at IS NULL ORDER BY id",
-            [id.0.into()],
-        ))
-        .await?
-        .iter()
-        .map(|t| {
-            Ok(ConnectionToken {
-                id: t.int("id")?,
-                created_at: time::from_text(&t.text("created_at")?)?,
-                expires_at: t.opt_text("expires_at")?.map(|s| time::from_text(&s)).transpose()?,
-                last_used_at: t.opt_text("last_used_at")?.map(|s| time::from_text(&s)).transpose()?,
+/// The connections `where_sql` selects (with `arg` as `$1`; `None`: all), by priority:
+/// three queries however many there are (the rows with their counts, the live tokens,
+/// the last requests).
+async fn load_all(conn: &mut Conn, where_sql: &str, arg: Option<crate::db::Arg>) -> StoreResult<Vec<Connection>> {
+    let sql = Sql::with(
+        format!("SELECT {CONNECTION_COLUMNS} FROM idp_connections c WHERE {where_sql} ORDER BY c.priority, c.id"),
+        arg,
+    );
+    let rows = conn.fetch_all(&sql).await?;
+    let ids = rows.iter().map(|r| r.int("id")).collect::<StoreResult<Vec<i64>>>()?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let in_ids = |sql: &mut Sql| {
+        let mut sep = sql.separated(", ");
+        for id in &ids {
+            sep.push_bind(*id);
+        }
+    };
+    let mut tokens: HashMap<i64, Vec<ConnectionToken>> = HashMap::new();
+    let mut sql = Sql::new(
+        "SELECT connection_id, id, created_at, expires_at, last_used_at FROM idp_connection_tokens \
+         WHERE revoked_at IS NULL AND connection_id IN (",
+    );
+    in_ids(&mut sql);
+    sql.push(") ORDER BY id");
+    for t in conn.fetch_all(&sql).await? {
+        tokens.entry(t.int("connection_id")?).or_default().push(ConnectionToken {
+            id: t.int("id")?,
+            created_at: time::from_text(&t.text("created_at")?)?,
+            expires_at: t.opt_text("expires_at")?.map(|s| time::from_text(&s)).transpose()?,
+            last_used_at: t.opt_text("last_used_at")?.map(|s| time::from_text(&s)).transpose()?,
+        });
+    }
+    let mut last: HashMap<i64, ScimRequestEntry> = HashMap::new();
+    let mut sql = Sql::new(format!(
+        "SELECT {REQUEST_COLUMNS} FROM scim_requests WHERE id IN \
+         (SELECT MAX(id) FROM scim_requests WHERE connection_id IN ("
+    ));
+    in_ids(&mut sql);
+    sql.push(") GROUP BY connection_id)");
+    for r in conn.fetch_all(&sql).await? {
+        let entry = rows::scim_request(&r)?;
+        if let Some(c) = entry.connection {
+            last.insert(c.0, entry);
+        }
+    }
+    rows.iter()
+        .map(|row| {
+            let id = row.int("id")?;
+            let kind = row.text("kind")?;
+            Ok(Connection {
+                id: ConnectionId(id),
+                name: row.text("name")?,
+                kind: ConnectionKind::parse(&kind)
+                    .ok_or_else(|| StoreError::Database(format!("unknown connection kind '{kind}'")))?,
+                priority: row.int("priority")?,
+                created_at: time::from_text(&row.text("created_at")?)?,
+                users: row.int("users")? as u64,
+                groups: row.int("groups")? as u64,
+                last_request: last.remove(&id),
+                tokens: tokens.remove(&id).unwrap_or_default(),
             })
         })
-        .collect::<StoreResult<Vec<_>>>()?;
-    let last_request = conn
-        .fetch_optional(&Sql::with(
-            format!("SELECT {REQUEST_COLUMNS} FROM scim_requests WHERE connection_id = $1 ORDER BY id DESC LIMIT 1"),
-            [id.0.into()],
-        ))
-        .await?
-        .map(|r| rows::scim_request(&r))
-        .transpose()?;
-    Ok(Connection {
-        id,
-        name: row.text("name")?,
-        kind: ConnectionKind::parse(&kind)
-            .ok_or_else(|| StoreError::Database(format!("unknown connection kind '{kind}'")))?,
-        priority: row.int("priority")?,
-        created_at: time::from_text(&row.text("created_at")?)?,
-        users: row.int("users")? as u64,
-        groups: row.int("groups")? as u64,
-        last_request,
-        tokens,
-    })
+        .collect()
+}
+
+/// The one connection `where_sql` selects.
+async fn load(conn: &mut Conn, where_sql: &str, arg: crate::db::Arg) -> StoreResult<Connection> {
+    load_all(conn, where_sql, Some(arg)).await?.pop().ok_or(StoreError::NotFound)
 }
 
 async fn insert_token(
@@ -145,13 +175,7 @@ async fn hosts_between(tx: &mut Conn, moved: ConnectionId, band: &[i64]) -> Stor
 
 impl Db {
     pub(crate) async fn list_connections(&self) -> StoreResult<Vec<Connection>> {
-        let mut conn = self.read().await?;
-        let ids = conn.ints(&Sql::new("SELECT id FROM idp_connections ORDER BY priority, id")).await?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            out.push(load(&mut conn, "c.id = $1", id.into()).await?);
-        }
-        Ok(out)
+        load_all(&mut self.read().await?, "1 = 1", None).await
     }
 
     pub(crate) async fn get_connection(&self, id: ConnectionId) -> StoreResult<Connection> {
