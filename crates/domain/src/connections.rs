@@ -63,6 +63,17 @@ pub struct ConnectionToken {
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
+impl ConnectionToken {
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        expired(self.expires_at, now)
+    }
+}
+
+/// Whether a token with this expiry no longer works at `now`.
+fn expired(expires_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    expires_at.is_some_and(|at| at <= now)
+}
+
 /// A connection with what its page shows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Connection {
@@ -108,7 +119,7 @@ pub struct ConnectionCredential {
 
 impl ConnectionCredential {
     pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
-        self.expires_at.is_some_and(|at| at <= now)
+        expired(self.expires_at, now)
     }
 }
 

@@ -491,13 +491,10 @@ async fn idp(command: IdpCommand, database: &DatabaseArg) -> anyhow::Result<()> 
     };
     match command {
         IdpCommand::Add { name, priority } => {
-            if name.trim().is_empty() || name.len() > crate::api::connections::MAX_NAME {
-                anyhow::bail!("a connection name is 1 to {} bytes", crate::api::connections::MAX_NAME);
-            }
-            if let Some(p) = priority
-                && !crate::api::connections::PRIORITY_RANGE.contains(&p)
-            {
-                anyhow::bail!("--priority is a whole number from 0 to 1000000 (lower wins)");
+            let name = crate::idp_connections::checked_name(&name)
+                .map_err(|reason| anyhow::anyhow!("the connection name {reason}"))?;
+            if let Some(reason) = priority.and_then(crate::idp_connections::priority_problem) {
+                anyhow::bail!("--priority {reason}");
             }
             let (token, digest) = crate::auth::generate_token();
             let new =

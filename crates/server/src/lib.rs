@@ -5,6 +5,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod errors;
+pub mod idp_connections;
 pub mod import;
 pub mod input;
 pub mod limits;

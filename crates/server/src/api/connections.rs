@@ -9,9 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use chrono::{DateTime, Utc};
 use custodian_domain::StoreError;
-use custodian_domain::connections::{
-    Connection, ConnectionChange, ConnectionId, ConnectionKind, ConnectionToken, NewConnection,
-};
+use custodian_domain::connections::{Connection, ConnectionChange, ConnectionId, ConnectionKind, ConnectionToken};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -23,13 +21,10 @@ use super::extract::{Operator, Validation, json_body};
 use super::hosts::DeletedResponse;
 use super::rfc3339;
 use super::schema::{TextRule, object, or_null, text, word};
+use crate::idp_connections::{self as service, MAX_NAME, PRIORITY_RANGE, checked_name, priority_problem};
 use crate::state::AppState;
 
-/// The longest connection name, in bytes of UTF-8.
-pub const MAX_NAME: usize = custodian_domain::limits::NAME_MAX_BYTES;
 const MAX_BODY: usize = 16 * 1024;
-/// Priorities are whole numbers in this range (lower wins).
-pub const PRIORITY_RANGE: std::ops::RangeInclusive<i64> = 0..=1_000_000;
 const CONNECTION_FIELDS: &[&str] = &["name", "kind", "priority"];
 
 /// A connection's last request, in the shape of Fleet's `GET /scim/details`.
@@ -215,11 +210,7 @@ fn name_field(obj: &serde_json::Map<String, Value>, v: &mut Validation) -> Optio
             v.too_long("name", MAX_NAME);
             None
         }
-        Some(Value::String(s)) if !TextRule::NotBlank.allows(s) => {
-            v.fail("name", "must not be empty nor contain NUL characters");
-            None
-        }
-        Some(Value::String(s)) => Some(s.trim().to_string()),
+        Some(Value::String(s)) => checked_name(s).map_err(|reason| v.fail("name", reason)).ok(),
         Some(_) => {
             v.fail("name", "must be a string");
             None
@@ -232,24 +223,21 @@ fn priority_field(obj: &serde_json::Map<String, Value>, nullable: bool, v: &mut 
         None => None,
         Some(Value::Null) if nullable => None,
         // A whole number may be written 10 or 10.0 (JSON does not tell them apart).
-        Some(p) => match p
-            .as_i64()
-            .or_else(|| p.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 1e15).map(|f| f as i64))
-            .filter(|p| PRIORITY_RANGE.contains(p))
-        {
-            Some(p) => Some(p),
-            None => {
-                v.fail(
-                    "priority",
-                    format!(
-                        "must be a whole number from {} to {} (lower wins)",
-                        PRIORITY_RANGE.start(),
-                        PRIORITY_RANGE.end()
-                    ),
-                );
-                None
+        Some(p) => {
+            let whole =
+                p.as_i64().or_else(|| p.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 1e15).map(|f| f as i64));
+            match whole.map(|p| (p, priority_problem(p))) {
+                Some((p, None)) => Some(p),
+                Some((_, Some(reason))) => {
+                    v.fail("priority", reason);
+                    None
+                }
+                None => {
+                    v.fail("priority", priority_problem(-1).unwrap_or_default());
+                    None
+                }
             }
-        },
+        }
     }
 }
 
@@ -329,9 +317,7 @@ pub async fn create(
     let (Some(name), Some(kind)) = (name, kind) else {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed"));
     };
-    let (token, digest) = crate::auth::generate_token();
-    let new = NewConnection { name, kind, priority, token: digest, token_expires_at: None };
-    let connection = state.connections().create_connection(new, &actor).await.map_err(connection_error)?;
+    let (connection, token) = service::create(&state, name, kind, priority, &actor).await.map_err(connection_error)?;
     Ok((StatusCode::CREATED, Json(CreatedConnectionResponse { connection: (&connection).into(), token })))
 }
 
@@ -368,9 +354,7 @@ pub async fn patch(
     unknown_fields(&obj, &["name", "priority"], &mut v);
     let change = ConnectionChange { name: name_field(&obj, &mut v), priority: priority_field(&obj, false, &mut v) };
     v.into_result()?;
-    let connection = state.connections().update_connection(id, change, &actor).await.map_err(connection_error)?;
-    // Operators' tokens remember where `default` is, connection tokens their name.
-    state.tokens.forget_connection(id, None);
+    let connection = service::update(&state, id, change, &actor).await.map_err(connection_error)?;
     Ok(Json(ConnectionResponse { connection: (&connection).into() }))
 }
 
@@ -385,8 +369,7 @@ pub async fn delete(
 ) -> ApiResult<Json<DeletedResponse>> {
     let actor = op.require_admin("manage IdP connections")?;
     let id = connection_id(id)?;
-    state.connections().delete_connection(id, &actor).await.map_err(connection_error)?;
-    state.tokens.forget_connection(id, None);
+    service::delete(&state, id, &actor).await.map_err(connection_error)?;
     Ok(Json(DeletedResponse {}))
 }
 
@@ -410,8 +393,7 @@ pub async fn create_token(
     unknown_fields(&obj, &["expires_at"], &mut v);
     let expires_at = expires_at_field(&obj, &mut v);
     v.into_result()?;
-    let (token, digest) = crate::auth::generate_token();
-    let token_id = state.connections().add_connection_token(id, digest, expires_at).await.map_err(connection_error)?;
+    let (token_id, token) = service::add_token(&state, id, expires_at).await.map_err(connection_error)?;
     Ok((StatusCode::CREATED, Json(CreatedTokenResponse { token, id: token_id })))
 }
 
@@ -429,12 +411,11 @@ pub async fn revoke_token(
         .ok()
         .and_then(|Path((id, token))| Some((ConnectionId(positive_id(&id)?), positive_id(&token)?)))
         .ok_or_else(not_found)?;
-    state.connections().revoke_connection_token(id, token_id, &actor).await.map_err(|e| match e {
+    service::revoke_token(&state, id, token_id, &actor).await.map_err(|e| match e {
         StoreError::NotFound => ApiError::new(StatusCode::NOT_FOUND, "Resource Not Found")
             .with_error("token_id", "this connection has no live token with this id"),
         other => connection_error(other),
     })?;
-    state.tokens.forget_connection(id, Some(token_id));
     Ok(Json(DeletedResponse {}))
 }
 
