@@ -51,19 +51,13 @@ async fn load_all(conn: &mut Conn, where_sql: &str, arg: Option<crate::db::Arg>)
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let in_ids = |sql: &mut Sql| {
-        let mut sep = sql.separated(", ");
-        for id in &ids {
-            sep.push_bind(*id);
-        }
-    };
     let mut tokens: HashMap<i64, Vec<ConnectionToken>> = HashMap::new();
     let mut sql = Sql::new(
         "SELECT connection_id, id, created_at, expires_at, last_used_at FROM idp_connection_tokens \
-         WHERE revoked_at IS NULL AND connection_id IN (",
+         WHERE revoked_at IS NULL AND connection_id IN ",
     );
-    in_ids(&mut sql);
-    sql.push(") ORDER BY id");
+    push_ids(&mut sql, &ids);
+    sql.push(" ORDER BY id");
     for t in conn.fetch_all(&sql).await? {
         tokens.entry(t.int("connection_id")?).or_default().push(ConnectionToken {
             id: t.int("id")?,
@@ -75,10 +69,10 @@ async fn load_all(conn: &mut Conn, where_sql: &str, arg: Option<crate::db::Arg>)
     let mut last: HashMap<i64, ScimRequestEntry> = HashMap::new();
     let mut sql = Sql::new(format!(
         "SELECT {REQUEST_COLUMNS} FROM scim_requests WHERE id IN \
-         (SELECT MAX(id) FROM scim_requests WHERE connection_id IN ("
+         (SELECT MAX(id) FROM scim_requests WHERE connection_id IN "
     ));
-    in_ids(&mut sql);
-    sql.push(") GROUP BY connection_id)");
+    push_ids(&mut sql, &ids);
+    sql.push(" GROUP BY connection_id)");
     for r in conn.fetch_all(&sql).await? {
         let entry = rows::scim_request(&r)?;
         if let Some(c) = entry.connection {
@@ -132,44 +126,53 @@ async fn insert_token(
 
 /// `IN (...)` of the identities (userNames and emails) of the users of `connections`.
 fn push_identities(sql: &mut Sql, connections: &[i64]) {
-    let push_list = |sql: &mut Sql| {
-        let mut sep = sql.separated(", ");
-        for c in connections {
-            sep.push_bind(*c);
-        }
-    };
-    sql.push("(SELECT unique_norm FROM scim_resources WHERE kind = 'User' AND connection_id IN (");
-    push_list(sql);
+    sql.push("(SELECT unique_norm FROM scim_resources WHERE kind = 'User' AND connection_id IN ");
+    push_ids(sql, connections);
     sql.push(
-        ") UNION SELECT v.text_value FROM scim_values v JOIN scim_resources r ON r.seq = v.resource_seq \
-         WHERE v.kind = 'User' AND v.path = 'emails.value' AND r.connection_id IN (",
+        " UNION SELECT v.text_value FROM scim_values v JOIN scim_resources r ON r.seq = v.resource_seq \
+         WHERE v.kind = 'User' AND v.path = 'emails.value' AND r.connection_id IN ",
     );
-    push_list(sql);
-    sql.push("))");
+    push_ids(sql, connections);
+    sql.push(")");
+}
+
+/// `(1, 2, ...)`: a parenthesised list of connection ids.
+fn push_ids(sql: &mut Sql, ids: &[i64]) {
+    sql.push("(");
+    let mut sep = sql.separated(", ");
+    for c in ids {
+        sep.push_bind(*c);
+    }
+    sql.push(")");
 }
 
 /// The hosts whose end user may change when `moved`'s priority passes those of `band`:
-/// hosts whose identity has candidates on both sides, or that are linked on one side
-/// and have candidates on the other.
+/// those whose identity has candidates on both sides (a host linked on one side has its
+/// candidate there). The query starts from the side with fewer users and probes the other
+/// through its indexes, so its cost grows with the smaller side and the hosts it finds,
+/// not with every host nor with the larger connection.
 async fn hosts_between(tx: &mut Conn, moved: ConnectionId, band: &[i64]) -> StoreResult<Vec<i64>> {
     let moved = [moved.0];
+    let count = |ids: &[i64]| {
+        let mut sql = Sql::new("SELECT COUNT(*) FROM scim_resources WHERE kind = 'User' AND connection_id IN ");
+        push_ids(&mut sql, ids);
+        sql
+    };
+    let (moved_users, band_users) = (tx.int(&count(&moved)).await?, tx.int(&count(band)).await?);
+    let (small, large) = if moved_users <= band_users { (&moved[..], band) } else { (band, &moved[..]) };
     let mut sql = Sql::new("SELECT h.id FROM hosts h WHERE h.identity_norm IN ");
-    push_identities(&mut sql, &moved);
-    sql.push(" AND h.identity_norm IN ");
-    push_identities(&mut sql, band);
-    for (linked, other) in [(&moved[..], band), (band, &moved[..])] {
-        sql.push(
-            " UNION SELECT h.id FROM hosts h JOIN scim_resources lr ON lr.seq = h.end_user_seq \
-             WHERE lr.connection_id IN (",
-        );
-        let mut sep = sql.separated(", ");
-        for c in linked {
-            sep.push_bind(*c);
-        }
-        sql.push(") AND h.identity_norm IN ");
-        push_identities(&mut sql, other);
-    }
-    sql.push(" ORDER BY 1");
+    push_identities(&mut sql, small);
+    sql.push(
+        " AND (EXISTS (SELECT 1 FROM scim_resources r WHERE r.kind = 'User' AND r.unique_norm = h.identity_norm \
+         AND r.connection_id IN ",
+    );
+    push_ids(&mut sql, large);
+    sql.push(
+        ") OR EXISTS (SELECT 1 FROM scim_values v JOIN scim_resources r ON r.seq = v.resource_seq \
+         WHERE v.kind = 'User' AND v.path = 'emails.value' AND v.text_value = h.identity_norm AND r.connection_id IN ",
+    );
+    push_ids(&mut sql, large);
+    sql.push(")) ORDER BY 1");
     tx.ints(&sql).await
 }
 
