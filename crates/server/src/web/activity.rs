@@ -53,7 +53,7 @@ pub async fn list(State(state): State<AppState>, viewer: Viewer, Query(p): Query
                             td { (when(a.created_at)) }
                             td { (a.kind.replace('_', " ")) }
                             td { (a.actor_name) }
-                            td { (details(&a.details)) }
+                            td.prose { (details(&a.details)) }
                         }
                     }
                 }

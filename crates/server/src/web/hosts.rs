@@ -4,6 +4,7 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use custodian_domain::connections::Connection;
 use custodian_domain::hosts::{DeviceMapping, Host, HostQuery, LinkState, MappingSource};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -49,12 +50,20 @@ fn filter_pairs(q: &HostQuery) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn filters_form(q: &HostQuery) -> Markup {
+fn filters_form(q: &HostQuery, connections: &[Connection]) -> Markup {
     html! {
         form.filters method="get" action="/hosts" id="host-filters" {
             label { "Search " input type="search" name="query" value=[q.query.as_deref()] placeholder="hostname, serial, email, username"; }
             label { "IdP group " input type="text" name="idp_group" value=[q.idp_group.as_deref()] placeholder="name or id"; }
             label { "Department " input type="text" name="idp_department" value=[q.idp_department.as_deref()]; }
+            label { "IdP connection "
+                select name="idp_connection" {
+                    option value="" { "any" }
+                    @for c in connections {
+                        option value=(c.name) selected[q.idp_connection.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(&c.name))] { (c.name) }
+                    }
+                }
+            }
             label.check { input type="checkbox" name="idp_active" value="false" checked[q.idp_active == Some(false)]; " Deactivated users only" }
             @if let Some(u) = &q.idp_username { input type="hidden" name="idp_username" value=(u); }
             button type="submit" { "Apply" }
@@ -74,9 +83,10 @@ fn user_cells(host: &Host) -> Markup {
                 td { (u.idp_full_name) }
                 td { (u.idp_department.as_deref().unwrap_or("")) }
                 td.groups { (u.idp_groups.join(", ")) }
+                td { (u.idp_connection) }
             }
             None => {
-                td.muted colspan="4" { (link_label(host)) }
+                td.muted colspan="5" { (link_label(host)) }
             }
         }
     }
@@ -95,14 +105,18 @@ fn link_label(host: &Host) -> String {
 pub async fn list(State(state): State<AppState>, viewer: Viewer, uri: Uri) -> WebResult<Response> {
     let q = list_query(&uri)?;
     // The page and the count run side by side, on the list's indexed filters.
-    let (mut hosts, total) = tokio::try_join!(state.hosts().list_hosts(&q), state.hosts().count_hosts(&q))?;
+    let (mut hosts, total, connections) = tokio::try_join!(
+        state.hosts().list_hosts(&q),
+        state.hosts().count_hosts(&q),
+        state.connections().list_connections()
+    )?;
     let has_next = (q.page + 1) * q.per_page < total;
     hosts.truncate(q.per_page as usize);
     let pairs = filter_pairs(&q);
     let export = super::layout::with_page(&pairs, 0);
     let first = q.page * q.per_page + 1;
     let body = html! {
-        (filters_form(&q))
+        (filters_form(&q, &connections))
         p.summary id="host-count" {
             @if total == 0 { "No host matches." } @else {
                 "Hosts " (thousands(first)) "–" (thousands(first + hosts.len() as u64 - 1)) " of " (thousands(total))
@@ -110,7 +124,7 @@ pub async fn list(State(state): State<AppState>, viewer: Viewer, uri: Uri) -> We
             " · " a href={ "/hosts.csv" @if !export.is_empty() { "?" (export) } } id="export-csv" { "Export CSV" }
         }
         table.data id="hosts" {
-            thead { tr { th { "Hostname" } th { "Serial" } th { "Platform" } th { "IdP username" } th { "Full name" } th { "Department" } th { "Groups" } } }
+            thead { tr { th { "Hostname" } th { "Serial" } th { "Platform" } th { "IdP username" } th { "Full name" } th { "Department" } th { "Groups" } th { "IdP connection" } } }
             tbody {
                 @for h in &hosts {
                     tr {
@@ -214,6 +228,7 @@ fn user_card(viewer: &Viewer, host: &Host) -> Markup {
                     dt { "Full name" } dd id="idp-full-name" { (u.idp_full_name) }
                     dt { "Groups" } dd id="idp-groups" { @if u.idp_groups.is_empty() { span.muted { "none" } } @else { (u.idp_groups.join(", ")) } }
                     dt { "Department" } dd id="idp-department" { (u.idp_department.as_deref().unwrap_or("")) }
+                    dt { "IdP connection" } dd id="idp-connection" { (u.idp_connection) }
                     dt { "IdP data updated" } dd { (when(u.idp_info_updated_at)) }
                 }
             } @else {

@@ -1,20 +1,25 @@
-//! Settings › Integrations › Identity provider: is the IdP reaching us, what to paste
-//! into it, its API tokens, and the recent SCIM requests.
+//! Settings › Integrations › Identity provider: the IdP connections (each with its state,
+//! tokens and request history, on a page of its own), what to paste into an IdP, the
+//! API-only maintainers' tokens, and the recent SCIM requests of all connections.
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
+use chrono::Utc;
+use custodian_domain::connections::{Connection, ConnectionChange, ConnectionId, ConnectionKind};
 use custodian_domain::{ApiUser, NewApiUser, Role, ScimRequestEntry};
-use custodian_scim::schema::ResourceKind;
 use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::layout::{Nav, ago, csrf, page, thousands, when};
 use super::session::{AdminOnly, Posted, Viewer, origin};
 use super::{WebError, WebResult};
+use crate::idp_connections::{self as service, MAX_NAME, checked_name, priority_problem};
 use crate::state::AppState;
 
 const PATH: &str = "/settings/integrations/identity-provider";
+/// The longest token lifetime a form offers, in days (ten years).
+const MAX_TOKEN_DAYS: i64 = 3650;
 /// How many SCIM requests the page lists.
 const HISTORY: u32 = 50;
 
@@ -65,17 +70,23 @@ fn guides(base_url: &str) -> Markup {
     }
 }
 
-fn history_table(entries: &[ScimRequestEntry]) -> Markup {
+/// The history of requests; `names` names each entry's connection (on the page of all of them).
+fn history_table(entries: &[ScimRequestEntry], names: Option<&[Connection]>) -> Markup {
     html! {
         @if entries.is_empty() {
             p.empty { "No SCIM request received yet." }
         } @else {
             table.data id="scim-history" {
-                thead { tr { th { "Time" } th { "Request" } th { "Status" } th { "Detail" } th { "Client" } th.num { "ms" } } }
+                thead { tr {
+                    th { "Time" } @if names.is_some() { th { "Connection" } } th { "Request" } th { "Status" } th { "Detail" } th { "Client" } th.num { "ms" }
+                } }
                 tbody {
                     @for e in entries {
                         tr class=(if e.succeeded() { "ok" } else { "failed" }) {
                             td { (when(e.requested_at)) }
+                            @if let Some(names) = names {
+                                td { (names.iter().find(|c| Some(c.id) == e.connection).map_or("", |c| c.name.as_str())) }
+                            }
                             td { code { (e.method) " " (e.path) } }
                             td { (e.status) }
                             td { (e.detail.as_deref().unwrap_or("")) }
@@ -89,22 +100,28 @@ fn history_table(entries: &[ScimRequestEntry]) -> Markup {
     }
 }
 
-fn tokens_section(viewer: &Viewer, api_users: &[ApiUser], new_token: Option<(&str, &str)>) -> Markup {
+fn new_token_box(label: &str, token: &str) -> Markup {
+    html! {
+        div.new-token id="new-token" {
+            p { strong { (label) } " — copy it now: it is shown only once and stored only as a digest." }
+            div.copy-row {
+                input.mono type="text" readonly value=(token) id="new-token-value" aria-label="New token";
+                button type="button" data-copy="new-token-value" { "Copy" }
+            }
+        }
+    }
+}
+
+fn api_tokens_section(viewer: &Viewer, api_users: &[ApiUser], new_token: Option<(&str, &str)>) -> Markup {
     html! {
         @if let Some((name, token)) = new_token {
-            div.new-token id="new-token" {
-                p { strong { "Token for \"" (name) "\"" } " — copy it now: it is shown only once and stored only as a digest." }
-                div.copy-row {
-                    input.mono type="text" readonly value=(token) id="new-token-value" aria-label="New API token";
-                    button type="button" data-copy="new-token-value" { "Copy" }
-                }
-            }
+            (new_token_box(&format!("Token for \"{name}\""), token))
         }
         @if api_users.is_empty() {
             p.empty { "No API-only user yet." }
         } @else {
             table.data id="api-tokens" {
-                thead { tr { th { "Name" } th { "Role" } th { "Created" } @if viewer.is_admin() { th {} } } }
+                thead { tr { th { "Name" } th { "Role" } th { "Created" } @if viewer.is_admin() { th { span.visually-hidden { "Actions" } } } } }
                 tbody {
                     @for u in api_users {
                         tr {
@@ -128,10 +145,75 @@ fn tokens_section(viewer: &Viewer, api_users: &[ApiUser], new_token: Option<(&st
             form.inline-form method="post" action={ (PATH) "/tokens" } id="create-token" {
                 (csrf(viewer))
                 label { "Name " input type="text" name="name" placeholder="okta" required maxlength="64"; }
-                button.primary type="submit" { "Create an API-only maintainer token" }
+                button type="submit" { "Create an API-only maintainer token" }
             }
         } @else {
             p.hint { "Only an admin can create or revoke tokens." }
+        }
+    }
+}
+
+/// A connection's state in a word, from its last request.
+fn state_badge(last: Option<&ScimRequestEntry>) -> Markup {
+    html! {
+        @match last {
+            None => span.badge data-state="none" { "no request yet" },
+            Some(e) if e.succeeded() => { span.badge.ok data-state="ok" { "receiving" } " " span.muted { (ago(e.requested_at)) } },
+            Some(e) => { span.badge.warn data-state="error" { "failing" } " " span.muted { (ago(e.requested_at)) } },
+        }
+    }
+}
+
+fn connection_href(c: &Connection) -> String {
+    format!("{PATH}/{}", c.id.0)
+}
+
+fn connections_section(viewer: &Viewer, connections: &[Connection]) -> Markup {
+    let now = Utc::now();
+    html! {
+        table.data id="connections" {
+            thead { tr {
+                th { "Name" } th { "Kind" } th.num { "Priority" } th { "State" } th.num { "Users" } th.num { "Groups" } th.num { "Tokens" }
+            } }
+            tbody {
+                @for c in connections {
+                    tr data-connection=(c.name) {
+                        td { a href=(connection_href(c)) { (c.name) } }
+                        td { (c.kind.as_str()) }
+                        td.num { (c.priority) }
+                        td { (state_badge(c.last_request.as_ref())) }
+                        td.num { (thousands(c.users)) }
+                        td.num { (thousands(c.groups)) }
+                        td.num { (c.tokens.iter().filter(|t| !t.is_expired(now)).count()) }
+                    }
+                }
+            }
+        }
+        p.hint {
+            "When several connections have a user for a host, the one with the lowest priority number wins. "
+            "Each connection has its own SCIM tokens: a connection's token reaches the SCIM routes only, and only its own users and groups."
+        }
+        @if viewer.is_admin() {
+            form.inline-form method="post" action={ (PATH) "/connections" } id="add-connection" {
+                (csrf(viewer))
+                label { "Name " input type="text" name="name" placeholder="entra-subsidiary" required maxlength=(MAX_NAME); }
+                label { "Priority " input type="number" name="priority" min="0" max="1000000" step="1" placeholder="next free"; }
+                button.primary type="submit" { "Add a SCIM connection" }
+            }
+        }
+    }
+}
+
+fn base_url_section(base_url: &str) -> Markup {
+    html! {
+        section.card {
+            h2 { "SCIM connector base URL" }
+            p { "Paste this into your identity provider. Every connection has the same base URL: the token says which connection a request belongs to." }
+            div.copy-row {
+                input.mono type="text" readonly value=(base_url) id="scim-base-url" aria-label="SCIM connector base URL";
+                button type="button" data-copy="scim-base-url" { "Copy" }
+            }
+            (guides(base_url))
         }
     }
 }
@@ -144,15 +226,19 @@ async fn render(
 ) -> WebResult<Response> {
     // Requests still queued for the history are written first, so that the status is current.
     state.recorder.flush().await;
-    let history = state.operations().recent_scim_requests(HISTORY).await?;
-    let users = state.directory().scim_count(custodian_domain::Scope::All, ResourceKind::User).await?;
-    let groups = state.directory().scim_count(custodian_domain::Scope::All, ResourceKind::Group).await?;
-    let api_users: Vec<ApiUser> =
-        state.operators().list_api_users().await?.into_iter().filter(|u| u.api_only).collect();
+    let (history, connections, operators) = tokio::try_join!(
+        state.operations().recent_scim_requests(HISTORY),
+        state.connections().list_connections(),
+        state.operators().list_api_users(),
+    )?;
+    let api_users: Vec<ApiUser> = operators.into_iter().filter(|u| u.api_only).collect();
+    let users: u64 = connections.iter().map(|c| c.users).sum();
+    let groups: u64 = connections.iter().map(|c| c.groups).sum();
     let base_url = format!("{}/api/v1/fleet/scim", origin(state, headers));
     let body = html! {
+        p.breadcrumb { "Settings › Integrations › Identity provider" }
         section.card {
-            h2 { "Connection" }
+            h2 { "Status" }
             (connection_status(history.first()))
             p.counts {
                 "Received so far: "
@@ -163,38 +249,270 @@ async fn render(
             }
         }
         section.card {
-            h2 { "SCIM connector base URL" }
-            p { "Paste this into your identity provider:" }
-            div.copy-row {
-                input.mono type="text" readonly value=(base_url) id="scim-base-url" aria-label="SCIM connector base URL";
-                button type="button" data-copy="scim-base-url" { "Copy" }
-            }
-            (guides(&base_url))
+            h2 { "Connections" }
+            (connections_section(viewer, &connections))
         }
+        (base_url_section(&base_url))
         section.card {
-            h2 { "API tokens" }
-            p { "Your IdP authenticates with the token of an API-only maintainer (header " code { "Authorization: Bearer <token>" } ")." }
-            (tokens_section(viewer, &api_users, new_token))
+            h2 { "API-only maintainer tokens" }
+            p {
+                "The token of an API-only maintainer (header " code { "Authorization: Bearer <token>" } ") reaches the whole API and writes to the "
+                code { "default" } " connection, as IdPs set up before connections existed do. A connection's own token is safer: SCIM only."
+            }
+            (api_tokens_section(viewer, &api_users, new_token))
         }
         section.card {
             h2 { "Recent SCIM requests" }
-            (history_table(&history))
+            (history_table(&history, Some(&connections)))
         }
     };
-    Ok(page(
-        viewer,
-        Nav::Settings,
-        "Identity provider",
-        html! {
-            p.breadcrumb { "Settings › Integrations › Identity provider" }
-            (body)
-        },
-    )
-    .into_response())
+    Ok(page(viewer, Nav::Settings, "Identity provider", body).into_response())
 }
 
 pub async fn show(State(state): State<AppState>, viewer: Viewer, headers: HeaderMap) -> WebResult<Response> {
     render(&state, &viewer, &headers, None).await
+}
+
+fn connection_id(raw: &str) -> WebResult<ConnectionId> {
+    raw.parse::<i64>().ok().filter(|id| *id > 0).map(ConnectionId).ok_or(WebError::NotFound)
+}
+
+fn tokens_table(viewer: &Viewer, c: &Connection) -> Markup {
+    let now = Utc::now();
+    html! {
+        @if c.tokens.is_empty() {
+            p.empty id="no-connection-tokens" { "This connection has no live token: its IdP cannot reach Custodian. Create one below." }
+        } @else {
+            table.data id="connection-tokens" {
+                thead { tr { th.num { "ID" } th { "Created" } th { "Expires" } th { "Last used" } @if viewer.is_admin() { th { span.visually-hidden { "Actions" } } } } }
+                tbody {
+                    @for t in &c.tokens {
+                        tr data-token=(t.id) class=[t.is_expired(now).then_some("failed")] {
+                            td.num { (t.id) }
+                            td { (when(t.created_at)) }
+                            td {
+                                @match t.expires_at {
+                                    None => span.muted { "never" },
+                                    Some(at) if t.is_expired(now) => { (when(at)) " " span.badge.warn { "expired" } },
+                                    Some(at) => (when(at)),
+                                }
+                            }
+                            td { @match t.last_used_at { Some(at) => (when(at)), None => span.muted { "never" } } }
+                            @if viewer.is_admin() {
+                                td {
+                                    form.inline method="post" action={ (connection_href(c)) "/tokens/" (t.id) "/revoke" } {
+                                        (csrf(viewer))
+                                        button.danger type="submit" data-confirm="Revoke this token? The IdP that uses it stops reaching Custodian at once." { "Revoke" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if viewer.is_admin() {
+            form.inline-form method="post" action={ (connection_href(c)) "/tokens" } id="create-connection-token" {
+                (csrf(viewer))
+                label { "Expires in " input type="number" name="expires_in_days" min="1" max=(MAX_TOKEN_DAYS) step="1" placeholder="never"; " days" }
+                button.primary type="submit" { "Create a token" }
+            }
+            p.hint { "To rotate without downtime: create a token, paste it into the IdP, test the connection there, then revoke the old one." }
+        }
+    }
+}
+
+fn settings_section(viewer: &Viewer, c: &Connection) -> Markup {
+    html! {
+        form.inline-form method="post" action={ (connection_href(c)) "/edit" } id="edit-connection" {
+            (csrf(viewer))
+            label { "Name " input type="text" name="name" value=(c.name) required maxlength=(MAX_NAME); }
+            label { "Priority " input type="number" name="priority" value=(c.priority) min="0" max="1000000" step="1" required; }
+            button type="submit" id="save-connection" { "Save" }
+        }
+        form.inline method="post" action={ (connection_href(c)) "/delete" } id="remove-connection" {
+            (csrf(viewer))
+            button.danger type="submit"
+                data-confirm={ "Remove the connection " (c.name) " with its " (c.users) " users and " (c.groups) " groups? Their hosts are unlinked; no offboarding webhook fires." }
+                { "Remove this connection" }
+        }
+        @if c.name == custodian_domain::connections::DEFAULT_CONNECTION_NAME {
+            p.hint { "The default connection can be removed only once it has no users and no groups." }
+        }
+    }
+}
+
+async fn render_connection(
+    state: &AppState,
+    viewer: &Viewer,
+    headers: &HeaderMap,
+    id: ConnectionId,
+    new_token: Option<&str>,
+) -> WebResult<Response> {
+    state.recorder.flush().await;
+    let (c, history) =
+        tokio::try_join!(state.connections().get_connection(id), state.connections().connection_requests(id, HISTORY))?;
+    let base_url = format!("{}/api/v1/fleet/scim", origin(state, headers));
+    let body = html! {
+        p.breadcrumb { "Settings › Integrations › " a href=(PATH) { "Identity provider" } " › " (c.name) }
+        section.card {
+            h2 { "Status" }
+            (connection_status(c.last_request.as_ref()))
+            dl.facts id="connection-facts" {
+                dt { "ID" } dd id="connection-id" { (c.id.0) }
+                dt { "Kind" } dd id="connection-kind" { (c.kind.as_str()) }
+                dt { "Priority" } dd id="connection-priority" { (c.priority) }
+                dt { "Users" } dd id="user-count" { (thousands(c.users)) }
+                dt { "Groups" } dd id="group-count" { (thousands(c.groups)) }
+                dt { "Created" } dd { (when(c.created_at)) }
+            }
+        }
+        section.card {
+            h2 { "Tokens" }
+            @if let Some(token) = new_token {
+                (new_token_box(&format!("SCIM token for \"{}\"", c.name), token))
+            }
+            p { "Paste a token into the IdP as its bearer token (" code { "Authorization: Bearer <token>" } "). It reaches the SCIM routes only, for this connection's users and groups." }
+            (tokens_table(viewer, &c))
+        }
+        (base_url_section(&base_url))
+        @if viewer.is_admin() {
+            section.card {
+                h2 { "Settings" }
+                (settings_section(viewer, &c))
+            }
+        }
+        section.card {
+            h2 { "Recent SCIM requests" }
+            (history_table(&history, None))
+        }
+    };
+    Ok(page(viewer, Nav::Settings, &format!("IdP connection {}", c.name), body).into_response())
+}
+
+pub async fn show_connection(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+) -> WebResult<Response> {
+    render_connection(&state, &viewer, &headers, connection_id(&raw)?, None).await
+}
+
+/// An optional whole number from a form field (empty: none).
+fn form_number(field: &str, raw: &str) -> WebResult<Option<i64>> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    raw.parse::<i64>().map(Some).map_err(|_| WebError::BadRequest(format!("{field} must be a whole number.")))
+}
+
+fn checked_priority(raw: &str) -> WebResult<Option<i64>> {
+    let priority = form_number("Priority", raw)?;
+    match priority.and_then(priority_problem) {
+        Some(reason) => Err(WebError::BadRequest(format!("Priority {reason}."))),
+        None => Ok(priority),
+    }
+}
+
+fn checked_form_name(raw: &str) -> WebResult<String> {
+    checked_name(raw).map_err(|reason| WebError::BadRequest(format!("Name {reason}.")))
+}
+
+#[derive(Deserialize)]
+pub struct ConnectionForm {
+    name: String,
+    #[serde(default)]
+    priority: String,
+}
+
+/// Adds a SCIM connection and answers its page with the first token, shown this once.
+pub async fn create_connection(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    posted: Posted<ConnectionForm, AdminOnly>,
+) -> WebResult<Response> {
+    let actor = posted.viewer.require_admin()?;
+    let name = checked_form_name(&posted.form.name)?;
+    let priority = checked_priority(&posted.form.priority)?;
+    let (c, token) = service::create(&state, name, ConnectionKind::Scim, priority, &actor).await?;
+    tracing::info!(by = posted.viewer.user.id, connection = c.id.0, "IdP connection added from the web interface");
+    render_connection(&state, &posted.viewer, &headers, c.id, Some(&token)).await
+}
+
+/// Renames a connection or changes its priority.
+pub async fn edit_connection(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    posted: Posted<ConnectionForm, AdminOnly>,
+) -> WebResult<Response> {
+    let actor = posted.viewer.require_admin()?;
+    let id = connection_id(&raw)?;
+    let name = checked_form_name(&posted.form.name)?;
+    let Some(priority) = checked_priority(&posted.form.priority)? else {
+        return Err(WebError::BadRequest("Priority is required.".into()));
+    };
+    service::update(&state, id, ConnectionChange { name: Some(name), priority: Some(priority) }, &actor).await?;
+    Ok(Redirect::to(&format!("{PATH}/{}", id.0)).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct Empty {}
+
+pub async fn delete_connection(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    posted: Posted<Empty, AdminOnly>,
+) -> WebResult<Response> {
+    let actor = posted.viewer.require_admin()?;
+    service::delete(&state, connection_id(&raw)?, &actor).await?;
+    Ok(Redirect::to(PATH).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ConnectionTokenForm {
+    #[serde(default)]
+    expires_in_days: String,
+}
+
+/// Adds a token to a connection and answers its page with the token, shown this once.
+pub async fn create_connection_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+    posted: Posted<ConnectionTokenForm, AdminOnly>,
+) -> WebResult<Response> {
+    posted.viewer.require_admin()?;
+    let id = connection_id(&raw)?;
+    let days = form_number("Expires in", &posted.form.expires_in_days)?;
+    let expires_at = match days {
+        None => None,
+        Some(d) if (1..=MAX_TOKEN_DAYS).contains(&d) => Some(Utc::now() + chrono::Duration::days(d)),
+        Some(_) => {
+            return Err(WebError::BadRequest(format!("Expires in must be from 1 to {MAX_TOKEN_DAYS} days, or empty.")));
+        }
+    };
+    let (token_id, token) = service::add_token(&state, id, expires_at).await?;
+    tracing::info!(
+        by = posted.viewer.user.id,
+        connection = id.0,
+        token_id,
+        "IdP connection token added from the web interface"
+    );
+    render_connection(&state, &posted.viewer, &headers, id, Some(&token)).await
+}
+
+pub async fn revoke_connection_token(
+    State(state): State<AppState>,
+    Path((raw, raw_token)): Path<(String, String)>,
+    posted: Posted<Empty, AdminOnly>,
+) -> WebResult<Response> {
+    let actor = posted.viewer.require_admin()?;
+    let id = connection_id(&raw)?;
+    let token_id = raw_token.parse::<i64>().ok().filter(|t| *t > 0).ok_or(WebError::NotFound)?;
+    service::revoke_token(&state, id, token_id, &actor).await?;
+    Ok(Redirect::to(&format!("{PATH}/{}", id.0)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -228,11 +546,8 @@ pub async fn create_token(
     render(&state, &posted.viewer, &headers, Some((&user.name, &token))).await
 }
 
-#[derive(Deserialize)]
-pub struct Empty {}
-
-/// Revokes an API-only user's token by deleting the user; this instance's token cache
-/// forgets it at once (other instances within the cache's few seconds).
+/// Revokes an API-only user's token by deleting the user; it stops working at once (this
+/// instance's token cache forgets it; instances sharing a database cache no token).
 pub async fn revoke_token(
     State(state): State<AppState>,
     Path(id): Path<i64>,

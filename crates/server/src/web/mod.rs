@@ -120,5 +120,14 @@ pub fn router() -> Routes<AppState> {
         .route("/settings/integrations/identity-provider", get(idp::show))
         .route("/settings/integrations/identity-provider/tokens", post(idp::create_token))
         .route("/settings/integrations/identity-provider/tokens/{id}/revoke", post(idp::revoke_token))
+        .route("/settings/integrations/identity-provider/connections", post(idp::create_connection))
+        .route("/settings/integrations/identity-provider/{id}", get(idp::show_connection))
+        .route("/settings/integrations/identity-provider/{id}/edit", post(idp::edit_connection))
+        .route("/settings/integrations/identity-provider/{id}/delete", post(idp::delete_connection))
+        .route("/settings/integrations/identity-provider/{id}/tokens", post(idp::create_connection_token))
+        .route(
+            "/settings/integrations/identity-provider/{id}/tokens/{token_id}/revoke",
+            post(idp::revoke_connection_token),
+        )
         .route("/assets/{name}", get(assets::serve))
 }

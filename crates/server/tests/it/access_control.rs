@@ -61,7 +61,7 @@ enum Access {
     SignOut,
     /// A form: a maintainer's or admin's session with its CSRF token.
     PageWrite,
-    /// A form only an admin may post (API tokens).
+    /// A form only an admin may post (API tokens, IdP connections).
     PageAdmin,
 }
 
@@ -110,14 +110,20 @@ fn access(method: &Method, template: &str) -> Option<Access> {
             | "/groups"
             | "/groups/{id}"
             | "/activity"
-            | "/settings/integrations/identity-provider",
+            | "/settings/integrations/identity-provider"
+            | "/settings/integrations/identity-provider/{id}",
         ) => Some(Page),
         ("POST", "/logout") => Some(SignOut),
         ("POST", "/hosts/{id}/idp-username" | "/hosts/{id}/idp-username/delete") => Some(PageWrite),
         (
             "POST",
             "/settings/integrations/identity-provider/tokens"
-            | "/settings/integrations/identity-provider/tokens/{id}/revoke",
+            | "/settings/integrations/identity-provider/tokens/{id}/revoke"
+            | "/settings/integrations/identity-provider/connections"
+            | "/settings/integrations/identity-provider/{id}/edit"
+            | "/settings/integrations/identity-provider/{id}/delete"
+            | "/settings/integrations/identity-provider/{id}/tokens"
+            | "/settings/integrations/identity-provider/{id}/tokens/{token_id}/revoke",
         ) => Some(PageAdmin),
         _ => None,
     }
@@ -158,7 +164,9 @@ pub(crate) fn fill(template: &str, w: &World, existing: bool) -> String {
         } else {
             "00000000-0000-4000-8000-000000000000".to_string()
         }
-    } else if template.contains("/idp/connections/") {
+    } else if template.contains("/idp/connections/")
+        || template.starts_with("/settings/integrations/identity-provider/{id}")
+    {
         if existing { w.connection_id.to_string() } else { "987654".into() }
     } else if template.contains("/tokens/") {
         if existing { w.api_user_id.to_string() } else { "987654".into() }

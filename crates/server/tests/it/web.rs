@@ -186,14 +186,24 @@ async fn observer_gets_403_on_every_post_route() {
         format!("/hosts/{host}/idp-username/delete"),
         "/settings/integrations/identity-provider/tokens".to_string(),
         format!("/settings/integrations/identity-provider/tokens/{api_user}/revoke"),
+        "/settings/integrations/identity-provider/connections".to_string(),
+        "/settings/integrations/identity-provider/1/edit".to_string(),
+        "/settings/integrations/identity-provider/1/delete".to_string(),
+        "/settings/integrations/identity-provider/1/tokens".to_string(),
+        "/settings/integrations/identity-provider/1/tokens/1/revoke".to_string(),
     ];
     for route in &routes {
-        let r = b.post(route, &[("csrf_token", &csrf), ("idp_username", "x@example.com"), ("name", "t")], &[]).await;
+        let fields =
+            [("csrf_token", csrf.as_str()), ("idp_username", "x@example.com"), ("name", "t"), ("priority", "5")];
+        let r = b.post(route, &fields, &[]).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{route}: {}", r.text);
     }
     // Nothing changed: the host has no idp mapping and the API user still exists.
     assert_eq!(app.host(host).await["idp_link"]["identity"], "jane@example.com");
     assert_eq!(app.store.list_api_users().await.unwrap().iter().filter(|u| u.api_only).count(), 1);
+    let connections = app.store.list_connections().await.unwrap();
+    assert_eq!(connections.len(), 1);
+    assert_eq!((connections[0].name.as_str(), connections[0].priority), ("default", 100));
     // The page does not offer what the role cannot do.
     let page = b.get(&format!("/hosts/{host}")).await;
     assert!(!page.text.contains("edit-idp-username"), "observer sees the edit form");
@@ -358,6 +368,98 @@ async fn an_admin_creates_and_revokes_an_idp_token_from_the_page() {
     // Revoked at once on this instance, although the token cache had it.
     let scim = app.request_as(Some(&token), reqwest::Method::GET, "/api/v1/fleet/scim/Users", None).await;
     assert_eq!(scim.status, StatusCode::UNAUTHORIZED);
+}
+
+/// The token a page shows once (`#new-token-value`).
+fn shown_token(html: &str) -> String {
+    let at = html.find("id=\"new-token-value\"").unwrap();
+    let input_start = html[..at].rfind("<input").unwrap();
+    html[input_start..].split("value=\"").nth(1).unwrap().split('"').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn an_admin_manages_idp_connections_from_the_pages_and_bad_forms_change_nothing() {
+    let app = TestApp::spawn().await;
+    let b = signed_in(&app, "admin@example.com", Role::Admin).await;
+    let csrf = b.csrf().await;
+    let add = "/settings/integrations/identity-provider/connections";
+    let r = b.post(add, &[("csrf_token", &csrf), ("name", " Entra "), ("priority", "")], &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let token = shown_token(&r.text);
+    assert_eq!(token.len(), 43);
+    let entra = app.store.connection_named("entra").await.unwrap();
+    assert_eq!((entra.name.as_str(), entra.priority, entra.tokens.len()), ("Entra", 110, 1), "next free priority");
+    assert!(r.text.contains("SCIM token for &quot;Entra&quot;"), "{}", r.text);
+    let scim = app.request_as(Some(&token), reqwest::Method::GET, "/api/v1/fleet/scim/Users", None).await;
+    assert_eq!(scim.status, StatusCode::OK, "{}", scim.text);
+    let page_path = format!("/settings/integrations/identity-provider/{}", entra.id.0);
+    let page = b.get(&page_path).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.text.contains(&token), "a token is shown only once");
+    assert!(page.text.contains("Received information from your IdP"), "{}", page.text);
+
+    // Refused forms name what is wrong and change nothing.
+    for (fields, expected) in [
+        (vec![("name", "DEFAULT"), ("priority", "")], "a connection named 'DEFAULT' already exists"),
+        (vec![("name", "Other"), ("priority", "100")], "another connection already has priority 100"),
+        (vec![("name", "Other"), ("priority", "-1")], "Priority must be a whole number from 0"),
+        (vec![("name", "Other"), ("priority", "ten")], "Priority must be a whole number."),
+        (vec![("name", "   "), ("priority", "")], "Name must not be empty"),
+    ] {
+        let mut all = vec![("csrf_token", csrf.as_str())];
+        all.extend(fields.iter().copied());
+        let r = b.post(add, &all, &[]).await;
+        assert!(r.status.is_client_error(), "{fields:?}: {}", r.status);
+        assert!(r.text.contains(expected), "{fields:?}: {}", r.text);
+    }
+    let tokens_path = format!("{page_path}/tokens");
+    let r = b.post(&tokens_path, &[("csrf_token", &csrf), ("expires_in_days", "0")], &[]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.text.contains("Expires in must be from 1 to 3650 days"), "{}", r.text);
+    assert_eq!(app.store.list_connections().await.unwrap().len(), 2);
+    assert_eq!(app.store.connection_named("entra").await.unwrap().tokens.len(), 1);
+
+    // Rotation: a token that expires in 7 days, then the first revoked.
+    let r = b.post(&tokens_path, &[("csrf_token", &csrf), ("expires_in_days", "7")], &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let second = shown_token(&r.text);
+    let entra = app.store.connection_named("entra").await.unwrap();
+    assert_eq!(entra.tokens.len(), 2);
+    let new = entra.tokens.iter().find(|t| t.expires_at.is_some()).unwrap();
+    let days = (new.expires_at.unwrap() - chrono::Utc::now()).num_hours();
+    assert!((7 * 24 - 1..=7 * 24).contains(&days), "expires in {days} hours");
+    let old = entra.tokens.iter().find(|t| t.expires_at.is_none()).unwrap().id;
+    let r = b.post(&format!("{page_path}/tokens/{old}/revoke"), &[("csrf_token", &csrf)], &[]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    let scim = app.request_as(Some(&token), reqwest::Method::GET, "/api/v1/fleet/scim/Users", None).await;
+    assert_eq!(scim.status, StatusCode::UNAUTHORIZED, "revoked at once: {}", scim.text);
+    let scim = app.request_as(Some(&second), reqwest::Method::GET, "/api/v1/fleet/scim/Users", None).await;
+    assert_eq!(scim.status, StatusCode::OK);
+    let r = b.post(&format!("{page_path}/tokens/{old}/revoke"), &[("csrf_token", &csrf)], &[]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "a revoked token is not revoked twice");
+
+    // Rename and reprioritise, then remove.
+    let r = b
+        .post(&format!("{page_path}/edit"), &[("csrf_token", &csrf), ("name", "Entra EU"), ("priority", "5")], &[])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    let entra = app.store.get_connection(entra.id).await.unwrap();
+    assert_eq!((entra.name.as_str(), entra.priority), ("Entra EU", 5));
+    let r = b
+        .post(&format!("{page_path}/edit"), &[("csrf_token", &csrf), ("name", "Entra EU"), ("priority", "")], &[])
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text.contains("Priority is required"), "{}", r.text);
+    let list = b.get("/settings/integrations/identity-provider").await;
+    assert!(list.text.contains("Entra EU") && list.text.contains(&page_path), "{}", list.text);
+    let r = b.post(&format!("{page_path}/delete"), &[("csrf_token", &csrf)], &[]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    assert!(app.store.get_connection(entra.id).await.is_err());
+    let scim = app.request_as(Some(&second), reqwest::Method::GET, "/api/v1/fleet/scim/Users", None).await;
+    assert_eq!(scim.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(b.get(&page_path).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(b.get("/settings/integrations/identity-provider/0").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(b.get("/settings/integrations/identity-provider/abc").await.status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
