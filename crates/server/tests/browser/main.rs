@@ -75,7 +75,12 @@ impl Server {
 
     /// Sends a JSON request with the maintainer token; returns the status and body.
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
+        self.call_as(&self.token, method, path, body).await
+    }
+
+    /// Sends a JSON request with this bearer token.
+    async fn call_as(&self, token: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(token);
         if let Some(b) = body {
             // Each surface's own media type: the JSON API takes application/json only.
             let content_type = match custodian::errors::route_kind(path) {
@@ -220,15 +225,65 @@ fn screenshot_dir() -> PathBuf {
     dir.canonicalize().unwrap()
 }
 
+/// axe-core's script, from npm (`tests/js`, installed by scripts/test with `npm ci`).
+fn axe_source() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/js/node_modules/axe-core/axe.min.js");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!("cannot read {}: {e}. Install it with `npm ci --prefix tests/js` (scripts/test does).", path.display())
+    })
+}
+
+/// Runs axe-core on the page shown and fails on any violation of impact serious or
+/// critical, naming each rule and the elements that break it.
+async fn assert_accessible(c: &Client, page: &str) {
+    c.execute(&axe_source(), vec![]).await.unwrap();
+    let violations = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, {resultTypes: ['violations']})
+               .then(r => done(r.violations.map(v => ({rule: v.id, impact: v.impact, help: v.help,
+                                                      nodes: v.nodes.map(n => n.target.join(' '))}))))
+               .catch(e => done([{rule: 'axe-error', impact: 'critical', help: String(e), nodes: []}]));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let serious: Vec<&Value> = violations
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
+        .collect();
+    assert!(serious.is_empty(), "{page}: axe-core finds serious or critical violations: {serious:#?}");
+}
+
+/// Saves a screenshot of the page shown, and checks it with axe-core.
 async fn shot(c: &Client, name: &str) {
+    assert_accessible(c, name).await;
     let png = c.screenshot().await.unwrap();
     let path = screenshot_dir().join(format!("{name}.png"));
     std::fs::write(&path, png).unwrap();
     println!("screenshot: {}", path.display());
 }
 
+/// The text of `css`, found afresh when a navigation or a re-render replaces the element between finding and
+/// reading it (a form submit leaves the old page's element in hand for a moment: a stale element reference).
 async fn text_of(c: &Client, css: &str) -> String {
-    c.wait().at_most(Duration::from_secs(30)).for_element(Locator::Css(css)).await.unwrap().text().await.unwrap()
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let element = c.wait().at_most(Duration::from_secs(30)).for_element(Locator::Css(css)).await.unwrap();
+        match element.text().await {
+            Ok(text) => return text,
+            Err(e) if is_stale(&e) && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("cannot read the text of {css}: {e}"),
+        }
+    }
+}
+
+fn is_stale(e: &fantoccini::error::CmdError) -> bool {
+    matches!(e, fantoccini::error::CmdError::Standard(w) if w.error == fantoccini::error::ErrorStatus::StaleElementReference)
 }
 
 async fn fill(c: &Client, css: &str, value: &str) {
@@ -431,4 +486,179 @@ async fn an_observer_sees_the_user_card_but_cannot_edit() {
     let (_, api) = server.call(reqwest::Method::GET, &format!("/api/v1/fleet/hosts/{host}"), None).await;
     assert_eq!(api["host"]["end_users"][0]["idp_username"], "jane@example.com");
     c.close().await.unwrap();
+}
+
+/// The rows of a table body, as text.
+async fn rows(c: &Client, css: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for row in c.find_all(Locator::Css(&format!("{css} tbody tr"))).await.unwrap() {
+        out.push(row.text().await.unwrap());
+    }
+    out
+}
+
+/// Waits until the table shows `n` rows (after the page a form answered has loaded).
+async fn wait_rows(c: &Client, css: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        // A row read while the next page replaces this one is stale: read again.
+        let mut texts = Vec::new();
+        let mut stale = false;
+        for row in c.find_all(Locator::Css(&format!("{css} tbody tr"))).await.unwrap() {
+            match row.text().await {
+                Ok(t) => texts.push(t),
+                Err(e) if is_stale(&e) => stale = true,
+                Err(e) => panic!("{css}: {e}"),
+            }
+        }
+        if !stale && texts.len() == n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{css} never showed {n} rows: {texts:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Clicks a submit button whose form asks for confirmation, and accepts it.
+async fn click_confirmed(c: &Client, css: &str) {
+    c.find(Locator::Css(css)).await.unwrap().click().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.accept_alert().await.is_err() {
+        assert!(Instant::now() < deadline, "{css} asked for no confirmation");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The new token shown once on the page this answered.
+async fn shown_token(c: &Client) -> String {
+    c.wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("#new-token-value"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_adds_an_idp_connection_rotates_its_token_and_sees_its_hosts() {
+    let driver = start_driver().await;
+    let server = Server::start().await;
+    server.person("admin@example.com", "Ada Admin", Role::Admin).await;
+    server.person("olga@example.com", "Olga Observer", Role::Observer).await;
+    // Headquarters' Okta wrote to `default` with the maintainer token of the Okta guide.
+    server.scim_user("bob@example.com", "Bob", "Smith", "Sales").await;
+    let c = browser(&driver).await;
+    sign_in(&c, &server.base, "admin@example.com").await;
+    let idp = format!("{}/settings/integrations/identity-provider", server.base);
+    c.goto(&idp).await.unwrap();
+    let listed = rows(&c, "#connections").await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert!(listed[0].contains("default") && listed[0].contains("receiving"), "{listed:?}");
+    shot(&c, "30-idp-connections").await;
+
+    // The subsidiary's Entra gets a connection of its own, first in priority.
+    fill(&c, "#add-connection input[name=name]", "Entra subsidiary").await;
+    fill(&c, "#add-connection input[name=priority]", "50").await;
+    c.find(Locator::Css("#add-connection button")).await.unwrap().click().await.unwrap();
+    let first = shown_token(&c).await;
+    assert_eq!(first.len(), 43);
+    assert_eq!(text_of(&c, "#connection-priority").await, "50");
+    wait_text(&c, "#idp-status", "No IdP connected").await;
+    assert_eq!(rows(&c, "#connection-tokens").await.len(), 1);
+    shot(&c, "31-idp-connection-created").await;
+    let id: i64 = text_of(&c, "#connection-id").await.parse().unwrap();
+
+    // Entra provisions Jane with the new token: her laptop belongs to this connection.
+    let (status, body) = server
+        .call_as(
+            &first,
+            reqwest::Method::POST,
+            &format!("{SCIM}/Users"),
+            Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "jane@example.com",
+                        "name": {"givenName": "Jane", "familyName": "Doe"}, "active": true})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let host = server.host("jdoe-mbp", "jane@example.com").await;
+    server.host("bsmith-mbp", "bob@example.com").await;
+    let page = format!("{idp}/{id}");
+    c.goto(&page).await.unwrap();
+    wait_text(&c, "#idp-status", "Received information from your IdP").await;
+    assert_eq!(text_of(&c, "#user-count").await, "1");
+    let history = text_of(&c, "#scim-history").await;
+    assert!(history.contains("POST /api/v1/fleet/scim/Users") && history.contains("201"), "{history}");
+    assert!(!history.contains("bob@example.com"));
+    let used = rows(&c, "#connection-tokens").await;
+    assert_eq!(used[0].matches("never").count(), 1, "it never expires, and its use is recorded: {used:?}");
+
+    // Rotation: a second token that expires in 30 days, then the first one revoked.
+    fill(&c, "#create-connection-token input[name=expires_in_days]", "30").await;
+    c.find(Locator::Css("#create-connection-token button")).await.unwrap().click().await.unwrap();
+    let second = shown_token(&c).await;
+    assert_ne!(second, first);
+    let tokens = rows(&c, "#connection-tokens").await;
+    assert_eq!(tokens.len(), 2, "{tokens:?}");
+    shot(&c, "32-idp-connection-second-token").await;
+    c.goto(&page).await.unwrap();
+    assert!(c.find_all(Locator::Css("#new-token-value")).await.unwrap().is_empty(), "a token is shown only once");
+    let first_row = c.find(Locator::Css("#connection-tokens tbody tr:first-child")).await.unwrap();
+    let first_id = first_row.attr("data-token").await.unwrap().unwrap();
+    click_confirmed(&c, &format!("#connection-tokens tr[data-token=\"{first_id}\"] button")).await;
+    wait_rows(&c, "#connection-tokens", 1).await;
+    let (status, body) = server.call_as(&first, reqwest::Method::GET, &format!("{SCIM}/Users"), None).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("revoked"), "{body}");
+    let (status, body) = server.call_as(&second, reqwest::Method::GET, &format!("{SCIM}/Users"), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["totalResults"], 1, "the connection sees its own users only: {body}");
+
+    // The host list names each host's connection and filters on it.
+    c.goto(&format!("{}/hosts", server.base)).await.unwrap();
+    let hosts = text_of(&c, "#hosts").await;
+    assert!(hosts.contains("Entra subsidiary") && hosts.contains("default"), "{hosts}");
+    c.find(Locator::Css("#host-filters select[name=idp_connection]"))
+        .await
+        .unwrap()
+        .select_by_value("Entra subsidiary")
+        .await
+        .unwrap();
+    c.find(Locator::Css("#host-filters button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_text(&c, "#host-count", "of 1").await;
+    let filtered = text_of(&c, "#hosts").await;
+    assert!(filtered.contains("jdoe-mbp") && !filtered.contains("bsmith-mbp"), "{filtered}");
+    shot(&c, "33-hosts-by-connection").await;
+    c.goto(&format!("{}/hosts/{host}", server.base)).await.unwrap();
+    assert_eq!(text_of(&c, "#idp-connection").await, "Entra subsidiary");
+
+    // A new priority, then the connection removed: its host is unlinked.
+    c.goto(&page).await.unwrap();
+    fill(&c, "#edit-connection input[name=priority]", "150").await;
+    c.find(Locator::Css("#save-connection")).await.unwrap().click().await.unwrap();
+    wait_text(&c, "#connection-priority", "150").await;
+    click_confirmed(&c, "#remove-connection button").await;
+    c.wait().at_most(Duration::from_secs(30)).for_element(Locator::Css("#add-connection")).await.unwrap();
+    let listed = rows(&c, "#connections").await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert!(listed[0].contains("default"), "{listed:?}");
+    let (_, api) = server.call(reqwest::Method::GET, &format!("/api/v1/fleet/hosts/{host}"), None).await;
+    assert_eq!(api["host"]["end_users"][0]["idp_username"], "", "unlinked: {api}");
+    assert_eq!(api["host"]["end_users"][0]["idp_connection"], Value::Null, "{api}");
+    let (status, _) = server.call_as(&second, reqwest::Method::GET, &format!("{SCIM}/Users"), None).await;
+    assert_eq!(status, 401);
+    c.close().await.unwrap();
+
+    // An observer reads the pages but has no form to change them.
+    let o = browser(&driver).await;
+    sign_in(&o, &server.base, "olga@example.com").await;
+    o.goto(&format!("{idp}/1")).await.unwrap();
+    wait_text(&o, "#connection-kind", "scim").await;
+    for form in ["#add-connection", "#create-connection-token", "#edit-connection", "#remove-connection"] {
+        assert!(o.find_all(Locator::Css(form)).await.unwrap().is_empty(), "an observer sees {form}");
+    }
+    assert!(o.find_all(Locator::Css("#connection-tokens button")).await.unwrap().is_empty());
+    shot(&o, "34-observer-idp-connection").await;
+    o.close().await.unwrap();
 }
