@@ -18,6 +18,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_custodian");
 struct Cluster {
     bases: [String; 2],
     token: String,
+    /// An admin's token, for the connections API.
+    admin: String,
     client: reqwest::Client,
     children: Vec<Child>,
     _db: TestDb,
@@ -37,6 +39,7 @@ impl Cluster {
         let db = TestDb::fresh().await;
         let store = open_store(&db.url).await;
         let token = TestApp::create_token_in(&store, "okta", Role::Maintainer).await;
+        let admin = TestApp::create_token_in(&store, "admin", Role::Admin).await;
         drop(store);
         let mut children = Vec::new();
         let mut bases = Vec::new();
@@ -57,7 +60,7 @@ impl Cluster {
         for base in &bases {
             crate::support::wait_healthy(&client, base).await;
         }
-        Cluster { bases: [bases[0].clone(), bases[1].clone()], token, client, children, _db: db }
+        Cluster { bases: [bases[0].clone(), bases[1].clone()], token, admin, client, children, _db: db }
     }
 
     /// Sends to instance `i % 2`: requests alternate between the two, as a balancer would.
@@ -69,7 +72,20 @@ impl Cluster {
         body: Option<Value>,
         if_match: Option<&str>,
     ) -> (StatusCode, Value) {
-        let mut req = self.client.request(method, format!("{}{path}", self.bases[i % 2])).bearer_auth(&self.token);
+        self.send_as(&self.token, i, method, path, body, if_match).await
+    }
+
+    /// `send` with another bearer token.
+    async fn send_as(
+        &self,
+        token: &str,
+        i: usize,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        if_match: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.client.request(method, format!("{}{path}", self.bases[i % 2])).bearer_auth(token);
         if let Some(b) = body {
             // Each surface's own media type: the JSON API takes application/json only.
             let content_type = match custodian::errors::route_kind(path) {
@@ -272,5 +288,96 @@ async fn host_links_stay_consistent_while_users_and_hosts_arrive_on_both_instanc
         assert_eq!(end_users[0]["idp_groups"], json!(["Fleet"]), "{body}");
         let expected_name = if i % 3 == 0 { format!("Renamed{i} User") } else { "Test User".to_string() };
         assert_eq!(end_users[0]["idp_full_name"], json!(expected_name), "{body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn priorities_and_users_changed_on_both_instances_at_once_leave_every_host_linked_by_the_rules() {
+    let cluster = Cluster::start().await;
+    let mut tokens = Vec::new();
+    let mut ids = Vec::new();
+    for (name, priority) in [("okta", 10), ("entra", 20)] {
+        let (status, body) = cluster
+            .send_as(
+                &cluster.admin,
+                0,
+                Method::POST,
+                &format!("{API}/idp/connections"),
+                Some(json!({"name": name, "kind": "scim", "priority": priority})),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        tokens.push(body["token"].as_str().unwrap().to_string());
+        ids.push(body["connection"]["id"].as_i64().unwrap());
+    }
+    let n = 30;
+    let mut hosts = Vec::new();
+    for i in 0..n {
+        let body = host_body(&format!("host-{i}"), Some(&format!("owner{i}@example.com")));
+        let (status, body) = cluster.send(i, Method::POST, &format!("{API}/hosts"), Some(body), None).await;
+        assert!(status.is_success(), "{body}");
+        hosts.push(body["host"]["id"].as_i64().unwrap());
+    }
+    // Both connections provision every owner, each on both instances, while okta deletes
+    // every fifth one and an admin swaps the priorities back and forth on both instances.
+    let provision = (0..n).map(|i| {
+        let (cluster, tokens) = (&cluster, &tokens);
+        async move {
+            let email = format!("owner{i}@example.com");
+            let mut created = Vec::new();
+            for (c, token) in tokens.iter().enumerate() {
+                let (status, body) = cluster
+                    .send_as(
+                        token,
+                        i + c,
+                        Method::POST,
+                        &format!("{SCIM}/Users"),
+                        Some(okta_user(&email, "T", "U")),
+                        None,
+                    )
+                    .await;
+                assert_eq!(status, StatusCode::CREATED, "{body}");
+                created.push(body["id"].as_str().unwrap().to_string());
+            }
+            if i % 5 == 0 {
+                let (status, body) = cluster
+                    .send_as(&tokens[0], i + 1, Method::DELETE, &format!("{SCIM}/Users/{}", created[0]), None, None)
+                    .await;
+                assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+            }
+            created
+        }
+    });
+    let swaps = async {
+        // Priorities are unique, so a swap takes three steps; the last round puts okta first.
+        let rounds: [&[(usize, i64)]; 2] = [&[(0, 30), (1, 10), (0, 20)], &[(0, 5), (1, 20)]];
+        let mut step = 0;
+        for round in 0..4 {
+            for &(which, priority) in rounds[round % 2] {
+                let (status, body) = cluster
+                    .send_as(
+                        &cluster.admin,
+                        step,
+                        Method::PATCH,
+                        &format!("{API}/idp/connections/{}", ids[which]),
+                        Some(json!({"priority": priority})),
+                        None,
+                    )
+                    .await;
+                assert_eq!(status, StatusCode::OK, "{body}");
+                step += 1;
+            }
+        }
+    };
+    let (users, ()) = tokio::join!(join_all(provision), swaps);
+    // okta (priority 5) wins where it still has the owner; entra (20) everywhere else.
+    for (i, host) in hosts.iter().enumerate() {
+        let (status, body) = cluster.send(i, Method::GET, &format!("{API}/hosts/{host}"), None, None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (connection, user) = if i % 5 == 0 { ("entra", &users[i][1]) } else { ("okta", &users[i][0]) };
+        let end_user = &body["host"]["end_users"][0];
+        assert_eq!(end_user["idp_connection"], connection, "host {i}: {body}");
+        assert_eq!(end_user["idp_id"], json!(user), "host {i}: {body}");
     }
 }
