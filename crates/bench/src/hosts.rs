@@ -36,11 +36,11 @@ use crate::scim::{self, Api, FILL_BATCH, GROUP_SCHEMA, SCIM_JSON, SCIM_PATH, USE
 use crate::server::{self, Server};
 use crate::stats::Samples;
 
-const FLEET_PATH: &str = "/api/v1/fleet";
-const JSON: &str = "application/json";
+pub(crate) const FLEET_PATH: &str = "/api/v1/fleet";
+pub(crate) const JSON: &str = "application/json";
 const ENTERPRISE_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 /// The most hosts the batch endpoint takes in one request.
-const MAX_BATCH: usize = 10_000;
+pub(crate) const MAX_BATCH: usize = 10_000;
 /// The size of a page of hosts.
 const PAGE: usize = 100;
 
@@ -176,7 +176,7 @@ fn group_name(g: usize) -> String {
 }
 
 /// Host number `i` (from 0), enrolled by `user_name`.
-fn host_body(i: usize, user_name: &str) -> Value {
+pub(crate) fn host_body(i: usize, user_name: &str) -> Value {
     let (platform, os_version, model) = match i % 10 {
         0..=5 => ("darwin", "macOS 15.5", "MacBookPro18,3"),
         6..=8 => ("windows", "Windows 11 Enterprise 24H2", "Latitude 7440"),
@@ -350,29 +350,7 @@ async fn phases(
         let (api, batches) = (fleet.clone(), batches.clone());
         in_parallel(requests, config.import_concurrency, move |b| {
             let (api, batches) = (api.clone(), batches.clone());
-            async move {
-                let body = batches.get(b).context("no such batch")?;
-                let sent = body.get("hosts").and_then(Value::as_array).map_or(0, Vec::len);
-                let url = api.url("/hosts/batch", &[])?;
-                let (took, answer) = api.call(Method::POST, url, Some(body), StatusCode::OK).await?;
-                let answer: Value = serde_json::from_slice(&answer).context("a batch answer is not JSON")?;
-                let rejected = answer.get("rejected").and_then(Value::as_array).map_or(0, Vec::len);
-                let created = answer.get("created").and_then(Value::as_u64).unwrap_or(0) as usize;
-                if rejected > 0 || created != sent {
-                    bail!(
-                        "batch {b}: {created} of {sent} hosts created, {rejected} rejected (is the database fresh?): {}",
-                        excerpt(answer.to_string().as_bytes())
-                    );
-                }
-                let mut ids = vec![0_i64; sent];
-                for host in answer.get("hosts").and_then(Value::as_array).map_or(&[][..], Vec::as_slice) {
-                    let index = host.get("index").and_then(Value::as_u64).context("a batch result has no index")?;
-                    let id = host.get("id").and_then(Value::as_i64).context("a batch result has no id")?;
-                    *ids.get_mut(index as usize).context("a batch result's index is out of range")? = id;
-                }
-                ensure!(ids.iter().all(|&id| id > 0), "batch {b}: some hosts have no id in the answer");
-                Ok((took, ids))
-            }
+            async move { post_batch(&api, b, batches.get(b).context("no such batch")?).await }
         })
         .await
         .context("importing the hosts")?
@@ -765,8 +743,33 @@ enum Filter {
     Department,
 }
 
+/// `POST /hosts/batch` of `body` (`{"hosts": [...]}`, batch number `b`), every host new:
+/// its time and the ids of its hosts, in the order sent.
+pub(crate) async fn post_batch(api: &Api, b: usize, body: &Value) -> anyhow::Result<(Duration, Vec<i64>)> {
+    let sent = body.get("hosts").and_then(Value::as_array).map_or(0, Vec::len);
+    let url = api.url("/hosts/batch", &[])?;
+    let (took, answer) = api.call(Method::POST, url, Some(body), StatusCode::OK).await?;
+    let answer: Value = serde_json::from_slice(&answer).context("a batch answer is not JSON")?;
+    let rejected = answer.get("rejected").and_then(Value::as_array).map_or(0, Vec::len);
+    let created = answer.get("created").and_then(Value::as_u64).unwrap_or(0) as usize;
+    if rejected > 0 || created != sent {
+        bail!(
+            "batch {b}: {created} of {sent} hosts created, {rejected} rejected (is the database fresh?): {}",
+            excerpt(answer.to_string().as_bytes())
+        );
+    }
+    let mut ids = vec![0_i64; sent];
+    for host in answer.get("hosts").and_then(Value::as_array).map_or(&[][..], Vec::as_slice) {
+        let index = host.get("index").and_then(Value::as_u64).context("a batch result has no index")?;
+        let id = host.get("id").and_then(Value::as_i64).context("a batch result has no id")?;
+        *ids.get_mut(index as usize).context("a batch result's index is out of range")? = id;
+    }
+    ensure!(ids.iter().all(|&id| id > 0), "batch {b}: some hosts have no id in the answer");
+    Ok((took, ids))
+}
+
 /// `GET /hosts/count` with the query given: its time and its count.
-async fn count_hosts(fleet: &Api, query: &[(&str, &str)]) -> anyhow::Result<(Duration, u64)> {
+pub(crate) async fn count_hosts(fleet: &Api, query: &[(&str, &str)]) -> anyhow::Result<(Duration, u64)> {
     let (took, body) = fleet.call(Method::GET, fleet.url("/hosts/count", query)?, None, StatusCode::OK).await?;
     let count = serde_json::from_slice::<Value>(&body)
         .ok()

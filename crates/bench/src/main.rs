@@ -7,9 +7,12 @@
 //! does the same for hosts and their end users: IdP users and groups over SCIM, a host
 //! import, host details, host lists filtered by IdP group, and renames reaching hosts.
 //! `custodian-bench overload` offers one token twice the sustainable rate of a SCIM mix
-//! against a server limited to that rate.
+//! against a server limited to that rate. `custodian-bench connections` compares SCIM
+//! lookups and writes in one IdP connection of 100,000 users and in ten of 10,000, and
+//! times the relinking of hosts after a connection's priority changes.
 
 mod child;
+mod connections;
 mod hosts;
 mod overload;
 mod peer;
@@ -46,6 +49,57 @@ enum Command {
     /// limited to that rate: 429 for the excess, the rest served within the SCIM targets,
     /// nothing else (no 5xx, no connection error), /healthz answering throughout.
     Overload(OverloadArgs),
+    /// IdP connections: userName lookups and Okta's deactivations in one connection of
+    /// 100,000 users against ten connections of 10,000 (each request with its connection's
+    /// token), then 100,000 hosts relinked when a connection's priority passes another's,
+    /// for two sizes of overlap.
+    Connections(ConnectionsArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ConnectionsArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Users in the one large connection, and as many (the same userNames) split over
+    /// --connections; as many hosts [default: 100000; 1000 with --quick].
+    #[arg(long)]
+    pub users: Option<usize>,
+    /// Connections the second copy of the users is split over (--users must be a
+    /// multiple) [default: 10; 2 with --quick].
+    #[arg(long)]
+    pub connections: Option<usize>,
+    /// Concurrent clients of the lookups and writes, and of the setup.
+    #[arg(long, default_value_t = 8)]
+    pub clients: usize,
+    /// userName eq lookups on each layout [default: 10000; 1000 with --quick].
+    #[arg(long)]
+    pub lookups: Option<usize>,
+    /// Deactivations (PATCH) on each layout, each of a different user [default: 2000; 200
+    /// with --quick].
+    #[arg(long)]
+    pub writes: Option<usize>,
+    /// Rounds the lookups and the writes are split into, the two layouts alternating
+    /// (ABBA...) so that both see the same machine [default: 4; 2 with --quick].
+    #[arg(long)]
+    pub rounds: Option<usize>,
+    /// Sizes K of the overlapping connections, comma-separated: each has the userNames of
+    /// K other users and is moved before the large one and back [default: 1000,10000;
+    /// 50,500 with --quick].
+    #[arg(long, value_delimiter = ',')]
+    pub overlap: Option<Vec<usize>>,
+    /// Moves before the large connection and back, per overlap size [default: 3; 1 with --quick].
+    #[arg(long)]
+    pub swaps: Option<usize>,
+    /// Hosts read back after each move, inside the overlap and as many outside it
+    /// [default: 50; 20 with --quick].
+    #[arg(long)]
+    pub samples: Option<usize>,
+    /// Hosts per batch request of the import (at most 10000) [default: 5000; 500 with --quick].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// A fast smoke run (1,000 users in 1 and in 2 connections, overlaps of 50 and 500), as in CI.
+    #[arg(long)]
+    pub quick: bool,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -229,6 +283,13 @@ async fn main() -> ExitCode {
             tokio::select! {
                 biased;
                 r = hosts::run(args) => r,
+                s = interrupted() => Err(anyhow::anyhow!("interrupted by {s}")),
+            }
+        }
+        Command::Connections(args) => {
+            tokio::select! {
+                biased;
+                r = connections::run(args) => r,
                 s = interrupted() => Err(anyhow::anyhow!("interrupted by {s}")),
             }
         }

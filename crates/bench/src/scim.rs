@@ -842,7 +842,15 @@ fn not_measured(report: &mut Report, label: &str, why: &str) {
 }
 
 /// A row with a target of the issue's, set for SQLite: judged there, shown elsewhere.
-fn target_row(report: &mut Report, sqlite: bool, key: &str, label: &str, figure: String, value: f64, target: Target) {
+pub(crate) fn target_row(
+    report: &mut Report,
+    sqlite: bool,
+    key: &str,
+    label: &str,
+    figure: String,
+    value: f64,
+    target: Target,
+) {
     if sqlite {
         report.checked(key, label, figure, value, target);
     } else {
@@ -860,15 +868,41 @@ fn users_url(api: &Api, config: &Config, query: &[(&str, &str)]) -> anyhow::Resu
 }
 
 /// Requests sent from closed-loop clients: how many, in how long, and their latencies.
-struct Load {
-    n: usize,
-    seconds: f64,
-    latency: Samples,
+pub(crate) struct Load {
+    pub(crate) n: usize,
+    pub(crate) seconds: f64,
+    pub(crate) latency: Samples,
 }
 
 impl Load {
-    fn rate(&self) -> f64 {
+    pub(crate) fn rate(&self) -> f64 {
         self.n as f64 / self.seconds
+    }
+}
+
+/// Which client sends the requests about each user: the same for all, or (in
+/// `connections`) the client of the user's IdP connection, each with its own token.
+#[derive(Clone)]
+pub(crate) struct Route {
+    apis: Arc<Vec<Api>>,
+    /// Users per client: the requests about user `i` go through `apis[i / per]`.
+    per: usize,
+}
+
+impl Route {
+    /// Every request through `api`.
+    pub(crate) fn one(api: &Api) -> Self {
+        Route { apis: Arc::new(vec![api.clone()]), per: usize::MAX }
+    }
+
+    /// Users `0..per` through `apis[0]`, the next `per` through `apis[1]`, and so on.
+    pub(crate) fn split(apis: Vec<Api>, per: usize) -> Self {
+        Route { apis: Arc::new(apis), per: per.max(1) }
+    }
+
+    /// The client of user `i`'s requests.
+    pub(crate) fn api(&self, user: usize) -> anyhow::Result<&Api> {
+        self.apis.get(user / self.per).with_context(|| format!("no client for user {user}"))
     }
 }
 
@@ -889,7 +923,7 @@ where
 }
 
 /// The list answered a filter with exactly the user `id`.
-fn found_exactly(body: &[u8], id: &str) -> anyhow::Result<()> {
+pub(crate) fn found_exactly(body: &[u8], id: &str) -> anyhow::Result<()> {
     let page: Value = serde_json::from_slice(body).context("a list response is not JSON")?;
     let found = page.pointer("/Resources/0/id").and_then(Value::as_str);
     if page.get("totalResults").and_then(Value::as_u64) != Some(1) || found != Some(id) {
@@ -905,12 +939,24 @@ async fn lookups(
     users: Arc<Vec<User>>,
     plan: Arc<Vec<(usize, String)>>,
 ) -> anyhow::Result<Load> {
-    let (api, exclude) = (api.clone(), config.exclude_groups);
-    closed_loop(plan.len(), config.clients, move |i| {
-        let (api, users, plan) = (api.clone(), users.clone(), plan.clone());
+    lookups_routed(Route::one(api), config.clients, config.exclude_groups, users, plan).await
+}
+
+/// Like [`lookups`], from `clients` clients, each request sent through the client `route`
+/// gives its user; `exclude` adds `excludedAttributes=groups`.
+pub(crate) async fn lookups_routed(
+    route: Route,
+    clients: usize,
+    exclude: bool,
+    users: Arc<Vec<User>>,
+    plan: Arc<Vec<(usize, String)>>,
+) -> anyhow::Result<Load> {
+    closed_loop(plan.len(), clients, move |i| {
+        let (route, users, plan) = (route.clone(), users.clone(), plan.clone());
         async move {
             let (u, name) = plan.get(i).context("no such lookup")?;
             let user = users.get(*u).context("no such user")?;
+            let api = route.api(*u)?;
             let filter = format!("userName eq \"{name}\"");
             let mut query = vec![("filter", filter.as_str())];
             if exclude {
@@ -926,7 +972,7 @@ async fn lookups(
 
 /// The user writes measured for throughput.
 #[derive(Debug, Clone, Copy)]
-enum Write {
+pub(crate) enum Write {
     /// Okta's deactivation of users 1..=writes.
     Deactivate,
     /// Okta's profile update (PUT) of the next `writes` users.
@@ -934,14 +980,14 @@ enum Write {
 }
 
 impl Write {
-    fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             Write::Deactivate => "PATCH /Users/{id} replace {active: false}, Okta's deactivation",
             Write::Replace => "PUT /Users/{id}, Okta's profile update (the whole user)",
         }
     }
 
-    fn key(self) -> &'static str {
+    pub(crate) fn key(self) -> &'static str {
         match self {
             Write::Deactivate => "deactivate",
             Write::Replace => "replace",
@@ -951,12 +997,26 @@ impl Write {
 
 /// `config.writes` writes of one kind, each of a different user, from the clients.
 async fn writes(api: &Api, config: &Config, users: Arc<Vec<User>>, write: Write) -> anyhow::Result<Load> {
-    let (api, offset) = (api.clone(), if let Write::Replace = write { config.writes } else { 0 });
-    closed_loop(config.writes, config.clients, move |i| {
-        let (api, users) = (api.clone(), users.clone());
+    let offset = if let Write::Replace = write { config.writes } else { 0 };
+    let which = Arc::new((offset..offset + config.writes).collect());
+    writes_routed(Route::one(api), config.clients, users, which, write).await
+}
+
+/// Writes of one kind, of the users at the indices `which` (each once), from `clients`
+/// clients, each request sent through the client `route` gives its user.
+pub(crate) async fn writes_routed(
+    route: Route,
+    clients: usize,
+    users: Arc<Vec<User>>,
+    which: Arc<Vec<usize>>,
+    write: Write,
+) -> anyhow::Result<Load> {
+    closed_loop(which.len(), clients, move |i| {
+        let (route, users, which) = (route.clone(), users.clone(), which.clone());
         async move {
-            let index = offset + i;
+            let index = *which.get(i).context("no such write")?;
             let user = users.get(index).context("no such user")?;
+            let api = route.api(index)?;
             let url = api.url(&format!("/Users/{}", user.id), &[])?;
             let took = match write {
                 Write::Deactivate => api.call_any(Method::PATCH, url, Some(&deactivation()), PATCH_OK).await?.0,
@@ -1671,7 +1731,7 @@ fn entra_remove(users: &[&User]) -> Value {
 }
 
 /// Okta's deactivation: a pathless replace of `active`.
-fn deactivation() -> Value {
+pub(crate) fn deactivation() -> Value {
     patch(vec![json!({"op": "replace", "value": {"active": false}})])
 }
 
@@ -1699,7 +1759,7 @@ fn okta_replacement(n: usize, id: &str) -> Value {
 }
 
 /// The string with each letter upper- or lower-cased at random.
-fn random_case(s: &str, rng: &mut StdRng) -> String {
+pub(crate) fn random_case(s: &str, rng: &mut StdRng) -> String {
     s.chars().map(|c| if rng.random_bool(0.5) { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() }).collect()
 }
 

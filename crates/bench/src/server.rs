@@ -49,12 +49,30 @@ fn command_words(args: &[&str]) -> String {
 /// migrated first (`user create` never creates one).
 pub async fn create_token(binary: &Path, database: &str, name: &str) -> anyhow::Result<String> {
     cli(binary, &["migrate", "--database", database]).await?;
+    create_operator_token(binary, database, name, "maintainer").await
+}
+
+/// Creates an API-only operator with `role` (`admin`, `maintainer` or `observer`) in a
+/// migrated database and returns its token.
+pub async fn create_operator_token(binary: &Path, database: &str, name: &str, role: &str) -> anyhow::Result<String> {
     let output =
-        cli(binary, &["user", "create", "--api-only", "--name", name, "--role", "maintainer", "--database", database])
-            .await?;
+        cli(binary, &["user", "create", "--api-only", "--name", name, "--role", role, "--database", database]).await?;
+    single_token(output, "user create")
+}
+
+/// Adds an IdP connection with the CLI (`custodian idp add NAME --priority N`) to a
+/// migrated database and returns its SCIM token.
+pub async fn add_connection(binary: &Path, database: &str, name: &str, priority: i64) -> anyhow::Result<String> {
+    let priority = priority.to_string();
+    let output = cli(binary, &["idp", "add", name, "--priority", &priority, "--database", database]).await?;
+    single_token(output, "idp add")
+}
+
+/// The token a CLI command printed alone on stdout.
+fn single_token(output: std::process::Output, command: &str) -> anyhow::Result<String> {
     let token = String::from_utf8(output.stdout).context("the token is not UTF-8")?.trim().to_string();
     if token.is_empty() || token.contains(char::is_whitespace) {
-        bail!("`custodian user create` printed no single token on stdout");
+        bail!("`custodian {command}` printed no single token on stdout");
     }
     Ok(token)
 }
