@@ -573,12 +573,11 @@ async fn phases(ctx: &mut Ctx<'_>, config: &Config, report: &mut Report) -> anyh
         read_back += deactivations_read_back(route, users, &deactivated, clients).await?;
     }
     let expected = 2 * deactivated.len() as u64;
-    report.checked(
+    report.all_of(
         "deactivations_read_back",
         "deactivated users read back with active: false (both layouts)",
-        format!("{} of {}", thousands(read_back), thousands(expected)),
-        read_back as f64,
-        Target::All(expected),
+        read_back,
+        expected,
     );
     let mut totals: Vec<(&Api, String, u64)> = vec![(&big, BIG.to_string(), n as u64)];
     totals.extend(split.iter().enumerate().map(|(i, api)| (api, split_name(i), per as u64)));
@@ -603,41 +602,21 @@ async fn phases(ctx: &mut Ctx<'_>, config: &Config, report: &mut Report) -> anyh
     if let Some(wrong) = wrong {
         report.note(wrong);
     }
-    report.checked(
-        "hosts_linked_big",
-        format!("hosts linked to `{BIG}` after the import"),
-        format!("{} of {}", thousands(linked_big), thousands(n as u64)),
-        linked_big as f64,
-        Target::All(n as u64),
-    );
-    report.checked(
+    report.all_of("hosts_linked_big", format!("hosts linked to `{BIG}` after the import"), linked_big, n as u64);
+    report.all_of(
         "hosts_rechecked",
         "moves whose activity says K hosts rechecked (those affected)",
-        format!("{} of {}", tally.rechecked_as_expected, tally.moves),
-        tally.rechecked_as_expected as f64,
-        Target::All(tally.moves),
+        tally.rechecked_as_expected,
+        tally.moves,
     );
-    report.checked(
+    report.all_of(
         "host_counts",
         "host counts per connection (idp_connection=) after each move",
-        format!("{} of {}", tally.counts_ok, tally.counts),
-        tally.counts_ok as f64,
-        Target::All(tally.counts),
+        tally.counts_ok,
+        tally.counts,
     );
-    report.checked(
-        "overlap_hosts",
-        "sampled overlap hosts show the winning connection",
-        format!("{} of {}", thousands(tally.inside_ok), thousands(tally.inside)),
-        tally.inside_ok as f64,
-        Target::All(tally.inside),
-    );
-    report.checked(
-        "other_hosts",
-        format!("sampled other hosts show `{BIG}`"),
-        format!("{} of {}", thousands(tally.outside_ok), thousands(tally.outside)),
-        tally.outside_ok as f64,
-        Target::All(tally.outside),
-    );
+    report.all_of("overlap_hosts", "sampled overlap hosts show the winning connection", tally.inside_ok, tally.inside);
+    report.all_of("other_hosts", format!("sampled other hosts show `{BIG}`"), tally.outside_ok, tally.outside);
     if let Some(problem) = &tally.first_problem {
         report.info("  first problem", "below");
         report.note(problem.clone());

@@ -429,13 +429,7 @@ async fn phases(
         limited.p95,
         Target::MaxMs(LOOKUP_P95_MS),
     );
-    report.checked(
-        "healthz_ok",
-        "/healthz answered 200 (every 100 ms)",
-        format!("{} of {}", health.0, health.1),
-        health.0 as f64,
-        Target::All(health.1 as u64),
-    );
+    report.all_of("healthz_ok", "/healthz answered 200 (every 100 ms)", health.0 as u64, health.1 as u64);
     for e in tally.others.iter().take(5) {
         eprintln!("  other: {e}");
     }
@@ -511,12 +505,11 @@ async fn read_back(api: &Api, mix: &Mix, before: u64, report: &mut Report) -> an
             ok
         })
         .count();
-    report.checked(
+    report.all_of(
         "display_names_read_back",
         format!("displayName as acknowledged (PATCHed users: {})", thousands(renamed as u64)),
-        format!("{} of {}", thousands(matched as u64), thousands(display_names.len() as u64)),
-        matched as f64,
-        Target::All(display_names.len() as u64),
+        matched as u64,
+        display_names.len() as u64,
     );
     if let Some(problem) = first_problem {
         report.info("  first displayName not as acknowledged", problem);

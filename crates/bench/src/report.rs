@@ -112,6 +112,11 @@ impl Report {
         self.rows.push(Row { label: label.into(), figure: figure.into(), target: Some((target, value)), note: None });
     }
 
+    /// A correctness row: `ok` of `total` things were right, and all must be.
+    pub fn all_of(&mut self, key: &str, label: impl Into<String>, ok: u64, total: u64) {
+        self.checked(key, label, format!("{} of {}", thousands(ok), thousands(total)), ok as f64, Target::All(total));
+    }
+
     /// A timing row shown next to its target but not judged here (`why`, e.g. a target
     /// set for SQLite, in a run on PostgreSQL).
     pub fn shown(&mut self, label: impl Into<String>, figure: impl Into<String>, target: Target, why: &str) {

@@ -536,12 +536,11 @@ impl Run<'_> {
             .take(config.writes)
             .filter(|u| read.get(&u.id).and_then(|r| r.get("active")) == Some(&Value::Bool(false)))
             .count();
-        self.report.checked(
+        self.report.all_of(
             "deactivations_read_back",
             "deactivated users read back with active: false",
-            format!("{} of {}", thousands(deactivated as u64), thousands(config.writes as u64)),
-            deactivated as f64,
-            Target::All(config.writes as u64),
+            deactivated as u64,
+            config.writes as u64,
         );
         let replaced = users
             .iter()
@@ -553,12 +552,11 @@ impl Run<'_> {
                 display == Some(updated_display_name(i + 1).as_str())
             })
             .count();
-        self.report.checked(
+        self.report.all_of(
             "replacements_read_back",
             "replaced users read back with their new displayName",
-            format!("{} of {}", thousands(replaced as u64), thousands(config.writes as u64)),
-            replaced as f64,
-            Target::All(config.writes as u64),
+            replaced as u64,
+            config.writes as u64,
         );
         self.server.ensure_running()?;
         Ok(())
@@ -1255,12 +1253,11 @@ pub fn answers_row(report: &mut Report, apis: &[&Api]) {
         (expected, sent) = (expected + e, sent + s);
         first = first.or(f);
     }
-    report.checked(
+    report.all_of(
         "answered_as_expected",
         "answered as expected (no other status, no connection error)",
-        format!("{} of {}", thousands(expected as u64), thousands(sent as u64)),
-        expected as f64,
-        Target::All(sent as u64),
+        expected as u64,
+        sent as u64,
     );
     if let Some(first) = first {
         report.info("  first unexpected answer", "below");
@@ -1639,12 +1636,11 @@ pub async fn read_back_users(
             ok
         })
         .count();
-    report.checked(
+    report.all_of(
         "writes_read_back",
         "acknowledged users read back (id, userName, externalId)",
-        format!("{} of {}", thousands(matched as u64), thousands(expected.len() as u64)),
-        matched as f64,
-        Target::All(expected.len() as u64),
+        matched as u64,
+        expected.len() as u64,
     );
     if let Some(problem) = first_problem {
         report.info("  first user not read back", problem);

@@ -163,6 +163,9 @@ pub trait Directory: Send + Sync {
 #[async_trait]
 pub trait Connections: Send + Sync {
     async fn list_connections(&self) -> StoreResult<Vec<Connection>>;
+    /// Every connection's id and name, by priority: no counts, tokens nor history, for
+    /// filters and existence checks on pages that must stay cheap.
+    async fn connection_names(&self) -> StoreResult<Vec<(ConnectionId, String)>>;
     async fn get_connection(&self, id: ConnectionId) -> StoreResult<Connection>;
     /// The connection with this name (any case).
     async fn connection_named(&self, name: &str) -> StoreResult<Connection>;

@@ -66,7 +66,7 @@ impl DirectoryClient {
             .build()
             .map_err(|_| GoogleError::Protocol("cannot build an HTTP client".into()))?;
         Ok(DirectoryClient {
-            tokens: TokenSource::new(config.key.clone(), config.admin_email.clone(), http.clone()),
+            tokens: TokenSource::new(config.key.clone(), config.admin_email.clone(), http.clone())?,
             http,
             base: format!("{}/admin/directory/v1", config.api_base_url.trim_end_matches('/')),
             admin_email: config.admin_email.clone(),

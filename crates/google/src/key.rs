@@ -62,14 +62,19 @@ impl ServiceAccountKey {
         if !(self.token_uri.starts_with("https://") || self.token_uri.starts_with("http://")) {
             return Err(GoogleError::InvalidKey("its \"token_uri\" is not an http(s) URL".into()));
         }
-        jsonwebtoken::EncodingKey::from_rsa_pem(self.private_key.as_bytes())
-            .map_err(|_| GoogleError::InvalidKey("its \"private_key\" is not an RSA private key in PEM".into()))?;
+        signing_key(self)?;
         Ok(())
     }
 
     pub fn summary(&self) -> KeySummary {
         KeySummary { client_email: self.client_email.clone(), private_key_id: self.private_key_id.clone() }
     }
+}
+
+/// The key's private half, for RS256 signatures.
+pub fn signing_key(key: &ServiceAccountKey) -> Result<jsonwebtoken::EncodingKey, GoogleError> {
+    jsonwebtoken::EncodingKey::from_rsa_pem(key.private_key.as_bytes())
+        .map_err(|_| GoogleError::InvalidKey("its \"private_key\" is not an RSA private key in PEM".into()))
 }
 
 /// serde_json's error text without any quoted input it may echo (`invalid type: string

@@ -49,6 +49,8 @@ struct Cached {
 
 pub struct TokenSource {
     key: ServiceAccountKey,
+    /// The key's private half, parsed once.
+    signing: jsonwebtoken::EncodingKey,
     admin_email: String,
     http: reqwest::Client,
     cached: tokio::sync::Mutex<Option<Cached>>,
@@ -56,8 +58,16 @@ pub struct TokenSource {
 }
 
 impl TokenSource {
-    pub fn new(key: ServiceAccountKey, admin_email: String, http: reqwest::Client) -> Self {
-        TokenSource { key, admin_email, http, cached: tokio::sync::Mutex::new(None), exchanges: Default::default() }
+    pub fn new(key: ServiceAccountKey, admin_email: String, http: reqwest::Client) -> Result<Self, GoogleError> {
+        let signing = crate::key::signing_key(&key)?;
+        Ok(TokenSource {
+            key,
+            signing,
+            admin_email,
+            http,
+            cached: tokio::sync::Mutex::new(None),
+            exchanges: Default::default(),
+        })
     }
 
     /// Token requests sent so far.
@@ -77,9 +87,7 @@ impl TokenSource {
         };
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
         header.kid = Some(self.key.private_key_id.clone());
-        let signing = jsonwebtoken::EncodingKey::from_rsa_pem(self.key.private_key.as_bytes())
-            .map_err(|_| GoogleError::InvalidKey("its \"private_key\" is not an RSA private key in PEM".into()))?;
-        jsonwebtoken::encode(&header, &claims, &signing)
+        jsonwebtoken::encode(&header, &claims, &self.signing)
             .map_err(|_| GoogleError::InvalidKey("its \"private_key\" cannot sign (RS256)".into()))
     }
 

@@ -4,6 +4,12 @@
 
 use axum::body::{Body, Bytes};
 
+/// A path id that must be a positive integer (hosts, labels, connections, tokens):
+/// anything else is an id that names nothing.
+pub fn positive_id(raw: &str) -> Option<i64> {
+    raw.parse::<i64>().ok().filter(|id| *id > 0)
+}
+
 /// Why a request body could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyError {

@@ -181,6 +181,15 @@ impl Db {
         load_all(&mut self.read().await?, "1 = 1", None).await
     }
 
+    pub(crate) async fn connection_names(&self) -> StoreResult<Vec<(ConnectionId, String)>> {
+        let rows = self
+            .read()
+            .await?
+            .fetch_all(&Sql::new("SELECT id, name FROM idp_connections ORDER BY priority, id"))
+            .await?;
+        rows.iter().map(|r| Ok((ConnectionId(r.int("id")?), r.text("name")?))).collect()
+    }
+
     pub(crate) async fn get_connection(&self, id: ConnectionId) -> StoreResult<Connection> {
         load(&mut self.read().await?, "c.id = $1", id.0.into()).await
     }

@@ -194,6 +194,9 @@ impl custodian_domain::Connections for SqlStore {
     async fn list_connections(&self) -> StoreResult<Vec<Connection>> {
         self.db.list_connections().await
     }
+    async fn connection_names(&self) -> StoreResult<Vec<(ConnectionId, String)>> {
+        self.db.connection_names().await
+    }
     async fn get_connection(&self, id: ConnectionId) -> StoreResult<Connection> {
         self.db.get_connection(id).await
     }

@@ -22,6 +22,7 @@ use super::hosts::DeletedResponse;
 use super::rfc3339;
 use super::schema::{TextRule, object, or_null, text, word};
 use crate::idp_connections::{self as service, MAX_NAME, PRIORITY_RANGE, checked_name, priority_problem};
+use crate::input::positive_id;
 use crate::state::AppState;
 
 const MAX_BODY: usize = 16 * 1024;
@@ -185,10 +186,6 @@ crate::built_schema!(
 
 fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "Resource Not Found").with_error("id", "no connection has this id")
-}
-
-fn positive_id(raw: &str) -> Option<i64> {
-    raw.parse::<i64>().ok().filter(|id| *id > 0)
 }
 
 fn connection_id(path: Result<Path<String>, PathRejection>) -> ApiResult<ConnectionId> {
@@ -431,7 +428,9 @@ pub async fn requests(
     let id = connection_id(id)?;
     let limit = super::scim_status::per_page(&uri)?;
     state.recorder.flush().await;
-    state.connections().get_connection(id).await.map_err(connection_error)?;
+    if !state.connections().connection_names().await?.iter().any(|(c, _)| *c == id) {
+        return Err(not_found());
+    }
     let entries = state.connections().connection_requests(id, limit).await?;
     Ok(Json(super::scim_status::RequestListResponse::of(&entries)))
 }

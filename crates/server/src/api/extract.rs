@@ -201,7 +201,7 @@ pub const VALUE_TOO_LONG: &str = "A value is longer than its limit";
 
 /// A path id that must be a positive integer.
 pub fn host_id(raw: &str) -> Result<i64, ApiError> {
-    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
+    crate::input::positive_id(raw).ok_or_else(|| {
         ApiError::new(StatusCode::NOT_FOUND, "Resource Not Found").with_error("id", "host ids are positive integers")
     })
 }

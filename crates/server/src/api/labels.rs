@@ -200,7 +200,7 @@ async fn body_of(state: &AppState, label: Label) -> ApiResult<LabelBody> {
 }
 
 fn label_id(path: Result<Path<String>, PathRejection>) -> ApiResult<i64> {
-    path.ok().and_then(|Path(raw)| raw.parse::<i64>().ok()).filter(|id| *id > 0).ok_or_else(|| {
+    path.ok().and_then(|Path(raw)| crate::input::positive_id(&raw)).ok_or_else(|| {
         ApiError::new(StatusCode::NOT_FOUND, "Resource Not Found").with_error("id", "label ids are positive integers")
     })
 }

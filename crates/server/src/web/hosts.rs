@@ -4,7 +4,7 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use custodian_domain::connections::Connection;
+use custodian_domain::connections::ConnectionId;
 use custodian_domain::hosts::{DeviceMapping, Host, HostQuery, LinkState, MappingSource};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -50,7 +50,7 @@ fn filter_pairs(q: &HostQuery) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn filters_form(q: &HostQuery, connections: &[Connection]) -> Markup {
+fn filters_form(q: &HostQuery, connections: &[(ConnectionId, String)]) -> Markup {
     html! {
         form.filters method="get" action="/hosts" id="host-filters" {
             label { "Search " input type="search" name="query" value=[q.query.as_deref()] placeholder="hostname, serial, email, username"; }
@@ -59,8 +59,8 @@ fn filters_form(q: &HostQuery, connections: &[Connection]) -> Markup {
             label { "IdP connection "
                 select name="idp_connection" {
                     option value="" { "any" }
-                    @for c in connections {
-                        option value=(c.name) selected[q.idp_connection.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(&c.name))] { (c.name) }
+                    @for (_, name) in connections {
+                        option value=(name) selected[q.idp_connection.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name))] { (name) }
                     }
                 }
             }
@@ -108,7 +108,7 @@ pub async fn list(State(state): State<AppState>, viewer: Viewer, uri: Uri) -> We
     let (mut hosts, total, connections) = tokio::try_join!(
         state.hosts().list_hosts(&q),
         state.hosts().count_hosts(&q),
-        state.connections().list_connections()
+        state.connections().connection_names()
     )?;
     let has_next = (q.page + 1) * q.per_page < total;
     hosts.truncate(q.per_page as usize);
@@ -209,7 +209,7 @@ pub async fn export_csv(State(state): State<AppState>, _viewer: Viewer, uri: Uri
 }
 
 fn host_id(raw: &str) -> WebResult<i64> {
-    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or(WebError::NotFound)
+    crate::input::positive_id(raw).ok_or(WebError::NotFound)
 }
 
 fn user_card(viewer: &Viewer, host: &Host) -> Markup {

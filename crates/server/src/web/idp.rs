@@ -15,6 +15,7 @@ use super::layout::{Nav, ago, csrf, page, thousands, when};
 use super::session::{AdminOnly, Posted, Viewer, origin};
 use super::{WebError, WebResult};
 use crate::idp_connections::{self as service, MAX_NAME, checked_name, priority_problem};
+use crate::input::positive_id;
 use crate::state::AppState;
 
 const PATH: &str = "/settings/integrations/identity-provider";
@@ -274,7 +275,7 @@ pub async fn show(State(state): State<AppState>, viewer: Viewer, headers: Header
 }
 
 fn connection_id(raw: &str) -> WebResult<ConnectionId> {
-    raw.parse::<i64>().ok().filter(|id| *id > 0).map(ConnectionId).ok_or(WebError::NotFound)
+    positive_id(raw).map(ConnectionId).ok_or(WebError::NotFound)
 }
 
 fn tokens_table(viewer: &Viewer, c: &Connection) -> Markup {
@@ -510,7 +511,7 @@ pub async fn revoke_connection_token(
 ) -> WebResult<Response> {
     let actor = posted.viewer.require_admin()?;
     let id = connection_id(&raw)?;
-    let token_id = raw_token.parse::<i64>().ok().filter(|t| *t > 0).ok_or(WebError::NotFound)?;
+    let token_id = positive_id(&raw_token).ok_or(WebError::NotFound)?;
     service::revoke_token(&state, id, token_id, &actor).await?;
     Ok(Redirect::to(&format!("{PATH}/{}", id.0)).into_response())
 }

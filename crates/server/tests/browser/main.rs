@@ -364,16 +364,7 @@ async fn admin_signs_in_and_sees_the_idp_connection_succeed_then_fail() {
     // A token for the IdP, shown once with a copy button.
     fill(&c, "#create-token input[name=name]", "entra").await;
     c.find(Locator::Css("#create-token button")).await.unwrap().click().await.unwrap();
-    let token = c
-        .wait()
-        .at_most(Duration::from_secs(30))
-        .for_element(Locator::Css("#new-token-value"))
-        .await
-        .unwrap()
-        .prop("value")
-        .await
-        .unwrap()
-        .unwrap();
+    let token = shown_token(&c).await;
     assert_eq!(token.len(), 43);
     assert!(c.find(Locator::Css("button[data-copy=new-token-value]")).await.is_ok());
     shot(&c, "06-idp-token-created").await;

@@ -114,6 +114,10 @@ async fn two_connections_keep_the_same_user_name_apart_and_each_sees_only_its_ow
     assert!(!requests.is_empty(), "{}", r.text);
     assert!(requests.iter().all(|e| e["connection_id"] == entra_id), "{}", r.text);
     assert!(!requests.iter().any(|e| e["path"].as_str().unwrap().contains("/Groups")), "{}", r.text);
+    // A connection that does not exist has no history.
+    let r = app.api_as(Some(&admin), Method::GET, &format!("{API}/idp/connections/987654/requests"), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    assert_eq!(r.body["errors"][0]["name"], "id", "{}", r.text);
 }
 
 #[tokio::test]

@@ -437,6 +437,8 @@ async fn an_admin_manages_idp_connections_from_the_pages_and_bad_forms_change_no
     assert_eq!(scim.status, StatusCode::OK);
     let r = b.post(&format!("{page_path}/tokens/{old}/revoke"), &[("csrf_token", &csrf)], &[]).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "a revoked token is not revoked twice");
+    assert!(r.text.contains("There is nothing at this address"), "{}", r.text);
+    assert_eq!(app.store.connection_named("entra").await.unwrap().tokens.len(), 1, "the other token stays");
 
     // Rename and reprioritise, then remove.
     let r = b
@@ -454,7 +456,7 @@ async fn an_admin_manages_idp_connections_from_the_pages_and_bad_forms_change_no
     assert!(list.text.contains("Entra EU") && list.text.contains(&page_path), "{}", list.text);
     let r = b.post(&format!("{page_path}/delete"), &[("csrf_token", &csrf)], &[]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
-    assert!(app.store.get_connection(entra.id).await.is_err());
+    assert!(matches!(app.store.get_connection(entra.id).await, Err(custodian_domain::StoreError::NotFound)));
     let scim = app.request_as(Some(&second), reqwest::Method::GET, "/api/v1/fleet/scim/Users", None).await;
     assert_eq!(scim.status, StatusCode::UNAUTHORIZED);
     assert_eq!(b.get(&page_path).await.status, StatusCode::NOT_FOUND);
