@@ -86,19 +86,36 @@ pub struct Connection {
     pub users: u64,
     pub groups: u64,
     pub last_request: Option<ScimRequestEntry>,
-    /// Live tokens (not revoked; expired ones are listed until revoked).
+    /// Live tokens (not revoked; expired ones are listed until revoked). A directory
+    /// sync has none.
     pub tokens: Vec<ConnectionToken>,
+    /// A Google Workspace connection's settings (never its key).
+    pub google_workspace: Option<crate::sync::GoogleWorkspaceSettings>,
 }
 
-/// What creating a connection needs: its first token comes with it.
+/// What creating a connection needs: a SCIM connection's first token comes with it, a
+/// Google Workspace connection's settings and key.
 #[derive(Debug, Clone)]
 pub struct NewConnection {
     pub name: String,
-    pub kind: ConnectionKind,
     /// `None`: after every existing connection (the largest priority plus 10).
     pub priority: Option<i64>,
-    pub token: TokenDigest,
-    pub token_expires_at: Option<DateTime<Utc>>,
+    pub source: NewSource,
+}
+
+#[derive(Debug, Clone)]
+pub enum NewSource {
+    Scim { token: TokenDigest, token_expires_at: Option<DateTime<Utc>> },
+    GoogleWorkspace(crate::sync::NewGoogleWorkspace),
+}
+
+impl NewConnection {
+    pub fn kind(&self) -> ConnectionKind {
+        match self.source {
+            NewSource::Scim { .. } => ConnectionKind::Scim,
+            NewSource::GoogleWorkspace(_) => ConnectionKind::GoogleWorkspace,
+        }
+    }
 }
 
 /// A change to a connection; `None` leaves the field as it is.

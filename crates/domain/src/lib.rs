@@ -12,6 +12,7 @@ pub mod labels;
 pub use custodian_scim::limits;
 pub mod render;
 pub mod store;
+pub mod sync;
 pub mod web;
 pub mod webhooks;
 
@@ -20,5 +21,5 @@ pub use connections::{ConnectionId, Credential, Scope};
 pub use idp::{ListPage, ListQuery, ScimRecord, ScimRequestEntry, SortOrder, StoredMember};
 pub use store::{
     Connections, Directory, HostInventory, Labels, Operations, Operators, PoolStats, Precondition, Store, StoreError,
-    StoreResult, WebSessions, Webhooks, Written,
+    StoreResult, SyncRuns, WebSessions, Webhooks, Written,
 };

@@ -16,6 +16,7 @@ use crate::connections::{
 use crate::hosts::{Activity, Actor, DeviceMapping, Host, HostInput, HostQuery, OwnershipEntry, UpsertOutcome};
 use crate::idp::{ListPage, ListQuery, ScimRecord, ScimRequestEntry, StoredMember};
 use crate::labels::{Label, LabelChange, LabelRef, NewLabel};
+use crate::sync::{RunCounts, RunStart, SecretKeyFile, SyncPlan, SyncRun, SyncSchedule, SyncedDirectory};
 use crate::web::{NewPasswordUser, NewWebSession, PasswordUser, WebSession};
 use crate::webhooks::{AttemptOutcome, DeliveryState, WebhookDelivery};
 
@@ -200,6 +201,51 @@ pub trait Connections: Send + Sync {
     async fn connection_requests(&self, id: ConnectionId, limit: u32) -> StoreResult<Vec<crate::ScimRequestEntry>>;
 }
 
+/// Directory syncs' runs (Google Workspace): one at a time per connection, held by a
+/// lease in the database, and applied in one transaction.
+#[async_trait]
+pub trait SyncRuns: Send + Sync {
+    /// A Google Workspace connection's key file, for a run (NotFound for another kind).
+    async fn google_workspace_key(&self, id: ConnectionId) -> StoreResult<SecretKeyFile>;
+    /// Every directory-sync connection with what the scheduler decides on.
+    async fn sync_schedules(&self) -> StoreResult<Vec<SyncSchedule>>;
+    /// Starts a run holding the connection's lease for `lease`, unless a live one holds
+    /// it. A run whose lease expired (its instance stopped) is marked failed first. With
+    /// `request` (an operator asked), a busy connection runs again after the current run
+    /// with `request`'s confirmed deletions.
+    async fn start_sync_run(
+        &self,
+        id: ConnectionId,
+        lease: std::time::Duration,
+        request: Option<SyncRequest>,
+    ) -> StoreResult<RunStart>;
+    /// Extends a running run's lease; false when the run lost it (it must stop).
+    async fn renew_sync_lease(&self, run_id: i64, lease: std::time::Duration) -> StoreResult<bool>;
+    /// What the connection holds now, for a run to compare with the directory.
+    async fn synced_directory(&self, id: ConnectionId) -> StoreResult<SyncedDirectory>;
+    /// Applies a run's plan and marks the run succeeded, in one transaction: a Conflict
+    /// (and nothing applied) when the run no longer holds its lease.
+    async fn apply_sync_run(
+        &self,
+        run_id: i64,
+        id: ConnectionId,
+        plan: &SyncPlan,
+        counts: RunCounts,
+        actor: &Actor,
+    ) -> StoreResult<SyncRun>;
+    /// Marks a run failed; nothing of it was applied.
+    async fn fail_sync_run(&self, run_id: i64, counts: RunCounts, error: &str) -> StoreResult<SyncRun>;
+    /// A connection's runs, newest first.
+    async fn sync_runs(&self, id: ConnectionId, limit: u32) -> StoreResult<Vec<SyncRun>>;
+}
+
+/// An operator's request for a run (`POST .../sync`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncRequest {
+    /// Deletions confirmed past the deletion guard.
+    pub allow_deletions: Option<u64>,
+}
+
 /// Hosts and the mapping to their end users.
 #[async_trait]
 pub trait HostInventory: Send + Sync {
@@ -274,11 +320,20 @@ pub trait WebSessions: Send + Sync {
 /// Everything a Custodian store does, for the places that hand a store on (the
 /// server's state, the CLI). Code that uses a store takes the one trait it needs.
 pub trait Store:
-    Operations + Operators + Directory + Connections + HostInventory + Labels + Webhooks + WebSessions + 'static
+    Operations + Operators + Directory + Connections + SyncRuns + HostInventory + Labels + Webhooks + WebSessions + 'static
 {
 }
 
 impl<T> Store for T where
-    T: Operations + Operators + Directory + Connections + HostInventory + Labels + Webhooks + WebSessions + 'static
+    T: Operations
+        + Operators
+        + Directory
+        + Connections
+        + SyncRuns
+        + HostInventory
+        + Labels
+        + Webhooks
+        + WebSessions
+        + 'static
 {
 }

@@ -5,7 +5,8 @@
 //! it for an access token, and reads every user, group and member through the Admin SDK
 //! Directory API ([`directory`]), page by page, with retries where Google asks for them
 //! and clear configuration errors where an admin must act. [`snapshot`] assembles one
-//! complete, consistent read; applying it is the sync's job, not this crate's.
+//! complete, consistent read, and [`plan`] the difference from what a connection holds;
+//! applying it is the store's job, in one transaction.
 
 pub mod directory;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod fake;
 pub mod key;
 pub mod model;
+pub mod plan;
 pub mod retry;
 pub mod snapshot;
 pub mod token;

@@ -12,6 +12,9 @@ use crate::limits::{LONG_VALUE_MAX_BYTES, NAME_MAX_BYTES};
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 pub const ENTERPRISE_USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+/// What a Google Workspace directory sync keeps of a user beyond the core and enterprise
+/// schemas, so that it can be filtered like any other attribute.
+pub const GOOGLE_WORKSPACE_USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:googleworkspace:2.0:User";
 pub const LIST_RESPONSE_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 pub const PATCH_OP_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 pub const SEARCH_REQUEST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
@@ -398,6 +401,35 @@ static ENTERPRISE_ATTRIBUTES: &[AttributeDef] = &[
     AttributeDef::complex("manager", "The User's manager.", MANAGER_SUBS),
 ];
 
+static GOOGLE_EXTERNAL_ID_SUBS: &[AttributeDef] = &[
+    AttributeDef::string("value", "The value of the ID."),
+    AttributeDef::string("type", "The type of the ID: account, custom, customer, network, organization, login_id."),
+    AttributeDef::string("customType", "The type of the ID when type is custom."),
+];
+
+static GOOGLE_CUSTOM_SCHEMA_SUBS: &[AttributeDef] = &[
+    AttributeDef::string("schemaName", "The name of the custom schema in Google Workspace.").case_exact(),
+    AttributeDef::string("fieldName", "The name of the field in that schema.").case_exact(),
+    AttributeDef::string("value", "The field's value, as text (one element per value of a multi-valued field).").long(),
+];
+
+static GOOGLE_WORKSPACE_ATTRIBUTES: &[AttributeDef] = &[
+    AttributeDef::string("orgUnitPath", "The full path of the user's organizational unit, such as /Engineering.")
+        .case_exact(),
+    AttributeDef::complex(
+        "externalIds",
+        "The user's external IDs, as Google Workspace holds them.",
+        GOOGLE_EXTERNAL_ID_SUBS,
+    )
+    .multi(),
+    AttributeDef::complex(
+        "customSchemas",
+        "The user's custom schema fields, one element per field value.",
+        GOOGLE_CUSTOM_SCHEMA_SUBS,
+    )
+    .multi(),
+];
+
 static MEMBER_SUBS: &[AttributeDef] = &[
     AttributeDef::string("value", "Identifier of the member of this Group.")
         .case_exact()
@@ -430,11 +462,18 @@ pub static ENTERPRISE_USER: SchemaDef = SchemaDef {
     attributes: ENTERPRISE_ATTRIBUTES,
 };
 
+pub static GOOGLE_WORKSPACE_USER: SchemaDef = SchemaDef {
+    id: GOOGLE_WORKSPACE_USER_SCHEMA,
+    name: "GoogleWorkspaceUser",
+    description: "What a Google Workspace directory sync keeps of a user",
+    attributes: GOOGLE_WORKSPACE_ATTRIBUTES,
+};
+
 pub static GROUP: SchemaDef =
     SchemaDef { id: GROUP_SCHEMA, name: "Group", description: "Group", attributes: GROUP_ATTRIBUTES };
 
 /// Every schema served at `/Schemas`, in a stable order.
-pub static ALL_SCHEMAS: &[&SchemaDef] = &[&USER, &ENTERPRISE_USER, &GROUP];
+pub static ALL_SCHEMAS: &[&SchemaDef] = &[&USER, &ENTERPRISE_USER, &GOOGLE_WORKSPACE_USER, &GROUP];
 
 /// The attributes common to every resource (RFC 7643 §3.1). They are not part of any
 /// schema's `attributes` in `/Schemas`, but filters, sorting and projection know them.
@@ -522,7 +561,7 @@ impl ResourceKind {
     }
 }
 
-static USER_EXTENSIONS: &[&SchemaDef] = &[&ENTERPRISE_USER];
+static USER_EXTENSIONS: &[&SchemaDef] = &[&ENTERPRISE_USER, &GOOGLE_WORKSPACE_USER];
 
 pub static ALL_KINDS: &[ResourceKind] = &[ResourceKind::User, ResourceKind::Group];
 

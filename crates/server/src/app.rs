@@ -172,6 +172,7 @@ pub struct App {
     pub route_templates: Vec<String>,
     recorder_task: tokio::task::JoinHandle<()>,
     webhook_task: Option<tokio::task::JoinHandle<()>>,
+    sync_task: tokio::task::JoinHandle<()>,
 }
 
 impl App {
@@ -180,8 +181,9 @@ impl App {
         let webhook_task =
             config.offboarding_webhook.clone().map(|c| crate::webhooks::start(store.clone() as Arc<dyn Webhooks>, c));
         let state = AppState::new(store, config, recorder);
+        let sync_task = state.sync.start();
         let (router, route_templates) = router(state.clone());
-        App { router, state, route_templates, recorder_task, webhook_task }
+        App { router, state, route_templates, recorder_task, webhook_task, sync_task }
     }
 
     /// Serves plain HTTP until `shutdown` completes; requests in flight finish, then the
@@ -201,8 +203,11 @@ impl App {
         tls: Option<tokio_rustls::TlsAcceptor>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let App { router, state, recorder_task, webhook_task, .. } = self;
+        let App { router, state, recorder_task, webhook_task, sync_task, .. } = self;
         serve_connections(listener, tls, router, &state.config.limits, shutdown).await;
+        // A run cut short applied nothing; another instance (or the next start) takes it
+        // over once its lease has passed.
+        sync_task.abort();
         // An attempt cut short is retried after its lease: delivery is at least once.
         if let Some(task) = webhook_task {
             task.abort();

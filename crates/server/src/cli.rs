@@ -233,15 +233,45 @@ pub enum UserCommand {
     Delete { id_or_name: String },
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IdpKindArg {
+    Scim,
+    GoogleWorkspace,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum IdpCommand {
-    /// Adds a SCIM connection and prints its first token alone on stdout (shown only now).
+    /// Adds a connection. A SCIM connection's first token is printed alone on stdout
+    /// (shown only now); a Google Workspace connection is read by the running server,
+    /// first at once, then every --sync-interval-seconds.
     Add {
         name: String,
         /// Lower wins when several connections have a user for a host; by default after
         /// every existing connection.
         #[arg(long)]
         priority: Option<i64>,
+        /// `scim` (the IdP sends SCIM) or `google-workspace` (Custodian reads the directory).
+        #[arg(long, value_enum, default_value = "scim")]
+        kind: IdpKindArg,
+        /// Google Workspace: the service account's JSON key file, as Google issues it.
+        #[arg(long, value_name = "FILE", required_if_eq("kind", "google-workspace"))]
+        key_file: Option<std::path::PathBuf>,
+        /// Google Workspace: the admin the service account acts as (domain-wide delegation).
+        #[arg(long, value_name = "EMAIL", required_if_eq("kind", "google-workspace"))]
+        admin_email: Option<String>,
+        /// Google Workspace: `my_customer` (the default) or the account's customer ID.
+        #[arg(long, value_name = "ID")]
+        customer_id: Option<String>,
+        /// Google Workspace: an org unit to read, with its sub-units (repeat for several;
+        /// default `/`, everyone).
+        #[arg(long = "org-unit-path", value_name = "PATH")]
+        org_unit_paths: Vec<String>,
+        /// Google Workspace: seconds between runs (default 300).
+        #[arg(long, value_name = "SECONDS")]
+        sync_interval_seconds: Option<u64>,
+        /// Google Workspace: where the Directory API is (default https://admin.googleapis.com).
+        #[arg(long, value_name = "URL")]
+        api_base_url: Option<String>,
     },
     /// Lists the connections with their priority, users, groups, tokens and last request.
     List,
@@ -477,7 +507,7 @@ async fn user(command: UserCommand, database: &DatabaseArg) -> anyhow::Result<()
 }
 
 async fn idp(command: IdpCommand, database: &DatabaseArg) -> anyhow::Result<()> {
-    use custodian_domain::connections::{ConnectionKind, NewConnection};
+    use custodian_domain::connections::{NewConnection, NewSource};
     let store = database.open_existing().await?;
     let actor = Actor { id: None, name: "custodian idp".into() };
     let named = |name: String| {
@@ -490,7 +520,71 @@ async fn idp(command: IdpCommand, database: &DatabaseArg) -> anyhow::Result<()> 
         }
     };
     match command {
-        IdpCommand::Add { name, priority } => {
+        IdpCommand::Add {
+            name,
+            priority,
+            kind: IdpKindArg::GoogleWorkspace,
+            key_file,
+            admin_email,
+            customer_id,
+            org_unit_paths,
+            sync_interval_seconds,
+            api_base_url,
+        } => {
+            let name = crate::idp_connections::checked_name(&name)
+                .map_err(|reason| anyhow::anyhow!("the connection name {reason}"))?;
+            if let Some(reason) = priority.and_then(crate::idp_connections::priority_problem) {
+                anyhow::bail!("--priority {reason}");
+            }
+            let path =
+                key_file.ok_or_else(|| anyhow::anyhow!("--key-file is required with --kind google-workspace"))?;
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("--key-file {}: {e}", path.display()))?;
+            // Never echo the file: serde's message would quote it.
+            let key: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|_| anyhow::anyhow!("--key-file {}: not a JSON key file", path.display()))?;
+            let form = crate::idp_connections::GoogleWorkspaceForm {
+                service_account_key: Some(key),
+                admin_email,
+                customer_id,
+                org_unit_paths: (!org_unit_paths.is_empty()).then_some(org_unit_paths),
+                sync_interval_seconds,
+                api_base_url,
+            };
+            let google = form.check().map_err(|problems| {
+                let lines: Vec<String> = problems
+                    .iter()
+                    .map(|(field, reason)| {
+                        let flag = match *field {
+                            "service_account_key" => "key-file".to_string(),
+                            "org_unit_paths" => "org-unit-path".to_string(),
+                            other => other.replace('_', "-"),
+                        };
+                        format!("--{flag} {reason}")
+                    })
+                    .collect();
+                anyhow::anyhow!("{}", lines.join("; "))
+            })?;
+            let new = NewConnection { name, priority, source: NewSource::GoogleWorkspace(google) };
+            let c = store.create_connection(new, &actor).await?;
+            let g = c.google_workspace.as_ref();
+            eprintln!(
+                "Created Google Workspace connection '{}' (id {}, priority {}) for {} acting as {}. \
+                 A running server reads the directory within seconds, then every {} seconds: \
+                 GET /api/v1/fleet/idp/connections/{}/runs shows each run.",
+                c.name,
+                c.id.0,
+                c.priority,
+                g.map_or("", |g| g.client_email.as_str()),
+                g.map_or("", |g| g.admin_email.as_str()),
+                g.map_or(0, |g| g.sync_interval_seconds),
+                c.id.0
+            );
+        }
+        IdpCommand::Add { name, priority, kind: IdpKindArg::Scim, key_file, admin_email, .. } => {
+            if key_file.is_some() || admin_email.is_some() {
+                anyhow::bail!("--key-file and --admin-email are for --kind google-workspace");
+            }
             let name = crate::idp_connections::checked_name(&name)
                 .map_err(|reason| anyhow::anyhow!("the connection name {reason}"))?;
             if let Some(reason) = priority.and_then(crate::idp_connections::priority_problem) {
@@ -498,7 +592,7 @@ async fn idp(command: IdpCommand, database: &DatabaseArg) -> anyhow::Result<()> 
             }
             let (token, digest) = crate::auth::generate_token();
             let new =
-                NewConnection { name, kind: ConnectionKind::Scim, priority, token: digest, token_expires_at: None };
+                NewConnection { name, priority, source: NewSource::Scim { token: digest, token_expires_at: None } };
             let c = store.create_connection(new, &actor).await?;
             eprintln!(
                 "Created IdP connection '{}' (id {}, priority {}). Its SCIM token, shown only now:",

@@ -4,6 +4,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod directory_sync;
 pub mod errors;
 pub mod idp_connections;
 pub mod import;

@@ -53,7 +53,22 @@ struct ScimLabels {
     outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SyncLabels {
+    connection: Arc<str>,
+    /// `success` or `error`.
+    status: &'static str,
+}
+
 type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
+type SyncHistogramFamily = Family<SyncLabels, Histogram, fn() -> Histogram>;
+
+/// Directory sync runs last seconds to many minutes.
+const SYNC_BUCKETS: [f64; 12] = [0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0];
+
+fn sync_histogram() -> Histogram {
+    Histogram::new(SYNC_BUCKETS)
+}
 
 /// The metrics of one server process.
 #[derive(Debug)]
@@ -66,6 +81,8 @@ pub struct Metrics {
     pool_idle: Gauge,
     pool_max: Gauge,
     webhook_backlog: Gauge,
+    sync_runs: Family<SyncLabels, Counter>,
+    sync_durations: SyncHistogramFamily,
 }
 
 fn duration_histogram() -> Histogram {
@@ -112,7 +129,30 @@ impl Default for Metrics {
             "Offboarding events not delivered yet (pending or failing), read at scrape time",
             webhook_backlog.clone(),
         );
-        Metrics { registry, requests, durations, scim_operations, pool_open, pool_idle, pool_max, webhook_backlog }
+        let sync_runs = Family::<SyncLabels, Counter>::default();
+        registry.register(
+            "custodian_directory_sync_runs",
+            "Directory sync runs (Google Workspace) finished, by connection and outcome",
+            sync_runs.clone(),
+        );
+        let sync_durations: SyncHistogramFamily = Family::new_with_constructor(sync_histogram);
+        registry.register(
+            "custodian_directory_sync_duration_seconds",
+            "Time a directory sync run took, reading and applying, by connection and outcome",
+            sync_durations.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            durations,
+            scim_operations,
+            pool_open,
+            pool_idle,
+            pool_max,
+            webhook_backlog,
+            sync_runs,
+            sync_durations,
+        }
     }
 }
 
@@ -145,6 +185,13 @@ impl Metrics {
                 })
                 .inc();
         }
+    }
+
+    /// Records a finished directory sync run.
+    pub fn record_sync_run(&self, connection: &str, status: &'static str, took: std::time::Duration) {
+        let labels = SyncLabels { connection: Arc::from(connection), status };
+        self.sync_runs.get_or_create(&labels).inc();
+        self.sync_durations.get_or_create(&labels).observe(took.as_secs_f64());
     }
 
     pub fn set_webhook_backlog(&self, n: u64) {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use custodian_domain::{
-    Connections, Directory, HostInventory, Labels, Operations, Operators, Store, WebSessions, Webhooks,
+    Connections, Directory, HostInventory, Labels, Operations, Operators, Store, SyncRuns, WebSessions, Webhooks,
 };
 
 use crate::recorder::RequestRecorder;
@@ -24,6 +24,8 @@ pub struct AppConfig {
     pub limits: crate::limits::Limits,
     /// Custodian terminates TLS itself (`serve --tls-cert-file`).
     pub serves_https: bool,
+    /// How directory syncs (Google Workspace) are scheduled and bounded.
+    pub directory_sync: crate::directory_sync::SyncSettings,
 }
 
 impl AppConfig {
@@ -62,6 +64,7 @@ impl Default for AppConfig {
             offboarding_webhook: None,
             limits: crate::limits::Limits::default(),
             serves_https: false,
+            directory_sync: crate::directory_sync::SyncSettings::default(),
         }
     }
 }
@@ -78,6 +81,8 @@ pub struct AppState {
     pub recorder: RequestRecorder,
     pub config: Arc<AppConfig>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Starts directory sync runs (the scheduler is started by `App`).
+    pub sync: Arc<crate::directory_sync::DirectorySync>,
 }
 
 impl AppState {
@@ -105,18 +110,17 @@ impl AppState {
     pub fn web_sessions(&self) -> &dyn WebSessions {
         &*self.store
     }
+    pub fn sync_runs(&self) -> &dyn SyncRuns {
+        &*self.store
+    }
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, config: AppConfig, recorder: RequestRecorder) -> Self {
         let tokens = Arc::new(crate::auth::TokenCache::new(store.is_shared()));
-        AppState {
-            store,
-            tokens,
-            operator_use: Arc::default(),
-            recorder,
-            config: Arc::new(config),
-            metrics: Arc::default(),
-        }
+        let metrics: Arc<crate::metrics::Metrics> = Arc::default();
+        let sync =
+            crate::directory_sync::DirectorySync::new(store.clone(), config.directory_sync.clone(), metrics.clone());
+        AppState { store, tokens, operator_use: Arc::default(), recorder, config: Arc::new(config), metrics, sync }
     }
 }

@@ -98,7 +98,8 @@ impl Db {
             format!(
                 "SELECT 'operator' AS source, t.digest, t.revoked_at, CAST(NULL AS TEXT) AS expires_at, \
                  t.id AS token_id, {JOINED_USER_COLUMNS}, \
-                 (SELECT id FROM idp_connections WHERE name_norm = '{DEFAULT_CONNECTION_NAME}') AS connection_id, \
+                 (SELECT id FROM idp_connections WHERE name_norm = '{DEFAULT_CONNECTION_NAME}' AND kind = 'scim') \
+                 AS connection_id, \
                  CAST(NULL AS TEXT) AS connection_name \
                  FROM api_tokens t JOIN api_users u ON u.id = t.user_id WHERE t.lookup = $1 \
                  UNION ALL SELECT 'connection', k.digest, k.revoked_at, k.expires_at, k.id, \

@@ -3,7 +3,8 @@
 //! connections concerned.
 
 use custodian_domain::connections::{
-    Connection, ConnectionChange, ConnectionId, ConnectionKind, ConnectionToken, DEFAULT_CONNECTION_NAME, NewConnection,
+    Connection, ConnectionChange, ConnectionId, ConnectionKind, ConnectionToken, DEFAULT_CONNECTION_NAME,
+    NewConnection, NewSource,
 };
 use custodian_domain::hosts::{Actor, LinkCause};
 use custodian_domain::{ScimRequestEntry, StoreError, StoreResult, TokenDigest};
@@ -79,6 +80,11 @@ async fn load_all(conn: &mut Conn, where_sql: &str, arg: Option<crate::db::Arg>)
             last.insert(c.0, entry);
         }
     }
+    let mut google = crate::sync::google_settings_of(conn, &ids).await?;
+    // A directory sync's last request is its last finished run.
+    for (id, entry) in crate::sync::last_runs_as_requests(conn, &ids).await? {
+        last.insert(id, entry);
+    }
     rows.iter()
         .map(|row| {
             let id = row.int("id")?;
@@ -94,6 +100,7 @@ async fn load_all(conn: &mut Conn, where_sql: &str, arg: Option<crate::db::Arg>)
                 groups: row.int("groups")? as u64,
                 last_request: last.remove(&id),
                 tokens: tokens.remove(&id).unwrap_or_default(),
+                google_workspace: google.remove(&id),
             })
         })
         .collect()
@@ -137,7 +144,7 @@ fn push_identities(sql: &mut Sql, connections: &[i64]) {
 }
 
 /// `(1, 2, ...)`: a parenthesised list of connection ids.
-fn push_ids(sql: &mut Sql, ids: &[i64]) {
+pub(crate) fn push_ids(sql: &mut Sql, ids: &[i64]) {
     sql.push("(");
     let mut sep = sql.separated(", ");
     for c in ids {
@@ -223,7 +230,7 @@ impl Db {
             [
                 new.name.trim().into(),
                 name_norm(&new.name).into(),
-                new.kind.as_str().into(),
+                new.kind().as_str().into(),
                 priority.into(),
                 time::to_text(time::now()).into(),
             ],
@@ -234,12 +241,17 @@ impl Db {
             Err(e) if is_unique_violation(&e) => return Err(name_taken(&new.name)),
             Err(e) => return Err(db_err(e)),
         };
-        insert_token(&mut tx, id, new.token, new.token_expires_at).await?;
+        match &new.source {
+            NewSource::Scim { token, token_expires_at } => {
+                insert_token(&mut tx, id, *token, *token_expires_at).await?;
+            }
+            NewSource::GoogleWorkspace(google) => crate::sync::insert_google_settings(&mut tx, id, google).await?,
+        }
         record_activity(
             &mut tx,
             actor,
             "created_idp_connection",
-            json!({"connection_id": id.0, "connection_name": new.name.trim(), "kind": new.kind.as_str(),
+            json!({"connection_id": id.0, "connection_name": new.name.trim(), "kind": new.kind().as_str(),
                    "priority": priority}),
         )
         .await?;
@@ -384,9 +396,16 @@ impl Db {
     ) -> StoreResult<i64> {
         let mut tx = self.write().await?;
         let lock = tx.dialect().for_update();
-        tx.fetch_optional(&Sql::with(format!("SELECT id FROM idp_connections WHERE id = $1{lock}"), [id.0.into()]))
+        let kind = tx
+            .fetch_optional(&Sql::with(format!("SELECT kind FROM idp_connections WHERE id = $1{lock}"), [id.0.into()]))
             .await?
-            .ok_or(StoreError::NotFound)?;
+            .ok_or(StoreError::NotFound)?
+            .text("kind")?;
+        if kind != ConnectionKind::Scim.as_str() {
+            return Err(StoreError::Conflict(format!(
+                "a {kind} connection has no SCIM tokens: Custodian reads its directory itself"
+            )));
+        }
         let token_id = insert_token(&mut tx, id, token, expires_at).await?;
         tx.commit().await?;
         Ok(token_id)

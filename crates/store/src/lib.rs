@@ -21,6 +21,7 @@ mod scim;
 pub mod sql_filter;
 pub mod sqlite;
 mod store;
+mod sync;
 mod time;
 mod url;
 mod web;

@@ -585,6 +585,19 @@ pub(crate) async fn replace_in_tx(
     Ok(Written { record, reactivated: false })
 }
 
+/// Adds members to a group of the connection, leaving its version as it is: a directory
+/// sync fills the groups it has just created.
+pub(crate) async fn add_members_in_tx(
+    tx: &mut Conn,
+    conn: ConnectionId,
+    group_id: &str,
+    refs: &[MemberRef],
+) -> StoreResult<u64> {
+    let loaded = load_for_write(tx, conn, ResourceKind::Group, group_id).await?;
+    let seqs = resolve_members(tx, conn, loaded.seq, refs).await?;
+    add_members(tx, loaded.seq, &seqs).await
+}
+
 pub(crate) async fn patch_in_tx(
     tx: &mut Conn,
     conn: ConnectionId,

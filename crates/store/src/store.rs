@@ -53,6 +53,8 @@ use custodian_domain::connections::{Connection, ConnectionChange, ConnectionCred
 use custodian_domain::hosts::{
     Activity, Actor, DeviceMapping, Host, HostInput, HostQuery, OwnershipEntry, UpsertOutcome,
 };
+use custodian_domain::store::SyncRequest;
+use custodian_domain::sync::{RunCounts, RunStart, SecretKeyFile, SyncPlan, SyncRun, SyncSchedule, SyncedDirectory};
 use custodian_domain::web::{NewPasswordUser, NewWebSession, PasswordUser, WebSession};
 use custodian_domain::{
     ApiUser, ConnectionId, Credential, ListPage, ListQuery, NewApiUser, PoolStats, Precondition, ScimRecord,
@@ -186,6 +188,46 @@ impl custodian_domain::Directory for SqlStore {
     }
     async fn scim_count(&self, scope: Scope, kind: ResourceKind) -> StoreResult<u64> {
         self.db.scim_count(scope, kind).await
+    }
+}
+
+#[async_trait::async_trait]
+impl custodian_domain::SyncRuns for SqlStore {
+    async fn google_workspace_key(&self, id: ConnectionId) -> StoreResult<SecretKeyFile> {
+        self.db.google_workspace_key(id).await
+    }
+    async fn sync_schedules(&self) -> StoreResult<Vec<SyncSchedule>> {
+        self.db.sync_schedules().await
+    }
+    async fn start_sync_run(
+        &self,
+        id: ConnectionId,
+        lease: std::time::Duration,
+        request: Option<SyncRequest>,
+    ) -> StoreResult<RunStart> {
+        self.retry(|| self.db.start_sync_run(id, lease, request)).await
+    }
+    async fn renew_sync_lease(&self, run_id: i64, lease: std::time::Duration) -> StoreResult<bool> {
+        self.db.renew_sync_lease(run_id, lease).await
+    }
+    async fn synced_directory(&self, id: ConnectionId) -> StoreResult<SyncedDirectory> {
+        self.db.synced_directory(id).await
+    }
+    async fn apply_sync_run(
+        &self,
+        run_id: i64,
+        id: ConnectionId,
+        plan: &SyncPlan,
+        counts: RunCounts,
+        actor: &Actor,
+    ) -> StoreResult<SyncRun> {
+        self.retry(|| self.db.apply_sync_run(run_id, id, plan, counts, actor)).await
+    }
+    async fn fail_sync_run(&self, run_id: i64, counts: RunCounts, error: &str) -> StoreResult<SyncRun> {
+        self.db.fail_sync_run(run_id, counts, error).await
+    }
+    async fn sync_runs(&self, id: ConnectionId, limit: u32) -> StoreResult<Vec<SyncRun>> {
+        self.db.sync_runs(id, limit).await
     }
 }
 

@@ -8,8 +8,10 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use chrono::{DateTime, Utc};
+use custodian_domain::Role;
 use custodian_domain::StoreError;
 use custodian_domain::connections::{Connection, ConnectionChange, ConnectionId, ConnectionKind, ConnectionToken};
+use custodian_domain::sync::{GoogleWorkspaceSettings, SyncRun};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -17,16 +19,24 @@ use utoipa::openapi::Schema;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{Operator, Validation, json_body};
+use super::extract::{Operator, Validation, json_body, optional_json_body};
 use super::hosts::DeletedResponse;
 use super::rfc3339;
 use super::schema::{TextRule, object, or_null, text, word};
-use crate::idp_connections::{self as service, MAX_NAME, PRIORITY_RANGE, checked_name, priority_problem};
+use crate::idp_connections::{
+    self as service, GoogleWorkspaceForm, MAX_NAME, PRIORITY_RANGE, SYNC_INTERVAL_RANGE, checked_name, priority_problem,
+};
 use crate::input::positive_id;
 use crate::state::AppState;
 
 const MAX_BODY: usize = 16 * 1024;
-const CONNECTION_FIELDS: &[&str] = &["name", "kind", "priority"];
+/// A connection with its service account key file (a few kilobytes).
+const MAX_CREATE_BODY: usize = 64 * 1024;
+const CONNECTION_FIELDS: &[&str] = &["name", "kind", "priority", "google_workspace"];
+const GOOGLE_FIELDS: &[&str] =
+    &["service_account_key", "admin_email", "customer_id", "org_unit_paths", "sync_interval_seconds", "api_base_url"];
+/// Runs listed at most.
+const MAX_RUNS: u32 = 200;
 
 /// A connection's last request, in the shape of Fleet's `GET /scim/details`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -55,6 +65,88 @@ pub struct TokenBody {
     pub last_used_at: Option<String>,
 }
 
+/// What may be shown of a service account key: who it is, and which key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeySummaryBody {
+    pub client_email: String,
+    pub private_key_id: String,
+}
+
+/// A Google Workspace connection's settings. The key itself is never answered; its
+/// summary only to admins.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GoogleWorkspaceBody {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_account_key: Option<KeySummaryBody>,
+    pub admin_email: String,
+    pub customer_id: String,
+    pub org_unit_paths: Vec<String>,
+    pub sync_interval_seconds: u64,
+    pub api_base_url: String,
+}
+
+impl GoogleWorkspaceBody {
+    fn of(s: &GoogleWorkspaceSettings, admin: bool) -> Self {
+        GoogleWorkspaceBody {
+            service_account_key: admin.then(|| KeySummaryBody {
+                client_email: s.client_email.clone(),
+                private_key_id: s.private_key_id.clone(),
+            }),
+            admin_email: s.admin_email.clone(),
+            customer_id: s.customer_id.clone(),
+            org_unit_paths: s.org_unit_paths.clone(),
+            sync_interval_seconds: s.sync_interval_seconds,
+            api_base_url: s.api_base_url.clone(),
+        }
+    }
+}
+
+/// A directory sync run.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunBody {
+    pub id: i64,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    /// `running`, `success` or `error`.
+    pub status: String,
+    pub users_seen: u64,
+    pub groups_seen: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub deleted: u64,
+    pub error: Option<String>,
+    /// Deletions confirmed for this run past the deletion guard.
+    pub allow_deletions: Option<u64>,
+}
+
+impl From<&SyncRun> for RunBody {
+    fn from(r: &SyncRun) -> Self {
+        RunBody {
+            id: r.id,
+            started_at: rfc3339(r.started_at),
+            finished_at: r.finished_at.map(rfc3339),
+            status: r.status.as_str().into(),
+            users_seen: r.counts.users_seen,
+            groups_seen: r.counts.groups_seen,
+            created: r.counts.created,
+            updated: r.counts.updated,
+            deleted: r.counts.deleted,
+            error: r.error.clone(),
+            allow_deletions: r.allow_deletions,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunResponse {
+    pub run: RunBody,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunListResponse {
+    pub runs: Vec<RunBody>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConnectionBody {
     pub id: i64,
@@ -66,8 +158,12 @@ pub struct ConnectionBody {
     pub created_at: String,
     pub users: u64,
     pub groups: u64,
+    /// A directory sync's is its last finished run.
     pub last_request: Option<LastRequestBody>,
+    /// SCIM tokens (none for a directory sync).
     pub tokens: Vec<TokenBody>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub google_workspace: Option<GoogleWorkspaceBody>,
 }
 
 impl From<&ConnectionToken> for TokenBody {
@@ -81,8 +177,9 @@ impl From<&ConnectionToken> for TokenBody {
     }
 }
 
-impl From<&Connection> for ConnectionBody {
-    fn from(c: &Connection) -> Self {
+impl ConnectionBody {
+    /// `admin`: whether the reader may see a key's summary.
+    fn of(c: &Connection, admin: bool) -> Self {
         ConnectionBody {
             id: c.id.0,
             name: c.name.clone(),
@@ -93,8 +190,13 @@ impl From<&Connection> for ConnectionBody {
             groups: c.groups,
             last_request: c.last_request.as_ref().map(LastRequestBody::of),
             tokens: c.tokens.iter().map(TokenBody::from).collect(),
+            google_workspace: c.google_workspace.as_ref().map(|g| GoogleWorkspaceBody::of(g, admin)),
         }
     }
+}
+
+fn is_admin(op: &Operator) -> bool {
+    op.0.role == Role::Admin
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -107,11 +209,12 @@ pub struct ConnectionListResponse {
     pub connections: Vec<ConnectionBody>,
 }
 
-/// A new connection and its first token, shown this once.
+/// A new connection and, for a SCIM connection, its first token, shown this once.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedConnectionResponse {
     pub connection: ConnectionBody,
-    pub token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 /// A new token, shown this once.
@@ -134,8 +237,9 @@ crate::built_schema!(
         object(
             vec![
                 ("name", text(MAX_NAME, TextRule::NotBlank).into(), true),
-                ("kind", word(&["scim"]).into(), true),
+                ("kind", word(&["scim", "google_workspace"]).into(), true),
                 ("priority", or_null(priority_schema()).into(), false),
+                ("google_workspace", google_workspace_schema().into(), false),
             ],
             true,
         )
@@ -143,6 +247,60 @@ crate::built_schema!(
         .into()
     }
 );
+/// `google_workspace` of `POST /idp/connections` (required with that kind).
+fn google_workspace_schema() -> ObjectBuilder {
+    object(
+        vec![
+            (
+                "service_account_key",
+                ObjectBuilder::new()
+                    .schema_type(Type::Object)
+                    .description(Some("The service account's JSON key file, as Google issues it"))
+                    .into(),
+                true,
+            ),
+            ("admin_email", text(254, TextRule::NotBlank).into(), true),
+            ("customer_id", text(64, TextRule::NotBlank).into(), false),
+            (
+                "org_unit_paths",
+                utoipa::openapi::schema::ArrayBuilder::new().items(text(1024, TextRule::NotBlank)).into(),
+                false,
+            ),
+            (
+                "sync_interval_seconds",
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(*SYNC_INTERVAL_RANGE.start() as f64))
+                    .maximum(Some(*SYNC_INTERVAL_RANGE.end() as f64))
+                    .into(),
+                false,
+            ),
+            ("api_base_url", text(2048, TextRule::NotBlank).into(), false),
+        ],
+        true,
+    )
+}
+
+crate::built_schema!(
+    /// The body of `POST /idp/connections/{id}/sync`.
+    SyncRequestSchema => || -> Schema {
+        object(
+            vec![(
+                "allow_deletions",
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0.0))
+                    .description(Some("Deletions confirmed past the deletion guard (more than 10% of the users)"))
+                    .into(),
+                false,
+            )],
+            true,
+        )
+        .build()
+        .into()
+    }
+);
+
 crate::built_schema!(
     /// The body of `PATCH /idp/connections/{id}`: the fields to change.
     ConnectionChangeSchema => || -> Schema {
@@ -269,10 +427,11 @@ fn expires_at_field(obj: &serde_json::Map<String, Value>, v: &mut Validation) ->
 
 #[utoipa::path(get, path = "/api/v1/fleet/idp/connections", tag = "idp", operation_id = "list_idp_connections",
     responses((status = 200, body = ConnectionListResponse)))]
-pub async fn list(State(state): State<AppState>, _op: Operator) -> ApiResult<Json<ConnectionListResponse>> {
+pub async fn list(State(state): State<AppState>, op: Operator) -> ApiResult<Json<ConnectionListResponse>> {
     state.recorder.flush().await;
     let connections = state.connections().list_connections().await?;
-    Ok(Json(ConnectionListResponse { connections: connections.iter().map(ConnectionBody::from).collect() }))
+    let admin = is_admin(&op);
+    Ok(Json(ConnectionListResponse { connections: connections.iter().map(|c| ConnectionBody::of(c, admin)).collect() }))
 }
 
 #[utoipa::path(post, path = "/api/v1/fleet/idp/connections", tag = "idp", operation_id = "create_idp_connection",
@@ -286,7 +445,7 @@ pub async fn create(
     body: Body,
 ) -> ApiResult<(StatusCode, Json<CreatedConnectionResponse>)> {
     let actor = op.require_admin("manage IdP connections")?;
-    let value = json_body(&headers, body, MAX_BODY).await?;
+    let value = json_body(&headers, body, MAX_CREATE_BODY).await?;
     let mut v = Validation::default();
     let obj = value.as_object().cloned().unwrap_or_default();
     unknown_fields(&obj, CONNECTION_FIELDS, &mut v);
@@ -295,27 +454,137 @@ pub async fn create(
         v.fail("name", "is required");
     }
     let kind = match obj.get("kind") {
-        Some(Value::String(k)) if k == "scim" => Some(ConnectionKind::Scim),
-        Some(Value::String(k)) if k == "google_workspace" => {
-            v.fail("kind", "google_workspace connections are not available yet: scim is");
+        Some(Value::String(k)) => ConnectionKind::parse(k).or_else(|| {
+            v.fail("kind", "must be scim or google_workspace");
             None
-        }
+        }),
         None => {
-            v.fail("kind", "is required: scim");
+            v.fail("kind", "is required: scim or google_workspace");
             None
         }
         Some(_) => {
-            v.fail("kind", "must be scim");
+            v.fail("kind", "must be scim or google_workspace");
             None
         }
+    };
+    let google = match (kind, obj.get("google_workspace")) {
+        (Some(ConnectionKind::GoogleWorkspace), Some(Value::Object(g))) => google_form(g, &mut v),
+        (Some(ConnectionKind::GoogleWorkspace), Some(_)) => {
+            v.fail("google_workspace", "must be an object");
+            None
+        }
+        (Some(ConnectionKind::GoogleWorkspace), None) => {
+            v.fail("google_workspace", "is required with kind google_workspace: service_account_key and admin_email");
+            None
+        }
+        (Some(ConnectionKind::Scim), Some(_)) => {
+            v.fail("google_workspace", "is only for kind google_workspace");
+            None
+        }
+        _ => None,
     };
     let priority = priority_field(&obj, true, &mut v);
     v.into_result()?;
     let (Some(name), Some(kind)) = (name, kind) else {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed"));
     };
-    let (connection, token) = service::create(&state, name, kind, priority, &actor).await.map_err(connection_error)?;
-    Ok((StatusCode::CREATED, Json(CreatedConnectionResponse { connection: (&connection).into(), token })))
+    let (connection, token) = match (kind, google) {
+        (ConnectionKind::Scim, _) => {
+            let (connection, token) =
+                service::create(&state, name, priority, &actor).await.map_err(connection_error)?;
+            (connection, Some(token))
+        }
+        (ConnectionKind::GoogleWorkspace, Some(google)) => {
+            let connection = service::create_google_workspace(&state, name, priority, google, &actor)
+                .await
+                .map_err(connection_error)?;
+            (connection, None)
+        }
+        (ConnectionKind::GoogleWorkspace, None) => {
+            return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed"));
+        }
+    };
+    let connection = ConnectionBody::of(&connection, true);
+    Ok((StatusCode::CREATED, Json(CreatedConnectionResponse { connection, token })))
+}
+
+/// The `google_workspace` object, each field of the right type, then checked once for
+/// every surface. Errors name `google_workspace.<field>` and never quote the key.
+fn google_form(
+    g: &serde_json::Map<String, Value>,
+    v: &mut Validation,
+) -> Option<custodian_domain::sync::NewGoogleWorkspace> {
+    let field = |name: &str| format!("google_workspace.{name}");
+    for key in g.keys() {
+        if !GOOGLE_FIELDS.contains(&key.as_str()) {
+            v.fail(field(key), format!("is not a field here: {} are", GOOGLE_FIELDS.join(", ")));
+        }
+    }
+    let mut form = GoogleWorkspaceForm::default();
+    let mut typed = true;
+    let mut string = |name: &str, v: &mut Validation| match g.get(name) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => {
+            v.fail(field(name), "must be a string");
+            typed = false;
+            None
+        }
+    };
+    form.admin_email = string("admin_email", v);
+    form.customer_id = string("customer_id", v);
+    form.api_base_url = string("api_base_url", v);
+    match g.get("service_account_key") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(k)) => form.service_account_key = Some(Value::Object(k.clone())),
+        // A key file pasted as text is read as the JSON it holds.
+        Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
+            Ok(key @ Value::Object(_)) => form.service_account_key = Some(key),
+            _ => {
+                v.fail(field("service_account_key"), "must be the key file's JSON object");
+                typed = false;
+            }
+        },
+        Some(_) => {
+            v.fail(field("service_account_key"), "must be the key file's JSON object");
+            typed = false;
+        }
+    }
+    match g.get("org_unit_paths") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
+            form.org_unit_paths = Some(items.iter().filter_map(|p| p.as_str().map(str::to_string)).collect());
+        }
+        Some(_) => {
+            v.fail(field("org_unit_paths"), "must be an array of org unit paths, such as [\"/\"]");
+            typed = false;
+        }
+    }
+    match g.get("sync_interval_seconds") {
+        None | Some(Value::Null) => {}
+        Some(n) => match n
+            .as_u64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1e15).map(|f| f as u64))
+        {
+            Some(n) => form.sync_interval_seconds = Some(n),
+            None => {
+                v.fail(field("sync_interval_seconds"), "must be a whole number of seconds");
+                typed = false;
+            }
+        },
+    }
+    if !typed {
+        return None;
+    }
+    match form.check() {
+        Ok(google) => Some(google),
+        Err(problems) => {
+            for (name, reason) in problems {
+                v.fail(field(name), reason);
+            }
+            None
+        }
+    }
 }
 
 #[utoipa::path(get, path = "/api/v1/fleet/idp/connections/{id}", tag = "idp", operation_id = "get_idp_connection",
@@ -323,13 +592,13 @@ pub async fn create(
     responses((status = 200, body = ConnectionResponse), (status = 404, body = crate::errors::ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
-    _op: Operator,
+    op: Operator,
     id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<ConnectionResponse>> {
     let id = connection_id(id)?;
     state.recorder.flush().await;
     let connection = state.connections().get_connection(id).await.map_err(connection_error)?;
-    Ok(Json(ConnectionResponse { connection: (&connection).into() }))
+    Ok(Json(ConnectionResponse { connection: ConnectionBody::of(&connection, is_admin(&op)) }))
 }
 
 #[utoipa::path(patch, path = "/api/v1/fleet/idp/connections/{id}", tag = "idp", operation_id = "patch_idp_connection",
@@ -352,7 +621,7 @@ pub async fn patch(
     let change = ConnectionChange { name: name_field(&obj, &mut v), priority: priority_field(&obj, false, &mut v) };
     v.into_result()?;
     let connection = service::update(&state, id, change, &actor).await.map_err(connection_error)?;
-    Ok(Json(ConnectionResponse { connection: (&connection).into() }))
+    Ok(Json(ConnectionResponse { connection: ConnectionBody::of(&connection, true) }))
 }
 
 #[utoipa::path(delete, path = "/api/v1/fleet/idp/connections/{id}", tag = "idp", operation_id = "delete_idp_connection",
@@ -433,4 +702,52 @@ pub async fn requests(
     }
     let entries = state.connections().connection_requests(id, limit).await?;
     Ok(Json(super::scim_status::RequestListResponse::of(&entries)))
+}
+
+#[utoipa::path(post, path = "/api/v1/fleet/idp/connections/{id}/sync", tag = "idp",
+    operation_id = "sync_idp_connection", params(("id" = i64, Path, minimum = 1)),
+    request_body(content = inline(SyncRequestSchema)),
+    responses((status = 202, body = RunResponse), (status = 404, body = crate::errors::ErrorBody),
+               (status = 409, body = crate::errors::ErrorBody), (status = 422, body = crate::errors::ErrorBody)))]
+pub async fn sync(
+    State(state): State<AppState>,
+    op: Operator,
+    id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<RunResponse>)> {
+    op.require_write()?;
+    let id = connection_id(id)?;
+    let value = optional_json_body(&headers, body, MAX_BODY).await?;
+    let mut v = Validation::default();
+    let obj = value.as_object().cloned().unwrap_or_default();
+    unknown_fields(&obj, &["allow_deletions"], &mut v);
+    let allow_deletions = match obj.get("allow_deletions") {
+        None | Some(Value::Null) => None,
+        Some(n) => n.as_u64().or_else(|| {
+            v.fail("allow_deletions", "must be a whole number: the deletions you confirm");
+            None
+        }),
+    };
+    v.into_result()?;
+    let run = service::sync_now(&state, id, allow_deletions).await.map_err(connection_error)?;
+    Ok((StatusCode::ACCEPTED, Json(RunResponse { run: (&run).into() })))
+}
+
+#[utoipa::path(get, path = "/api/v1/fleet/idp/connections/{id}/runs", tag = "idp",
+    operation_id = "list_idp_connection_runs", params(("id" = i64, Path, minimum = 1)),
+    responses((status = 200, body = RunListResponse), (status = 404, body = crate::errors::ErrorBody)))]
+pub async fn runs(
+    State(state): State<AppState>,
+    _op: Operator,
+    id: Result<Path<String>, PathRejection>,
+    uri: Uri,
+) -> ApiResult<Json<RunListResponse>> {
+    let id = connection_id(id)?;
+    let limit = super::scim_status::per_page(&uri)?.min(MAX_RUNS);
+    if !state.connections().connection_names().await?.iter().any(|(c, _)| *c == id) {
+        return Err(not_found());
+    }
+    let runs = state.sync_runs().sync_runs(id, limit).await?;
+    Ok(Json(RunListResponse { runs: runs.iter().map(RunBody::from).collect() }))
 }

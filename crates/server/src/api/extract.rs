@@ -70,6 +70,16 @@ pub async fn authenticate(state: &AppState, headers: &axum::http::HeaderMap) -> 
 /// (parameters such as `charset` allowed). Any other media type is 415 before the body
 /// is read, and so is a body without one (an empty one is left to the parser).
 pub async fn json_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Value, ApiError> {
+    read_json(headers, body, limit, false).await
+}
+
+/// Like [`json_body`], but an empty body is an empty object: for actions whose every
+/// field is optional (`POST .../sync`).
+pub async fn optional_json_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Value, ApiError> {
+    read_json(headers, body, limit, true).await
+}
+
+async fn read_json(headers: &HeaderMap, body: Body, limit: usize, empty_is_object: bool) -> Result<Value, ApiError> {
     let unsupported = || {
         ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported Media Type")
             .with_error("Content-Type", "must be application/json")
@@ -89,6 +99,9 @@ pub async fn json_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
     })?;
     if declared.is_none() && !bytes.is_empty() {
         return Err(unsupported());
+    }
+    if empty_is_object && bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Object(serde_json::Map::new()));
     }
     let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::new(StatusCode::BAD_REQUEST, "Malformed JSON").with_error("body", format!("not valid JSON: {e}"))

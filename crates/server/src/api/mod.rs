@@ -55,7 +55,9 @@ pub fn router() -> Routes<AppState> {
             )
             .route(&format!("{prefix}/idp/connections/{{id}}/tokens"), post(connections::create_token))
             .route(&format!("{prefix}/idp/connections/{{id}}/tokens/{{token_id}}"), delete(connections::revoke_token))
-            .route(&format!("{prefix}/idp/connections/{{id}}/requests"), get(connections::requests));
+            .route(&format!("{prefix}/idp/connections/{{id}}/requests"), get(connections::requests))
+            .route(&format!("{prefix}/idp/connections/{{id}}/sync"), post(connections::sync))
+            .route(&format!("{prefix}/idp/connections/{{id}}/runs"), get(connections::runs));
     }
     r
 }

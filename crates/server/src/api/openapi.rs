@@ -18,7 +18,7 @@ use super::{activities, connections, hosts, labels, render, webhooks};
         render::host, labels::create, labels::list, labels::get, labels::patch, labels::delete, labels::hosts,
         labels::render_all, webhooks::deliveries, connections::list, connections::create, connections::get,
         connections::patch, connections::delete, connections::create_token, connections::revoke_token,
-        connections::requests,
+        connections::requests, connections::sync, connections::runs,
     ),
     components(schemas(crate::errors::ErrorBody)),
     modifiers(&BearerAuth, &CommonErrors),

@@ -437,7 +437,7 @@ pub async fn create_connection(
     let actor = posted.viewer.require_admin()?;
     let name = checked_form_name(&posted.form.name)?;
     let priority = checked_priority(&posted.form.priority)?;
-    let (c, token) = service::create(&state, name, ConnectionKind::Scim, priority, &actor).await?;
+    let (c, token) = service::create(&state, name, priority, &actor).await?;
     tracing::info!(by = posted.viewer.user.id, connection = c.id.0, "IdP connection added from the web interface");
     render_connection(&state, &posted.viewer, &headers, c.id, Some(&token)).await
 }
