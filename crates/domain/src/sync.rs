@@ -115,11 +115,15 @@ pub struct SyncSchedule {
 impl SyncSchedule {
     /// Whether a run should start now.
     pub fn is_due(&self, now: DateTime<Utc>) -> bool {
-        if self.running_until.is_some_and(|until| until > now) {
-            return false;
+        match self.running_until {
+            Some(until) if until > now => false,
+            // Its instance stopped mid-run: nothing of it was applied, so run again now.
+            Some(_) => true,
+            None => {
+                let interval = chrono::Duration::seconds(self.sync_interval_seconds.min(i64::MAX as u64) as i64);
+                self.requested || self.last_started_at.is_none_or(|at| at + interval <= now)
+            }
         }
-        let interval = chrono::Duration::seconds(self.sync_interval_seconds.min(i64::MAX as u64) as i64);
-        self.requested || self.last_started_at.is_none_or(|at| at + interval <= now)
     }
 }
 
@@ -249,7 +253,8 @@ mod tests {
         assert!(s.is_due(now));
         s.running_until = Some(now + chrono::Duration::seconds(5));
         assert!(!s.is_due(now), "a live lease");
+        s.requested = false;
         s.running_until = Some(now - chrono::Duration::seconds(1));
-        assert!(s.is_due(now), "an expired lease is taken over");
+        assert!(s.is_due(now), "an expired lease is taken over, whatever the interval");
     }
 }

@@ -81,6 +81,9 @@ fn access(method: &Method, template: &str) -> Option<Access> {
             "/hosts/{id}/device_mapping" | "/hosts/{id}/end_user_history" if read => Some(ApiRead),
             "/labels" | "/labels/{id}" | "/labels/{id}/hosts" if read => Some(ApiRead),
             "/idp/connections" | "/idp/connections/{id}" | "/idp/connections/{id}/requests" if read => Some(ApiRead),
+            "/idp/connections/{id}/runs" if read => Some(ApiRead),
+            // Starting a directory sync run changes nothing by hand: maintainers may.
+            "/idp/connections/{id}/sync" if *method == Method::POST => Some(ApiWrite),
             "/idp/connections" | "/idp/connections/{id}/tokens" if *method == Method::POST => Some(ApiAdmin),
             "/idp/connections/{id}" if *method == Method::PATCH || *method == Method::DELETE => Some(ApiAdmin),
             "/idp/connections/{id}/tokens/{token_id}" if *method == Method::DELETE => Some(ApiAdmin),

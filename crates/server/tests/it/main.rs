@@ -11,6 +11,7 @@ mod cli;
 mod connections;
 mod crash;
 mod entra;
+mod google_workspace;
 mod host_mapping;
 mod hostile;
 mod hosts_api;
