@@ -233,8 +233,15 @@ pub trait SyncRuns: Send + Sync {
         counts: RunCounts,
         actor: &Actor,
     ) -> StoreResult<SyncRun>;
-    /// Marks a run failed; nothing of it was applied.
-    async fn fail_sync_run(&self, run_id: i64, counts: RunCounts, error: &str) -> StoreResult<SyncRun>;
+    /// Marks a run failed; nothing of it was applied. `deletions_to_confirm`: the
+    /// deletion guard stopped it.
+    async fn fail_sync_run(
+        &self,
+        run_id: i64,
+        counts: RunCounts,
+        error: &str,
+        deletions_to_confirm: Option<u64>,
+    ) -> StoreResult<SyncRun>;
     /// A connection's runs, newest first.
     async fn sync_runs(&self, id: ConnectionId, limit: u32) -> StoreResult<Vec<SyncRun>>;
 }

@@ -88,6 +88,8 @@ pub struct SyncRun {
     pub error: Option<String>,
     /// Deletions an operator confirmed for this run (past the deletion guard).
     pub allow_deletions: Option<u64>,
+    /// Deletions the guard stopped this run for: what an operator may confirm.
+    pub deletions_to_confirm: Option<u64>,
 }
 
 /// What asking for a run gives.

@@ -60,11 +60,13 @@ pub struct DirectorySync {
 struct Failure {
     message: String,
     counts: RunCounts,
+    /// The deletion guard stopped the run short of this many deletions.
+    deletions_to_confirm: Option<u64>,
 }
 
 impl Failure {
     fn new(message: impl Into<String>) -> Self {
-        Failure { message: message.into(), counts: RunCounts::default() }
+        Failure { message: message.into(), counts: RunCounts::default(), deletions_to_confirm: None }
     }
 }
 
@@ -172,7 +174,11 @@ impl DirectorySync {
             }
             Err(failure) => {
                 tracing::warn!(connection = %name, run = run.id, error = %failure.message, "directory sync run failed");
-                if let Err(e) = self.store.fail_sync_run(run.id, failure.counts, &failure.message).await {
+                if let Err(e) = self
+                    .store
+                    .fail_sync_run(run.id, failure.counts, &failure.message, failure.deletions_to_confirm)
+                    .await
+                {
                     tracing::error!(run = run.id, error = %e, "a failed directory sync run could not be recorded");
                 }
                 "error"
@@ -260,6 +266,7 @@ impl DirectorySync {
                     id.0
                 ),
                 counts: RunCounts { users_seen, groups_seen, ..RunCounts::default() },
+                deletions_to_confirm: Some(deleting),
             });
         }
         let actor = Actor { id: None, name: format!("Google Workspace sync ({name})") };

@@ -223,8 +223,14 @@ impl custodian_domain::SyncRuns for SqlStore {
     ) -> StoreResult<SyncRun> {
         self.retry(|| self.db.apply_sync_run(run_id, id, plan, counts, actor)).await
     }
-    async fn fail_sync_run(&self, run_id: i64, counts: RunCounts, error: &str) -> StoreResult<SyncRun> {
-        self.db.fail_sync_run(run_id, counts, error).await
+    async fn fail_sync_run(
+        &self,
+        run_id: i64,
+        counts: RunCounts,
+        error: &str,
+        deletions_to_confirm: Option<u64>,
+    ) -> StoreResult<SyncRun> {
+        self.db.fail_sync_run(run_id, counts, error, deletions_to_confirm).await
     }
     async fn sync_runs(&self, id: ConnectionId, limit: u32) -> StoreResult<Vec<SyncRun>> {
         self.db.sync_runs(id, limit).await

@@ -27,7 +27,7 @@ use crate::scim::{add_members_in_tx, create_in_tx, delete_in_tx, replace_in_tx};
 use crate::time;
 
 const RUN_COLUMNS: &str = "id, connection_id, started_at, finished_at, status, users_seen, groups_seen, created, \
-     updated, deleted, error, allow_deletions, lease_until";
+     updated, deleted, error, allow_deletions, deletions_to_confirm, lease_until";
 
 const ABANDONED: &str = "abandoned: the instance performing this run stopped before it finished; nothing of it was \
      applied, and the next run starts over";
@@ -51,6 +51,7 @@ fn run_of(row: &Row) -> StoreResult<SyncRun> {
         },
         error: row.opt_text("error")?,
         allow_deletions: row.opt_int("allow_deletions")?.map(|n| n.max(0) as u64),
+        deletions_to_confirm: row.opt_int("deletions_to_confirm")?.map(|n| n.max(0) as u64),
     })
 }
 
@@ -424,12 +425,18 @@ impl Db {
         Ok(run)
     }
 
-    pub(crate) async fn fail_sync_run(&self, run_id: i64, counts: RunCounts, error: &str) -> StoreResult<SyncRun> {
+    pub(crate) async fn fail_sync_run(
+        &self,
+        run_id: i64,
+        counts: RunCounts,
+        error: &str,
+        deletions_to_confirm: Option<u64>,
+    ) -> StoreResult<SyncRun> {
         let mut tx = self.write().await?;
         let n = |v: u64| -> crate::db::Arg { (v.min(i64::MAX as u64) as i64).into() };
         tx.execute(&Sql::with(
             "UPDATE sync_runs SET status = 'error', finished_at = $2, lease_until = NULL, error = $3, \
-             users_seen = $4, groups_seen = $5, created = 0, updated = 0, deleted = 0 \
+             users_seen = $4, groups_seen = $5, created = 0, updated = 0, deleted = 0, deletions_to_confirm = $6 \
              WHERE id = $1 AND status = 'running'",
             [
                 run_id.into(),
@@ -437,6 +444,7 @@ impl Db {
                 error.into(),
                 n(counts.users_seen),
                 n(counts.groups_seen),
+                deletions_to_confirm.map(|d| d.min(i64::MAX as u64) as i64).into(),
             ],
         ))
         .await?;

@@ -117,6 +117,9 @@ pub struct RunBody {
     pub error: Option<String>,
     /// Deletions confirmed for this run past the deletion guard.
     pub allow_deletions: Option<u64>,
+    /// The deletion guard stopped this run: the deletions to confirm with
+    /// `POST .../sync {"allow_deletions": N}`.
+    pub deletions_to_confirm: Option<u64>,
 }
 
 impl From<&SyncRun> for RunBody {
@@ -133,6 +136,7 @@ impl From<&SyncRun> for RunBody {
             deleted: r.counts.deleted,
             error: r.error.clone(),
             allow_deletions: r.allow_deletions,
+            deletions_to_confirm: r.deletions_to_confirm,
         }
     }
 }

@@ -6,13 +6,14 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
-use custodian_domain::connections::{Connection, ConnectionChange, ConnectionId, ConnectionKind};
+use custodian_domain::connections::{Connection, ConnectionChange, ConnectionId};
+use custodian_domain::sync::{GoogleWorkspaceSettings, RunStatus, SyncRun};
 use custodian_domain::{ApiUser, NewApiUser, Role, ScimRequestEntry};
 use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::layout::{Nav, ago, csrf, page, thousands, when};
-use super::session::{AdminOnly, Posted, Viewer, origin};
+use super::session::{AdminOnly, CanWrite, Posted, PostedFiles, Viewer, origin};
 use super::{WebError, WebResult};
 use crate::idp_connections::{self as service, MAX_NAME, checked_name, priority_problem};
 use crate::input::positive_id;
@@ -23,6 +24,8 @@ const PATH: &str = "/settings/integrations/identity-provider";
 const MAX_TOKEN_DAYS: i64 = 3650;
 /// How many SCIM requests the page lists.
 const HISTORY: u32 = 50;
+/// How many directory sync runs a connection's page lists.
+const RUNS: u32 = 20;
 
 /// What the page says about the connection, from the most recent SCIM request.
 pub fn connection_status(last: Option<&ScimRequestEntry>) -> Markup {
@@ -201,6 +204,32 @@ fn connections_section(viewer: &Viewer, connections: &[Connection]) -> Markup {
                 label { "Priority " input type="number" name="priority" min="0" max="1000000" step="1" placeholder="next free"; }
                 button.primary type="submit" { "Add a SCIM connection" }
             }
+            (google_form(viewer))
+        }
+    }
+}
+
+/// Adding a Google Workspace connection: the key file is uploaded, never shown again.
+fn google_form(viewer: &Viewer) -> Markup {
+    html! {
+        details.guide id="google-workspace-guide" {
+            summary { "Google Workspace (Custodian reads the directory)" }
+            ol {
+                li { "Google Cloud console › IAM & Admin › Service accounts: create a service account, then Keys › Add key › JSON. Enable the Admin SDK API in its project." }
+                li { "Google Admin console › Security › Access and data control › API controls › Manage domain-wide delegation › Add new: the service account's client ID and exactly these scopes: " code { (custodian_google::SCOPES.join(",")) } }
+                li { "Add the connection below with the key file and the email of an admin who may read users and groups. The first run starts at once; its result shows on the connection's page." }
+            }
+        }
+        form.stacked-form method="post" action={ (PATH) "/google-workspace" } enctype="multipart/form-data" id="add-google-connection" {
+            (csrf(viewer))
+            label { "Name " input type="text" name="name" placeholder="google" required maxlength=(MAX_NAME); }
+            label { "Priority " input type="number" name="priority" min="0" max="1000000" step="1" placeholder="next free"; }
+            label { "Service account key file (JSON) " input type="file" name="key_file" accept="application/json,.json" required; }
+            label { "Admin email " input type="email" name="admin_email" placeholder="admin@example.com" required maxlength="254"; }
+            label { "Customer ID " input type="text" name="customer_id" value=(service::DEFAULT_CUSTOMER_ID) maxlength="64"; }
+            label { "Org units, one per line " textarea name="org_unit_paths" rows="2" { "/" } }
+            label { "Seconds between runs " input type="number" name="sync_interval_seconds" value=(service::DEFAULT_SYNC_INTERVAL_SECONDS) min=(service::SYNC_INTERVAL_RANGE.start()) max=(service::SYNC_INTERVAL_RANGE.end()) step="1"; }
+            button.primary type="submit" { "Add a Google Workspace connection" }
         }
     }
 }
@@ -343,6 +372,84 @@ fn settings_section(viewer: &Viewer, c: &Connection) -> Markup {
     }
 }
 
+fn run_badge(run: &SyncRun) -> Markup {
+    html! {
+        @match run.status {
+            RunStatus::Running => span.badge data-state="running" { "running" },
+            RunStatus::Success => span.badge.ok data-state="success" { "success" },
+            RunStatus::Error => span.badge.warn data-state="error" { "error" },
+        }
+    }
+}
+
+/// A directory sync's settings, its runs, and the buttons that start one.
+fn sync_section(viewer: &Viewer, c: &Connection, google: &GoogleWorkspaceSettings, runs: &[SyncRun]) -> Markup {
+    let running = runs.first().filter(|r| r.status == RunStatus::Running);
+    let to_confirm = runs.first().and_then(|r| r.deletions_to_confirm);
+    html! {
+        dl.facts id="google-settings" {
+            @if viewer.is_admin() {
+                dt { "Service account" } dd id="google-client-email" { (google.client_email) }
+                dt { "Key ID" } dd.mono id="google-key-id" { (google.private_key_id) }
+            }
+            dt { "Acting as" } dd id="google-admin-email" { (google.admin_email) }
+            dt { "Customer" } dd id="google-customer-id" { (google.customer_id) }
+            dt { "Org units" } dd id="google-org-units" { (google.org_unit_paths.join(", ")) }
+            dt { "Every" } dd id="google-interval" { (google.sync_interval_seconds) " seconds" }
+        }
+        @if let Some(run) = running {
+            p.status.status-none id="sync-progress" role="status" {
+                "A run is in progress (started " (ago(run.started_at)) "): reading the whole directory, then applying what changed in one step. Reload to follow it."
+            }
+        }
+        @if viewer.user.role.can_write() {
+            form.inline method="post" action={ (connection_href(c)) "/sync" } id="sync-now" {
+                (csrf(viewer))
+                button.primary type="submit" { "Sync now" }
+            }
+            @if let Some(n) = to_confirm {
+                form.inline method="post" action={ (connection_href(c)) "/sync" } id="confirm-deletions" {
+                    (csrf(viewer))
+                    input type="hidden" name="allow_deletions" value=(n);
+                    button.danger type="submit"
+                        data-confirm={ "Delete " (n) " users of " (c.name) "? Their hosts are unlinked and offboarding events are sent." }
+                        { "Confirm " (n) " deletions and sync" }
+                }
+            }
+        }
+        @if runs.is_empty() {
+            p.empty id="no-sync-runs" { "No run yet: the first starts within seconds of adding the connection." }
+        } @else {
+            table.data id="sync-runs" {
+                caption.visually-hidden { "Directory sync runs, newest first" }
+                thead { tr {
+                    th { "Started" } th { "Finished" } th { "Status" } th.num { "Users" } th.num { "Groups" }
+                    th.num { "Created" } th.num { "Updated" } th.num { "Deleted" } th { "Error" }
+                } }
+                tbody {
+                    @for r in runs {
+                        tr data-run=(r.id) data-status=(r.status.as_str()) class=[(r.status == RunStatus::Error).then_some("failed")] {
+                            td { (when(r.started_at)) }
+                            td { @match r.finished_at { Some(at) => (when(at)), None => span.muted { "running" } } }
+                            td { (run_badge(r)) }
+                            td.num { (thousands(r.counts.users_seen)) }
+                            td.num { (thousands(r.counts.groups_seen)) }
+                            td.num { (thousands(r.counts.created)) }
+                            td.num { (thousands(r.counts.updated)) }
+                            td.num { (thousands(r.counts.deleted)) }
+                            td.error-detail { (r.error.as_deref().unwrap_or("")) }
+                        }
+                    }
+                }
+            }
+        }
+        p.hint {
+            "A run reads every user and group, nested groups included, and applies only what changed, in one step: a run that fails anywhere changes nothing. "
+            "A run that would delete more than 10% of the connection's users, or that finds none, deletes nothing until confirmed."
+        }
+    }
+}
+
 async fn render_connection(
     state: &AppState,
     viewer: &Viewer,
@@ -351,8 +458,11 @@ async fn render_connection(
     new_token: Option<&str>,
 ) -> WebResult<Response> {
     state.recorder.flush().await;
-    let (c, history) =
-        tokio::try_join!(state.connections().get_connection(id), state.connections().connection_requests(id, HISTORY))?;
+    let (c, history, runs) = tokio::try_join!(
+        state.connections().get_connection(id),
+        state.connections().connection_requests(id, HISTORY),
+        state.sync_runs().sync_runs(id, RUNS),
+    )?;
     let base_url = format!("{}/api/v1/fleet/scim", origin(state, headers));
     let body = html! {
         p.breadcrumb { "Settings › Integrations › " a href=(PATH) { "Identity provider" } " › " (c.name) }
@@ -368,24 +478,33 @@ async fn render_connection(
                 dt { "Created" } dd { (when(c.created_at)) }
             }
         }
-        section.card {
-            h2 { "Tokens" }
-            @if let Some(token) = new_token {
-                (new_token_box(&format!("SCIM token for \"{}\"", c.name), token))
+        @if let Some(google) = &c.google_workspace {
+            section.card {
+                h2 { "Directory sync" }
+                (sync_section(viewer, &c, google, &runs))
             }
-            p { "Paste a token into the IdP as its bearer token (" code { "Authorization: Bearer <token>" } "). It reaches the SCIM routes only, for this connection's users and groups." }
-            (tokens_table(viewer, &c))
+        } @else {
+            section.card {
+                h2 { "Tokens" }
+                @if let Some(token) = new_token {
+                    (new_token_box(&format!("SCIM token for \"{}\"", c.name), token))
+                }
+                p { "Paste a token into the IdP as its bearer token (" code { "Authorization: Bearer <token>" } "). It reaches the SCIM routes only, for this connection's users and groups." }
+                (tokens_table(viewer, &c))
+            }
+            (base_url_section(&base_url))
         }
-        (base_url_section(&base_url))
         @if viewer.is_admin() {
             section.card {
                 h2 { "Settings" }
                 (settings_section(viewer, &c))
             }
         }
-        section.card {
-            h2 { "Recent SCIM requests" }
-            (history_table(&history, None))
+        @if c.google_workspace.is_none() {
+            section.card {
+                h2 { "Recent SCIM requests" }
+                (history_table(&history, None))
+            }
         }
     };
     Ok(page(viewer, Nav::Settings, &format!("IdP connection {}", c.name), body).into_response())
@@ -440,6 +559,84 @@ pub async fn create_connection(
     let (c, token) = service::create(&state, name, priority, &actor).await?;
     tracing::info!(by = posted.viewer.user.id, connection = c.id.0, "IdP connection added from the web interface");
     render_connection(&state, &posted.viewer, &headers, c.id, Some(&token)).await
+}
+
+/// Adds a Google Workspace connection from an uploaded key file; its first run starts at
+/// once and shows on its page.
+pub async fn create_google_connection(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    posted: PostedFiles<AdminOnly>,
+) -> WebResult<Response> {
+    let actor = posted.viewer.require_admin()?;
+    let field = |name: &str| posted.fields.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let name = checked_form_name(&field("name").unwrap_or_default())?;
+    let priority = checked_priority(&field("priority").unwrap_or_default())?;
+    // Never echoed: a file that is not JSON is refused without quoting it.
+    let key = match field("key_file") {
+        None => return Err(WebError::BadRequest("Choose the service account's JSON key file.".into())),
+        Some(text) => serde_json::from_str::<serde_json::Value>(&text).map_err(|_| {
+            WebError::BadRequest("The key file is not JSON: download a JSON key of the service account.".into())
+        })?,
+    };
+    let interval = match field("sync_interval_seconds") {
+        None => None,
+        Some(raw) => Some(
+            raw.parse::<u64>()
+                .map_err(|_| WebError::BadRequest("Seconds between runs must be a whole number.".into()))?,
+        ),
+    };
+    let form = service::GoogleWorkspaceForm {
+        service_account_key: Some(key),
+        admin_email: field("admin_email"),
+        customer_id: field("customer_id"),
+        org_unit_paths: field("org_unit_paths")
+            .map(|text| text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect()),
+        sync_interval_seconds: interval,
+        api_base_url: None,
+    };
+    let google = form.check().map_err(|problems| {
+        let label = |f: &str| match f {
+            "service_account_key" => "The key file",
+            "admin_email" => "Admin email",
+            "customer_id" => "Customer ID",
+            "org_unit_paths" => "Org units",
+            "sync_interval_seconds" => "Seconds between runs",
+            _ => "A field",
+        };
+        WebError::BadRequest(
+            problems.iter().map(|(f, reason)| format!("{} {reason}.", label(f))).collect::<Vec<_>>().join(" "),
+        )
+    })?;
+    let c = service::create_google_workspace(&state, name, priority, google, &actor).await?;
+    tracing::info!(
+        by = posted.viewer.user.id,
+        connection = c.id.0,
+        "Google Workspace connection added from the web interface"
+    );
+    render_connection(&state, &posted.viewer, &headers, c.id, None).await
+}
+
+#[derive(Deserialize)]
+pub struct SyncForm {
+    #[serde(default)]
+    allow_deletions: String,
+}
+
+/// Starts a directory sync run (with confirmed deletions from the guard's button).
+pub async fn sync_connection(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    posted: Posted<SyncForm, CanWrite>,
+) -> WebResult<Response> {
+    posted.viewer.require_write()?;
+    let id = connection_id(&raw)?;
+    let allow = match form_number("Confirmed deletions", &posted.form.allow_deletions)? {
+        Some(n) if n < 0 => return Err(WebError::BadRequest("Confirmed deletions must not be negative.".into())),
+        other => other.map(|n| n as u64),
+    };
+    service::sync_now(&state, id, allow).await?;
+    Ok(Redirect::to(&format!("{PATH}/{}", id.0)).into_response())
 }
 
 /// Renames a connection or changes its priority.

@@ -229,6 +229,61 @@ impl<T: DeserializeOwned + Send, R: FormRole> FromRequest<AppState> for Posted<T
     }
 }
 
+/// A form with a file upload (multipart, or the same fields URL-encoded) posted by a
+/// signed-in operator whose role `R` allows it, checked as [`Posted`] is: origin, CSRF
+/// token (a field or the header) in constant time, role; every field as UTF-8 text.
+pub struct PostedFiles<R: FormRole = AnyRole> {
+    pub viewer: Viewer,
+    pub fields: std::collections::HashMap<String, String>,
+    _role: std::marker::PhantomData<R>,
+}
+
+/// Fields a multipart form of ours has at most.
+const MAX_MULTIPART_FIELDS: usize = 32;
+
+impl<R: FormRole> FromRequest<AppState> for PostedFiles<R> {
+    type Rejection = WebError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = request.into_parts();
+        check_origin(state, &parts.headers)?;
+        let viewer = Viewer::from_request_parts(&mut parts, state).await?;
+        let header_token = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let bytes = crate::input::read_body(body, MAX_FORM_BYTES).await.map_err(WebError::Body)?;
+        let unreadable = || WebError::BadRequest("The form could not be read.".into());
+        let multipart = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"));
+        let mut fields = std::collections::HashMap::new();
+        if multipart {
+            let request = Request::from_parts(parts, Body::from(bytes));
+            let mut form = axum::extract::Multipart::from_request(request, state).await.map_err(|_| unreadable())?;
+            while let Some(field) = form.next_field().await.map_err(|_| unreadable())? {
+                let name = field.name().unwrap_or_default().to_string();
+                let text = field.text().await.map_err(|_| unreadable())?;
+                if text.contains('\0') || fields.len() >= MAX_MULTIPART_FIELDS {
+                    return Err(unreadable());
+                }
+                fields.insert(name, text);
+            }
+        } else {
+            // The same fields sent URL-encoded (a key file's text pasted): read alike.
+            if !crate::input::is_readable_percent_encoded(&bytes) {
+                return Err(unreadable());
+            }
+            fields.extend(form_urlencoded::parse(&bytes).map(|(k, v)| (k.into_owned(), v.into_owned())));
+        }
+        let sent = header_token.or_else(|| fields.get(CSRF_FIELD).cloned()).unwrap_or_default();
+        if !same_secret(&sent, &viewer.csrf_token) {
+            return Err(WebError::Csrf);
+        }
+        R::check(&viewer)?;
+        Ok(PostedFiles { viewer, fields, _role: std::marker::PhantomData })
+    }
+}
+
 /// A form posted before a session exists (sign-in, set-up): origin checked and the
 /// hidden field compared with the pre-session cookie.
 pub struct PreSessionForm<T>(pub T);

@@ -118,11 +118,13 @@ fn access(method: &Method, template: &str) -> Option<Access> {
         ) => Some(Page),
         ("POST", "/logout") => Some(SignOut),
         ("POST", "/hosts/{id}/idp-username" | "/hosts/{id}/idp-username/delete") => Some(PageWrite),
+        ("POST", "/settings/integrations/identity-provider/{id}/sync") => Some(PageWrite),
         (
             "POST",
             "/settings/integrations/identity-provider/tokens"
             | "/settings/integrations/identity-provider/tokens/{id}/revoke"
             | "/settings/integrations/identity-provider/connections"
+            | "/settings/integrations/identity-provider/google-workspace"
             | "/settings/integrations/identity-provider/{id}/edit"
             | "/settings/integrations/identity-provider/{id}/delete"
             | "/settings/integrations/identity-provider/{id}/tokens"

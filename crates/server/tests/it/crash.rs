@@ -28,6 +28,8 @@ use crate::support::{API, SCIM, TestApp, TestDb, open_store};
 const BIN: &str = env!("CARGO_BIN_EXE_custodian");
 const CYCLES: usize = 10;
 const WORKERS: usize = 6;
+/// Hosts per page when the state is read back.
+const HOST_PAGE: usize = 5000;
 
 /// A `custodian serve` process on a database; its stderr goes to a file that a failed
 /// start prints.
@@ -630,13 +632,18 @@ pub async fn read_all(client: &reqwest::Client, base: &str, token: &str) -> Seen
             .unwrap_or_default();
         groups.insert(g["id"].as_str().unwrap().to_string(), members);
     }
-    let list = get_json(client, base, token, &format!("{API}/hosts?per_page=10000")).await;
-    let hosts = list["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| (h["uuid"].as_str().unwrap().to_string(), h.clone()))
-        .collect();
+    // Every page: a fast machine's ten storms write more hosts than one page holds.
+    let mut hosts = HashMap::new();
+    for page in 0.. {
+        let list = get_json(client, base, token, &format!("{API}/hosts?per_page={HOST_PAGE}&page={page}")).await;
+        let batch = list["hosts"].as_array().unwrap();
+        for h in batch {
+            hosts.insert(h["uuid"].as_str().unwrap().to_string(), h.clone());
+        }
+        if batch.len() < HOST_PAGE {
+            break;
+        }
+    }
     Seen { users, groups, hosts }
 }
 

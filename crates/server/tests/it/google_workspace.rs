@@ -18,8 +18,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::support::{API, TestApp, TestDb};
+use custodian_domain::ListQuery;
 use custodian_domain::connections::{ConnectionId, Scope};
-use custodian_domain::{Connections as _, Directory as _, ListQuery};
 use custodian_scim::schema::ResourceKind;
 
 fn quick_sync() -> SyncSettings {
@@ -370,6 +370,7 @@ async fn the_deletion_guard_stops_an_empty_answer_and_a_large_removal_until_conf
     let run = g.sync(json!({})).await;
     assert_eq!(run["status"], "error", "{run}");
     assert!(run["error"].as_str().unwrap().contains("would delete 3 of the connection's 20 users"), "{run}");
+    assert_eq!(run["deletions_to_confirm"], 3, "{run}");
     assert_eq!(g.user_count().await, 20);
     // Confirming fewer than it would delete is not enough.
     let run = g.sync(json!({"allow_deletions": 2})).await;

@@ -42,6 +42,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/fleet/idp/connections/{id}/tokens"),
     ("delete", "/api/v1/fleet/idp/connections/{id}/tokens/{token_id}"),
     ("get", "/api/v1/fleet/idp/connections/{id}/requests"),
+    ("post", "/api/v1/fleet/idp/connections/{id}/sync"),
+    ("get", "/api/v1/fleet/idp/connections/{id}/runs"),
 ];
 
 const HTTP_METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];

@@ -26,7 +26,9 @@ CREATE TABLE sync_runs (
     updated          BIGINT NOT NULL DEFAULT 0,
     deleted          BIGINT NOT NULL DEFAULT 0,
     error            TEXT,
-    allow_deletions  BIGINT
+    allow_deletions  BIGINT,
+    -- A run the deletion guard stopped: the deletions an operator may confirm.
+    deletions_to_confirm BIGINT
 );
 CREATE INDEX sync_runs_connection ON sync_runs (connection_id, id);
 CREATE UNIQUE INDEX sync_runs_one_running ON sync_runs (connection_id) WHERE status = 'running';

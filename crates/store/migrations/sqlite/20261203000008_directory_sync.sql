@@ -33,7 +33,9 @@ CREATE TABLE sync_runs (
     updated          INTEGER NOT NULL DEFAULT 0,
     deleted          INTEGER NOT NULL DEFAULT 0,
     error            TEXT,
-    allow_deletions  INTEGER
+    allow_deletions  INTEGER,
+    -- A run the deletion guard stopped: the deletions an operator may confirm.
+    deletions_to_confirm INTEGER
 );
 CREATE INDEX sync_runs_connection ON sync_runs (connection_id, id);
 -- One run at a time per connection, whichever instance starts it.
