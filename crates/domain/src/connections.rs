@@ -123,6 +123,9 @@ impl NewConnection {
 pub struct ConnectionChange {
     pub name: Option<String>,
     pub priority: Option<i64>,
+    /// A Google Workspace connection's new settings (all of them) and, to rotate it, a
+    /// new key file.
+    pub google_workspace: Option<crate::sync::GoogleWorkspaceChange>,
 }
 
 /// A live connection token: the connection a SCIM request with it belongs to.

@@ -40,6 +40,13 @@ pub struct NewGoogleWorkspace {
     pub settings: GoogleWorkspaceSettings,
 }
 
+/// New settings of a Google Workspace connection; the key file is kept unless replaced.
+#[derive(Debug, Clone)]
+pub struct GoogleWorkspaceChange {
+    pub key_file: Option<SecretKeyFile>,
+    pub settings: GoogleWorkspaceSettings,
+}
+
 /// A run's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunStatus {

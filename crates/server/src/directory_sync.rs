@@ -204,6 +204,14 @@ impl DirectorySync {
         }
     }
 
+    /// Drops a connection's cached client (and its access token): its key or settings
+    /// changed.
+    pub fn forget_client(&self, id: ConnectionId) {
+        if let Ok(mut clients) = self.clients.lock() {
+            clients.remove(&id);
+        }
+    }
+
     fn client(&self, id: ConnectionId, config: &DirectoryConfig) -> Result<Arc<DirectoryClient>, Failure> {
         let fingerprint = format!(
             "{}\n{}\n{}\n{}\n{}",
@@ -262,7 +270,7 @@ impl DirectorySync {
                 message: format!(
                     "{reason}; nothing was changed. If this is expected, confirm the {deleting} deletions: \
                      POST /api/v1/fleet/idp/connections/{}/sync with {{\"allow_deletions\": {deleting}}}, or \
-                     \"Confirm and sync\" on the connection's page",
+                     \"Confirm {deleting} deletions and sync\" on the connection's page",
                     id.0
                 ),
                 counts: RunCounts { users_seen, groups_seen, ..RunCounts::default() },

@@ -6,7 +6,9 @@ use chrono::{DateTime, Utc};
 use custodian_domain::StoreResult;
 use custodian_domain::connections::{Connection, ConnectionChange, ConnectionId, NewConnection, NewSource};
 use custodian_domain::hosts::Actor;
-use custodian_domain::sync::{GoogleWorkspaceSettings, NewGoogleWorkspace, SecretKeyFile, SyncRun};
+use custodian_domain::sync::{
+    GoogleWorkspaceChange, GoogleWorkspaceSettings, NewGoogleWorkspace, SecretKeyFile, SyncRun,
+};
 use custodian_google::ServiceAccountKey;
 use serde_json::Value;
 
@@ -93,34 +95,63 @@ impl GoogleWorkspaceForm {
     /// The settings and key to store, or each field's problem (by the field's name under
     /// `google_workspace`). No problem quotes the key.
     pub fn check(self) -> Result<NewGoogleWorkspace, Vec<(&'static str, String)>> {
+        match self.checked(None)? {
+            (Some(key_file), settings) => Ok(NewGoogleWorkspace { key_file, settings }),
+            (None, _) => Err(vec![("service_account_key", KEY_REQUIRED.into())]),
+        }
+    }
+
+    /// A change of an existing connection's settings: a field left out keeps its value,
+    /// and the key is replaced only when a new one is given (a rotation).
+    pub fn check_change(
+        self,
+        current: &GoogleWorkspaceSettings,
+    ) -> Result<GoogleWorkspaceChange, Vec<(&'static str, String)>> {
+        let (key_file, settings) = self.checked(Some(current))?;
+        Ok(GoogleWorkspaceChange { key_file, settings })
+    }
+
+    /// Every field checked; a missing one is `current`'s, else the default. The key file
+    /// is required unless there is a current one.
+    #[allow(clippy::type_complexity)]
+    fn checked(
+        self,
+        current: Option<&GoogleWorkspaceSettings>,
+    ) -> Result<(Option<SecretKeyFile>, GoogleWorkspaceSettings), Vec<(&'static str, String)>> {
         let mut problems = Vec::new();
         let key = match &self.service_account_key {
-            None => {
-                problems.push((
-                    "service_account_key",
-                    "is required: the JSON key file of a service account with domain-wide delegation".to_string(),
-                ));
+            None if current.is_none() => {
+                problems.push(("service_account_key", KEY_REQUIRED.to_string()));
                 None
             }
+            None => None,
             Some(v) if v.to_string().len() > MAX_KEY_FILE_BYTES => {
                 problems.push(("service_account_key", format!("must be at most {MAX_KEY_FILE_BYTES} bytes")));
                 None
             }
             Some(v) => match ServiceAccountKey::parse(v) {
-                Ok(key) => Some(key),
+                Ok(key) => Some((SecretKeyFile(v.to_string()), key)),
                 Err(e) => {
                     problems.push(("service_account_key", e.to_string().replacen("the service account key ", "", 1)));
                     None
                 }
             },
         };
-        let admin_email = self.admin_email.map(|e| e.trim().to_string()).unwrap_or_default();
+        let admin_email = self
+            .admin_email
+            .map(|e| e.trim().to_string())
+            .or_else(|| current.map(|c| c.admin_email.clone()))
+            .unwrap_or_default();
         if admin_email.is_empty() {
             problems.push(("admin_email", "is required: the email of a Google Workspace admin to act as".into()));
         } else if admin_email.len() > 254 || !is_email(&admin_email) {
             problems.push(("admin_email", "must be an email address, such as admin@example.com".into()));
         }
-        let customer_id = self.customer_id.map(|c| c.trim().to_string()).unwrap_or_else(|| DEFAULT_CUSTOMER_ID.into());
+        let customer_id = self
+            .customer_id
+            .map(|c| c.trim().to_string())
+            .or_else(|| current.map(|c| c.customer_id.clone()))
+            .unwrap_or_else(|| DEFAULT_CUSTOMER_ID.into());
         if customer_id.is_empty()
             || customer_id.len() > 64
             || !customer_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -130,14 +161,20 @@ impl GoogleWorkspaceForm {
                 "must be my_customer or your account's customer ID (letters and digits, such as C03az79cb)".into(),
             ));
         }
-        let org_unit_paths = self.org_unit_paths.unwrap_or_else(|| vec!["/".into()]);
+        let org_unit_paths = self
+            .org_unit_paths
+            .or_else(|| current.map(|c| c.org_unit_paths.clone()))
+            .unwrap_or_else(|| vec!["/".into()]);
         if org_unit_paths.is_empty() || org_unit_paths.len() > MAX_ORG_UNITS {
             problems.push(("org_unit_paths", format!("must list 1 to {MAX_ORG_UNITS} org unit paths, such as \"/\"")));
         } else if org_unit_paths.iter().any(|p| !p.starts_with('/') || p.len() > 1024 || p.contains('\0')) {
             problems
                 .push(("org_unit_paths", "must hold full org unit paths, each starting with /, such as /Sales".into()));
         }
-        let sync_interval_seconds = self.sync_interval_seconds.unwrap_or(DEFAULT_SYNC_INTERVAL_SECONDS);
+        let sync_interval_seconds = self
+            .sync_interval_seconds
+            .or_else(|| current.map(|c| c.sync_interval_seconds))
+            .unwrap_or(DEFAULT_SYNC_INTERVAL_SECONDS);
         if !SYNC_INTERVAL_RANGE.contains(&sync_interval_seconds) {
             problems.push((
                 "sync_interval_seconds",
@@ -151,6 +188,7 @@ impl GoogleWorkspaceForm {
         let api_base_url = self
             .api_base_url
             .map(|u| u.trim().trim_end_matches('/').to_string())
+            .or_else(|| current.map(|c| c.api_base_url.clone()))
             .unwrap_or_else(|| custodian_google::DEFAULT_API_BASE_URL.into());
         if !(api_base_url.starts_with("https://") || api_base_url.starts_with("http://"))
             || api_base_url.len() > 2048
@@ -158,23 +196,28 @@ impl GoogleWorkspaceForm {
         {
             problems.push(("api_base_url", "must be an http(s) URL, such as https://admin.googleapis.com".into()));
         }
-        match (key, self.service_account_key) {
-            (Some(key), Some(raw)) if problems.is_empty() => Ok(NewGoogleWorkspace {
-                key_file: SecretKeyFile(raw.to_string()),
-                settings: GoogleWorkspaceSettings {
-                    client_email: key.client_email.clone(),
-                    private_key_id: key.private_key_id.clone(),
-                    admin_email,
-                    customer_id,
-                    org_unit_paths,
-                    sync_interval_seconds,
-                    api_base_url,
-                },
-            }),
-            _ => Err(problems),
+        if !problems.is_empty() {
+            return Err(problems);
         }
+        let (client_email, private_key_id) = match (&key, current) {
+            (Some((_, k)), _) => (k.client_email.clone(), k.private_key_id.clone()),
+            (None, Some(c)) => (c.client_email.clone(), c.private_key_id.clone()),
+            (None, None) => return Err(vec![("service_account_key", KEY_REQUIRED.into())]),
+        };
+        let settings = GoogleWorkspaceSettings {
+            client_email,
+            private_key_id,
+            admin_email,
+            customer_id,
+            org_unit_paths,
+            sync_interval_seconds,
+            api_base_url,
+        };
+        Ok((key.map(|(file, _)| file), settings))
     }
 }
+
+const KEY_REQUIRED: &str = "is required: the JSON key file of a service account with domain-wide delegation";
 
 fn is_email(s: &str) -> bool {
     match s.split_once('@') {
@@ -185,14 +228,19 @@ fn is_email(s: &str) -> bool {
     }
 }
 
-/// Renames a connection or changes its priority (hosts are relinked by the store).
+/// Renames a connection, changes its priority (hosts are relinked by the store) or a
+/// Google Workspace connection's settings and key (the next run uses them).
 pub async fn update(
     state: &AppState,
     id: ConnectionId,
     change: ConnectionChange,
     actor: &Actor,
 ) -> StoreResult<Connection> {
+    let resync = change.google_workspace.is_some();
     let connection = state.connections().update_connection(id, change, actor).await?;
+    if resync {
+        state.sync.forget_client(id);
+    }
     // Connection tokens remember their connection's name, operators' tokens where `default` is.
     state.tokens.forget_connection(id, None);
     Ok(connection)

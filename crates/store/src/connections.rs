@@ -302,6 +302,9 @@ impl Db {
             Err(e) if is_unique_violation(&e) => return Err(priority_taken(priority)),
             Err(e) => return Err(db_err(e)),
         }
+        if let Some(google) = &change.google_workspace {
+            crate::sync::update_google_settings(&mut tx, id, google).await?;
+        }
         let mut relinked = 0usize;
         if priority != old_priority {
             let (low, high) = (old_priority.min(priority), old_priority.max(priority));
@@ -324,7 +327,9 @@ impl Db {
             actor,
             "edited_idp_connection",
             json!({"connection_id": id.0, "connection_name": name, "previous_name": old_name,
-                   "priority": priority, "previous_priority": old_priority, "hosts_rechecked": relinked}),
+                   "priority": priority, "previous_priority": old_priority, "hosts_rechecked": relinked,
+                   "google_workspace_changed": change.google_workspace.is_some(),
+                   "key_replaced": change.google_workspace.as_ref().is_some_and(|g| g.key_file.is_some())}),
         )
         .await?;
         tx.commit().await

@@ -11,8 +11,8 @@ use custodian_domain::connections::{ConnectionId, ConnectionKind};
 use custodian_domain::hosts::Actor;
 use custodian_domain::store::SyncRequest;
 use custodian_domain::sync::{
-    GoogleWorkspaceSettings, NewGoogleWorkspace, PlannedMember, RunCounts, RunStart, RunStatus, SecretKeyFile,
-    SyncPlan, SyncRun, SyncSchedule, SyncedDirectory, SyncedResource,
+    GoogleWorkspaceChange, GoogleWorkspaceSettings, NewGoogleWorkspace, PlannedMember, RunCounts, RunStart, RunStatus,
+    SecretKeyFile, SyncPlan, SyncRun, SyncSchedule, SyncedDirectory, SyncedResource,
 };
 use custodian_domain::{ScimRequestEntry, StoreError, StoreResult};
 use custodian_scim::resource::{MemberKind, MemberRef, ResourceInput};
@@ -151,6 +151,39 @@ pub(crate) async fn insert_google_settings(
     ))
     .await
     .map(drop)
+}
+
+/// Replaces a Google Workspace connection's settings (and its key, when a new one is
+/// given); Conflict for a connection of another kind.
+pub(crate) async fn update_google_settings(
+    tx: &mut Conn,
+    id: ConnectionId,
+    change: &GoogleWorkspaceChange,
+) -> StoreResult<()> {
+    let s = &change.settings;
+    let mut sql = Sql::with(
+        "UPDATE google_workspace_connections SET client_email = $2, private_key_id = $3, admin_email = $4, \
+         customer_id = $5, org_unit_paths = $6, sync_interval_seconds = $7, api_base_url = $8",
+        [
+            id.0.into(),
+            s.client_email.as_str().into(),
+            s.private_key_id.as_str().into(),
+            s.admin_email.as_str().into(),
+            s.customer_id.as_str().into(),
+            json!(s.org_unit_paths).to_string().into(),
+            (s.sync_interval_seconds.min(i64::MAX as u64) as i64).into(),
+            s.api_base_url.as_str().into(),
+        ],
+    );
+    if let Some(key) = &change.key_file {
+        sql.push(", key_file = ");
+        sql.push_bind(key.0.as_str());
+    }
+    sql.push(" WHERE connection_id = $1");
+    if tx.execute(&sql).await? == 0 {
+        return Err(StoreError::Conflict("only a google_workspace connection has google_workspace settings".into()));
+    }
+    Ok(())
 }
 
 async fn load_run(conn: &mut Conn, run_id: i64) -> StoreResult<SyncRun> {

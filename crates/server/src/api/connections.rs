@@ -243,7 +243,7 @@ crate::built_schema!(
                 ("name", text(MAX_NAME, TextRule::NotBlank).into(), true),
                 ("kind", word(&["scim", "google_workspace"]).into(), true),
                 ("priority", or_null(priority_schema()).into(), false),
-                ("google_workspace", google_workspace_schema().into(), false),
+                ("google_workspace", google_workspace_schema(true).into(), false),
             ],
             true,
         )
@@ -251,8 +251,9 @@ crate::built_schema!(
         .into()
     }
 );
-/// `google_workspace` of `POST /idp/connections` (required with that kind).
-fn google_workspace_schema() -> ObjectBuilder {
+/// `google_workspace` of `POST /idp/connections` (required with that kind; `new`), or of
+/// `PATCH /idp/connections/{id}` (every field optional: a left-out one is kept).
+fn google_workspace_schema(new: bool) -> ObjectBuilder {
     object(
         vec![
             (
@@ -261,9 +262,9 @@ fn google_workspace_schema() -> ObjectBuilder {
                     .schema_type(Type::Object)
                     .description(Some("The service account's JSON key file, as Google issues it"))
                     .into(),
-                true,
+                new,
             ),
-            ("admin_email", text(254, TextRule::NotBlank).into(), true),
+            ("admin_email", text(254, TextRule::NotBlank).into(), new),
             ("customer_id", text(64, TextRule::NotBlank).into(), false),
             (
                 "org_unit_paths",
@@ -306,12 +307,14 @@ crate::built_schema!(
 );
 
 crate::built_schema!(
-    /// The body of `PATCH /idp/connections/{id}`: the fields to change.
+    /// The body of `PATCH /idp/connections/{id}`: the fields to change (a Google
+    /// Workspace connection's settings too, and its key to rotate it).
     ConnectionChangeSchema => || -> Schema {
         object(
             vec![
                 ("name", text(MAX_NAME, TextRule::NotBlank).into(), false),
                 ("priority", priority_schema().into(), false),
+                ("google_workspace", google_workspace_schema(false).into(), false),
             ],
             true,
         )
@@ -512,12 +515,26 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(CreatedConnectionResponse { connection, token })))
 }
 
-/// The `google_workspace` object, each field of the right type, then checked once for
-/// every surface. Errors name `google_workspace.<field>` and never quote the key.
+/// The `google_workspace` object of a new connection, each field of the right type, then
+/// checked once for every surface. Errors name `google_workspace.<field>` and never
+/// quote the key.
 fn google_form(
     g: &serde_json::Map<String, Value>,
     v: &mut Validation,
 ) -> Option<custodian_domain::sync::NewGoogleWorkspace> {
+    let form = typed_google_form(g, v)?;
+    form.check().map_err(|problems| google_problems(problems, v)).ok()
+}
+
+fn google_problems(problems: Vec<(&'static str, String)>, v: &mut Validation) {
+    for (name, reason) in problems {
+        v.fail(format!("google_workspace.{name}"), reason);
+    }
+}
+
+/// The fields of a `google_workspace` object, each of the right type (None after a
+/// type error, which is recorded).
+fn typed_google_form(g: &serde_json::Map<String, Value>, v: &mut Validation) -> Option<GoogleWorkspaceForm> {
     let field = |name: &str| format!("google_workspace.{name}");
     for key in g.keys() {
         if !GOOGLE_FIELDS.contains(&key.as_str()) {
@@ -577,18 +594,7 @@ fn google_form(
             }
         },
     }
-    if !typed {
-        return None;
-    }
-    match form.check() {
-        Ok(google) => Some(google),
-        Err(problems) => {
-            for (name, reason) in problems {
-                v.fail(field(name), reason);
-            }
-            None
-        }
-    }
+    typed.then_some(form)
 }
 
 #[utoipa::path(get, path = "/api/v1/fleet/idp/connections/{id}", tag = "idp", operation_id = "get_idp_connection",
@@ -621,8 +627,27 @@ pub async fn patch(
     let value = json_body(&headers, body, MAX_BODY).await?;
     let mut v = Validation::default();
     let obj = value.as_object().cloned().unwrap_or_default();
-    unknown_fields(&obj, &["name", "priority"], &mut v);
-    let change = ConnectionChange { name: name_field(&obj, &mut v), priority: priority_field(&obj, false, &mut v) };
+    unknown_fields(&obj, &["name", "priority", "google_workspace"], &mut v);
+    let mut change = ConnectionChange {
+        name: name_field(&obj, &mut v),
+        priority: priority_field(&obj, false, &mut v),
+        google_workspace: None,
+    };
+    match obj.get("google_workspace") {
+        None => {}
+        Some(Value::Object(g)) => {
+            let current = state.connections().get_connection(id).await.map_err(connection_error)?;
+            match (current.google_workspace, typed_google_form(g, &mut v)) {
+                (Some(settings), Some(form)) => match form.check_change(&settings) {
+                    Ok(google) => change.google_workspace = Some(google),
+                    Err(problems) => google_problems(problems, &mut v),
+                },
+                (None, _) => v.fail("google_workspace", "is only for google_workspace connections"),
+                (Some(_), None) => {}
+            }
+        }
+        Some(_) => v.fail("google_workspace", "must be an object"),
+    }
     v.into_result()?;
     let connection = service::update(&state, id, change, &actor).await.map_err(connection_error)?;
     Ok(Json(ConnectionResponse { connection: ConnectionBody::of(&connection, true) }))

@@ -651,7 +651,13 @@ pub async fn edit_connection(
     let Some(priority) = checked_priority(&posted.form.priority)? else {
         return Err(WebError::BadRequest("Priority is required.".into()));
     };
-    service::update(&state, id, ConnectionChange { name: Some(name), priority: Some(priority) }, &actor).await?;
+    service::update(
+        &state,
+        id,
+        ConnectionChange { name: Some(name), priority: Some(priority), google_workspace: None },
+        &actor,
+    )
+    .await?;
     Ok(Redirect::to(&format!("{PATH}/{}", id.0)).into_response())
 }
 

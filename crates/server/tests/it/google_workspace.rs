@@ -771,3 +771,81 @@ async fn the_service_account_key_never_reaches_a_response_or_a_log_line() {
     }
     assert!(!logs.contains("ya29.") && !bodies.contains("ya29."), "an access token leaked");
 }
+
+#[tokio::test]
+async fn an_admin_rotates_the_key_and_changes_settings_and_the_next_run_uses_them() {
+    let fake = FakeGoogle::start().await;
+    company(&fake, 12);
+    let (g, run) = Google::connect(&fake, json!({})).await;
+    assert_eq!(run["status"], "success", "{run}");
+    let patch = |body: Value| {
+        let (app, admin, id) = (&g.app, g.admin.clone(), g.id);
+        async move { app.api_as(Some(&admin), Method::PATCH, &format!("{API}/idp/connections/{id}"), Some(body)).await }
+    };
+    // A setting alone: the key is kept.
+    let r =
+        patch(json!({"google_workspace": {"sync_interval_seconds": 3600, "org_unit_paths": ["/Engineering"]}})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let google = &r.body["connection"]["google_workspace"];
+    assert_eq!(
+        (google["sync_interval_seconds"].as_u64(), google["org_unit_paths"].clone()),
+        (Some(3600), json!(["/Engineering"]))
+    );
+    assert_eq!(google["admin_email"], "admin@example.com", "a left-out field keeps its value");
+    assert_eq!(google["service_account_key"]["private_key_id"], fake.key_json()["private_key_id"]);
+    // Narrowing the scope drops the Sales users: the guard asks first.
+    let run = g.sync(json!({})).await;
+    assert_eq!(run["deletions_to_confirm"], 4, "{run}");
+    let run = g.sync(json!({"allow_deletions": 4})).await;
+    assert_eq!(run["status"], "success", "{run}");
+    assert_eq!(counts(&run).0, 8, "only /Engineering and its sub-units: {run}");
+    assert_eq!(g.user_count().await, 8);
+
+    // The key rotated to another service account (another Google, here).
+    let other = FakeGoogle::start().await;
+    company(&other, 3);
+    let mut new_key = other.key_json();
+    new_key["private_key_id"] = "0123456789abcdef0123456789abcdef01234567".into();
+    let r = patch(json!({"google_workspace": {"service_account_key": new_key.clone(), "api_base_url": other.base_url,
+        "org_unit_paths": ["/"]}}))
+    .await;
+    // A key whose id Google does not know: its runs fail until the right key is given.
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        r.body["connection"]["google_workspace"]["service_account_key"]["private_key_id"],
+        new_key["private_key_id"]
+    );
+    assert!(!r.text.contains(new_key["private_key"].as_str().unwrap().lines().nth(2).unwrap()));
+    let run = g.sync(json!({})).await;
+    assert_eq!(run["status"], "error", "Google refuses a key it does not know: {run}");
+    assert!(run["error"].as_str().unwrap().contains("signature"), "{run}");
+    let r = patch(json!({"google_workspace": {"service_account_key": other.key_json()}})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let run = g.sync(json!({"allow_deletions": 8})).await;
+    assert_eq!(run["status"], "success", "{run}");
+    assert_eq!(counts(&run).0, 3, "the other directory: {run}");
+
+    // Checked like a creation; only admins; only for this kind.
+    let r = patch(json!({"google_workspace": {"admin_email": "nobody"}})).await;
+    crate::support::assert_api_error(&r, 422, "google_workspace.admin_email");
+    let r = g
+        .app
+        .api_as(
+            Some(&g.app.token),
+            Method::PATCH,
+            &format!("{API}/idp/connections/{}", g.id),
+            Some(json!({"google_workspace": {"sync_interval_seconds": 60}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    let r = g
+        .app
+        .api_as(
+            Some(&g.admin),
+            Method::PATCH,
+            &format!("{API}/idp/connections/1"),
+            Some(json!({"google_workspace": {"sync_interval_seconds": 60}})),
+        )
+        .await;
+    crate::support::assert_api_error(&r, 422, "google_workspace");
+}
