@@ -37,7 +37,7 @@ pub struct SyncSettings {
 impl Default for SyncSettings {
     fn default() -> Self {
         SyncSettings {
-            tick: Duration::from_secs(5),
+            tick: Duration::from_secs(2),
             lease: Duration::from_secs(60),
             retry: RetryPolicy::default(),
             request_timeout: Duration::from_secs(30),

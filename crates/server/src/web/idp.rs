@@ -229,6 +229,10 @@ fn google_form(viewer: &Viewer) -> Markup {
             label { "Customer ID " input type="text" name="customer_id" value=(service::DEFAULT_CUSTOMER_ID) maxlength="64"; }
             label { "Org units, one per line " textarea name="org_unit_paths" rows="2" { "/" } }
             label { "Seconds between runs " input type="number" name="sync_interval_seconds" value=(service::DEFAULT_SYNC_INTERVAL_SECONDS) min=(service::SYNC_INTERVAL_RANGE.start()) max=(service::SYNC_INTERVAL_RANGE.end()) step="1"; }
+            details {
+                summary { "Advanced" }
+                label { "Directory API URL (a proxy) " input type="url" name="api_base_url" value=(custodian_google::DEFAULT_API_BASE_URL) maxlength="2048"; }
+            }
             button.primary type="submit" { "Add a Google Workspace connection" }
         }
     }
@@ -372,6 +376,27 @@ fn settings_section(viewer: &Viewer, c: &Connection) -> Markup {
     }
 }
 
+/// A directory sync's state, from its last finished run.
+fn sync_status(last: Option<&SyncRun>) -> Markup {
+    html! {
+        @match last {
+            None => div.status.status-none id="idp-status" {
+                strong { "No run has finished yet" }
+                p { "The first run starts within seconds of adding the connection; reload to see it." }
+            },
+            Some(r) if r.status == RunStatus::Success => div.status.status-ok id="idp-status" {
+                strong { "Received information from Google Workspace (" (ago(r.finished_at.unwrap_or(r.started_at))) ")" }
+                p { "Last run: " (thousands(r.counts.users_seen)) " users and " (thousands(r.counts.groups_seen)) " groups read; "
+                    (r.counts.created) " created, " (r.counts.updated) " updated, " (r.counts.deleted) " deleted." }
+            },
+            Some(r) => div.status.status-error id="idp-status" {
+                strong { "The last run failed (" (ago(r.finished_at.unwrap_or(r.started_at))) "): nothing was changed" }
+                p.error-detail id="idp-error-detail" { (r.error.as_deref().unwrap_or("no detail")) }
+            },
+        }
+    }
+}
+
 fn run_badge(run: &SyncRun) -> Markup {
     html! {
         @match run.status {
@@ -403,6 +428,7 @@ fn sync_section(viewer: &Viewer, c: &Connection, google: &GoogleWorkspaceSetting
             }
         }
         @if viewer.user.role.can_write() {
+            div.actions {
             form.inline method="post" action={ (connection_href(c)) "/sync" } id="sync-now" {
                 (csrf(viewer))
                 button.primary type="submit" { "Sync now" }
@@ -415,6 +441,7 @@ fn sync_section(viewer: &Viewer, c: &Connection, google: &GoogleWorkspaceSetting
                         data-confirm={ "Delete " (n) " users of " (c.name) "? Their hosts are unlinked and offboarding events are sent." }
                         { "Confirm " (n) " deletions and sync" }
                 }
+            }
             }
         }
         @if runs.is_empty() {
@@ -468,7 +495,11 @@ async fn render_connection(
         p.breadcrumb { "Settings › Integrations › " a href=(PATH) { "Identity provider" } " › " (c.name) }
         section.card {
             h2 { "Status" }
-            (connection_status(c.last_request.as_ref()))
+            @if c.google_workspace.is_some() {
+                (sync_status(runs.iter().find(|r| r.status != RunStatus::Running)))
+            } @else {
+                (connection_status(c.last_request.as_ref()))
+            }
             dl.facts id="connection-facts" {
                 dt { "ID" } dd id="connection-id" { (c.id.0) }
                 dt { "Kind" } dd id="connection-kind" { (c.kind.as_str()) }
@@ -593,7 +624,7 @@ pub async fn create_google_connection(
         org_unit_paths: field("org_unit_paths")
             .map(|text| text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect()),
         sync_interval_seconds: interval,
-        api_base_url: None,
+        api_base_url: field("api_base_url"),
     };
     let google = form.check().map_err(|problems| {
         let label = |f: &str| match f {
@@ -602,6 +633,7 @@ pub async fn create_google_connection(
             "customer_id" => "Customer ID",
             "org_unit_paths" => "Org units",
             "sync_interval_seconds" => "Seconds between runs",
+            "api_base_url" => "The Directory API URL",
             _ => "A field",
         };
         WebError::BadRequest(

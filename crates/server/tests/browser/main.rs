@@ -653,3 +653,113 @@ async fn an_admin_adds_an_idp_connection_rotates_its_token_and_sees_its_hosts() 
     shot(&o, "34-observer-idp-connection").await;
     o.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_adds_a_google_workspace_connection_with_its_key_file_and_follows_its_runs() {
+    use custodian_google::fake::{FakeGoogle, group, member, user};
+    let driver = start_driver().await;
+    let server = Server::start().await;
+    server.person("admin@example.com", "Ada Admin", Role::Admin).await;
+    server.person("maria@example.com", "Maria Maintainer", Role::Maintainer).await;
+    let fake = FakeGoogle::start().await;
+    fake.with(|st| {
+        for i in 0..20 {
+            st.users.push(user(&format!("2{i:04}"), &format!("g{i}@example.com"), "Gina", &format!("G{i}"), "/"));
+        }
+        st.groups.push(group("g1", "all@example.com", "All of us"));
+        st.members.insert("g1".into(), vec![member("C0", "", "CUSTOMER")]);
+    });
+    let key_dir = tempfile::tempdir().unwrap();
+    let key_path = key_dir.path().join("service-account.json");
+    std::fs::write(&key_path, fake.key_json().to_string()).unwrap();
+
+    let c = browser(&driver).await;
+    sign_in(&c, &server.base, "admin@example.com").await;
+    let idp = format!("{}/settings/integrations/identity-provider", server.base);
+    c.goto(&idp).await.unwrap();
+    c.find(Locator::Css("#google-workspace-guide summary")).await.unwrap().click().await.unwrap();
+    fill(&c, "#add-google-connection input[name=name]", "Google").await;
+    c.find(Locator::Css("#add-google-connection input[name=key_file]"))
+        .await
+        .unwrap()
+        .send_keys(key_path.to_str().unwrap())
+        .await
+        .unwrap();
+    fill(&c, "#add-google-connection input[name=admin_email]", "admin@example.com").await;
+    c.find(Locator::Css("#add-google-connection details summary")).await.unwrap().click().await.unwrap();
+    fill(&c, "#add-google-connection input[name=api_base_url]", &fake.base_url).await;
+    shot(&c, "36-google-workspace-add").await;
+    c.find(Locator::Css("#add-google-connection button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_text(&c, "#connection-kind", "google_workspace").await;
+    assert_eq!(text_of(&c, "#google-client-email").await, custodian_google::fake::CLIENT_EMAIL);
+    assert_eq!(text_of(&c, "#google-key-id").await, fake.key_json()["private_key_id"].as_str().unwrap());
+    let source = c.source().await.unwrap();
+    let pem = fake.key_json()["private_key"].as_str().unwrap().to_string();
+    assert!(!source.contains(pem.lines().nth(2).unwrap()), "the page shows no part of the key");
+    assert!(c.find_all(Locator::Css("#connection-tokens, #create-connection-token")).await.unwrap().is_empty());
+    let page = c.current_url().await.unwrap().to_string();
+    let page = if page.ends_with("/google-workspace") {
+        // The answer to the form is the connection's page; its own address is linked from the list.
+        let id = text_of(&c, "#connection-id").await;
+        format!("{idp}/{id}")
+    } else {
+        page
+    };
+    // The first run starts at once; the page shows it once reloaded.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        c.goto(&page).await.unwrap();
+        if !c.find_all(Locator::Css("#sync-runs tr[data-status=success]")).await.unwrap().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the first run never showed as a success");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(text_of(&c, "#user-count").await, "20");
+    let runs = rows(&c, "#sync-runs").await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert!(runs[0].contains("20") && runs[0].contains("success"), "{runs:?}");
+    wait_text(&c, "#idp-status", "Received information").await;
+    shot(&c, "37-google-workspace-connection").await;
+
+    // Half the directory is gone: the guard stops the run, the page offers to confirm.
+    fake.with(|st| st.users.truncate(10));
+    c.find(Locator::Css("#sync-now button")).await.unwrap().click().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        c.goto(&page).await.unwrap();
+        if !c.find_all(Locator::Css("#confirm-deletions")).await.unwrap().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the guard's confirmation never showed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let error = text_of(&c, "#sync-runs tr[data-status=error] td.error-detail").await;
+    assert!(error.contains("would delete 10 of the connection's 20 users"), "{error}");
+    assert_eq!(text_of(&c, "#user-count").await, "20", "nothing deleted");
+    shot(&c, "38-google-workspace-guard").await;
+    click_confirmed(&c, "#confirm-deletions button").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        c.goto(&page).await.unwrap();
+        if text_of(&c, "#user-count").await == "10" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the confirmed run never deleted");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(c.find_all(Locator::Css("#confirm-deletions")).await.unwrap().is_empty());
+    c.close().await.unwrap();
+
+    // A maintainer starts runs but sees neither the key's summary nor the settings form.
+    let m = browser(&driver).await;
+    sign_in(&m, &server.base, "maria@example.com").await;
+    m.goto(&page).await.unwrap();
+    wait_text(&m, "#connection-kind", "google_workspace").await;
+    assert!(
+        m.find_all(Locator::Css("#google-client-email, #google-key-id, #edit-connection")).await.unwrap().is_empty()
+    );
+    assert_eq!(m.find_all(Locator::Css("#sync-now")).await.unwrap().len(), 1);
+    shot(&m, "39-maintainer-google-workspace").await;
+    m.close().await.unwrap();
+}
