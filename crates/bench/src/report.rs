@@ -24,11 +24,15 @@ pub enum Target {
     MinTimes(f64),
     /// At most this many times a reference figure (the value is the ratio).
     MaxTimes(f64),
+    /// Under this many MiB (memory).
+    MaxMiB(f64),
+    /// Exactly this many: a correctness row, judged in every run.
+    Exactly(u64),
 }
 
 impl Target {
     fn is_correctness(self) -> bool {
-        matches!(self, Target::All(_))
+        matches!(self, Target::All(_) | Target::Exactly(_))
     }
 
     fn met(self, value: f64) -> bool {
@@ -39,6 +43,8 @@ impl Target {
             Target::All(n) => value >= n as f64,
             Target::MinTimes(min) => value >= min,
             Target::MaxTimes(max) => value <= max,
+            Target::MaxMiB(max) => value < max,
+            Target::Exactly(n) => value == n as f64,
         }
     }
 
@@ -50,6 +56,8 @@ impl Target {
             Target::All(n) => format!("all {}", thousands(n)),
             Target::MinTimes(min) => format!(">= {min}x"),
             Target::MaxTimes(max) => format!("<= {max}x"),
+            Target::MaxMiB(max) => format!("< {max} MiB"),
+            Target::Exactly(n) => format!("= {}", thousands(n)),
         }
     }
 }
@@ -115,6 +123,11 @@ impl Report {
     /// A correctness row: `ok` of `total` things were right, and all must be.
     pub fn all_of(&mut self, key: &str, label: impl Into<String>, ok: u64, total: u64) {
         self.checked(key, label, format!("{} of {}", thousands(ok), thousands(total)), ok as f64, Target::All(total));
+    }
+
+    /// A correctness row: the figure must be exactly `want`.
+    pub fn exactly(&mut self, key: &str, label: impl Into<String>, got: u64, want: u64) {
+        self.checked(key, label, thousands(got), got as f64, Target::Exactly(want));
     }
 
     /// A timing row shown next to its target but not judged here (`why`, e.g. a target
@@ -296,6 +309,14 @@ mod tests {
         assert!(Target::MaxSeconds(20.0).met(19.9) && !Target::MaxSeconds(20.0).met(20.0));
         assert!(Target::All(100).met(100.0) && !Target::All(100).met(99.0));
         assert_eq!(Target::All(100_000).describe(), "all 100,000");
+        assert!(Target::Exactly(0).met(0.0) && !Target::Exactly(0).met(1.0) && !Target::Exactly(5).met(6.0));
+        assert_eq!(Target::Exactly(1_000).describe(), "= 1,000");
+        assert!(Target::MaxMiB(512.0).met(511.9) && !Target::MaxMiB(512.0).met(512.0));
+        let mut exact = Report::new(true);
+        exact.exactly("zero", "nothing created", 0, 0);
+        assert!(exact.correct());
+        exact.exactly("pages", "pages read", 11, 10);
+        assert!(!exact.correct());
         r.figure("x", 1.23456);
         let line: Value = serde_json::from_str(&r.json_line()).unwrap_or(Value::Null);
         assert_eq!(line["x"], json!(1.235));

@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 
 use crate::CommonArgs;
 use crate::child::Supervised;
-use crate::report::Report;
+use crate::report::{Report, Target};
 
 /// The default binary: `custodian` next to this executable (target/release/custodian).
 pub fn default_binary() -> anyhow::Result<PathBuf> {
@@ -90,6 +90,9 @@ pub struct Launched {
     /// The `custodian` binary and the database it serves (for more CLI commands).
     pub binary: PathBuf,
     pub database: String,
+    /// A target for the server's peak RSS, in MiB, judged in the memory section (full
+    /// runs only, like timing) [default: none, the peak is shown].
+    pub peak_rss_target_mib: Option<f64>,
 }
 
 /// Creates the temporary folder and the token, starts `custodian serve` and waits until
@@ -149,7 +152,7 @@ pub async fn launch_with(
         .context("building the HTTP client")?;
     server.wait_healthy(&client, Duration::from_secs(60)).await?;
     eprintln!("  server pid {} on http://{addr}", server.pid());
-    Ok(Launched { tmp, backend, suffix, server, client, token, binary, database })
+    Ok(Launched { tmp, backend, suffix, server, client, token, binary, database, peak_rss_target_mib: None })
 }
 
 impl Launched {
@@ -166,7 +169,7 @@ impl Launched {
         started: Instant,
     ) -> anyhow::Result<bool> {
         let keep = common.keep;
-        let Launched { tmp, server, .. } = self;
+        let Launched { tmp, server, peak_rss_target_mib, .. } = self;
         let memory = server.memory_kib();
         if outcome.is_err() {
             eprintln!("  server log (last lines):\n{}", server.log_tail(20));
@@ -180,7 +183,17 @@ impl Launched {
         report.section(memory_section);
         match memory {
             Some((peak, current)) => {
-                report.info("peak RSS (VmHWM)", format!("{:.1} MiB", peak as f64 / 1024.0));
+                let mib = peak as f64 / 1024.0;
+                match peak_rss_target_mib {
+                    Some(max) => report.checked(
+                        "server_peak_rss",
+                        "peak RSS (VmHWM)",
+                        format!("{mib:.1} MiB"),
+                        mib,
+                        Target::MaxMiB(max),
+                    ),
+                    None => report.info("peak RSS (VmHWM)", format!("{mib:.1} MiB")),
+                }
                 report.info("RSS at the end", format!("{:.1} MiB", current as f64 / 1024.0));
                 report.figure("server_peak_rss_kib", peak);
                 report.figure("server_rss_kib", current);
