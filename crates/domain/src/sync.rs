@@ -106,6 +106,8 @@ pub enum RunStart {
     Started(SyncRun),
     /// Another run (perhaps on another instance) holds the lease.
     Busy(SyncRun),
+    /// The scheduler asked, but another instance ran the connection meanwhile: not due.
+    NotDue,
 }
 
 /// A Google Workspace connection as the scheduler sees it.
@@ -232,6 +234,7 @@ pub fn deletion_guard(deleting: u64, holding: u64, seen: u64, allowed: u64) -> O
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

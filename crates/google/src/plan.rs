@@ -207,7 +207,8 @@ pub fn plan(snapshot: &Snapshot, current: &SyncedDirectory) -> Planned {
         let body = json!({"schemas": [GROUP_SCHEMA], "externalId": g.group.id, "displayName": display});
         let Ok(input) = parse_resource(ResourceKind::Group, &body) else { continue };
         let mut members: Vec<PlannedMember> = Vec::with_capacity(g.users.len() + g.groups.len());
-        for u in &g.users {
+        // Members are users of this read: one deleted by the plan is no member.
+        for u in g.users.iter().filter(|u| snapshot.users.contains_key(*u)) {
             if let Some(&i) = held_users.get(u) {
                 members.push(PlannedMember::Existing(current.users[i].id.clone()));
             } else if new_users.contains(u.as_str()) {
@@ -250,6 +251,7 @@ pub fn plan(snapshot: &Snapshot, current: &SyncedDirectory) -> Planned {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::model::{Group, Organization, UserName};

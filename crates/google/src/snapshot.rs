@@ -8,6 +8,10 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use crate::directory::{DirectoryClient, DirectoryConfig};
 use crate::error::GoogleError;
 use crate::model::{Group, MemberKind, User};
+use futures_util::StreamExt;
+
+/// Member lists read at once.
+const MEMBER_LISTS_AT_ONCE: usize = 4;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SnapshotGroup {
@@ -61,10 +65,16 @@ pub async fn read_snapshot(client: &DirectoryClient, config: &DirectoryConfig) -
     let groups = client.groups().await?;
     let group_ids: HashSet<&str> = groups.iter().map(|g| g.id.as_str()).collect();
     let mut out = Vec::with_capacity(groups.len());
+    // A few groups' members at a time: one at a time, 2,000 groups would take minutes of
+    // round trips; many more would run into Google's per-minute quota.
+    // (Collected first: a closure in the stream's type would not be Send for every lifetime.)
+    let reads: Vec<_> = groups.iter().map(|g| client.members(&g.id)).collect();
+    let mut listings = futures_util::stream::iter(reads).buffered(MEMBER_LISTS_AT_ONCE);
     for group in &groups {
+        let members = listings.next().await.unwrap_or_else(|| Ok(Vec::new()))?;
         let mut member_users = BTreeSet::new();
         let mut member_groups = BTreeSet::new();
-        for m in client.members(&group.id).await? {
+        for m in members {
             match m.kind {
                 MemberKind::User if users.contains_key(&m.id) => {
                     member_users.insert(m.id);

@@ -119,7 +119,7 @@ impl DirectorySync {
         for schedule in schedules.into_iter().filter(|s| s.is_due(now)) {
             match self.store.start_sync_run(schedule.connection, self.settings.lease, None).await {
                 Ok(RunStart::Started(run)) => self.spawn(run),
-                Ok(RunStart::Busy(_)) => {}
+                Ok(RunStart::Busy(_) | RunStart::NotDue) => {}
                 Err(e) => {
                     tracing::warn!(connection = schedule.connection.0, error = %e, "a directory sync did not start")
                 }
@@ -136,6 +136,8 @@ impl DirectorySync {
                 Ok(run)
             }
             RunStart::Busy(run) => Ok(run),
+            // Only the scheduler's own starts are checked for being due.
+            RunStart::NotDue => Err(StoreError::Conflict("the connection is not due for a run".into())),
         }
     }
 
@@ -161,7 +163,10 @@ impl DirectorySync {
                 )))
             })
         };
+        // The work first: once its changes are committed, a renewal that finds the run
+        // finished must not count it as lost.
         let outcome = tokio::select! {
+            biased;
             outcome = work => outcome,
             lost = self.hold_lease(run.id) => Err(lost),
         };
@@ -265,6 +270,10 @@ impl DirectorySync {
         let counts = plan.counts(users_seen, groups_seen);
         let deleting = plan.delete_users.len() as u64;
         let held = current.users.len() as u64;
+        // Only the plan is needed from here: the directory read and the connection's
+        // documents (the bulk of a run's memory) go before the writes.
+        drop(snapshot);
+        drop(current);
         if let Some(reason) = deletion_guard(deleting, held, users_seen, run.allow_deletions.unwrap_or(0)) {
             return Err(Failure {
                 message: format!(

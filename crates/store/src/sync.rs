@@ -284,6 +284,8 @@ impl Db {
         if let Some(row) = running {
             let run = run_of(&row)?;
             let until = row.opt_text("lease_until")?.as_deref().map(time::from_text).transpose()?;
+            // A run whose lease passed while it applied its plan holds the lock of its row
+            // (PostgreSQL): this waits for it, and finds it finished rather than stopped.
             if until.is_some_and(|u| u > now) {
                 if let Some(request) = request {
                     tx.execute(&Sql::with(
@@ -296,11 +298,40 @@ impl Db {
                 tx.commit().await?;
                 return Ok(RunStart::Busy(run));
             }
-            tx.execute(&Sql::with(
-                "UPDATE sync_runs SET status = 'error', finished_at = $2, lease_until = NULL, error = $3 WHERE id = $1",
-                [run.id.into(), time::to_text(now).into(), ABANDONED.into()],
-            ))
-            .await?;
+            let abandoned = tx
+                .execute(&Sql::with(
+                    "UPDATE sync_runs SET status = 'error', finished_at = $2, lease_until = NULL, error = $3 \
+                     WHERE id = $1 AND status = 'running'",
+                    [run.id.into(), time::to_text(now).into(), ABANDONED.into()],
+                ))
+                .await?;
+            if abandoned == 0 && request.is_none() {
+                tx.commit().await?;
+                return Ok(RunStart::NotDue);
+            }
+        } else if request.is_none() {
+            // The scheduler decided from a read outside this transaction: another
+            // instance may have run the connection since.
+            let schedule = tx
+                .fetch_one(&Sql::with(
+                    "SELECT g.sync_interval_seconds, g.requested, \
+                     (SELECT MAX(r.started_at) FROM sync_runs r WHERE r.connection_id = g.connection_id) AS last \
+                     FROM google_workspace_connections g WHERE g.connection_id = $1",
+                    [id.0.into()],
+                ))
+                .await?;
+            let due = SyncSchedule {
+                connection: id,
+                sync_interval_seconds: schedule.int("sync_interval_seconds")?.max(1) as u64,
+                last_started_at: schedule.opt_text("last")?.as_deref().map(time::from_text).transpose()?,
+                running_until: None,
+                requested: schedule.int("requested")? != 0,
+            }
+            .is_due(now);
+            if !due {
+                tx.commit().await?;
+                return Ok(RunStart::NotDue);
+            }
         }
         let asked = tx
             .fetch_one(&Sql::with(
@@ -443,6 +474,12 @@ impl Db {
             let input = ResourceInput { members: Some(member_refs(&group.members, &created)?), ..group.input.clone() };
             replace_in_tx(&mut tx, id, ResourceKind::Group, group_id, &input, &None, actor).await?;
         }
+        // The run ends when its changes are in, not when they began.
+        tx.execute(&Sql::with(
+            "UPDATE sync_runs SET finished_at = $2 WHERE id = $1",
+            [run_id.into(), time::to_text(time::now()).into()],
+        ))
+        .await?;
         if !plan.is_empty() {
             record_activity(
                 &mut tx,

@@ -209,6 +209,31 @@ fn connections_section(viewer: &Viewer, connections: &[Connection]) -> Markup {
     }
 }
 
+/// The fields of a Google Workspace connection, empty or with `current`'s values (then
+/// the key file is optional: it replaces the key).
+fn google_fields(current: Option<&GoogleWorkspaceSettings>) -> Markup {
+    let admin_email = current.map(|c| c.admin_email.as_str()).unwrap_or("");
+    let customer = current.map_or(service::DEFAULT_CUSTOMER_ID, |c| c.customer_id.as_str());
+    let units = current.map_or_else(|| "/".to_string(), |c| c.org_unit_paths.join("\n"));
+    let interval = current.map_or(service::DEFAULT_SYNC_INTERVAL_SECONDS, |c| c.sync_interval_seconds);
+    let api = current.map_or(custodian_google::DEFAULT_API_BASE_URL, |c| c.api_base_url.as_str());
+    html! {
+        @if current.is_some() {
+            label { "New service account key file (JSON), to rotate the key " input type="file" name="key_file" accept="application/json,.json"; }
+        } @else {
+            label { "Service account key file (JSON) " input type="file" name="key_file" accept="application/json,.json" required; }
+        }
+        label { "Admin email " input type="email" name="admin_email" value=(admin_email) placeholder="admin@example.com" required maxlength="254"; }
+        label { "Customer ID " input type="text" name="customer_id" value=(customer) maxlength="64"; }
+        label { "Org units, one per line " textarea name="org_unit_paths" rows="2" { (units) } }
+        label { "Seconds between runs " input type="number" name="sync_interval_seconds" value=(interval) min=(service::SYNC_INTERVAL_RANGE.start()) max=(service::SYNC_INTERVAL_RANGE.end()) step="1"; }
+        details {
+            summary { "Advanced" }
+            label { "Directory API URL (a proxy) " input type="url" name="api_base_url" value=(api) maxlength="2048"; }
+        }
+    }
+}
+
 /// Adding a Google Workspace connection: the key file is uploaded, never shown again.
 fn google_form(viewer: &Viewer) -> Markup {
     html! {
@@ -224,15 +249,7 @@ fn google_form(viewer: &Viewer) -> Markup {
             (csrf(viewer))
             label { "Name " input type="text" name="name" placeholder="google" required maxlength=(MAX_NAME); }
             label { "Priority " input type="number" name="priority" min="0" max="1000000" step="1" placeholder="next free"; }
-            label { "Service account key file (JSON) " input type="file" name="key_file" accept="application/json,.json" required; }
-            label { "Admin email " input type="email" name="admin_email" placeholder="admin@example.com" required maxlength="254"; }
-            label { "Customer ID " input type="text" name="customer_id" value=(service::DEFAULT_CUSTOMER_ID) maxlength="64"; }
-            label { "Org units, one per line " textarea name="org_unit_paths" rows="2" { "/" } }
-            label { "Seconds between runs " input type="number" name="sync_interval_seconds" value=(service::DEFAULT_SYNC_INTERVAL_SECONDS) min=(service::SYNC_INTERVAL_RANGE.start()) max=(service::SYNC_INTERVAL_RANGE.end()) step="1"; }
-            details {
-                summary { "Advanced" }
-                label { "Directory API URL (a proxy) " input type="url" name="api_base_url" value=(custodian_google::DEFAULT_API_BASE_URL) maxlength="2048"; }
-            }
+            (google_fields(None))
             button.primary type="submit" { "Add a Google Workspace connection" }
         }
     }
@@ -529,6 +546,14 @@ async fn render_connection(
             section.card {
                 h2 { "Settings" }
                 (settings_section(viewer, &c))
+                @if let Some(google) = &c.google_workspace {
+                    h3 { "Google Workspace" }
+                    form.stacked-form method="post" action={ (connection_href(&c)) "/google-workspace" } enctype="multipart/form-data" id="edit-google-connection" {
+                        (csrf(viewer))
+                        (google_fields(Some(google)))
+                        button type="submit" { "Save the Google Workspace settings" }
+                    }
+                }
             }
         }
         @if c.google_workspace.is_none() {
@@ -603,12 +628,28 @@ pub async fn create_google_connection(
     let field = |name: &str| posted.fields.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
     let name = checked_form_name(&field("name").unwrap_or_default())?;
     let priority = checked_priority(&field("priority").unwrap_or_default())?;
+    if field("key_file").is_none() {
+        return Err(WebError::BadRequest("Choose the service account's JSON key file.".into()));
+    }
+    let google = google_form_fields(&posted.fields)?.check().map_err(google_problems)?;
+    let c = service::create_google_workspace(&state, name, priority, google, &actor).await?;
+    tracing::info!(
+        by = posted.viewer.user.id,
+        connection = c.id.0,
+        "Google Workspace connection added from the web interface"
+    );
+    render_connection(&state, &posted.viewer, &headers, c.id, None).await
+}
+
+/// The Google Workspace fields of a posted form, each of the right type.
+fn google_form_fields(fields: &std::collections::HashMap<String, String>) -> WebResult<service::GoogleWorkspaceForm> {
+    let field = |name: &str| fields.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
     // Never echoed: a file that is not JSON is refused without quoting it.
     let key = match field("key_file") {
-        None => return Err(WebError::BadRequest("Choose the service account's JSON key file.".into())),
-        Some(text) => serde_json::from_str::<serde_json::Value>(&text).map_err(|_| {
+        None => None,
+        Some(text) => Some(serde_json::from_str::<serde_json::Value>(&text).map_err(|_| {
             WebError::BadRequest("The key file is not JSON: download a JSON key of the service account.".into())
-        })?,
+        })?),
     };
     let interval = match field("sync_interval_seconds") {
         None => None,
@@ -617,36 +658,49 @@ pub async fn create_google_connection(
                 .map_err(|_| WebError::BadRequest("Seconds between runs must be a whole number.".into()))?,
         ),
     };
-    let form = service::GoogleWorkspaceForm {
-        service_account_key: Some(key),
+    Ok(service::GoogleWorkspaceForm {
+        service_account_key: key,
         admin_email: field("admin_email"),
         customer_id: field("customer_id"),
         org_unit_paths: field("org_unit_paths")
             .map(|text| text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect()),
         sync_interval_seconds: interval,
         api_base_url: field("api_base_url"),
+    })
+}
+
+/// The checks' problems in words for the error page.
+fn google_problems(problems: Vec<(&'static str, String)>) -> WebError {
+    let label = |f: &str| match f {
+        "service_account_key" => "The key file",
+        "admin_email" => "Admin email",
+        "customer_id" => "Customer ID",
+        "org_unit_paths" => "Org units",
+        "sync_interval_seconds" => "Seconds between runs",
+        "api_base_url" => "The Directory API URL",
+        _ => "A field",
     };
-    let google = form.check().map_err(|problems| {
-        let label = |f: &str| match f {
-            "service_account_key" => "The key file",
-            "admin_email" => "Admin email",
-            "customer_id" => "Customer ID",
-            "org_unit_paths" => "Org units",
-            "sync_interval_seconds" => "Seconds between runs",
-            "api_base_url" => "The Directory API URL",
-            _ => "A field",
-        };
-        WebError::BadRequest(
-            problems.iter().map(|(f, reason)| format!("{} {reason}.", label(f))).collect::<Vec<_>>().join(" "),
-        )
-    })?;
-    let c = service::create_google_workspace(&state, name, priority, google, &actor).await?;
-    tracing::info!(
-        by = posted.viewer.user.id,
-        connection = c.id.0,
-        "Google Workspace connection added from the web interface"
-    );
-    render_connection(&state, &posted.viewer, &headers, c.id, None).await
+    WebError::BadRequest(
+        problems.iter().map(|(f, reason)| format!("{} {reason}.", label(f))).collect::<Vec<_>>().join(" "),
+    )
+}
+
+/// Changes a Google Workspace connection's settings; a new key file rotates its key.
+pub async fn edit_google_connection(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    posted: PostedFiles<AdminOnly>,
+) -> WebResult<Response> {
+    let actor = posted.viewer.require_admin()?;
+    let id = connection_id(&raw)?;
+    let current = state.connections().get_connection(id).await?;
+    let Some(settings) = current.google_workspace else {
+        return Err(WebError::BadRequest("This connection is not a Google Workspace connection.".into()));
+    };
+    let google = google_form_fields(&posted.fields)?.check_change(&settings).map_err(google_problems)?;
+    let change = ConnectionChange { name: None, priority: None, google_workspace: Some(google) };
+    service::update(&state, id, change, &actor).await?;
+    Ok(Redirect::to(&format!("{PATH}/{}", id.0)).into_response())
 }
 
 #[derive(Deserialize)]

@@ -123,6 +123,7 @@ pub fn router() -> Routes<AppState> {
         .route("/settings/integrations/identity-provider/connections", post(idp::create_connection))
         .route("/settings/integrations/identity-provider/google-workspace", post(idp::create_google_connection))
         .route("/settings/integrations/identity-provider/{id}/sync", post(idp::sync_connection))
+        .route("/settings/integrations/identity-provider/{id}/google-workspace", post(idp::edit_google_connection))
         .route("/settings/integrations/identity-provider/{id}", get(idp::show_connection))
         .route("/settings/integrations/identity-provider/{id}/edit", post(idp::edit_connection))
         .route("/settings/integrations/identity-provider/{id}/delete", post(idp::delete_connection))

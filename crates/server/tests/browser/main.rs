@@ -749,6 +749,13 @@ async fn an_admin_adds_a_google_workspace_connection_with_its_key_file_and_follo
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(c.find_all(Locator::Css("#confirm-deletions")).await.unwrap().is_empty());
+
+    // The settings change on the page: the key stays unless a new file is chosen.
+    fill(&c, "#edit-google-connection input[name=sync_interval_seconds]", "900").await;
+    c.find(Locator::Css("#edit-google-connection button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_text(&c, "#google-interval", "900 seconds").await;
+    assert_eq!(text_of(&c, "#google-key-id").await, fake.key_json()["private_key_id"].as_str().unwrap());
+    shot(&c, "38b-google-workspace-settings").await;
     c.close().await.unwrap();
 
     // A maintainer starts runs but sees neither the key's summary nor the settings form.

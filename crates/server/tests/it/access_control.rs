@@ -125,6 +125,7 @@ fn access(method: &Method, template: &str) -> Option<Access> {
             | "/settings/integrations/identity-provider/tokens/{id}/revoke"
             | "/settings/integrations/identity-provider/connections"
             | "/settings/integrations/identity-provider/google-workspace"
+            | "/settings/integrations/identity-provider/{id}/google-workspace"
             | "/settings/integrations/identity-provider/{id}/edit"
             | "/settings/integrations/identity-provider/{id}/delete"
             | "/settings/integrations/identity-provider/{id}/tokens"
