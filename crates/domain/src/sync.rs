@@ -138,6 +138,33 @@ impl SyncSchedule {
     }
 }
 
+/// The SHA-256 of a document's stored text (its canonical JSON): a run compares what it
+/// would write with what is stored without holding every stored document in memory.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct DocDigest(pub [u8; 32]);
+
+impl DocDigest {
+    pub fn of_text(text: &str) -> Self {
+        use sha2::Digest;
+        DocDigest(sha2::Sha256::digest(text.as_bytes()).into())
+    }
+
+    /// The digest of `doc` as the store writes it (`Value::to_string`).
+    pub fn of(doc: &Value) -> Self {
+        Self::of_text(&doc.to_string())
+    }
+}
+
+impl std::fmt::Debug for DocDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DocDigest(")?;
+        for b in &self.0[..6] {
+            write!(f, "{b:02x}")?;
+        }
+        write!(f, "…)")
+    }
+}
+
 /// A user or group the connection holds, as a run compares it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncedResource {
@@ -145,7 +172,7 @@ pub struct SyncedResource {
     pub id: String,
     /// The directory's id (`externalId`); `None` for a resource a run did not write.
     pub external_id: Option<String>,
-    pub doc: Value,
+    pub digest: DocDigest,
     /// A group's direct members, by Custodian id, sorted.
     pub members: Vec<String>,
 }

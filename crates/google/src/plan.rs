@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use custodian_domain::sync::{PlannedGroup, PlannedMember, SyncPlan, SyncedDirectory, SyncedResource};
+use custodian_domain::sync::{DocDigest, PlannedGroup, PlannedMember, SyncPlan, SyncedDirectory, SyncedResource};
 use custodian_scim::resource::parse_resource;
 use custodian_scim::schema::{
     ENTERPRISE_USER_SCHEMA, GOOGLE_WORKSPACE_USER_SCHEMA, GROUP_SCHEMA, ResourceKind, USER_SCHEMA,
@@ -187,7 +187,7 @@ pub fn plan(snapshot: &Snapshot, current: &SyncedDirectory) -> Planned {
             }
         };
         match held {
-            Some(i) if current.users[i].doc == input.doc => {}
+            Some(i) if current.users[i].digest == DocDigest::of(&input.doc) => {}
             Some(i) => plan.replace_users.push((current.users[i].id.clone(), input)),
             None => {
                 new_users.insert(gid.as_str());
@@ -233,7 +233,7 @@ pub fn plan(snapshot: &Snapshot, current: &SyncedDirectory) -> Planned {
                         .iter()
                         .zip(&held.members)
                         .all(|(m, h)| matches!(m, PlannedMember::Existing(id) if id == h));
-                if held.doc != input.doc || !same_members {
+                if held.digest != DocDigest::of(&input.doc) || !same_members {
                     plan.replace_groups.push((held.id.clone(), PlannedGroup { input, members }));
                 }
             }
@@ -292,7 +292,12 @@ mod tests {
 
     fn held(id: &str, user: &User) -> SyncedResource {
         let doc = parse_resource(ResourceKind::User, &user_body(user)).unwrap().doc;
-        SyncedResource { id: id.into(), external_id: Some(user.id.clone()), doc, members: Vec::new() }
+        SyncedResource {
+            id: id.into(),
+            external_id: Some(user.id.clone()),
+            digest: DocDigest::of(&doc),
+            members: Vec::new(),
+        }
     }
 
     #[test]
@@ -340,7 +345,7 @@ mod tests {
             groups: vec![SyncedResource {
                 id: "g-1".into(),
                 external_id: Some("g1".into()),
-                doc: group_doc,
+                digest: DocDigest::of(&group_doc),
                 members: vec!["u-a".into(), "u-b".into()],
             }],
         };

@@ -11,8 +11,8 @@ use custodian_domain::connections::{ConnectionId, ConnectionKind};
 use custodian_domain::hosts::Actor;
 use custodian_domain::store::SyncRequest;
 use custodian_domain::sync::{
-    GoogleWorkspaceChange, GoogleWorkspaceSettings, NewGoogleWorkspace, PlannedMember, RunCounts, RunStart, RunStatus,
-    SecretKeyFile, SyncPlan, SyncRun, SyncSchedule, SyncedDirectory, SyncedResource,
+    DocDigest, GoogleWorkspaceChange, GoogleWorkspaceSettings, NewGoogleWorkspace, PlannedMember, RunCounts, RunStart,
+    RunStatus, SecretKeyFile, SyncPlan, SyncRun, SyncSchedule, SyncedDirectory, SyncedResource,
 };
 use custodian_domain::{ScimRequestEntry, StoreError, StoreResult};
 use custodian_scim::resource::{MemberKind, MemberRef, ResourceInput};
@@ -391,10 +391,11 @@ impl Db {
             ))
             .await?
         {
-            let doc = parse_doc(&row.text("doc")?)?;
-            let id = row.text("id")?;
-            let external_id = doc.get("externalId").and_then(|v| v.as_str()).map(str::to_string);
-            let mut resource = SyncedResource { id, external_id, doc, members: Vec::new() };
+            let text = row.text("doc")?;
+            // Parsed for its externalId only: a run keeps the digest, not the document.
+            let external_id = parse_doc(&text)?.get("externalId").and_then(|v| v.as_str()).map(str::to_string);
+            let digest = DocDigest::of_text(&text);
+            let mut resource = SyncedResource { id: row.text("id")?, external_id, digest, members: Vec::new() };
             if row.text("kind")? == ResourceKind::Group.name() {
                 resource.members = members.remove(&resource.id).unwrap_or_default();
                 resource.members.sort_unstable();
