@@ -473,7 +473,9 @@ pub static GROUP: SchemaDef =
     SchemaDef { id: GROUP_SCHEMA, name: "Group", description: "Group", attributes: GROUP_ATTRIBUTES };
 
 /// Every schema served at `/Schemas`, in a stable order.
-pub static ALL_SCHEMAS: &[&SchemaDef] = &[&USER, &ENTERPRISE_USER, &GOOGLE_WORKSPACE_USER, &GROUP];
+/// The Google Workspace extension is not among them: only directory syncs write it, so
+/// SCIM clients are not offered it (it is stored, returned and filtered all the same).
+pub static ALL_SCHEMAS: &[&SchemaDef] = &[&USER, &ENTERPRISE_USER, &GROUP];
 
 /// The attributes common to every resource (RFC 7643 §3.1). They are not part of any
 /// schema's `attributes` in `/Schemas`, but filters, sorting and projection know them.
@@ -546,8 +548,12 @@ impl ResourceKind {
 
     /// The resource type as `/ResourceTypes/{id}` renders it.
     pub fn resource_type_json(self, location: &str) -> Value {
-        let extensions: Vec<Value> =
-            self.extensions().iter().map(|s| json!({"schema": s.id, "required": false})).collect();
+        let extensions: Vec<Value> = self
+            .extensions()
+            .iter()
+            .filter(|s| ALL_SCHEMAS.iter().any(|a| a.id == s.id))
+            .map(|s| json!({"schema": s.id, "required": false}))
+            .collect();
         json!({
             "schemas": [RESOURCE_TYPE_SCHEMA],
             "id": self.name(),
