@@ -37,6 +37,8 @@ const GOOGLE_FIELDS: &[&str] =
     &["service_account_key", "admin_email", "customer_id", "org_unit_paths", "sync_interval_seconds", "api_base_url"];
 /// Runs listed at most.
 const MAX_RUNS: u32 = 200;
+/// The most deletions one confirmation allows (more users than any directory holds).
+const MAX_ALLOW_DELETIONS: u64 = 1_000_000_000;
 
 /// A connection's last request, in the shape of Fleet's `GET /scim/details`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -295,6 +297,7 @@ crate::built_schema!(
                 ObjectBuilder::new()
                     .schema_type(Type::Integer)
                     .minimum(Some(0.0))
+                    .maximum(Some(MAX_ALLOW_DELETIONS as f64))
                     .description(Some("Deletions confirmed past the deletion guard (more than 10% of the users)"))
                     .into(),
                 false,
@@ -753,10 +756,19 @@ pub async fn sync(
     unknown_fields(&obj, &["allow_deletions"], &mut v);
     let allow_deletions = match obj.get("allow_deletions") {
         None | Some(Value::Null) => None,
-        Some(n) => n.as_u64().or_else(|| {
-            v.fail("allow_deletions", "must be a whole number: the deletions you confirm");
-            None
-        }),
+        // A whole number may be written 10 or 10.0 (JSON does not tell them apart).
+        Some(n) => {
+            match n.as_u64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64)) {
+                Some(n) if n <= MAX_ALLOW_DELETIONS => Some(n),
+                _ => {
+                    v.fail(
+                        "allow_deletions",
+                        format!("must be a whole number from 0 to {MAX_ALLOW_DELETIONS}: the deletions you confirm"),
+                    );
+                    None
+                }
+            }
+        }
     };
     v.into_result()?;
     let run = service::sync_now(&state, id, allow_deletions).await.map_err(connection_error)?;
