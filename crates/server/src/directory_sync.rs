@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use custodian_domain::connections::ConnectionId;
+use custodian_domain::connections::{Connection, ConnectionId};
 use custodian_domain::hosts::Actor;
 use custodian_domain::store::SyncRequest;
 use custodian_domain::sync::{RunCounts, RunStart, SyncRun, deletion_guard};
@@ -148,15 +148,12 @@ impl DirectorySync {
 
     async fn perform(&self, run: SyncRun) {
         let started = Instant::now();
-        let name = self
-            .store
-            .connection_names()
-            .await
-            .ok()
-            .and_then(|names| names.into_iter().find(|(c, _)| *c == run.connection).map(|(_, n)| n))
-            .unwrap_or_else(|| run.connection.0.to_string());
+        // Read once: its name labels the logs and metrics, its settings drive the run.
+        let connection = self.store.get_connection(run.connection).await;
+        let name = connection.as_ref().map_or_else(|_| run.connection.0.to_string(), |c| c.name.clone());
         let work = async {
-            tokio::time::timeout(self.settings.run_timeout, self.attempt(&run, &name)).await.unwrap_or_else(|_| {
+            let connection = connection.map_err(store_failure)?;
+            tokio::time::timeout(self.settings.run_timeout, self.attempt(&run, connection)).await.unwrap_or_else(|_| {
                 Err(Failure::new(format!(
                     "the run took longer than {} seconds and was stopped; nothing was changed",
                     self.settings.run_timeout.as_secs()
@@ -240,15 +237,16 @@ impl DirectorySync {
         Ok(client)
     }
 
-    async fn attempt(&self, run: &SyncRun, name: &str) -> Result<SyncRun, Failure> {
+    async fn attempt(&self, run: &SyncRun, connection: Connection) -> Result<SyncRun, Failure> {
         let id = run.connection;
-        let connection = self.store.get_connection(id).await.map_err(store_failure)?;
+        let name = connection.name.as_str();
         let settings = connection
             .google_workspace
             .ok_or_else(|| Failure::new("this connection is not a Google Workspace connection"))?;
         let key_file = self.store.google_workspace_key(id).await.map_err(store_failure)?;
-        let key_json: serde_json::Value = serde_json::from_str(&key_file.0)
-            .map_err(|_| Failure::new("the stored service account key is not JSON; add the connection again"))?;
+        let key_json: serde_json::Value = serde_json::from_str(&key_file.0).map_err(|_| {
+            Failure::new("the stored service account key is not JSON; replace the key on the connection's page")
+        })?;
         let key = ServiceAccountKey::parse(&key_json).map_err(|e| Failure::new(e.to_string()))?;
         let config = DirectoryConfig {
             key,

@@ -143,6 +143,26 @@ fn push_identities(sql: &mut Sql, connections: &[i64]) {
     sql.push(")");
 }
 
+/// Locks a connection's row for the transaction; NotFound without one, and a Conflict
+/// (`a <kind> connection <refusal>`) when it is not of `kind`.
+pub(crate) async fn lock_connection_of_kind(
+    tx: &mut Conn,
+    id: ConnectionId,
+    kind: ConnectionKind,
+    refusal: &str,
+) -> StoreResult<()> {
+    let lock = tx.dialect().for_update();
+    let found = tx
+        .fetch_optional(&Sql::with(format!("SELECT kind FROM idp_connections WHERE id = $1{lock}"), [id.0.into()]))
+        .await?
+        .ok_or(StoreError::NotFound)?
+        .text("kind")?;
+    if found != kind.as_str() {
+        return Err(StoreError::Conflict(format!("a {found} connection {refusal}")));
+    }
+    Ok(())
+}
+
 /// `(1, 2, ...)`: a parenthesised list of connection ids.
 pub(crate) fn push_ids(sql: &mut Sql, ids: &[i64]) {
     sql.push("(");
@@ -400,17 +420,13 @@ impl Db {
         expires_at: Option<chrono::DateTime<chrono::Utc>>,
     ) -> StoreResult<i64> {
         let mut tx = self.write().await?;
-        let lock = tx.dialect().for_update();
-        let kind = tx
-            .fetch_optional(&Sql::with(format!("SELECT kind FROM idp_connections WHERE id = $1{lock}"), [id.0.into()]))
-            .await?
-            .ok_or(StoreError::NotFound)?
-            .text("kind")?;
-        if kind != ConnectionKind::Scim.as_str() {
-            return Err(StoreError::Conflict(format!(
-                "a {kind} connection has no SCIM tokens: Custodian reads its directory itself"
-            )));
-        }
+        lock_connection_of_kind(
+            &mut tx,
+            id,
+            ConnectionKind::Scim,
+            "has no SCIM tokens: Custodian reads its directory itself",
+        )
+        .await?;
         let token_id = insert_token(&mut tx, id, token, expires_at).await?;
         tx.commit().await?;
         Ok(token_id)

@@ -20,7 +20,7 @@ use custodian_scim::schema::ResourceKind;
 use serde_json::json;
 
 use crate::common::parse_doc;
-use crate::connections::push_ids;
+use crate::connections::{lock_connection_of_kind, push_ids};
 use crate::db::{Conn, Db, Row, Sql};
 use crate::linking::record_activity;
 use crate::scim::{add_members_in_tx, create_in_tx, delete_in_tx, replace_in_tx};
@@ -53,6 +53,27 @@ fn run_of(row: &Row) -> StoreResult<SyncRun> {
         allow_deletions: row.opt_int("allow_deletions")?.map(|n| n.max(0) as u64),
         deletions_to_confirm: row.opt_int("deletions_to_confirm")?.map(|n| n.max(0) as u64),
     })
+}
+
+/// What the scheduler decides on, per Google Workspace connection (`g`).
+const SCHEDULE_SELECT: &str = "SELECT g.connection_id, g.sync_interval_seconds, g.requested, \
+     (SELECT MAX(r.started_at) FROM sync_runs r WHERE r.connection_id = g.connection_id) AS last_started_at, \
+     (SELECT r.lease_until FROM sync_runs r WHERE r.connection_id = g.connection_id AND r.status = 'running') \
+     AS running_until FROM google_workspace_connections g";
+
+fn schedule_of(row: &Row) -> StoreResult<SyncSchedule> {
+    Ok(SyncSchedule {
+        connection: ConnectionId(row.int("connection_id")?),
+        sync_interval_seconds: row.int("sync_interval_seconds")?.max(1) as u64,
+        last_started_at: row.opt_text("last_started_at")?.as_deref().map(time::from_text).transpose()?,
+        running_until: row.opt_text("running_until")?.as_deref().map(time::from_text).transpose()?,
+        requested: row.int("requested")? != 0,
+    })
+}
+
+/// A count as the database stores it (BIGINT).
+fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 fn lease_end(lease: Duration) -> String {
@@ -145,7 +166,7 @@ pub(crate) async fn insert_google_settings(
             s.admin_email.as_str().into(),
             s.customer_id.as_str().into(),
             json!(s.org_unit_paths).to_string().into(),
-            (s.sync_interval_seconds.min(i64::MAX as u64) as i64).into(),
+            count(s.sync_interval_seconds).into(),
             s.api_base_url.as_str().into(),
         ],
     ))
@@ -171,7 +192,7 @@ pub(crate) async fn update_google_settings(
             s.admin_email.as_str().into(),
             s.customer_id.as_str().into(),
             json!(s.org_unit_paths).to_string().into(),
-            (s.sync_interval_seconds.min(i64::MAX as u64) as i64).into(),
+            count(s.sync_interval_seconds).into(),
             s.api_base_url.as_str().into(),
         ],
     );
@@ -232,26 +253,8 @@ impl Db {
     }
 
     pub(crate) async fn sync_schedules(&self) -> StoreResult<Vec<SyncSchedule>> {
-        let sql = Sql::new(
-            "SELECT g.connection_id, g.sync_interval_seconds, g.requested, \
-             (SELECT MAX(r.started_at) FROM sync_runs r WHERE r.connection_id = g.connection_id) AS last_started_at, \
-             (SELECT r.lease_until FROM sync_runs r WHERE r.connection_id = g.connection_id \
-              AND r.status = 'running') AS running_until \
-             FROM google_workspace_connections g ORDER BY g.connection_id",
-        );
-        let rows = self.read().await?.fetch_all(&sql).await?;
-        rows.iter()
-            .map(|row| {
-                Ok(SyncSchedule {
-                    connection: ConnectionId(row.int("connection_id")?),
-                    sync_interval_seconds: row.int("sync_interval_seconds")?.max(1) as u64,
-                    last_started_at: row.opt_text("last_started_at")?.as_deref().map(time::from_text).transpose()?,
-                    // A running run without a lease time holds nothing.
-                    running_until: row.opt_text("running_until")?.as_deref().map(time::from_text).transpose()?,
-                    requested: row.int("requested")? != 0,
-                })
-            })
-            .collect()
+        let sql = Sql::new(format!("{SCHEDULE_SELECT} ORDER BY g.connection_id"));
+        self.read().await?.fetch_all(&sql).await?.iter().map(schedule_of).collect()
     }
 
     pub(crate) async fn start_sync_run(
@@ -261,19 +264,15 @@ impl Db {
         request: Option<SyncRequest>,
     ) -> StoreResult<RunStart> {
         let mut tx = self.write().await?;
-        let lock = tx.dialect().for_update();
         // The connection's row is the lock every start takes first: two instances starting
         // a run at once start one.
-        let kind = tx
-            .fetch_optional(&Sql::with(format!("SELECT kind FROM idp_connections WHERE id = $1{lock}"), [id.0.into()]))
-            .await?
-            .ok_or(StoreError::NotFound)?
-            .text("kind")?;
-        if kind != ConnectionKind::GoogleWorkspace.as_str() {
-            return Err(StoreError::Conflict(format!(
-                "a {kind} connection has no directory sync: its IdP sends its changes over SCIM"
-            )));
-        }
+        lock_connection_of_kind(
+            &mut tx,
+            id,
+            ConnectionKind::GoogleWorkspace,
+            "has no directory sync: its IdP sends its changes over SCIM",
+        )
+        .await?;
         let now = time::now();
         let running = tx
             .fetch_optional(&Sql::with(
@@ -291,7 +290,7 @@ impl Db {
                     tx.execute(&Sql::with(
                         "UPDATE google_workspace_connections SET requested = 1, requested_allow_deletions = $2 \
                          WHERE connection_id = $1",
-                        [id.0.into(), request.allow_deletions.map(|n| n.min(i64::MAX as u64) as i64).into()],
+                        [id.0.into(), request.allow_deletions.map(count).into()],
                     ))
                     .await?;
                 }
@@ -313,22 +312,9 @@ impl Db {
             // The scheduler decided from a read outside this transaction: another
             // instance may have run the connection since.
             let schedule = tx
-                .fetch_one(&Sql::with(
-                    "SELECT g.sync_interval_seconds, g.requested, \
-                     (SELECT MAX(r.started_at) FROM sync_runs r WHERE r.connection_id = g.connection_id) AS last \
-                     FROM google_workspace_connections g WHERE g.connection_id = $1",
-                    [id.0.into()],
-                ))
+                .fetch_one(&Sql::with(format!("{SCHEDULE_SELECT} WHERE g.connection_id = $1"), [id.0.into()]))
                 .await?;
-            let due = SyncSchedule {
-                connection: id,
-                sync_interval_seconds: schedule.int("sync_interval_seconds")?.max(1) as u64,
-                last_started_at: schedule.opt_text("last")?.as_deref().map(time::from_text).transpose()?,
-                running_until: None,
-                requested: schedule.int("requested")? != 0,
-            }
-            .is_due(now);
-            if !due {
+            if !schedule_of(&schedule)?.is_due(now) {
                 tx.commit().await?;
                 return Ok(RunStart::NotDue);
             }
@@ -340,7 +326,7 @@ impl Db {
             ))
             .await?;
         let earlier = if asked.int("requested")? != 0 { asked.opt_int("requested_allow_deletions")? } else { None };
-        let allow = request.and_then(|r| r.allow_deletions).map(|n| n.min(i64::MAX as u64) as i64).or(earlier);
+        let allow = request.and_then(|r| r.allow_deletions).map(count).or(earlier);
         let run_id = tx
             .int(&Sql::with(
                 "INSERT INTO sync_runs (connection_id, started_at, status, lease_until, allow_deletions) \
@@ -417,7 +403,6 @@ impl Db {
         actor: &Actor,
     ) -> StoreResult<SyncRun> {
         let mut tx = self.write().await?;
-        let n = |v: u64| -> crate::db::Arg { (v.min(i64::MAX as u64) as i64).into() };
         // First, so that on PostgreSQL the run's row stays locked until the commit: an
         // instance taking over an expired lease waits, then finds the run finished.
         let finished = tx
@@ -429,11 +414,11 @@ impl Db {
                     run_id.into(),
                     id.0.into(),
                     time::to_text(time::now()).into(),
-                    n(counts.users_seen),
-                    n(counts.groups_seen),
-                    n(counts.created),
-                    n(counts.updated),
-                    n(counts.deleted),
+                    count(counts.users_seen).into(),
+                    count(counts.groups_seen).into(),
+                    count(counts.created).into(),
+                    count(counts.updated).into(),
+                    count(counts.deleted).into(),
                 ],
             ))
             .await?;
@@ -504,7 +489,6 @@ impl Db {
         deletions_to_confirm: Option<u64>,
     ) -> StoreResult<SyncRun> {
         let mut tx = self.write().await?;
-        let n = |v: u64| -> crate::db::Arg { (v.min(i64::MAX as u64) as i64).into() };
         tx.execute(&Sql::with(
             "UPDATE sync_runs SET status = 'error', finished_at = $2, lease_until = NULL, error = $3, \
              users_seen = $4, groups_seen = $5, created = 0, updated = 0, deleted = 0, deletions_to_confirm = $6 \
@@ -513,9 +497,9 @@ impl Db {
                 run_id.into(),
                 time::to_text(time::now()).into(),
                 error.into(),
-                n(counts.users_seen),
-                n(counts.groups_seen),
-                deletions_to_confirm.map(|d| d.min(i64::MAX as u64) as i64).into(),
+                count(counts.users_seen).into(),
+                count(counts.groups_seen).into(),
+                deletions_to_confirm.map(count).into(),
             ],
         ))
         .await?;

@@ -497,6 +497,7 @@ async fn creating_a_google_workspace_connection_checks_every_field_and_never_quo
     // Only admins add one.
     let r = app.api_post("/idp/connections", connection_body(&fake, json!({}))).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert!(r.text.contains("only admins") && r.text.contains("maintainer"), "{}", r.text);
 
     let r = post(connection_body(&fake, json!({"org_unit_paths": ["/Sales"]}))).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
@@ -506,8 +507,10 @@ async fn creating_a_google_workspace_connection_checks_every_field_and_never_quo
     let r =
         app.api_as(Some(&admin), Method::POST, &format!("{API}/idp/connections/{id}/tokens"), Some(json!({}))).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    assert!(r.text.contains("has no SCIM tokens"), "{}", r.text);
     let r = app.api_post("/idp/connections/1/sync", json!({})).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "a SCIM connection has no sync: {}", r.text);
+    assert!(r.text.contains("has no directory sync"), "{}", r.text);
     let r = app.post("/Users", json!({"userName": "scim@example.com"})).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let r = app.api_get(&format!("/idp/connections/{id}")).await;
@@ -838,6 +841,7 @@ async fn an_admin_rotates_the_key_and_changes_settings_and_the_next_run_uses_the
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert!(r.text.contains("only admins") && r.text.contains("maintainer"), "{}", r.text);
     let r = g
         .app
         .api_as(
