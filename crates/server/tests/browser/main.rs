@@ -282,8 +282,20 @@ async fn text_of(c: &Client, css: &str) -> String {
     }
 }
 
+/// A reference to an element of a page that a navigation has replaced. ChromeDriver reports it as a stale
+/// element, or, when the new document arrives between its lookup and its read, as an "unknown error" from
+/// the inspector saying the node does not belong to the document.
 fn is_stale(e: &fantoccini::error::CmdError) -> bool {
-    matches!(e, fantoccini::error::CmdError::Standard(w) if w.error == fantoccini::error::ErrorStatus::StaleElementReference)
+    use fantoccini::error::{CmdError, ErrorStatus};
+    match e {
+        CmdError::Standard(w) => {
+            w.error == ErrorStatus::StaleElementReference
+                || (w.error == ErrorStatus::UnknownError
+                    && (w.message.contains("does not belong to the document")
+                        || w.message.contains("No node with given id")))
+        }
+        _ => false,
+    }
 }
 
 async fn fill(c: &Client, css: &str, value: &str) {
