@@ -1,5 +1,6 @@
 //! The SCIM 2.0 protocol (RFC 7643, RFC 7644), pure: no I/O, no async.
 
+pub mod custom;
 pub mod error;
 pub mod filter;
 pub mod limits;

@@ -276,6 +276,15 @@ fn apply_target(
     if is_group_members(kind, def) {
         return member_op(op, t, value, changes);
     }
+    if let AttrLocation::Custom(urn) = t.res.location {
+        if t.filter.is_some() {
+            return Err(ScimError::invalid_path(format!(
+                "{}: value filters in PATCH paths need the extension's schema (--scim-schema-file)",
+                t.path()
+            )));
+        }
+        return crate::custom::apply_patch(doc, op, urn, def, t.res.sub, value);
+    }
     let value = match (op, value) {
         (PatchOpKind::Remove, v) => v,
         (_, Some(v)) => Some(v),
@@ -318,7 +327,7 @@ fn with_container(
     f: impl FnOnce(&mut Map<String, Value>) -> ScimResult<()>,
 ) -> ScimResult<()> {
     match location {
-        AttrLocation::Extension(urn) => {
+        AttrLocation::Extension(urn) | AttrLocation::Custom(urn) => {
             let mut ext = match doc.remove(urn) {
                 Some(Value::Object(m)) => m,
                 _ => Map::new(),
@@ -665,7 +674,7 @@ fn match_slots(t: &AttrTarget, filter: &Filter, slots: &[Slot]) -> Vec<usize> {
             let mut holder = Map::new();
             holder.insert(name.to_string(), Value::Array(vec![s.value.clone()]));
             let doc = match t.res.location {
-                AttrLocation::Extension(urn) => {
+                AttrLocation::Extension(urn) | AttrLocation::Custom(urn) => {
                     let mut root = Map::new();
                     root.insert(urn.to_string(), Value::Object(holder));
                     root

@@ -18,11 +18,20 @@ struct Selector {
 }
 
 impl Selector {
+    /// URNs and names compare without regard to case: custom ones are spelled as sent.
     fn selects(&self, ext: Option<&str>, attr: &AttributeDef) -> bool {
-        self.ext == ext && self.attr.is_some_and(|a| a.name == attr.name)
+        same(self.ext, ext) && self.attr.is_some_and(|a| a.name.eq_ignore_ascii_case(attr.name))
     }
     fn whole_extension(&self, urn: &str) -> bool {
-        self.attr.is_none() && self.ext == Some(urn)
+        self.attr.is_none() && same(self.ext, Some(urn))
+    }
+}
+
+fn same(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+        (None, None) => true,
+        _ => false,
     }
 }
 
@@ -111,7 +120,10 @@ impl Projection {
                 continue;
             }
             let projected = if let Some(ext) = kind.extensions().iter().find(|e| e.id.eq_ignore_ascii_case(&key)) {
-                self.project_extension(ext.id, ext.attributes, value)
+                self.project_extension(ext.id, &|name, _| ext.attribute(name), value)
+            } else if crate::custom::is_custom_urn(kind, &key) {
+                let open = |name: &str, v: &Value| crate::custom::attribute(name, holds_objects(v)).ok();
+                self.project_extension(crate::custom::schema(kind, &key).map_or("", |s| s.id), &open, value)
             } else if let Some(def) = kind.resolve(None, &key, None).map(|r| r.attr) {
                 self.project_attr(None, def, value)
             } else {
@@ -128,13 +140,20 @@ impl Projection {
                 schemas.push(Value::String(ext.id.to_string()));
             }
         }
+        schemas.extend(out.keys().filter(|k| crate::custom::is_custom_urn(kind, k)).map(|k| Value::String(k.clone())));
         let mut result = Map::new();
         result.insert("schemas".into(), Value::Array(schemas));
         result.extend(out);
         Value::Object(result)
     }
 
-    fn project_extension(&self, urn: &'static str, attrs: &'static [AttributeDef], value: Value) -> Option<Value> {
+    /// `attribute` finds the definition of each attribute the extension holds.
+    fn project_extension(
+        &self,
+        urn: &'static str,
+        attribute: &dyn Fn(&str, &Value) -> Option<&'static AttributeDef>,
+        value: Value,
+    ) -> Option<Value> {
         let whole = |sels: &[Selector]| sels.iter().any(|s| s.whole_extension(urn));
         match &self.mode {
             Mode::Include(sels) if whole(sels) => return Some(value),
@@ -146,7 +165,7 @@ impl Projection {
         };
         let mut out = Map::new();
         for (key, v) in obj {
-            let Some(def) = attrs.iter().find(|a| a.name.eq_ignore_ascii_case(&key)) else {
+            let Some(def) = attribute(&key, &v) else {
                 continue;
             };
             if let Some(v) = self.project_attr(Some(urn), def, v) {
@@ -212,13 +231,26 @@ impl Projection {
     }
 }
 
+/// Whether a custom value is an object or a list of objects: it has sub-attributes.
+fn holds_objects(v: &Value) -> bool {
+    match v {
+        Value::Object(_) => true,
+        Value::Array(items) => items.iter().any(Value::is_object),
+        _ => false,
+    }
+}
+
 fn selector(kind: ResourceKind, path: &str) -> Option<Selector> {
     if let Some(ext) = kind.extensions().iter().find(|e| e.id.eq_ignore_ascii_case(path)) {
         return Some(Selector { ext: Some(ext.id), attr: None, sub: None });
     }
+    if crate::custom::is_custom_urn(kind, path) && crate::custom::names_schema(kind, path, &[]) {
+        let ext = crate::custom::schema(kind, path).ok()?;
+        return Some(Selector { ext: Some(ext.id), attr: None, sub: None });
+    }
     let r = kind.resolve_path(path)?;
     let ext = match r.location {
-        AttrLocation::Extension(urn) => Some(urn),
+        AttrLocation::Extension(urn) | AttrLocation::Custom(urn) => Some(urn),
         AttrLocation::Core | AttrLocation::Common => None,
     };
     Some(Selector { ext, attr: Some(r.attr), sub: r.sub })

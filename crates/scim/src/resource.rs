@@ -101,6 +101,7 @@ pub fn parse_resource(kind: ResourceKind, body: &Value) -> ScimResult<ResourceIn
             doc.insert(schema.id.to_string(), v);
         }
     }
+    crate::custom::collect(kind, obj, &mut doc)?;
 
     let members = match (kind, get_ci(obj, "members")) {
         (ResourceKind::Group, Some(v)) => Some(parse_members(v)?),
@@ -260,10 +261,14 @@ pub(crate) fn is_absent(v: &Value) -> bool {
 }
 
 /// The schema (core or extension) of this resource type whose URN is `urn`.
+/// A custom one (`crate::custom`) when `urn` ends with the resource type's name.
 pub(crate) fn schema_by_urn(kind: ResourceKind, urn: &str) -> Option<&'static SchemaDef> {
     std::iter::once(kind.core_schema())
         .chain(kind.extensions().iter().copied())
         .find(|s| s.id.eq_ignore_ascii_case(urn))
+        .or_else(|| {
+            crate::custom::names_schema(kind, urn, &[]).then(|| crate::custom::schema(kind, urn).ok()).flatten()
+        })
 }
 
 /// The canonical form of an extension object; unknown and readOnly attributes dropped.
@@ -455,7 +460,7 @@ fn is_too_long(def: &AttributeDef, s: &str) -> bool {
 }
 
 /// A value over its limit: the attribute and the limit are named, never the value.
-pub(crate) fn too_long(path: &str, max_bytes: usize) -> ScimError {
+pub fn too_long(path: &str, max_bytes: usize) -> ScimError {
     ScimError::invalid_value(format!("{path} is too long: {} of UTF-8", crate::limits::over_limit_reason(max_bytes)))
 }
 
@@ -537,6 +542,8 @@ pub fn render(
             schemas.push(Value::String(ext.id.to_string()));
         }
     }
+    let custom = || src.iter().filter(|(k, v)| crate::custom::is_custom_urn(kind, k) && !is_absent(v));
+    schemas.extend(custom().map(|(k, _)| Value::String(k.clone())));
     out.insert("schemas".into(), Value::Array(schemas));
     out.insert("id".into(), Value::String(meta.id.to_string()));
 
@@ -569,6 +576,7 @@ pub fn render(
             out.insert(ext.id.to_string(), v.clone());
         }
     }
+    out.extend(custom().map(|(k, v)| (k.clone(), v.clone())));
     out.insert(
         "meta".into(),
         json!({

@@ -124,6 +124,9 @@ pub struct AttributeDef {
     pub sub_attributes: &'static [AttributeDef],
     /// The longest text value accepted, in bytes of UTF-8 (`crate::limits`).
     pub max_bytes: usize,
+    /// An attribute of a custom extension that no schema declares (`crate::custom`):
+    /// its values are kept as sent and compared as case-insensitive text.
+    pub open: bool,
 }
 
 impl AttributeDef {
@@ -143,7 +146,19 @@ impl AttributeDef {
             reference_types: &[],
             sub_attributes: &[],
             max_bytes: NAME_MAX_BYTES,
+            open: false,
         }
+    }
+    /// An attribute of an undeclared custom extension (`crate::custom`): text, or an
+    /// object of such text for `complex`.
+    pub(crate) const fn open(name: &'static str, complex: bool) -> Self {
+        let mut a = Self::string(name, "An attribute of a custom extension, kept as sent.");
+        a.max_bytes = LONG_VALUE_MAX_BYTES;
+        a.open = true;
+        if complex {
+            a.ty = AttrType::Complex;
+        }
+        a
     }
     const fn of_type(mut self, ty: AttrType) -> Self {
         self.ty = ty;
@@ -578,6 +593,8 @@ pub enum AttrLocation {
     Common,
     Core,
     Extension(&'static str),
+    /// A custom extension that no schema declares (`crate::custom`).
+    Custom(&'static str),
 }
 
 /// An attribute resolved against a resource type: where it lives, its definition and,
@@ -597,9 +614,10 @@ impl ResolvedAttr {
 
     /// The canonical dotted path, with the extension URN prefixed: the key used by the
     /// attribute index that filters are translated against.
+    /// Custom attributes are keyed in lower case: their spelling is the client's.
     pub fn canonical_path(&self) -> String {
         let mut p = String::new();
-        if let AttrLocation::Extension(urn) = self.location {
+        if let AttrLocation::Extension(urn) | AttrLocation::Custom(urn) = self.location {
             p.push_str(urn);
             p.push(':');
         }
@@ -607,6 +625,9 @@ impl ResolvedAttr {
         if let Some(sub) = self.sub {
             p.push('.');
             p.push_str(sub.name);
+        }
+        if matches!(self.location, AttrLocation::Custom(_)) {
+            p.make_ascii_lowercase();
         }
         p
     }
@@ -619,9 +640,12 @@ impl ResourceKind {
     pub fn resolve(self, urn: Option<&str>, attr: &str, sub: Option<&str>) -> Option<ResolvedAttr> {
         let (location, def) = match urn {
             Some(urn) => {
-                let schema = std::iter::once(self.core_schema())
+                let Some(schema) = std::iter::once(self.core_schema())
                     .chain(self.extensions().iter().copied())
-                    .find(|s| s.id.eq_ignore_ascii_case(urn))?;
+                    .find(|s| s.id.eq_ignore_ascii_case(urn))
+                else {
+                    return self.resolve_custom(urn, attr, sub);
+                };
                 if std::ptr::eq(schema, self.core_schema()) {
                     match schema.attribute(attr) {
                         Some(d) => (AttrLocation::Core, d),
@@ -650,6 +674,21 @@ impl ResourceKind {
             None => None,
         };
         Some(ResolvedAttr { location, attr: def, sub })
+    }
+
+    /// An attribute of a custom extension (`crate::custom`): text, or an object of text
+    /// when a sub-attribute is named.
+    fn resolve_custom(self, urn: &str, attr: &str, sub: Option<&str>) -> Option<ResolvedAttr> {
+        if !crate::custom::is_custom_urn(self, urn) {
+            return None;
+        }
+        let schema = crate::custom::schema(self, urn).ok()?;
+        let def = crate::custom::attribute(attr, sub.is_some()).ok()?;
+        let sub = match sub {
+            Some(s) => Some(crate::custom::attribute(s, false).ok()?),
+            None => None,
+        };
+        Some(ResolvedAttr { location: AttrLocation::Custom(schema.id), attr: def, sub })
     }
 
     /// Resolves a full attribute path string such as `name.givenName`,

@@ -1,6 +1,7 @@
 //! The attribute index: every leaf value of a SCIM document, flattened into rows that
 //! filters are translated against. Shared by both backends.
 
+use custodian_scim::custom;
 use custodian_scim::filter::{CompareKey, value_key};
 use custodian_scim::schema::{AttrLocation, AttrType, AttributeDef, ResourceKind};
 use serde_json::Value;
@@ -59,6 +60,14 @@ pub fn index_rows(kind: ResourceKind, doc: &Value) -> Vec<IndexRow> {
             }
             continue;
         }
+        if custom::is_custom_urn(kind, key) {
+            if let Some(ext_obj) = value.as_object() {
+                for (name, v) in ext_obj {
+                    push_custom(&mut rows, &format!("{key}:{name}").to_ascii_lowercase(), v);
+                }
+            }
+            continue;
+        }
         let def = match kind.resolve(None, key, None) {
             Some(r) if !matches!(r.location, AttrLocation::Extension(_)) => r.attr,
             _ => continue,
@@ -66,6 +75,40 @@ pub fn index_rows(kind: ResourceKind, doc: &Value) -> Vec<IndexRow> {
         push_attr(&mut rows, def.name, def, value);
     }
     rows
+}
+
+/// A custom attribute (`custodian_scim::custom`), indexed as text: each scalar, each
+/// element of a list, and the scalars of an object or of a list of objects one level
+/// down (`…:address.city`). Deeper values are kept but not indexed.
+fn push_custom(rows: &mut Vec<IndexRow>, path: &str, value: &Value) {
+    let elements: Vec<&Value> = match value {
+        Value::Array(items) => items.iter().collect(),
+        other => vec![other],
+    };
+    for (elem, item) in elements.into_iter().enumerate() {
+        let elem = elem as i64;
+        match item {
+            Value::Object(subs) => {
+                for (name, v) in subs {
+                    let sub_path = format!("{path}.{}", name.to_ascii_lowercase());
+                    let values: Vec<&Value> = match v {
+                        Value::Array(items) => items.iter().collect(),
+                        other => vec![other],
+                    };
+                    for v in values {
+                        if let Some(key) = value_key(&custom::OPEN_VALUE, v) {
+                            rows.extend(IndexRow::new(sub_path.clone(), elem, key));
+                        }
+                    }
+                }
+            }
+            other => {
+                if let Some(key) = value_key(&custom::OPEN_VALUE, other) {
+                    rows.extend(IndexRow::new(path.to_string(), elem, key));
+                }
+            }
+        }
+    }
 }
 
 fn push_attr(rows: &mut Vec<IndexRow>, path: &str, def: &AttributeDef, value: &Value) {

@@ -98,7 +98,20 @@ impl FilterSql {
         }
         qb.push("(r.seq IN (SELECT resource_seq FROM scim_values WHERE kind = ");
         qb.push_bind(self.kind.name().to_string());
-        self.push_path_condition(qb, attr, "");
+        if matches!(attr.location, AttrLocation::Custom(_)) && attr.sub.is_none() {
+            // A custom attribute holds text or objects: it is present when it has rows of
+            // its own or of its sub-attributes.
+            let (lo, hi) = prefix_bounds(attr);
+            qb.push(" AND (path = ");
+            qb.push_bind(attr.canonical_path());
+            qb.push(" OR (path >= ");
+            qb.push_bind(lo);
+            qb.push(" AND path < ");
+            qb.push_bind(hi);
+            qb.push("))");
+        } else {
+            self.push_path_condition(qb, attr, "");
+        }
         qb.push("))");
         Ok(())
     }

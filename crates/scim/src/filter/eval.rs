@@ -17,6 +17,7 @@
 use serde_json::Value;
 
 use super::{CompValue, CompareOp, Filter};
+use crate::resource::get_ci;
 use crate::schema::{AttrLocation, AttrType, AttributeDef, ResolvedAttr};
 
 /// The normalised comparable form of one value.
@@ -66,6 +67,9 @@ fn bool_key(def: &AttributeDef, b: bool) -> Option<CompareKey> {
 /// The key of one stored value of the attribute `def`; `None` for null, complex
 /// values and values that do not fit the attribute's type.
 pub fn value_key(def: &AttributeDef, v: &Value) -> Option<CompareKey> {
+    if def.open {
+        return crate::custom::scalar_text(v).and_then(|t| str_key(def, &t));
+    }
     match v {
         Value::String(s) => str_key(def, s),
         Value::Number(n) => num_key(def, n.as_f64()),
@@ -77,6 +81,15 @@ pub fn value_key(def: &AttributeDef, v: &Value) -> Option<CompareKey> {
 /// The key of a filter literal compared with the attribute `def`: the same
 /// normalisation as [`value_key`]. `None` for `null`.
 pub fn literal_key(def: &AttributeDef, v: &CompValue) -> Option<CompareKey> {
+    if def.open {
+        // Custom values are text: `badge eq 42` finds "42" and 42 alike.
+        return match v {
+            CompValue::String(s) => str_key(def, s),
+            CompValue::Number(n) => str_key(def, &crate::custom::number_text(*n)),
+            CompValue::Bool(b) => str_key(def, &b.to_string()),
+            CompValue::Null => None,
+        };
+    }
     match v {
         CompValue::String(s) => str_key(def, s),
         CompValue::Number(n) => num_key(def, Some(*n)),
@@ -123,20 +136,21 @@ fn values<'a>(attr: &ResolvedAttr, scope: Scope<'a>) -> Vec<&'a Value> {
             let container = match attr.location {
                 AttrLocation::Common | AttrLocation::Core => Some(doc),
                 AttrLocation::Extension(urn) => doc.get(urn),
+                AttrLocation::Custom(urn) => doc.as_object().and_then(|o| get_ci(o, urn)),
             };
-            let Some(top) = container.and_then(|c| c.get(attr.attr.name)) else {
+            let Some(top) = container.and_then(|c| field(c, attr.attr)) else {
                 return out;
             };
             match attr.sub {
                 None => push_flat(top, &mut out),
                 Some(sub) => match top {
                     Value::Array(elements) => {
-                        for v in elements.iter().filter_map(|e| e.get(sub.name)) {
+                        for v in elements.iter().filter_map(|e| field(e, sub)) {
                             push_flat(v, &mut out);
                         }
                     }
                     other => {
-                        if let Some(v) = other.get(sub.name) {
+                        if let Some(v) = field(other, sub) {
                             push_flat(v, &mut out);
                         }
                     }
@@ -145,7 +159,7 @@ fn values<'a>(attr: &ResolvedAttr, scope: Scope<'a>) -> Vec<&'a Value> {
         }
         Scope::Element(element) => match attr.sub {
             Some(sub) => {
-                if let Some(v) = element.get(sub.name) {
+                if let Some(v) = field(element, sub) {
                     push_flat(v, &mut out);
                 }
             }
@@ -155,6 +169,16 @@ fn values<'a>(attr: &ResolvedAttr, scope: Scope<'a>) -> Vec<&'a Value> {
         },
     }
     out
+}
+
+/// The value of the attribute `def` in the object `v`. Custom names are the client's
+/// spelling, so they are found without regard to case.
+fn field<'a>(v: &'a Value, def: &AttributeDef) -> Option<&'a Value> {
+    match v.get(def.name) {
+        Some(x) => Some(x),
+        None if def.open => v.as_object().and_then(|o| get_ci(o, def.name)),
+        None => None,
+    }
 }
 
 fn push_flat<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {

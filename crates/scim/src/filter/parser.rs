@@ -9,7 +9,7 @@ use std::fmt::Display;
 
 use super::{CompValue, CompareOp, Filter};
 use crate::error::{ScimError, ScimResult, snippet};
-use crate::schema::{AttrType, ResolvedAttr, ResourceKind, split_urn};
+use crate::schema::{AttrLocation, AttrType, ResolvedAttr, ResourceKind, split_urn};
 
 /// The longest filter accepted, in bytes.
 pub const MAX_FILTER_LEN: usize = 4096;
@@ -404,6 +404,14 @@ impl<'a> Parser<'a> {
         if scope.is_some() {
             return Err(self.error(bracket_at, "value filters cannot be nested"));
         }
+        // A custom attribute followed by `[` is a list of objects.
+        let attr = match attr.location {
+            AttrLocation::Custom(_) if attr.sub.is_none() => match crate::custom::attribute(attr.attr.name, true) {
+                Ok(def) => ResolvedAttr { attr: def, ..attr },
+                Err(e) => return Err(self.error(at, e.detail)),
+            },
+            _ => attr,
+        };
         if attr.sub.is_some() || attr.attr.ty != AttrType::Complex {
             return Err(self.error(
                 bracket_at,
@@ -501,7 +509,11 @@ impl<'a> Parser<'a> {
                 format!("expected a sub-attribute name of '{}', found '{}'", outer.canonical_path(), snippet(w)),
             ));
         }
-        match outer.attr.sub_attribute(w) {
+        let sub = match outer.location {
+            AttrLocation::Custom(_) => crate::custom::attribute(w, false).ok(),
+            _ => outer.attr.sub_attribute(w),
+        };
+        match sub {
             Some(sub) => Ok(ResolvedAttr { location: outer.location, attr: outer.attr, sub: Some(sub) }),
             None => Err(self.error(
                 at,
@@ -586,6 +598,12 @@ impl<'a> Parser<'a> {
             AttrType::Binary if ordering => {
                 return Err(self.error(at, format!("'{name}' cannot be used on the binary attribute '{path}'")));
             }
+            // A custom attribute is text, whatever JSON type the client wrote it in.
+            AttrType::String if leaf.open => match value {
+                CompValue::Number(n) => CompValue::String(crate::custom::number_text(n)),
+                CompValue::Bool(b) => CompValue::String(b.to_string()),
+                other => other,
+            },
             AttrType::String | AttrType::Reference | AttrType::Binary => match value {
                 CompValue::String(s) => CompValue::String(s),
                 _ => return Err(mismatch("a string")),

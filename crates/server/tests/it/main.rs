@@ -10,6 +10,7 @@ mod backup;
 mod cli;
 mod connections;
 mod crash;
+mod custom_attributes;
 mod entra;
 mod google_workspace;
 mod host_mapping;
