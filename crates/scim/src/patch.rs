@@ -327,7 +327,9 @@ fn with_container(
     f: impl FnOnce(&mut Map<String, Value>) -> ScimResult<()>,
 ) -> ScimResult<()> {
     match location {
-        AttrLocation::Extension(urn) | AttrLocation::Custom(urn) => {
+        // Custom URNs may be stored in another case: one place merges them.
+        AttrLocation::Custom(urn) => crate::custom::with_extension(doc, urn, f),
+        AttrLocation::Extension(urn) => {
             let mut ext = match doc.remove(urn) {
                 Some(Value::Object(m)) => m,
                 _ => Map::new(),

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use crate::error::ScimResult;
-use crate::resource::is_absent;
+use crate::resource::{is_absent, schema_by_urn};
 use crate::schema::{AttrLocation, AttributeDef, ResourceKind, Returned};
 
 /// One attribute named in `attributes` or `excludedAttributes`.
@@ -241,11 +241,8 @@ fn holds_objects(v: &Value) -> bool {
 }
 
 fn selector(kind: ResourceKind, path: &str) -> Option<Selector> {
-    if let Some(ext) = kind.extensions().iter().find(|e| e.id.eq_ignore_ascii_case(path)) {
-        return Some(Selector { ext: Some(ext.id), attr: None, sub: None });
-    }
-    if crate::custom::is_custom_urn(kind, path) && crate::custom::names_schema(kind, path, &[]) {
-        let ext = crate::custom::schema(kind, path).ok()?;
+    // A whole extension, declared or custom; the core schema's URN selects nothing whole.
+    if let Some(ext) = schema_by_urn(kind, path).filter(|s| !std::ptr::eq(*s, kind.core_schema())) {
         return Some(Selector { ext: Some(ext.id), attr: None, sub: None });
     }
     let r = kind.resolve_path(path)?;

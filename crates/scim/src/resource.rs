@@ -460,7 +460,7 @@ fn is_too_long(def: &AttributeDef, s: &str) -> bool {
 }
 
 /// A value over its limit: the attribute and the limit are named, never the value.
-pub fn too_long(path: &str, max_bytes: usize) -> ScimError {
+pub(crate) fn too_long(path: &str, max_bytes: usize) -> ScimError {
     ScimError::invalid_value(format!("{path} is too long: {} of UTF-8", crate::limits::over_limit_reason(max_bytes)))
 }
 
