@@ -9,7 +9,8 @@
 use serde_json::{Map, Value};
 
 use crate::error::{ScimError, ScimResult, snippet};
-use crate::filter::{CompValue, CompareOp, Filter, matches, parse_filter};
+use crate::filter::{CompValue, CompareOp, Filter, matches};
+use crate::path::AttrPath;
 use crate::resource::{
     MemberRef, canon_attr, canon_element, get_ci, is_absent, is_group_members, is_primary, is_reference_like,
     parse_members, parse_resource, schema_by_urn, single_from_list,
@@ -193,56 +194,13 @@ fn apply_attributes(
     Ok(())
 }
 
-/// Parses `[urn:]attr[.sub]`, `[urn:]attr[filter][.sub]` or a schema URN. `Ok(None)`
-/// for an attribute the schema does not know.
+/// Parses an attribute path (`path::AttrPath`) or a schema URN. `Ok(None)` for an
+/// attribute the schema does not know.
 fn parse_path(kind: ResourceKind, path: &str) -> ScimResult<Option<Target>> {
-    let path = path.trim();
-    if let Some(schema) = schema_by_urn(kind, path) {
+    if let Some(schema) = schema_by_urn(kind, path.trim()) {
         return Ok(Some(Target::Schema(schema)));
     }
-    let Some(open) = path.find('[') else {
-        return Ok(kind.resolve_path(path).map(|res| Target::Attr(AttrTarget { res, filter: None })));
-    };
-    let bad = || ScimError::invalid_path("a value filter must be written attr[filter] or attr[filter].sub");
-    let prefix = path.get(..open).ok_or_else(bad)?.trim();
-    let close = closing_bracket(path, open).ok_or_else(bad)?;
-    let inner = path.get(open + 1..close).ok_or_else(bad)?;
-    let after = path.get(close + 1..).ok_or_else(bad)?.trim();
-    let Some(res) = kind.resolve_path(prefix) else {
-        return Ok(None);
-    };
-    if res.sub.is_some() || !res.attr.multi_valued || res.attr.ty != AttrType::Complex {
-        return Err(ScimError::invalid_path(format!(
-            "value filters apply to multi-valued complex attributes, and '{}' is not one",
-            res.canonical_path()
-        )));
-    }
-    let sub = if after.is_empty() {
-        None
-    } else {
-        let name = after.strip_prefix('.').ok_or_else(bad)?;
-        Some(res.attr.sub_attribute(name).ok_or_else(|| {
-            ScimError::invalid_path(format!("'{}' has no sub-attribute '{}'", res.canonical_path(), snippet(name)))
-        })?)
-    };
-    let filter = parse_filter(kind, &format!("{}[{inner}]", res.canonical_path()))?;
-    Ok(Some(Target::Attr(AttrTarget { res: ResolvedAttr { sub, ..res }, filter: Some(filter) })))
-}
-
-/// The index of the `]` closing the `[` at `open`, skipping quoted strings.
-fn closing_bracket(path: &str, open: usize) -> Option<usize> {
-    let mut in_string = false;
-    let mut escaped = false;
-    for (i, c) in path.char_indices().skip_while(|(i, _)| *i <= open) {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' if in_string => escaped = true,
-            '"' => in_string = !in_string,
-            ']' if !in_string => return Some(i),
-            _ => {}
-        }
-    }
-    None
+    Ok(AttrPath::parse(kind, path)?.map(|p| Target::Attr(AttrTarget { res: p.attr, filter: p.filter })))
 }
 
 fn apply_target(

@@ -103,6 +103,31 @@ pub fn matches(filter: &Filter, doc: &Value) -> bool {
     eval(filter, Scope::Resource(doc))
 }
 
+/// The values at `attr` in a resource document, arrays flattened, in document order.
+/// With `element_filter` (a value path's `attr[...]`, as parsed), only the elements it
+/// selects are read.
+pub fn values_at<'a>(doc: &'a Value, attr: &ResolvedAttr, element_filter: Option<&Filter>) -> Vec<&'a Value> {
+    let Some(Filter::ValuePath { filter: inner, .. }) = element_filter else {
+        return values(attr, Scope::Resource(doc));
+    };
+    let whole = ResolvedAttr { sub: None, ..*attr };
+    let mut out = Vec::new();
+    for element in values(&whole, Scope::Resource(doc)) {
+        if !eval(inner, Scope::Element(element)) {
+            continue;
+        }
+        match attr.sub {
+            Some(sub) => {
+                if let Some(v) = field(element, sub) {
+                    push_flat(v, &mut out);
+                }
+            }
+            None => out.push(element),
+        }
+    }
+    out
+}
+
 /// What attribute paths are read from.
 #[derive(Clone, Copy)]
 enum Scope<'a> {

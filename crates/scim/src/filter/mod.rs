@@ -6,7 +6,7 @@ mod eval;
 mod parser;
 
 pub(crate) use eval::str_key;
-pub use eval::{CompareKey, literal_key, matches, value_key};
+pub use eval::{CompareKey, literal_key, matches, value_key, values_at};
 pub use parser::{MAX_FILTER_DEPTH, MAX_FILTER_LEN, MAX_FILTER_TERMS, parse_filter};
 
 use crate::schema::ResolvedAttr;
