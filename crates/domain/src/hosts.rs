@@ -130,6 +130,33 @@ pub struct EndUser {
     pub idp_active: bool,
     /// The name of the IdP connection the user belongs to.
     pub idp_connection: String,
+    /// The user's SCIM document as stored (every attribute the IdP sent, custom ones
+    /// too): what templates' IdP variables and the host list's IdP columns read.
+    pub attributes: serde_json::Value,
+    /// The user's manager, when the enterprise `manager.value` is the id of a user of
+    /// the same connection.
+    pub manager: Option<Manager>,
+}
+
+/// A SCIM user's primary email: the one marked primary, else the first one.
+pub fn primary_email(doc: &serde_json::Value) -> Option<&str> {
+    fn value(e: &serde_json::Value) -> Option<&str> {
+        e.get("value").and_then(serde_json::Value::as_str).filter(|v| !v.trim().is_empty())
+    }
+    let emails = doc.get("emails")?.as_array()?;
+    emails
+        .iter()
+        .find(|e| e.get("primary").and_then(serde_json::Value::as_bool) == Some(true))
+        .and_then(value)
+        .or_else(|| emails.iter().find_map(value))
+}
+
+/// A manager that is a known user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manager {
+    pub user_name: String,
+    /// Its primary email (`emails[primary eq true]`, else its first).
+    pub email: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,6 +270,8 @@ pub struct HostQuery {
     pub idp_active: Option<bool>,
     /// A label's criteria: the hosts of the label.
     pub criteria: Option<crate::labels::Criteria>,
+    /// A SCIM filter over the end user (`GET /Users?filter=`'s), parsed.
+    pub idp_filter: Option<custodian_scim::filter::Filter>,
 }
 
 /// One entry of a host's ownership history.

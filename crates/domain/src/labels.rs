@@ -11,6 +11,10 @@ pub const MAX_DEPTH: usize = 4;
 pub const MAX_CONDITIONS: usize = 32;
 /// The longest value (a group's name or SCIM id, a department) of a condition, in bytes.
 pub const MAX_VALUE: usize = crate::limits::NAME_MAX_BYTES;
+/// The longest SCIM filter of an `end_user_idp_filter` condition: what `GET /Users` takes.
+pub const MAX_FILTER_VALUE: usize = custodian_scim::filter::MAX_FILTER_LEN;
+/// The vitals a condition may test, as the request names them.
+pub const VITALS: &[&str] = &["end_user_idp_group", "end_user_idp_department", "end_user_idp_filter"];
 
 /// A problem with one field of criteria, named as the request names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +41,8 @@ pub enum Vital {
     EndUserIdpGroup,
     /// The end user's department equals the value (any case).
     EndUserIdpDepartment,
+    /// The end user matches the value, a SCIM filter over Users (`GET /Users?filter=`).
+    EndUserIdpFilter,
 }
 
 impl Vital {
@@ -44,12 +50,14 @@ impl Vital {
         match self {
             Vital::EndUserIdpGroup => "end_user_idp_group",
             Vital::EndUserIdpDepartment => "end_user_idp_department",
+            Vital::EndUserIdpFilter => "end_user_idp_filter",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "end_user_idp_group" => Some(Vital::EndUserIdpGroup),
             "end_user_idp_department" => Some(Vital::EndUserIdpDepartment),
+            "end_user_idp_filter" => Some(Vital::EndUserIdpFilter),
             _ => None,
         }
     }
@@ -60,7 +68,8 @@ impl Vital {
 pub enum Criteria {
     Condition {
         vital: Vital,
-        /// As the operator wrote it: a group's name or SCIM id, or a department.
+        /// As the operator wrote it: a group's name or SCIM id, a department, or a SCIM
+        /// filter (checked by `custodian_scim::filter::parse_filter` when saved).
         value: String,
         /// For a group condition: the SCIM id of the group the value named when the label
         /// was saved. Matching then follows the id, so renaming the group keeps the label.
@@ -90,6 +99,22 @@ impl Criteria {
             }
             Criteria::And(items) => json!({"and": items.iter().map(Criteria::to_json).collect::<Vec<_>>()}),
             Criteria::Or(items) => json!({"or": items.iter().map(Criteria::to_json).collect::<Vec<_>>()}),
+        }
+    }
+
+    /// Every condition, depth first, with its field name as `parse` names it (from
+    /// `name`, e.g. `criteria.or[1]`).
+    pub fn conditions(&self, name: &str) -> Vec<(String, &Criteria)> {
+        match self {
+            Criteria::Condition { .. } => vec![(name.to_string(), self)],
+            Criteria::And(items) | Criteria::Or(items) => {
+                let combinator = if matches!(self, Criteria::And(_)) { "and" } else { "or" };
+                items
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(i, item)| item.conditions(&format!("{name}.{combinator}[{i}]")))
+                    .collect()
+            }
         }
     }
 
@@ -184,10 +209,7 @@ fn parse_node(
         Some(Value::String(s)) => match Vital::parse(s) {
             Some(v) => Some(v),
             None => {
-                errors.push(CriteriaError::new(
-                    format!("{name}.vital"),
-                    "must be end_user_idp_group or end_user_idp_department",
-                ));
+                errors.push(CriteriaError::new(format!("{name}.vital"), VITAL_CHOICES));
                 None
             }
         },
@@ -196,16 +218,14 @@ fn parse_node(
             None
         }
         Some(_) => {
-            errors.push(CriteriaError::new(
-                format!("{name}.vital"),
-                "must be end_user_idp_group or end_user_idp_department",
-            ));
+            errors.push(CriteriaError::new(format!("{name}.vital"), VITAL_CHOICES));
             None
         }
     };
+    let max_value = if vital == Some(Vital::EndUserIdpFilter) { MAX_FILTER_VALUE } else { MAX_VALUE };
     let val = match obj.get("value") {
-        Some(Value::String(s)) if s.len() > MAX_VALUE => {
-            errors.push(CriteriaError::too_long(format!("{name}.value"), MAX_VALUE));
+        Some(Value::String(s)) if s.len() > max_value => {
+            errors.push(CriteriaError::too_long(format!("{name}.value"), max_value));
             None
         }
         Some(Value::String(s)) if s.trim().is_empty() => {
@@ -255,8 +275,17 @@ fn parse_node(
             None
         }
     };
+    if let (Some(Vital::EndUserIdpFilter), Some(filter)) = (vital, &val)
+        && let Err(e) = custodian_scim::filter::parse_filter(custodian_scim::schema::ResourceKind::User, filter)
+    {
+        // The parser's own words, with the character offset of the problem.
+        errors.push(CriteriaError::new(format!("{name}.value"), e.detail));
+        return None;
+    }
     Some(Criteria::Condition { vital: vital?, value: val?, group_id, connection })
 }
+
+const VITAL_CHOICES: &str = "must be end_user_idp_group, end_user_idp_department or end_user_idp_filter";
 
 /// Criteria read back from the database (trusted: written by `to_json`).
 pub fn criteria_from_stored(value: &Value) -> Option<Criteria> {

@@ -1,8 +1,14 @@
-//! Fleet's `$FLEET_VAR_HOST_END_USER_IDP_*` variables: a template (a configuration
-//! profile, a script) rendered with a host's end-user values, escaped for the format.
+//! Fleet's `$FLEET_VAR_HOST_*` variables and `${CUSTODIAN_IDP_ATTRIBUTE:path}`: a
+//! template (a configuration profile, a script) rendered with a host's values and its end
+//! user's IdP attributes, escaped for the format.
 //! A variable the host has no value for is an error, never an empty substitution.
 
-use crate::hosts::Host;
+use custodian_scim::error::snippet;
+use custodian_scim::path::AttrPath;
+use custodian_scim::schema::ResourceKind;
+use serde_json::Value;
+
+use crate::hosts::{Host, primary_email};
 
 /// What a template is, which decides how values are escaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,16 +33,37 @@ impl Format {
 }
 
 pub const PREFIX: &str = "FLEET_VAR_";
+/// `${CUSTODIAN_IDP_ATTRIBUTE:<SCIM attribute path>}`: any attribute of the end user.
+pub const ATTRIBUTE_PREFIX: &str = "CUSTODIAN_IDP_ATTRIBUTE:";
+
+const ENTERPRISE: &str = custodian_scim::schema::ENTERPRISE_USER_SCHEMA;
 
 /// The variables Custodian knows, with what their absence is called.
-pub const VARIABLES: [(&str, &str); 6] = [
+pub const VARIABLES: [(&str, &str); 20] = [
     ("FLEET_VAR_HOST_END_USER_IDP_USERNAME", "IdP username"),
     ("FLEET_VAR_HOST_END_USER_IDP_USERNAME_LOCAL_PART", "IdP username"),
     ("FLEET_VAR_HOST_END_USER_IDP_GROUPS", "IdP groups"),
     ("FLEET_VAR_HOST_END_USER_IDP_DEPARTMENT", "IdP department"),
     ("FLEET_VAR_HOST_END_USER_IDP_FULL_NAME", "IdP full name"),
     ("FLEET_VAR_HOST_END_USER_IDP_CONNECTION", "IdP connection"),
+    ("FLEET_VAR_HOST_END_USER_IDP_EMAIL", "IdP primary email"),
+    ("FLEET_VAR_HOST_END_USER_IDP_GIVEN_NAME", "IdP given name"),
+    ("FLEET_VAR_HOST_END_USER_IDP_FAMILY_NAME", "IdP family name"),
+    ("FLEET_VAR_HOST_END_USER_IDP_TITLE", "IdP title"),
+    ("FLEET_VAR_HOST_END_USER_IDP_EMPLOYEE_NUMBER", "IdP employee number"),
+    ("FLEET_VAR_HOST_END_USER_IDP_COST_CENTER", "IdP cost center"),
+    ("FLEET_VAR_HOST_END_USER_IDP_DIVISION", "IdP division"),
+    ("FLEET_VAR_HOST_END_USER_IDP_ORGANIZATION", "IdP organization"),
+    ("FLEET_VAR_HOST_END_USER_IDP_MANAGER", "IdP manager"),
+    ("FLEET_VAR_HOST_END_USER_IDP_MANAGER_EMAIL", "email of a known IdP manager"),
+    ("FLEET_VAR_HOST_END_USER_EMAIL_IDP", "IdP email"),
+    ("FLEET_VAR_HOST_HARDWARE_SERIAL", "hardware serial"),
+    ("FLEET_VAR_HOST_UUID", "UUID"),
+    ("FLEET_VAR_HOST_PLATFORM", "platform"),
 ];
+
+/// The variables read from the host itself rather than its end user.
+const HOST_VARIABLES: [&str; 3] = ["FLEET_VAR_HOST_HARDWARE_SERIAL", "FLEET_VAR_HOST_UUID", "FLEET_VAR_HOST_PLATFORM"];
 
 /// Why one variable could not be rendered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,10 +72,30 @@ pub struct VarError {
     pub reason: String,
 }
 
+/// A JSON scalar as template text; `None` for blanks, nulls and complex values.
+fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
 /// A variable's value for a host; `None` when the host has none.
 pub fn value_of(name: &str, host: &Host) -> Option<String> {
-    let user = host.end_user.as_ref()?;
     let non_empty = |s: &str| (!s.trim().is_empty()).then(|| s.to_string());
+    // The host's own facts need no end user.
+    match name {
+        "FLEET_VAR_HOST_HARDWARE_SERIAL" => return non_empty(&host.hardware_serial),
+        "FLEET_VAR_HOST_UUID" => return non_empty(&host.uuid),
+        "FLEET_VAR_HOST_PLATFORM" => return non_empty(&host.platform),
+        _ => {}
+    }
+    let user = host.end_user.as_ref()?;
+    let doc = &user.attributes;
+    let at = |pointer: &str| doc.pointer(pointer).and_then(scalar_text);
+    let enterprise = |attr: &str| doc.get(ENTERPRISE).and_then(|e| e.get(attr)).and_then(scalar_text);
     match name {
         "FLEET_VAR_HOST_END_USER_IDP_USERNAME" => non_empty(&user.idp_username),
         "FLEET_VAR_HOST_END_USER_IDP_USERNAME_LOCAL_PART" => {
@@ -59,8 +106,63 @@ pub fn value_of(name: &str, host: &Host) -> Option<String> {
         "FLEET_VAR_HOST_END_USER_IDP_DEPARTMENT" => user.idp_department.as_deref().and_then(non_empty),
         "FLEET_VAR_HOST_END_USER_IDP_FULL_NAME" => non_empty(&user.idp_full_name),
         "FLEET_VAR_HOST_END_USER_IDP_CONNECTION" => non_empty(&user.idp_connection),
+        "FLEET_VAR_HOST_END_USER_IDP_EMAIL" => primary_email(doc).map(str::to_string),
+        "FLEET_VAR_HOST_END_USER_IDP_GIVEN_NAME" => at("/name/givenName"),
+        "FLEET_VAR_HOST_END_USER_IDP_FAMILY_NAME" => at("/name/familyName"),
+        "FLEET_VAR_HOST_END_USER_IDP_TITLE" => at("/title"),
+        "FLEET_VAR_HOST_END_USER_IDP_EMPLOYEE_NUMBER" => enterprise("employeeNumber"),
+        "FLEET_VAR_HOST_END_USER_IDP_COST_CENTER" => enterprise("costCenter"),
+        "FLEET_VAR_HOST_END_USER_IDP_DIVISION" => enterprise("division"),
+        "FLEET_VAR_HOST_END_USER_IDP_ORGANIZATION" => enterprise("organization"),
+        // The manager's userName when it is a known user, else the name the IdP sent.
+        "FLEET_VAR_HOST_END_USER_IDP_MANAGER" => match &user.manager {
+            Some(m) => non_empty(&m.user_name),
+            None => doc.get(ENTERPRISE).and_then(|e| e.pointer("/manager/displayName")).and_then(scalar_text),
+        },
+        "FLEET_VAR_HOST_END_USER_IDP_MANAGER_EMAIL" => user.manager.as_ref().and_then(|m| m.email.clone()),
+        // Fleet's older name for the email the end user signs in to the IdP with.
+        "FLEET_VAR_HOST_END_USER_EMAIL_IDP" => {
+            if user.idp_username.contains('@') {
+                non_empty(&user.idp_username)
+            } else {
+                primary_email(doc).map(str::to_string)
+            }
+        }
         _ => None,
     }
+}
+
+/// `${CUSTODIAN_IDP_ATTRIBUTE:path}`'s value: every value at the path, joined with
+/// commas in sorted order (a multi-valued attribute has no order of its own).
+fn attribute_value(path: &str, host: &Host) -> Result<String, String> {
+    let parsed = match AttrPath::parse(ResourceKind::User, path) {
+        Ok(Some(parsed)) => parsed,
+        Ok(None) => return Err(format!("'{}' is not a User attribute", snippet(path))),
+        Err(e) => return Err(format!("'{}' is not a SCIM attribute path: {}", snippet(path), e.detail)),
+    };
+    let Some(user) = &host.end_user else {
+        return Err(format!("There is no IdP end user for this host (id {}, hostname {})", host.id, host.hostname));
+    };
+    let found = parsed.values(&user.attributes);
+    if found.iter().any(|v| v.is_object()) {
+        return Err(format!(
+            "'{}' is a complex attribute: name one of its sub-attributes, e.g. '{}.value'",
+            snippet(path),
+            snippet(path)
+        ));
+    }
+    let mut texts: Vec<String> = found.into_iter().filter_map(scalar_text).collect();
+    if texts.is_empty() {
+        return Err(format!(
+            "There is no IdP attribute '{}' for this host (id {}, hostname {})",
+            snippet(path),
+            host.id,
+            host.hostname
+        ));
+    }
+    texts.sort();
+    texts.dedup();
+    Ok(texts.join(","))
 }
 
 /// Escapes a value for a format.
@@ -107,6 +209,14 @@ fn references(template: &str) -> Vec<Reference<'_>> {
             i += 1;
             continue;
         }
+        if bytes.get(i + 1) == Some(&b'{')
+            && template.get(i + 2..).is_some_and(|rest| rest.starts_with(ATTRIBUTE_PREFIX))
+            && let Some(close) = closing_brace(template, i + 2)
+        {
+            out.push(Reference { start: i, end: close + 1, name: &template[i + 2..close] });
+            i = close + 1;
+            continue;
+        }
         if bytes.get(i + 1) == Some(&b'{') {
             let body_start = i + 2;
             let mut j = body_start;
@@ -134,6 +244,24 @@ fn references(template: &str) -> Vec<Reference<'_>> {
     out
 }
 
+/// The `}` that ends a `${...}` whose body starts at `from`, outside quoted strings (a
+/// value filter's `"..."` may hold one).
+fn closing_brace(template: &str, from: usize) -> Option<usize> {
+    let mut in_string = false;
+    let mut escaped = false;
+    for (i, c) in template.get(from..)?.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if in_string => escaped = true,
+            '"' => in_string = !in_string,
+            '}' if !in_string => return Some(from + i),
+            '\n' => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Renders a template for a host, or lists every variable that could not be rendered
 /// (unknown names, and values the host does not have), each once.
 pub fn render(template: &str, format: Format, host: &Host) -> Result<String, Vec<VarError>> {
@@ -144,11 +272,18 @@ pub fn render(template: &str, format: Format, host: &Host) -> Result<String, Vec
         if values.iter().any(|(n, _)| *n == r.name) || errors.iter().any(|e| e.name == r.name) {
             continue;
         }
+        if let Some(path) = r.name.strip_prefix(ATTRIBUTE_PREFIX) {
+            match attribute_value(path, host) {
+                Ok(v) => values.push((r.name, escape(&v, format))),
+                Err(reason) => errors.push(VarError { name: r.name.to_string(), reason }),
+            }
+            continue;
+        }
         match VARIABLES.iter().find(|(n, _)| *n == r.name) {
             None => errors.push(VarError {
                 name: r.name.to_string(),
                 reason: format!(
-                    "Unknown variable ${}: Custodian knows {}",
+                    "Unknown variable ${}: Custodian knows {} and ${{{ATTRIBUTE_PREFIX}<SCIM attribute path>}}",
                     r.name,
                     VARIABLES.iter().map(|(n, _)| format!("${n}")).collect::<Vec<_>>().join(", ")
                 ),
@@ -161,7 +296,11 @@ pub fn render(template: &str, format: Format, host: &Host) -> Result<String, Vec
                         "There is no {what} for this host (id {}, hostname {}){}",
                         host.id,
                         host.hostname,
-                        if host.end_user.is_none() { ": it has no IdP end user" } else { "" }
+                        if host.end_user.is_none() && !HOST_VARIABLES.contains(name) {
+                            ": it has no IdP end user"
+                        } else {
+                            ""
+                        }
                     ),
                 }),
             },
@@ -220,6 +359,8 @@ mod tests {
             idp_info_updated_at: Utc::now(),
             idp_active: true,
             idp_connection: "default".into(),
+            attributes: serde_json::json!({"userName": name}),
+            manager: None,
         }
     }
 
@@ -246,5 +387,58 @@ mod tests {
         let errors = render("${FLEET_VAR_HOST_END_USER_IDP_DEPARTMENT}", Format::Xml, &h).unwrap_err();
         assert_eq!(errors[0].reason, "There is no IdP department for this host (id 7, hostname mac.local)");
         assert_eq!(render("no variables", Format::Shell, &h).unwrap(), "no variables");
+    }
+
+    #[test]
+    fn reads_attributes_the_manager_and_the_host() {
+        let mut u = user("ann@x.com", "Ann", None, &[]);
+        u.attributes = serde_json::json!({
+            "userName": "ann@x.com",
+            "name": {"givenName": "Ann", "familyName": "O'Neil"},
+            "title": "Engineer",
+            "emails": [{"value": "ann.home@x.com"}, {"value": "ann@corp.com", "primary": true}],
+            "addresses": [{"type": "work", "locality": "Berlin"}, {"type": "home", "locality": "Lyon"}],
+            ENTERPRISE: {"employeeNumber": 7, "costCenter": "CC-1", "manager": {"value": "m1", "displayName": "Bea"}},
+            "urn:ietf:params:scim:schemas:extension:acme:2.0:User": {"badge": "42", "tags": ["b", "a"]}
+        });
+        let mut h = host(Some(u.clone()));
+        let t = "$FLEET_VAR_HOST_END_USER_IDP_EMAIL $FLEET_VAR_HOST_END_USER_IDP_GIVEN_NAME \
+                 $FLEET_VAR_HOST_END_USER_IDP_EMPLOYEE_NUMBER $FLEET_VAR_HOST_END_USER_IDP_MANAGER \
+                 ${CUSTODIAN_IDP_ATTRIBUTE:addresses[type eq \"work\"].locality} \
+                 ${CUSTODIAN_IDP_ATTRIBUTE:urn:ietf:params:scim:schemas:extension:acme:2.0:User:tags} \
+                 ${CUSTODIAN_IDP_ATTRIBUTE:emails.value} $FLEET_VAR_HOST_UUID";
+        assert_eq!(
+            render(t, Format::Shell, &h).unwrap(),
+            "'ann@corp.com' 'Ann' '7' 'Bea' 'Berlin' 'a,b' 'ann.home@x.com,ann@corp.com' 'u'"
+        );
+        u.manager = Some(crate::hosts::Manager { user_name: "bea@x.com".into(), email: Some("bea@corp.com".into()) });
+        h.end_user = Some(u);
+        let t = "$FLEET_VAR_HOST_END_USER_IDP_MANAGER $FLEET_VAR_HOST_END_USER_IDP_MANAGER_EMAIL";
+        assert_eq!(render(t, Format::Text, &h).unwrap(), "bea@x.com bea@corp.com");
+
+        let errors = render(
+            "${CUSTODIAN_IDP_ATTRIBUTE:addresses} ${CUSTODIAN_IDP_ATTRIBUTE:nope} ${CUSTODIAN_IDP_ATTRIBUTE:x[} \
+             $FLEET_VAR_HOST_END_USER_IDP_DIVISION",
+            Format::Text,
+            &h,
+        )
+        .unwrap_err();
+        let names: Vec<&str> = errors.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "CUSTODIAN_IDP_ATTRIBUTE:addresses",
+                "CUSTODIAN_IDP_ATTRIBUTE:nope",
+                "CUSTODIAN_IDP_ATTRIBUTE:x[",
+                "FLEET_VAR_HOST_END_USER_IDP_DIVISION"
+            ]
+        );
+        assert!(errors[0].reason.contains("complex attribute"), "{}", errors[0].reason);
+        // Without an end user the host's own variables still render.
+        let h = host(None);
+        assert_eq!(
+            render("$FLEET_VAR_HOST_PLATFORM/${FLEET_VAR_HOST_HARDWARE_SERIAL}", Format::Text, &h).unwrap(),
+            "darwin/S"
+        );
     }
 }

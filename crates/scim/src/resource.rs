@@ -850,7 +850,7 @@ mod tests {
                 ENTERPRISE_USER_SCHEMA: {
                     "employeeNumber": "42",
                     "department": "Sales",
-                    "manager": {"value": "m1"}
+                    "manager": {"value": "m1", "displayName": "Boss"}
                 }
             })
         );

@@ -404,7 +404,11 @@ static MANAGER_SUBS: &[AttributeDef] = &[
     AttributeDef::string("$ref", "The URI of the SCIM resource representing the User's manager.")
         .references(&["User"])
         .long(),
-    AttributeDef::string("displayName", "The displayName of the User's manager.").mutability(Mutability::ReadOnly),
+    // RFC 7643 marks it readOnly: a provider that resolves the reference fills it in.
+    // Custodian keeps what the IdP sends instead (Okta maps its manager's name here, and
+    // the manager is often not a user of the same connection): it is what
+    // `$FLEET_VAR_HOST_END_USER_IDP_MANAGER` falls back to.
+    AttributeDef::string("displayName", "The displayName of the User's manager, as the IdP sent it."),
 ];
 
 static ENTERPRISE_ATTRIBUTES: &[AttributeDef] = &[

@@ -1,13 +1,16 @@
 //! The host list's WHERE and ORDER BY, shared by both backends.
 
+use custodian_domain::StoreResult;
 use custodian_domain::hosts::{HostOrderKey, HostQuery};
 use custodian_domain::labels::{Criteria, Vital};
-use custodian_scim::schema::ENTERPRISE_USER_SCHEMA;
+use custodian_scim::filter::{Filter, parse_filter};
+use custodian_scim::schema::{ENTERPRISE_USER_SCHEMA, ResourceKind};
 
 use crate::db::{Dialect, Sql};
+use crate::sql_filter::FilterSql;
 
 /// The WHERE clause of the host list for a query (after `WHERE 1=1`).
-pub fn push_host_filters(qb: &mut Sql, dialect: Dialect, q: &HostQuery) {
+pub fn push_host_filters(qb: &mut Sql, dialect: Dialect, q: &HostQuery) -> StoreResult<()> {
     let contains = dialect.contains();
     if let Some(text) = q.query.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         let needle = text.to_lowercase();
@@ -46,7 +49,11 @@ pub fn push_host_filters(qb: &mut Sql, dialect: Dialect, q: &HostQuery) {
     }
     if let Some(criteria) = &q.criteria {
         qb.push(" AND ");
-        push_criteria(qb, dialect, criteria);
+        push_criteria(qb, dialect, criteria)?;
+    }
+    if let Some(filter) = &q.idp_filter {
+        qb.push(" AND ");
+        push_user_filter(qb, dialect, filter)?;
     }
     match q.idp_active {
         Some(false) => {
@@ -64,6 +71,16 @@ pub fn push_host_filters(qb: &mut Sql, dialect: Dialect, q: &HostQuery) {
         }
         None => {}
     }
+    Ok(())
+}
+
+/// `h.end_user_seq IN (...)`: the end user matches a SCIM filter, translated exactly as
+/// `GET /Users?filter=` translates it (every connection's users; `idp_connection` narrows).
+fn push_user_filter(qb: &mut Sql, dialect: Dialect, filter: &Filter) -> StoreResult<()> {
+    qb.push("h.end_user_seq IN (SELECT r.seq FROM scim_resources r WHERE r.kind = 'User' AND ");
+    FilterSql::new(dialect, ResourceKind::User).push(qb, filter)?;
+    qb.push(")");
+    Ok(())
 }
 
 /// ORDER BY, LIMIT and OFFSET of a host page; the id breaks ties so that pages are stable.
@@ -147,7 +164,7 @@ fn push_department_match(qb: &mut Sql, dept: &str) {
 /// A label's criteria as a boolean SQL expression over the host row `h`. A group
 /// condition resolved to a SCIM id matches by that id only (renames keep it); an
 /// unresolved one matches a group with that id or name at read time.
-pub fn push_criteria(qb: &mut Sql, dialect: Dialect, criteria: &Criteria) {
+pub fn push_criteria(qb: &mut Sql, dialect: Dialect, criteria: &Criteria) -> StoreResult<()> {
     match criteria {
         Criteria::Condition { vital, value, group_id, connection } => {
             qb.push("(");
@@ -155,6 +172,7 @@ pub fn push_criteria(qb: &mut Sql, dialect: Dialect, criteria: &Criteria) {
                 (Vital::EndUserIdpGroup, Some(id)) => push_group_match(qb, dialect, Some(id), None),
                 (Vital::EndUserIdpGroup, None) => push_group_match(qb, dialect, Some(value), Some(value)),
                 (Vital::EndUserIdpDepartment, _) => push_department_match(qb, value),
+                (Vital::EndUserIdpFilter, _) => push_stored_filter(qb, dialect, value)?,
             }
             if let Some(connection) = connection {
                 qb.push(" AND ");
@@ -169,15 +187,39 @@ pub fn push_criteria(qb: &mut Sql, dialect: Dialect, criteria: &Criteria) {
                 if i > 0 {
                     qb.push(op);
                 }
-                push_criteria(qb, dialect, item);
+                push_criteria(qb, dialect, item)?;
             }
             qb.push(")");
+        }
+    }
+    Ok(())
+}
+
+/// A saved `end_user_idp_filter` condition. It was parsed and translated when saved; one
+/// that no longer is (an attribute a new schema file types differently) matches no host
+/// rather than failing every read of labels and host details.
+fn push_stored_filter(qb: &mut Sql, dialect: Dialect, text: &str) -> StoreResult<()> {
+    let checked = parse_filter(ResourceKind::User, text)
+        .map_err(Into::into)
+        .and_then(|filter| push_user_filter(&mut Sql::default(), dialect, &filter).map(|()| filter));
+    match checked {
+        // The probe translated it: this translation cannot fail.
+        Ok(filter) => push_user_filter(qb, dialect, &filter),
+        Err(e) => {
+            tracing::warn!(error = %e, "a label's end_user_idp_filter no longer translates; it matches no host");
+            qb.push("1 = 0");
+            Ok(())
         }
     }
 }
 
 /// Which of `labels` (id and criteria) the host belongs to: one query answering the ids.
-pub fn push_labels_of_host(qb: &mut Sql, dialect: Dialect, host_id: i64, labels: &[(i64, Criteria)]) {
+pub fn push_labels_of_host(
+    qb: &mut Sql,
+    dialect: Dialect,
+    host_id: i64,
+    labels: &[(i64, Criteria)],
+) -> StoreResult<()> {
     for (i, (label_id, criteria)) in labels.iter().enumerate() {
         if i > 0 {
             qb.push(" UNION ALL ");
@@ -187,7 +229,8 @@ pub fn push_labels_of_host(qb: &mut Sql, dialect: Dialect, host_id: i64, labels:
         qb.push(" AS id WHERE EXISTS (SELECT 1 FROM hosts h WHERE h.id = ");
         qb.push_bind(host_id);
         qb.push(" AND ");
-        push_criteria(qb, dialect, criteria);
+        push_criteria(qb, dialect, criteria)?;
         qb.push(")");
     }
+    Ok(())
 }

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use custodian_domain::hosts::{
-    Activity, Actor, DeviceMapping, EndUser, Host, HostInput, HostQuery, LinkCause, MappingSource, OwnershipEntry,
-    UpsertOutcome, identity_of, normalize_identity,
+    Activity, Actor, DeviceMapping, EndUser, Host, HostInput, HostQuery, LinkCause, Manager, MappingSource,
+    OwnershipEntry, UpsertOutcome, identity_of, normalize_identity, primary_email,
 };
 use custodian_domain::{StoreError, StoreResult};
 use custodian_scim::schema::ENTERPRISE_USER_SCHEMA;
@@ -48,33 +48,47 @@ async fn complete(conn: &mut Conn, rows: Vec<HostRow>) -> StoreResult<Vec<Host>>
     let mut users: HashMap<i64, EndUser> = HashMap::new();
     if !seqs.is_empty() {
         let mut sql = Sql::new(
-            "SELECT r.seq, r.id, r.doc, r.last_modified, r.active, c.name AS connection FROM scim_resources r \
-             JOIN idp_connections c ON c.id = r.connection_id WHERE r.seq IN (",
+            "SELECT r.seq, r.id, r.doc, r.last_modified, r.active, r.connection_id, c.name AS connection \
+             FROM scim_resources r JOIN idp_connections c ON c.id = r.connection_id WHERE r.seq IN (",
         );
         let mut sep = sql.separated(", ");
         for s in &seqs {
             sep.push_bind(*s);
         }
         sql.push(")");
+        // The manager each user names, by (connection, SCIM id).
+        let mut manager_of: HashMap<i64, (i64, String)> = HashMap::new();
         for row in conn.fetch_all(&sql).await? {
             let doc: Value = parse_doc(&row.text("doc")?)?;
+            let seq = row.int("seq")?;
+            let enterprise = doc.get(ENTERPRISE_USER_SCHEMA);
+            if let Some(id) = enterprise.and_then(|e| e.pointer("/manager/value")).and_then(Value::as_str) {
+                manager_of.insert(seq, (row.int("connection_id")?, id.to_string()));
+            }
             users.insert(
-                row.int("seq")?,
+                seq,
                 EndUser {
                     idp_id: row.text("id")?,
                     idp_username: doc.get("userName").and_then(Value::as_str).unwrap_or("").to_string(),
                     idp_full_name: full_name(&doc),
                     idp_groups: Vec::new(),
-                    idp_department: doc
-                        .get(ENTERPRISE_USER_SCHEMA)
+                    idp_department: enterprise
                         .and_then(|e| e.get("department"))
                         .and_then(Value::as_str)
                         .map(str::to_string),
                     idp_info_updated_at: time::from_text(&row.text("last_modified")?)?,
                     idp_active: row.opt_int("active")?.unwrap_or(1) != 0,
                     idp_connection: row.text("connection")?,
+                    attributes: doc,
+                    manager: None,
                 },
             );
+        }
+        let managers = known_managers(conn, manager_of.values()).await?;
+        for (seq, key) in &manager_of {
+            if let (Some(user), Some(manager)) = (users.get_mut(seq), managers.get(key)) {
+                user.manager = Some(manager.clone());
+            }
         }
         // Effective groups of every user of the page in one recursive query; the depth
         // cap ends membership cycles.
@@ -112,6 +126,37 @@ async fn complete(conn: &mut Conn, rows: Vec<HostRow>) -> StoreResult<Vec<Host>>
             host
         })
         .collect())
+}
+
+/// The users among `(connection, SCIM id)` references that exist: one query by the
+/// unique id, whatever the number of references.
+async fn known_managers<'a>(
+    conn: &mut Conn,
+    references: impl Iterator<Item = &'a (i64, String)>,
+) -> StoreResult<HashMap<(i64, String), Manager>> {
+    let mut ids: Vec<&str> = references.map(|(_, id)| id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut found = HashMap::new();
+    if ids.is_empty() {
+        return Ok(found);
+    }
+    let mut sql =
+        Sql::new("SELECT r.id, r.connection_id, r.doc FROM scim_resources r WHERE r.kind = 'User' AND r.id IN (");
+    let mut sep = sql.separated(", ");
+    for id in ids {
+        sep.push_bind(id);
+    }
+    sql.push(")");
+    for row in conn.fetch_all(&sql).await? {
+        let doc = parse_doc(&row.text("doc")?)?;
+        let manager = Manager {
+            user_name: doc.get("userName").and_then(Value::as_str).unwrap_or("").to_string(),
+            email: primary_email(&doc).map(str::to_string),
+        };
+        found.insert((row.int("connection_id")?, row.text("id")?), manager);
+    }
+    Ok(found)
 }
 
 /// Replaces the host's mappings: every source but `idp`, and `idp` too when the list
@@ -190,7 +235,7 @@ impl Db {
         // One snapshot for the page and what is attached to it.
         let mut tx = self.snapshot().await?;
         let mut sql = Sql::new(format!("SELECT {HOST_COLUMNS} FROM hosts h WHERE 1=1"));
-        push_host_filters(&mut sql, tx.dialect(), q);
+        push_host_filters(&mut sql, tx.dialect(), q)?;
         push_host_page(&mut sql, q);
         let rows = tx.fetch_all(&sql).await?.iter().map(rows::host).collect::<StoreResult<Vec<_>>>()?;
         let hosts = complete(&mut tx, rows).await?;
@@ -201,7 +246,7 @@ impl Db {
     pub(crate) async fn count_hosts(&self, q: &HostQuery) -> StoreResult<u64> {
         let mut conn = self.read().await?;
         let mut sql = Sql::new("SELECT COUNT(*) FROM hosts h WHERE 1=1");
-        push_host_filters(&mut sql, conn.dialect(), q);
+        push_host_filters(&mut sql, conn.dialect(), q)?;
         Ok(conn.int(&sql).await? as u64)
     }
 

@@ -159,7 +159,7 @@ impl Db {
         for chunk in labels.chunks(LABELS_PER_QUERY) {
             let pairs: Vec<(i64, Criteria)> = chunk.iter().map(|l| (l.id, l.criteria.clone())).collect();
             let mut sql = Sql::new("");
-            push_labels_of_host(&mut sql, tx.dialect(), host_id, &pairs);
+            push_labels_of_host(&mut sql, tx.dialect(), host_id, &pairs)?;
             member.extend(tx.ints(&sql).await?);
         }
         tx.commit().await?;

@@ -6,7 +6,7 @@
 //! true when any value satisfies it, `ne` is `not eq`, `eq null` is "not present".
 
 use custodian_scim::ScimError;
-use custodian_scim::filter::{CompValue, CompareKey, CompareOp, Filter, literal_key, matches};
+use custodian_scim::filter::{CompValue, CompareKey, CompareOp, Filter, literal_key, matches, parse_filter};
 use custodian_scim::schema::{AttrLocation, AttrType, ResolvedAttr, ResourceKind};
 
 use custodian_domain::SortOrder;
@@ -42,6 +42,15 @@ fn is_groups(kind: ResourceKind, attr: &ResolvedAttr) -> bool {
 fn prefix_bounds(attr: &ResolvedAttr) -> (String, String) {
     let base = ResolvedAttr { sub: None, ..*attr }.canonical_path();
     (format!("{base}."), format!("{base}/"))
+}
+
+/// Parses a filter and checks that it translates: the few valid filters SQL cannot answer
+/// (`meta.location eq ...`, `members co ...`) are refused here with the same
+/// `invalidFilter` a SCIM list answers, so that the JSON API can name its field.
+pub fn parse_translatable(kind: ResourceKind, text: &str) -> Result<Filter, ScimError> {
+    let filter = parse_filter(kind, text)?;
+    FilterSql::new(Dialect::Sqlite, kind).push(&mut Sql::default(), &filter)?;
+    Ok(filter)
 }
 
 impl FilterSql {

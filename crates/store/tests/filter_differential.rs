@@ -1,12 +1,15 @@
 //! The differential property test: random filters over random users select the same
 //! ids through the SQL translation as through the in-memory evaluator, on SQLite and,
 //! when `CUSTODIAN_TEST_POSTGRES_URL` names a server, on PostgreSQL too (each case in a
-//! schema of its own): the storage contract both backends must keep.
+//! schema of its own): the storage contract both backends must keep. The host list's
+//! `idp_filter` uses the same translation: each user owns a host, and a filter must list
+//! exactly the hosts of the users it selects.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeSet;
 
+use custodian_domain::hosts::{DeviceMapping, HostInput, HostQuery, MappingSource};
 use custodian_domain::{ListQuery, SortOrder, Store};
 use custodian_scim::filter::{matches, parse_filter};
 use custodian_scim::resource::{ResourceMeta, parse_resource, render};
@@ -189,6 +192,27 @@ async fn check_on(store: &dyn Store, users: &[Value], filters: &[String]) -> Res
             (r.id.clone(), render(ResourceKind::User, &r.doc, &meta, None, None))
         })
         .collect();
+    // One host per user, enrolled with its userName (unique, so rule 2 links it), and
+    // one without an identity, which no filter may list.
+    let mut hosts: Vec<HostInput> = all
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let user_name = r.doc["userName"].as_str().unwrap().to_string();
+            host_input(&format!("host-{i}"), Some(user_name))
+        })
+        .collect();
+    hosts.push(host_input("host-nobody", None));
+    store.upsert_hosts(hosts, &actor).await.unwrap();
+    let host_query = HostQuery { per_page: 10_000, ..HostQuery::default() };
+    let owner_of: Vec<(i64, Option<String>)> = store
+        .list_hosts(&host_query)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| (h.id, h.end_user.map(|u| u.idp_id)))
+        .collect();
+    prop_assert_eq!(owner_of.iter().filter(|(_, o)| o.is_some()).count(), all.len(), "every user's host is linked");
     for f in filters {
         let Ok(parsed) = parse_filter(ResourceKind::User, f) else {
             // Type errors (e.g. `gt` on a boolean) are rejected before either side runs.
@@ -205,8 +229,41 @@ async fn check_on(store: &dyn Store, users: &[Value], filters: &[String]) -> Res
             .map(|r| r.id)
             .collect();
         prop_assert_eq!(&got, &expected, "filter `{}` disagrees", f);
+
+        let expected_hosts: BTreeSet<i64> = owner_of
+            .iter()
+            .filter(|(_, owner)| owner.as_ref().is_some_and(|id| expected.contains(id)))
+            .map(|(host, _)| *host)
+            .collect();
+        let filtered = HostQuery { idp_filter: query.filter.clone(), ..host_query.clone() };
+        let listed: BTreeSet<i64> = store
+            .list_hosts(&filtered)
+            .await
+            .map_err(|e| TestCaseError::fail(format!("host list failed for `{f}`: {e}")))?
+            .into_iter()
+            .map(|h| h.id)
+            .collect();
+        prop_assert_eq!(&listed, &expected_hosts, "idp_filter `{}` lists other hosts", f);
+        let counted = store.count_hosts(&filtered).await.unwrap();
+        prop_assert_eq!(counted, expected_hosts.len() as u64, "idp_filter `{}` counts other hosts", f);
     }
     Ok(())
+}
+
+fn host_input(uuid: &str, identity: Option<String>) -> HostInput {
+    HostInput {
+        uuid: uuid.into(),
+        hardware_serial: format!("SER-{uuid}"),
+        hostname: uuid.into(),
+        computer_name: uuid.into(),
+        platform: "darwin".into(),
+        os_version: "15.4".into(),
+        hardware_model: "Mac".into(),
+        seen_time: None,
+        device_mapping: Some(
+            identity.map(|email| DeviceMapping { email, source: MappingSource::MdmIdpAccounts }).into_iter().collect(),
+        ),
+    }
 }
 
 proptest! {

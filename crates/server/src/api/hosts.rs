@@ -10,6 +10,9 @@ use chrono::{DateTime, Utc};
 use custodian_domain::hosts::{
     DeviceMapping, Host, HostInput, HostOrderKey, HostQuery, LinkState, MappingSource, OwnershipEntry, UpsertOutcome,
 };
+use custodian_scim::filter::Filter;
+use custodian_scim::schema::ResourceKind;
+use custodian_store::sql_filter::parse_translatable;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -87,13 +90,18 @@ const IDP_CONNECTION: QueryParam = QueryParam {
 };
 const IDP_DEPARTMENT: QueryParam =
     QueryParam { name: "idp_department", kind: QueryKind::Text, description: "The end user's department" };
+const IDP_FILTER: QueryParam = QueryParam {
+    name: "idp_filter",
+    kind: QueryKind::Text,
+    description: "A SCIM filter over the end user, as GET /Users?filter= takes it, e.g. title eq \"Engineer\"",
+};
 const IDP_ACTIVE: QueryParam =
     QueryParam { name: "idp_active", kind: QueryKind::Flag, description: "Whether the end user is active in the IdP" };
 
 query_params!(
     /// The host lists' parameters (`host_query`). The count and a label's hosts take the
     /// same (the count validates paging and ordering, then ignores them).
-    HostListParams = [PAGE, PER_PAGE, ORDER_KEY, ORDER_DIRECTION, QUERY, IDP_USERNAME, IDP_GROUP, IDP_DEPARTMENT, IDP_CONNECTION, IDP_ACTIVE]
+    HostListParams = [PAGE, PER_PAGE, ORDER_KEY, ORDER_DIRECTION, QUERY, IDP_USERNAME, IDP_GROUP, IDP_DEPARTMENT, IDP_CONNECTION, IDP_ACTIVE, IDP_FILTER]
 );
 
 /// What `DateTime::parse_from_rfc3339` takes, as a pattern: RFC 3339 with `T`, `t` or a
@@ -625,22 +633,39 @@ pub async fn batch(
     Ok(Json(response))
 }
 
+/// An `idp_filter`: a SCIM filter over Users, or the parser's words with the character
+/// offset of the problem.
+pub fn parse_idp_filter(text: &str) -> Result<Filter, String> {
+    parse_translatable(ResourceKind::User, text).map_err(|e| e.detail)
+}
+
 /// Parses the host list's query parameters (Fleet's names), naming any bad one.
 pub fn host_query(uri: &Uri) -> ApiResult<HostQuery> {
-    let params = QueryParams::parse(uri.query());
+    host_query_of(&QueryParams::parse(uri.query()))
+}
+
+/// `host_query` on parameters already read.
+pub fn host_query_of(params: &QueryParams) -> ApiResult<HostQuery> {
     let mut v = Validation::default();
-    let page = v.whole_number(&params, &PAGE);
-    let per_page = v.whole_number(&params, &PER_PAGE);
+    let page = v.whole_number(params, &PAGE);
+    let per_page = v.whole_number(params, &PER_PAGE);
     let text = |p: &QueryParam| params.get(p.name).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
-    let order_key = match v.one_of(&params, &ORDER_KEY) {
+    let order_key = match v.one_of(params, &ORDER_KEY) {
         None => HostOrderKey::Id,
         Some(k) => HostOrderKey::parse(k).unwrap_or_else(|| {
             v.fail(ORDER_KEY.name, format!("must be {}", or_list(ORDER_KEYS)));
             HostOrderKey::Id
         }),
     };
-    let descending = v.one_of(&params, &ORDER_DIRECTION) == Some("desc");
-    let idp_active = v.flag(&params, &IDP_ACTIVE);
+    let descending = v.one_of(params, &ORDER_DIRECTION) == Some("desc");
+    let idp_active = v.flag(params, &IDP_ACTIVE);
+    let idp_filter = text(&IDP_FILTER).and_then(|t| match parse_idp_filter(&t) {
+        Ok(filter) => Some(filter),
+        Err(detail) => {
+            v.fail(IDP_FILTER.name, detail);
+            None
+        }
+    });
     v.into_result()?;
     Ok(HostQuery {
         page,
@@ -654,6 +679,7 @@ pub fn host_query(uri: &Uri) -> ApiResult<HostQuery> {
         idp_connection: text(&IDP_CONNECTION),
         idp_active,
         criteria: None,
+        idp_filter,
     })
 }
 

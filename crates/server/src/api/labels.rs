@@ -8,8 +8,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use custodian_domain::StoreError;
 use custodian_domain::hosts::HostQuery;
-use custodian_domain::labels::{Criteria, Label, LabelChange, NewLabel};
+use custodian_domain::labels::{Criteria, Label, LabelChange, NewLabel, Vital};
 use custodian_domain::render::render;
+use custodian_scim::schema::ResourceKind;
+use custodian_store::sql_filter::parse_translatable;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -80,7 +82,22 @@ fn criteria_schema(depth: usize) -> RefOr<Schema> {
         ],
         true,
     );
-    let mut choices: Vec<RefOr<Schema>> = vec![group.into(), department.into()];
+    let filter = object(
+        vec![
+            ("vital", word(&["end_user_idp_filter"]).into(), true),
+            (
+                "value",
+                text(custodian_domain::labels::MAX_FILTER_VALUE, TextRule::NotBlank)
+                    .description(Some("A SCIM filter over the end user, as GET /Users?filter= takes it"))
+                    .into(),
+                true,
+            ),
+            ("group_id", ObjectBuilder::new().schema_type(Type::Null).into(), false),
+            connection(),
+        ],
+        true,
+    );
+    let mut choices: Vec<RefOr<Schema>> = vec![group.into(), department.into(), filter.into()];
     if depth > 1 {
         for combinator in ["and", "or"] {
             let items = array_of(criteria_schema(depth - 1), Some(1), Some(MAX_CONDITIONS));
@@ -236,6 +253,18 @@ fn text_field(obj: &serde_json::Map<String, Value>, name: &str, max: usize, v: &
     }
 }
 
+/// `end_user_idp_filter` conditions parsed when the criteria were; the few that SQL cannot
+/// answer are refused here, naming the condition's value.
+fn check_filters(criteria: &Criteria, v: &mut Validation) {
+    for (name, condition) in criteria.conditions("criteria") {
+        if let Criteria::Condition { vital: Vital::EndUserIdpFilter, value, .. } = condition
+            && let Err(e) = parse_translatable(ResourceKind::User, value)
+        {
+            v.fail(format!("{name}.value"), e.detail);
+        }
+    }
+}
+
 /// Validates a create (`partial` false) or update body, naming every bad field.
 fn parse_label(value: &Value, partial: bool) -> ApiResult<LabelChange> {
     let mut v = Validation::default();
@@ -260,7 +289,10 @@ fn parse_label(value: &Value, partial: bool) -> ApiResult<LabelChange> {
             None if !partial => v.fail("criteria", "is required: {\"vital\": \"end_user_idp_group\", \"value\": ...}"),
             None => {}
             Some(c) => match Criteria::parse(c, "criteria") {
-                Ok(c) => change.criteria = Some(c),
+                Ok(c) => {
+                    check_filters(&c, &mut v);
+                    change.criteria = Some(c);
+                }
                 Err(errors) => {
                     for e in errors {
                         match e.over_limit {

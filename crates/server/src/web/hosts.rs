@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::layout::{Nav, csrf, page, pager, thousands, when};
 use super::session::{CanWrite, Posted, Viewer};
 use super::{WebError, WebResult};
-use crate::api::hosts::{HostBody, host_query};
+use crate::api::hosts::{HostBody, host_query_of, parse_idp_filter};
 use crate::query::QueryParams;
 use crate::state::AppState;
 
@@ -24,23 +24,43 @@ const EXPORT_CHUNK: u64 = 1000;
 const MAX_IDENTITY: usize = custodian_domain::limits::NAME_MAX_BYTES;
 
 /// The list's query, parsed as the JSON API parses it (Fleet's parameter names).
-fn list_query(uri: &Uri) -> WebResult<HostQuery> {
-    let mut q = host_query(uri).map_err(|e| {
+struct ListQuery {
+    q: HostQuery,
+    /// The IdP filter as typed, kept in the box and in links.
+    idp_filter: String,
+    /// Why the IdP filter was refused: shown beside the box, and no host is listed.
+    filter_error: Option<String>,
+}
+
+fn list_query(uri: &Uri) -> WebResult<ListQuery> {
+    let mut params = QueryParams::parse(uri.query());
+    // The filter box is read here so that a bad filter is shown in place, not as an
+    // error page.
+    let idp_filter = params.remove("idp_filter").map(|s| s.trim().to_string()).unwrap_or_default();
+    let mut q = host_query_of(&params).map_err(|e| {
         let reasons: Vec<String> = e.errors.iter().map(|(n, r)| format!("{n} {r}")).collect();
         WebError::BadRequest(format!("{}: {}", e.message, reasons.join("; ")))
     })?;
-    let params = QueryParams::parse(uri.query());
     q.per_page = match params.get("per_page") {
         None | Some("") => PER_PAGE,
         Some(_) => q.per_page.clamp(1, MAX_PER_PAGE),
     };
-    Ok(q)
+    let mut filter_error = None;
+    if !idp_filter.is_empty() {
+        match parse_idp_filter(&idp_filter) {
+            Ok(filter) => q.idp_filter = Some(filter),
+            Err(e) => filter_error = Some(e),
+        }
+    }
+    Ok(ListQuery { q, idp_filter, filter_error })
 }
 
 /// The filters as query pairs, for links that keep them.
-fn filter_pairs(q: &HostQuery) -> Vec<(&'static str, String)> {
+fn filter_pairs(list: &ListQuery) -> Vec<(&'static str, String)> {
+    let q = &list.q;
     vec![
         ("query", q.query.clone().unwrap_or_default()),
+        ("idp_filter", list.idp_filter.clone()),
         ("idp_group", q.idp_group.clone().unwrap_or_default()),
         ("idp_department", q.idp_department.clone().unwrap_or_default()),
         ("idp_connection", q.idp_connection.clone().unwrap_or_default()),
@@ -50,9 +70,21 @@ fn filter_pairs(q: &HostQuery) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn filters_form(q: &HostQuery, connections: &[(ConnectionId, String)]) -> Markup {
+fn filters_form(list: &ListQuery, connections: &[(ConnectionId, String)]) -> Markup {
+    let q = &list.q;
     html! {
         form.filters method="get" action="/hosts" id="host-filters" {
+            div.filter-box {
+                label for="idp-filter" { "IdP filter " }
+                input type="text" name="idp_filter" id="idp-filter" value=(list.idp_filter)
+                    placeholder="title eq \"Engineer\" and addresses[type eq \"work\"].country eq \"DE\""
+                    aria-invalid=[list.filter_error.as_ref().map(|_| "true")]
+                    aria-describedby=[list.filter_error.as_ref().map(|_| "idp-filter-error")]
+                    maxlength=(custodian_scim::filter::MAX_FILTER_LEN);
+                @if let Some(e) = &list.filter_error {
+                    p.field-error id="idp-filter-error" role="alert" { "Invalid filter: " (e) }
+                }
+            }
             label { "Search " input type="search" name="query" value=[q.query.as_deref()] placeholder="hostname, serial, email, username"; }
             label { "IdP group " input type="text" name="idp_group" value=[q.idp_group.as_deref()] placeholder="name or id"; }
             label { "Department " input type="text" name="idp_department" value=[q.idp_department.as_deref()]; }
@@ -103,22 +135,27 @@ fn link_label(host: &Host) -> String {
 }
 
 pub async fn list(State(state): State<AppState>, viewer: Viewer, uri: Uri) -> WebResult<Response> {
-    let q = list_query(&uri)?;
-    // The page and the count run side by side, on the list's indexed filters.
-    let (mut hosts, total, connections) = tokio::try_join!(
-        state.hosts().list_hosts(&q),
-        state.hosts().count_hosts(&q),
-        state.connections().connection_names()
-    )?;
+    let list = list_query(&uri)?;
+    let q = &list.q;
+    let (mut hosts, total, connections) = if list.filter_error.is_some() {
+        (Vec::new(), 0, state.connections().connection_names().await?)
+    } else {
+        // The page and the count run side by side, on the list's indexed filters.
+        tokio::try_join!(
+            state.hosts().list_hosts(q),
+            state.hosts().count_hosts(q),
+            state.connections().connection_names()
+        )?
+    };
     let has_next = (q.page + 1) * q.per_page < total;
     hosts.truncate(q.per_page as usize);
-    let pairs = filter_pairs(&q);
+    let pairs = filter_pairs(&list);
     let export = super::layout::with_page(&pairs, 0);
     let first = q.page * q.per_page + 1;
     let body = html! {
-        (filters_form(&q, &connections))
+        (filters_form(&list, &connections))
         p.summary id="host-count" {
-            @if total == 0 { "No host matches." } @else {
+            @if list.filter_error.is_some() { "Correct the IdP filter to list hosts." } @else if total == 0 { "No host matches." } @else {
                 "Hosts " (thousands(first)) "–" (thousands(first + hosts.len() as u64 - 1)) " of " (thousands(total))
             }
             " · " a href={ "/hosts.csv" @if !export.is_empty() { "?" (export) } } id="export-csv" { "Export CSV" }
@@ -151,7 +188,11 @@ fn csv_cell(s: &str) -> String {
 
 /// `GET /hosts.csv`: every host of the current filters (all pages), read in chunks.
 pub async fn export_csv(State(state): State<AppState>, _viewer: Viewer, uri: Uri) -> WebResult<Response> {
-    let mut q = list_query(&uri)?;
+    let list = list_query(&uri)?;
+    if let Some(e) = list.filter_error {
+        return Err(WebError::BadRequest(format!("idp_filter: {e}")));
+    }
+    let mut q = list.q;
     q.per_page = EXPORT_CHUNK;
     q.page = 0;
     let mut out = csv::Writer::from_writer(Vec::new());

@@ -456,6 +456,42 @@ async fn host_details_show_the_idp_user_and_editing_the_idp_username_relinks() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_idp_filter_box_lists_matching_hosts_and_shows_a_bad_filters_error_in_place() {
+    let driver = start_driver().await;
+    let server = Server::start().await;
+    server.scim_user("jane@example.com", "Jane", "Doe", "Engineering").await;
+    server.scim_user("bob@example.com", "Bob", "Smith", "Sales").await;
+    server.host("jdoe-mbp", "jane@example.com").await;
+    server.host("bsmith-mbp", "bob@example.com").await;
+    server.person("olga@example.com", "Olga Observer", Role::Observer).await;
+    let c = browser(&driver).await;
+    sign_in(&c, &server.base, "olga@example.com").await;
+
+    fill(&c, "#idp-filter", r#"name.givenName eq "jane" and urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department sw "Eng""#).await;
+    c.find(Locator::Css("#host-filters button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_text(&c, "#host-count", "of 1").await;
+    let listed = text_of(&c, "#hosts").await;
+    assert!(listed.contains("Jane Doe") && !listed.contains("Bob Smith"), "{listed}");
+
+    // A filter that does not parse: the parser's words beside the box, the box keeps
+    // what was typed, and no host is listed.
+    let bad = r#"name.givenName eq "jane" and"#;
+    fill(&c, "#idp-filter", bad).await;
+    c.find(Locator::Css("#host-filters button[type=submit]")).await.unwrap().click().await.unwrap();
+    let error = wait_text(&c, "#idp-filter-error", "Invalid filter").await;
+    assert!(error.contains("at character offset 28"), "{error}");
+    let input = c.find(Locator::Css("#idp-filter")).await.unwrap();
+    assert_eq!(input.prop("value").await.unwrap().as_deref(), Some(bad));
+    assert_eq!(input.attr("aria-invalid").await.unwrap().as_deref(), Some("true"));
+    assert_eq!(input.attr("aria-describedby").await.unwrap().as_deref(), Some("idp-filter-error"));
+    assert!(text_of(&c, "#host-count").await.contains("Correct the IdP filter"), "no summary of the refusal");
+    assert!(c.find_all(Locator::Css("#hosts tbody tr td a")).await.unwrap().is_empty(), "hosts listed anyway");
+    assert_accessible(&c, "hosts with an invalid IdP filter").await;
+    shot(&c, "19-hosts-invalid-idp-filter").await;
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_observer_sees_the_user_card_but_cannot_edit() {
     let driver = start_driver().await;
     let server = Server::start().await;

@@ -17,6 +17,7 @@ mod host_mapping;
 mod hostile;
 mod hosts_api;
 mod hosts_import;
+mod idp_filters;
 mod labels;
 mod multi_instance;
 mod offboarding;

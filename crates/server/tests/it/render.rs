@@ -139,3 +139,157 @@ async fn a_label_render_lists_results_and_which_hosts_failed_and_why() {
         format!("There is no IdP department for this host (id {h_b}, hostname mac-b.local)")
     );
 }
+
+/// A user with every attribute the new variables read, hostile where text can be.
+fn full_user(user_name: &str, manager: Option<&str>) -> Value {
+    let mut enterprise = json!({
+        "employeeNumber": "E-<7>", "costCenter": "CC & 1", "division": "Cloud's", "organization": "Acme \"EU\"",
+        "department": "R&D"
+    });
+    match manager {
+        Some(id) => enterprise["manager"] = json!({"value": id, "displayName": "Bea (as sent)"}),
+        None => enterprise["manager"] = json!({"value": "not-a-known-id", "displayName": "Bea <Boss>"}),
+    }
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ENT, ACME],
+        "userName": user_name,
+        "name": {"givenName": "Ann & Co", "familyName": "O'Neil"},
+        "title": "Lead <Eng>",
+        "emails": [{"value": "home@example.com", "type": "home"}, {"value": "ann'work@example.com", "type": "work", "primary": true}],
+        "addresses": [{"type": "work", "locality": "Köln & Bonn", "country": "DE"}, {"type": "home", "locality": "Lyon"}],
+        ENT: enterprise,
+        ACME: {"badge": "B<42>", "teams": ["red", "blue"]}
+    })
+}
+
+const ACME: &str = "urn:ietf:params:scim:schemas:extension:acme:2.0:User";
+
+const EVERY_NEW_VARIABLE: &str = "$FLEET_VAR_HOST_HARDWARE_SERIAL|$FLEET_VAR_HOST_UUID|${FLEET_VAR_HOST_PLATFORM}|\
+    $FLEET_VAR_HOST_END_USER_EMAIL_IDP|$FLEET_VAR_HOST_END_USER_IDP_EMAIL|$FLEET_VAR_HOST_END_USER_IDP_GIVEN_NAME|\
+    $FLEET_VAR_HOST_END_USER_IDP_FAMILY_NAME|$FLEET_VAR_HOST_END_USER_IDP_TITLE|\
+    $FLEET_VAR_HOST_END_USER_IDP_EMPLOYEE_NUMBER|$FLEET_VAR_HOST_END_USER_IDP_COST_CENTER|\
+    $FLEET_VAR_HOST_END_USER_IDP_DIVISION|$FLEET_VAR_HOST_END_USER_IDP_ORGANIZATION|\
+    $FLEET_VAR_HOST_END_USER_IDP_MANAGER|\
+    ${CUSTODIAN_IDP_ATTRIBUTE:addresses[type eq \"work\"].locality}|\
+    ${CUSTODIAN_IDP_ATTRIBUTE:urn:ietf:params:scim:schemas:extension:acme:2.0:User:badge}|\
+    ${CUSTODIAN_IDP_ATTRIBUTE:urn:ietf:params:scim:schemas:extension:acme:2.0:User:teams}";
+
+#[tokio::test]
+async fn every_new_variable_renders_escaped_per_format() {
+    let app = TestApp::spawn().await;
+    app.create_user_with(full_user("ann@example.com", None)).await;
+    let host = app.enroll_host("mac-ann", Some("ann@example.com")).await;
+
+    let values = [
+        "SER-mac-ann",
+        "mac-ann",
+        "darwin",
+        "ann@example.com",
+        "ann'work@example.com",
+        "Ann & Co",
+        "O'Neil",
+        "Lead <Eng>",
+        "E-<7>",
+        "CC & 1",
+        "Cloud's",
+        "Acme \"EU\"",
+        // Not a known user: the name the IdP sent.
+        "Bea <Boss>",
+        "Köln & Bonn",
+        "B<42>",
+        // Several values: sorted, joined with commas.
+        "blue,red",
+    ];
+    for format in ["text", "xml", "shell"] {
+        let r = render(&app, host, EVERY_NEW_VARIABLE, format).await;
+        assert_eq!(r.status, StatusCode::OK, "{format}: {}", r.text);
+        let escape = |v: &str| match format {
+            "text" => v.to_string(),
+            "xml" => v
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('"', "&quot;")
+                .replace('\'', "&apos;"),
+            _ => format!("'{}'", v.replace('\'', "'\\''")),
+        };
+        let expected: Vec<String> = values.iter().map(|v| escape(v)).collect();
+        assert_eq!(r.body["rendered"], expected.join("|"), "{format}");
+    }
+
+    // The manager is not a known user, so it has no email: an error naming it.
+    let r = render(&app, host, "$FLEET_VAR_HOST_END_USER_IDP_MANAGER_EMAIL", "text").await;
+    assert_api_error(&r, 422, "FLEET_VAR_HOST_END_USER_IDP_MANAGER_EMAIL");
+    // A missing attribute, a complex one and a bad path each name their reference.
+    let r = render(
+        &app,
+        host,
+        "${CUSTODIAN_IDP_ATTRIBUTE:nickName} ${CUSTODIAN_IDP_ATTRIBUTE:addresses} ${CUSTODIAN_IDP_ATTRIBUTE:emails[}",
+        "text",
+    )
+    .await;
+    assert_api_error(&r, 422, "CUSTODIAN_IDP_ATTRIBUTE:nickName");
+    assert_api_error(&r, 422, "CUSTODIAN_IDP_ATTRIBUTE:addresses");
+    assert_api_error(&r, 422, "CUSTODIAN_IDP_ATTRIBUTE:emails[");
+    assert_eq!(
+        r.body["errors"][0]["reason"],
+        format!("There is no IdP attribute 'nickName' for this host (id {host}, hostname mac-ann.local)")
+    );
+
+    // A host without an end user still renders its own variables, and names the others.
+    let lonely = app.enroll_host("mac-lonely", None).await;
+    let r = render(&app, lonely, "$FLEET_VAR_HOST_UUID $FLEET_VAR_HOST_PLATFORM", "text").await;
+    assert_eq!(r.body["rendered"], "mac-lonely darwin", "{}", r.text);
+    let r = render(&app, lonely, "$FLEET_VAR_HOST_END_USER_IDP_TITLE ${CUSTODIAN_IDP_ATTRIBUTE:title}", "text").await;
+    assert_api_error(&r, 422, "FLEET_VAR_HOST_END_USER_IDP_TITLE");
+    assert_api_error(&r, 422, "CUSTODIAN_IDP_ATTRIBUTE:title");
+}
+
+#[tokio::test]
+async fn manager_resolves_the_managers_user_and_follows_it() {
+    let app = TestApp::spawn().await;
+    let mut bea = crate::support::okta_user("bea@example.com", "Bea", "Boss");
+    bea["emails"] = json!([{"value": "bea.private@example.com"}, {"value": "bea@corp.example.com", "primary": true}]);
+    let bea = app.create_user_with(bea).await["id"].as_str().unwrap().to_string();
+    app.create_user_with(full_user("ann@example.com", Some(&bea))).await;
+    let host = app.enroll_host("mac-ann", Some("ann@example.com")).await;
+
+    let template = "$FLEET_VAR_HOST_END_USER_IDP_MANAGER <$FLEET_VAR_HOST_END_USER_IDP_MANAGER_EMAIL>";
+    let r = render(&app, host, template, "text").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // The known user's userName and primary email, not the displayName the IdP sent.
+    assert_eq!(r.body["rendered"], "bea@example.com <bea@corp.example.com>");
+
+    // The manager renamed in the IdP: the next render follows.
+    let r = app
+        .patch(
+            &format!("/Users/{bea}"),
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                   "Operations": [{"op": "replace", "path": "userName", "value": "bea.boss@example.com"}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = render(&app, host, template, "text").await;
+    assert_eq!(r.body["rendered"], "bea.boss@example.com <bea@corp.example.com>", "{}", r.text);
+
+    // The manager deleted: the name the IdP sent, and no email.
+    assert_eq!(app.delete(&format!("/Users/{bea}")).await.status, StatusCode::NO_CONTENT);
+    let r = render(&app, host, "$FLEET_VAR_HOST_END_USER_IDP_MANAGER", "text").await;
+    assert_eq!(r.body["rendered"], "Bea (as sent)", "{}", r.text);
+    let r = render(&app, host, template, "text").await;
+    assert_api_error(&r, 422, "FLEET_VAR_HOST_END_USER_IDP_MANAGER_EMAIL");
+
+    // Label render reads the same attributes for every host of the label.
+    let r = app
+        .api_post("/labels", json!({"name": "R&D", "criteria": {"vital": "end_user_idp_department", "value": "R&D"}}))
+        .await;
+    let label = r.body["label"]["id"].as_i64().unwrap();
+    let r = app
+        .api_post(
+            &format!("/labels/{label}/render"),
+            json!({"template": "${CUSTODIAN_IDP_ATTRIBUTE:urn:ietf:params:scim:schemas:extension:acme:2.0:User:badge}", "format": "xml"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["results"], json!([{"host_id": host, "rendered": "B&lt;42&gt;"}]));
+}
