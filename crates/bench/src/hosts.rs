@@ -7,16 +7,18 @@
 //!    each enrolled with one user's userName (`mdm_idp_accounts`), so that every host
 //!    links; then the count of hosts whose end user is active.
 //! 3. Host details by random id; each answer's end user checked field by field.
-//! 4. Host lists of 100 filtered by a random IdP group (first and second page) and by a
-//!    random department; each page checked.
+//! 4. Host lists of 100 filtered by a random IdP group (first and second page), by a
+//!    random department, and by an `idp_filter` on a title and a custom extension's
+//!    attribute (Okta's form); each page checked host by host.
 //! 5. The web interface: an operator signs in; the hosts page (first page, filtered by a
 //!    random IdP group, filtered to deactivated users) and host details are read with the
 //!    session cookie.
 //! 6. userName renames over SCIM, each followed at once by a read of the user's host,
 //!    which must show the new name.
-//! 7. Labels on random IdP groups: the p95 of a label's host list (first page of 100,
-//!    each checked); then renders of a profile with `$FLEET_VAR_HOST_END_USER_IDP_*`
-//!    variables for random hosts (each checked).
+//! 7. Labels on random IdP groups and `end_user_idp_filter` labels on a title and a
+//!    custom attribute: the p95 of a label's host list (first page of 100, each
+//!    checked); then renders of a profile with `$FLEET_VAR_HOST_END_USER_IDP_*`
+//!    variables, and of one with a custom attribute, for random hosts (each checked).
 //! 8. The server's peak resident memory.
 
 use std::future::Future;
@@ -39,6 +41,10 @@ use crate::stats::Samples;
 pub(crate) const FLEET_PATH: &str = "/api/v1/fleet";
 pub(crate) const JSON: &str = "application/json";
 const ENTERPRISE_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+/// A company's own extension, as Okta sends custom attributes.
+const ACME_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:acme:2.0:User";
+const TITLES: [&str; 7] = ["Engineer", "Manager", "Designer", "Analyst", "Consultant", "Director", "Technician"];
+const SITES: [&str; 10] = ["BER", "LON", "NYC", "SFO", "PAR", "MAD", "TYO", "SYD", "SAO", "TOR"];
 /// The most hosts the batch endpoint takes in one request.
 pub(crate) const MAX_BATCH: usize = 10_000;
 /// The size of a page of hosts.
@@ -51,6 +57,11 @@ const LIST_P95_MS: f64 = 50.0;
 const WEB_P95_MS: f64 = 100.0;
 const LABEL_HOSTS_P95_MS: f64 = 50.0;
 const RENDER_P95_MS: f64 = 2.0;
+/// A profile with a custom attribute, rendered in phase 7.
+const CUSTOM_PROFILE: &str = "<?xml version=\"1.0\"?><plist><dict><key>user</key>\
+<string>$FLEET_VAR_HOST_END_USER_IDP_USERNAME</string><key>title</key>\
+<string>$FLEET_VAR_HOST_END_USER_IDP_TITLE</string><key>site</key>\
+<string>${CUSTODIAN_IDP_ATTRIBUTE:urn:ietf:params:scim:schemas:extension:acme:2.0:User:site}</string></dict></plist>";
 /// Labels created for phase 6, each on a random group.
 const LABELS: usize = 20;
 /// The profile rendered in phase 6.
@@ -161,12 +172,46 @@ fn department_of(n: usize) -> Option<&'static str> {
     if n.is_multiple_of(4) { None } else { DEPARTMENTS.get((n / 4) % DEPARTMENTS.len()).copied() }
 }
 
-/// User `n` (from 1) as Okta creates it, with its enterprise department when it has one.
+/// The title of user `n` (from 1), an index into `TITLES`.
+fn title_of(n: usize) -> usize {
+    n % TITLES.len()
+}
+
+/// The site (a custom attribute) of user `n` (from 1), an index into `SITES`.
+fn site_of(n: usize) -> usize {
+    (n / TITLES.len()) % SITES.len()
+}
+
+/// The user number in a bench userName (`user00042@example.com`), before renames.
+fn user_number(user_name: &str) -> Option<usize> {
+    user_name.strip_prefix("user")?.split('@').next()?.parse().ok()
+}
+
+/// The `idp_filter` (and `end_user_idp_filter`) selecting a title and a site.
+fn title_site_filter(title: usize, site: usize) -> String {
+    format!(
+        "title eq \"{}\" and {ACME_SCHEMA}:site eq \"{}\"",
+        TITLES.get(title).copied().unwrap_or(""),
+        SITES.get(site).copied().unwrap_or("")
+    )
+}
+
+/// User `n` (from 1) as Okta creates it: a title, its enterprise department when it has
+/// one, and a custom extension's `site`.
 fn bench_user(n: usize) -> (Value, String, String) {
     let (mut body, user_name, external_id) = scim::okta_user(n);
-    if let (Some(department), Some(fields)) = (department_of(n), body.as_object_mut()) {
-        fields.insert("schemas".into(), json!([USER_SCHEMA, ENTERPRISE_SCHEMA]));
-        fields.insert(ENTERPRISE_SCHEMA.into(), json!({"department": department}));
+    if let Some(fields) = body.as_object_mut() {
+        fields.insert("title".into(), json!(TITLES.get(title_of(n)).copied().unwrap_or("")));
+        fields.insert(ACME_SCHEMA.into(), json!({"site": SITES.get(site_of(n)).copied().unwrap_or("")}));
+        match department_of(n) {
+            Some(department) => {
+                fields.insert("schemas".into(), json!([USER_SCHEMA, ENTERPRISE_SCHEMA, ACME_SCHEMA]));
+                fields.insert(ENTERPRISE_SCHEMA.into(), json!({"department": department}));
+            }
+            None => {
+                fields.insert("schemas".into(), json!([USER_SCHEMA, ACME_SCHEMA]));
+            }
+        }
     }
     (body, user_name, external_id)
 }
@@ -216,6 +261,14 @@ impl World {
     fn hosts_of(&self, u: usize) -> usize {
         let n = self.users.len();
         self.hosts / n + usize::from(u < self.hosts % n)
+    }
+
+    /// How many hosts belong to users with this title and site.
+    fn title_site_hosts(&self, title: usize, site: usize) -> usize {
+        (0..self.users.len())
+            .filter(|&u| title_of(u + 1) == title && site_of(u + 1) == site)
+            .map(|u| self.hosts_of(u))
+            .sum()
     }
 }
 
@@ -447,8 +500,14 @@ async fn phases(
         ("list_group", "idp_group=<random group>", Filter::Group, 0_usize),
         ("list_group_page1", "idp_group=<random group>&page=1", Filter::Group, 1),
         ("list_department", "idp_department=<random department>", Filter::Department, 0),
+        (
+            "list_idp_filter",
+            "idp_filter=title eq <random> and <custom extension>:site eq <random>",
+            Filter::Idp { title: 0, site: 0 },
+            0,
+        ),
     ];
-    for (key, label, filter, page) in variants {
+    for (key, label, mut filter, page) in variants {
         let mut samples = Samples::with_capacity(config.list_reads);
         let mut returned = 0_usize;
         for _ in 0..config.list_reads {
@@ -461,6 +520,11 @@ async fn phases(
                     let d = rng.random_range(0..DEPARTMENTS.len());
                     let name = DEPARTMENTS.get(d).copied().unwrap_or("");
                     ("idp_department", name.to_string(), department_hosts.get(d).copied().unwrap_or(0))
+                }
+                Filter::Idp { .. } => {
+                    let (title, site) = (rng.random_range(0..TITLES.len()), rng.random_range(0..SITES.len()));
+                    filter = Filter::Idp { title, site };
+                    ("idp_filter", title_site_filter(title, site), world.title_site_hosts(title, site))
                 }
             };
             let page_text = page.to_string();
@@ -586,7 +650,7 @@ async fn labels_and_variables(
     report: &mut Report,
 ) -> anyhow::Result<()> {
     eprintln!(
-        "[7/8] {LABELS} labels on groups: {} reads of their host lists, {} renders",
+        "[7/8] {LABELS} labels on groups and {LABELS} on filters: {} reads of each kind's host lists, {} renders of each profile",
         config.list_reads, config.detail_reads
     );
     let mut labels = Vec::with_capacity(LABELS);
@@ -611,7 +675,7 @@ async fn labels_and_variables(
     }
     let s = samples.summary();
     report.section(format!(
-        "6. Labels and variables ({LABELS} labels on groups, {} hosts; {} reads, {} renders)",
+        "6. Labels and variables ({LABELS} labels on groups, {LABELS} on filters, {} hosts; {} reads, {} renders of each)",
         thousands(config.hosts as u64),
         config.list_reads,
         config.detail_reads
@@ -625,6 +689,38 @@ async fn labels_and_variables(
     );
     report.info("  p99 / max", format!("{} / {} ms", short(s.p99), short(s.max)));
     figures(report, "label_hosts", &s, true);
+
+    // Labels on any attribute: a SCIM filter over the end user, translated at read time.
+    let mut filter_labels = Vec::with_capacity(LABELS);
+    for k in 0..LABELS {
+        let (title, site) = (rng.random_range(0..TITLES.len()), rng.random_range(0..SITES.len()));
+        let body = json!({"name": format!("Bench filter label {k}"),
+            "criteria": {"vital": "end_user_idp_filter", "value": title_site_filter(title, site)}});
+        let (_, answer) = fleet.call(Method::POST, fleet.url("/labels", &[])?, Some(&body), StatusCode::OK).await?;
+        let answer: Value = serde_json::from_slice(&answer).context("a label answer is not JSON")?;
+        let id = answer.pointer("/label/id").and_then(Value::as_i64).context("a label answer has no id")?;
+        filter_labels.push((id, title, site, world.title_site_hosts(title, site)));
+    }
+    let mut samples = Samples::with_capacity(config.list_reads);
+    for _ in 0..config.list_reads {
+        let &(id, title, site, expected) =
+            filter_labels.get(rng.random_range(0..filter_labels.len())).context("no label")?;
+        let per_page = PAGE.to_string();
+        let url = fleet.url(&format!("/labels/{id}/hosts"), &[("per_page", per_page.as_str())])?;
+        let (took, body) = fleet.call(Method::GET, url, None, StatusCode::OK).await?;
+        samples.push(took);
+        check_list(&body, Filter::Idp { title, site }, &title_site_filter(title, site), expected.min(PAGE))?;
+    }
+    let s = samples.summary();
+    report.checked(
+        "filter_label_hosts_p95",
+        format!("GET /labels/{{id}}/hosts?per_page={PAGE} (end_user_idp_filter) p50 / p95"),
+        p50_p95(s.p50, s.p95),
+        s.p95,
+        Target::MaxMs(LABEL_HOSTS_P95_MS),
+    );
+    report.info("  p99 / max", format!("{} / {} ms", short(s.p99), short(s.max)));
+    figures(report, "filter_label_hosts", &s, true);
 
     let mut renders = Samples::with_capacity(config.detail_reads);
     let body = json!({"template": PROFILE, "format": "xml"});
@@ -655,6 +751,35 @@ async fn labels_and_variables(
     );
     report.info("  p99 / max", format!("{} / {} ms", short(r.p99), short(r.max)));
     figures(report, "render", &r, true);
+
+    let mut renders = Samples::with_capacity(config.detail_reads);
+    let body = json!({"template": CUSTOM_PROFILE, "format": "xml"});
+    for _ in 0..config.detail_reads {
+        let i = rng.random_range(0..config.hosts);
+        let id = *world.host_ids.get(i).context("no such host")?;
+        let url = fleet.url(&format!("/hosts/{id}/render"), &[])?;
+        let (took, answer) = fleet.call(Method::POST, url, Some(&body), StatusCode::OK).await?;
+        renders.push(took);
+        let answer: Value = serde_json::from_slice(&answer).context("a render answer is not JSON")?;
+        let rendered = answer.get("rendered").and_then(Value::as_str).unwrap_or("");
+        let n = world.user_of(i) + 1;
+        let expected = format!(
+            "<key>title</key><string>{}</string><key>site</key><string>{}</string>",
+            TITLES.get(title_of(n)).copied().unwrap_or(""),
+            SITES.get(site_of(n)).copied().unwrap_or("")
+        );
+        ensure!(rendered.contains(&expected), "host {id}: unexpected render: {}", excerpt(rendered.as_bytes()));
+    }
+    let r = renders.summary();
+    report.checked(
+        "render_custom_p95",
+        "POST /hosts/{id}/render (XML profile, title and a custom attribute) p50 / p95",
+        p50_p95(r.p50, r.p95),
+        r.p95,
+        Target::MaxMs(RENDER_P95_MS),
+    );
+    report.info("  p99 / max", format!("{} / {} ms", short(r.p99), short(r.max)));
+    figures(report, "render_custom", &r, true);
     Ok(())
 }
 
@@ -741,6 +866,11 @@ async fn web_pages(
 enum Filter {
     Group,
     Department,
+    /// `idp_filter` on a title and a site (indexes).
+    Idp {
+        title: usize,
+        site: usize,
+    },
 }
 
 /// `POST /hosts/batch` of `body` (`{"hosts": [...]}`, batch number `b`), every host new:
@@ -830,6 +960,11 @@ fn check_list(body: &[u8], filter: Filter, value: &str, expected: usize) -> anyh
                 .and_then(Value::as_array)
                 .is_some_and(|gs| gs.iter().any(|g| g.as_str() == Some(value))),
             Filter::Department => end_user.and_then(|e| e.get("idp_department")).and_then(Value::as_str) == Some(value),
+            Filter::Idp { title, site } => end_user
+                .and_then(|e| e.get("idp_username"))
+                .and_then(Value::as_str)
+                .and_then(user_number)
+                .is_some_and(|n| title_of(n) == title && site_of(n) == site),
         };
         if !matches {
             bail!(
