@@ -3,6 +3,7 @@
 //! traits that the store crate implements.
 
 pub mod access;
+pub mod columns;
 pub mod connections;
 pub mod hosts;
 pub mod idp;

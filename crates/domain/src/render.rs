@@ -8,7 +8,7 @@ use custodian_scim::path::AttrPath;
 use custodian_scim::schema::ResourceKind;
 use serde_json::Value;
 
-use crate::hosts::{Host, primary_email};
+use crate::hosts::{EndUser, Host, primary_email};
 
 /// What a template is, which decides how values are escaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,11 +114,7 @@ pub fn value_of(name: &str, host: &Host) -> Option<String> {
         "FLEET_VAR_HOST_END_USER_IDP_COST_CENTER" => enterprise("costCenter"),
         "FLEET_VAR_HOST_END_USER_IDP_DIVISION" => enterprise("division"),
         "FLEET_VAR_HOST_END_USER_IDP_ORGANIZATION" => enterprise("organization"),
-        // The manager's userName when it is a known user, else the name the IdP sent.
-        "FLEET_VAR_HOST_END_USER_IDP_MANAGER" => match &user.manager {
-            Some(m) => non_empty(&m.user_name),
-            None => doc.get(ENTERPRISE).and_then(|e| e.pointer("/manager/displayName")).and_then(scalar_text),
-        },
+        "FLEET_VAR_HOST_END_USER_IDP_MANAGER" => manager_name(user),
         "FLEET_VAR_HOST_END_USER_IDP_MANAGER_EMAIL" => user.manager.as_ref().and_then(|m| m.email.clone()),
         // Fleet's older name for the email the end user signs in to the IdP with.
         "FLEET_VAR_HOST_END_USER_EMAIL_IDP" => {
@@ -132,8 +128,27 @@ pub fn value_of(name: &str, host: &Host) -> Option<String> {
     }
 }
 
+/// The manager's userName when it is a known user, else the name the IdP sent.
+pub fn manager_name(user: &EndUser) -> Option<String> {
+    match &user.manager {
+        Some(m) => (!m.user_name.trim().is_empty()).then(|| m.user_name.clone()),
+        None => user.attributes.get(ENTERPRISE).and_then(|e| e.pointer("/manager/displayName")).and_then(scalar_text),
+    }
+}
+
+/// The text of every scalar value at a path, sorted and without repeats (a multi-valued
+/// attribute has no order of its own), and whether a complex value was there too.
+pub fn attribute_texts(path: &AttrPath, doc: &Value) -> (Vec<String>, bool) {
+    let found = path.values(doc);
+    let complex = found.iter().any(|v| v.is_object());
+    let mut texts: Vec<String> = found.into_iter().filter_map(scalar_text).collect();
+    texts.sort();
+    texts.dedup();
+    (texts, complex)
+}
+
 /// `${CUSTODIAN_IDP_ATTRIBUTE:path}`'s value: every value at the path, joined with
-/// commas in sorted order (a multi-valued attribute has no order of its own).
+/// commas in sorted order.
 fn attribute_value(path: &str, host: &Host) -> Result<String, String> {
     let parsed = match AttrPath::parse(ResourceKind::User, path) {
         Ok(Some(parsed)) => parsed,
@@ -143,15 +158,14 @@ fn attribute_value(path: &str, host: &Host) -> Result<String, String> {
     let Some(user) = &host.end_user else {
         return Err(format!("There is no IdP end user for this host (id {}, hostname {})", host.id, host.hostname));
     };
-    let found = parsed.values(&user.attributes);
-    if found.iter().any(|v| v.is_object()) {
+    let (texts, complex) = attribute_texts(&parsed, &user.attributes);
+    if complex {
         return Err(format!(
             "'{}' is a complex attribute: name one of its sub-attributes, e.g. '{}.value'",
             snippet(path),
             snippet(path)
         ));
     }
-    let mut texts: Vec<String> = found.into_iter().filter_map(scalar_text).collect();
     if texts.is_empty() {
         return Err(format!(
             "There is no IdP attribute '{}' for this host (id {}, hostname {})",
@@ -160,8 +174,6 @@ fn attribute_value(path: &str, host: &Host) -> Result<String, String> {
             host.hostname
         ));
     }
-    texts.sort();
-    texts.dedup();
     Ok(texts.join(","))
 }
 

@@ -107,6 +107,11 @@ pub trait Operators: Send + Sync {
     async fn has_password_admin(&self) -> StoreResult<bool>;
     /// The password operator with this email (compared without regard to case).
     async fn password_user_by_email(&self, email: &str) -> StoreResult<Option<PasswordUser>>;
+    /// The IdP columns the operator chose for the hosts page (SCIM attribute paths, as
+    /// saved); empty when none.
+    async fn host_columns(&self, user_id: i64) -> StoreResult<Vec<String>>;
+    /// Replaces the operator's IdP columns (NotFound when the operator is gone).
+    async fn set_host_columns(&self, user_id: i64, paths: &[String]) -> StoreResult<()>;
 }
 
 /// The SCIM directory: users and groups as the IdPs wrote them, and memberships. Writes

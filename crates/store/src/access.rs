@@ -91,6 +91,30 @@ impl Db {
         .map(drop)
     }
 
+    pub(crate) async fn host_columns(&self, user_id: i64) -> StoreResult<Vec<String>> {
+        let sql = Sql::with("SELECT host_columns FROM api_users WHERE id = $1", [user_id.into()]);
+        let Some(row) = self.read().await?.fetch_optional(&sql).await? else {
+            return Err(StoreError::NotFound);
+        };
+        match row.opt_text("host_columns")? {
+            None => Ok(Vec::new()),
+            Some(text) => serde_json::from_str(&text).map_err(|e| StoreError::Database(format!("host_columns: {e}"))),
+        }
+    }
+
+    pub(crate) async fn set_host_columns(&self, user_id: i64, paths: &[String]) -> StoreResult<()> {
+        let value = if paths.is_empty() {
+            None
+        } else {
+            Some(serde_json::to_string(paths).map_err(|e| StoreError::Database(e.to_string()))?)
+        };
+        let sql = Sql::with("UPDATE api_users SET host_columns = $1 WHERE id = $2", [value.into(), user_id.into()]);
+        match self.write_one(sql).await? {
+            0 => Err(StoreError::NotFound),
+            _ => Ok(()),
+        }
+    }
+
     /// What a bearer token is: operators' and connections' tokens share one space and
     /// one query (no cache on a shared database, so this runs once per request there).
     pub(crate) async fn authenticate_token(&self, token: TokenDigest) -> StoreResult<Option<Credential>> {

@@ -120,6 +120,12 @@ impl custodian_domain::Operators for SqlStore {
     async fn password_user_by_email(&self, email: &str) -> StoreResult<Option<PasswordUser>> {
         self.db.password_user_by_email(email).await
     }
+    async fn host_columns(&self, user_id: i64) -> StoreResult<Vec<String>> {
+        self.db.host_columns(user_id).await
+    }
+    async fn set_host_columns(&self, user_id: i64, paths: &[String]) -> StoreResult<()> {
+        self.db.set_host_columns(user_id, paths).await
+    }
 }
 
 #[async_trait::async_trait]

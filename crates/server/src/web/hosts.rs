@@ -1,16 +1,17 @@
-//! Hosts: the filtered list (and its CSV export), host details with the User card, and
-//! the IdP username an admin sets on a host.
+//! Hosts: the filtered list (and its CSV export) with the IdP columns each operator
+//! picks, host details with the User card, and the IdP username an admin sets on a host.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use custodian_domain::columns::{HostColumn, MAX_COLUMNS, MAX_PATH, SUGGESTED, parse_columns};
 use custodian_domain::connections::ConnectionId;
 use custodian_domain::hosts::{DeviceMapping, Host, HostQuery, LinkState, MappingSource};
 use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::layout::{Nav, csrf, page, pager, thousands, when};
-use super::session::{CanWrite, Posted, Viewer};
+use super::session::{AnyRole, CanWrite, Posted, Viewer};
 use super::{WebError, WebResult};
 use crate::api::hosts::{HostBody, host_query_of, parse_idp_filter};
 use crate::query::QueryParams;
@@ -134,8 +135,54 @@ fn link_label(host: &Host) -> String {
     }
 }
 
+/// The operator's IdP columns as saved; one that no longer parses (a schema file that
+/// changed) is left out rather than failing the page.
+async fn columns_of(state: &AppState, viewer: &Viewer) -> WebResult<Vec<HostColumn>> {
+    let paths = state.operators().host_columns(viewer.user.id).await?;
+    Ok(paths.iter().filter_map(|p| HostColumn::parse(p).ok()).collect())
+}
+
+/// The column picker: the suggested attributes as checkboxes, then any other SCIM
+/// attribute path (a custom extension's too). Saved for this operator only.
+fn column_picker(viewer: &Viewer, columns: &[HostColumn], back: &str) -> Markup {
+    let chosen = |path: &str| columns.iter().any(|c| c.path.eq_ignore_ascii_case(path));
+    let custom: Vec<&HostColumn> =
+        columns.iter().filter(|c| !SUGGESTED.iter().any(|(p, _)| p.eq_ignore_ascii_case(&c.path))).collect();
+    // Room for the saved custom columns and two more.
+    let blanks = 2.min(MAX_COLUMNS.saturating_sub(columns.len()));
+    html! {
+        details.column-picker id="column-picker" {
+            summary { "IdP columns" @if !columns.is_empty() { " (" (columns.len()) ")" } }
+            form method="post" action="/hosts/columns" id="columns-form" {
+                (csrf(viewer))
+                input type="hidden" name="back" value=(back);
+                fieldset {
+                    legend { "Show these IdP attributes as columns (here and in the CSV export)" }
+                    @for (i, (path, label)) in SUGGESTED.iter().enumerate() {
+                        label.check {
+                            input type="checkbox" name="column" value=(path) id={ "column-" (i) } checked[chosen(path)];
+                            " " (label)
+                        }
+                    }
+                }
+                @for (i, c) in custom.iter().enumerate() {
+                    label { "Attribute path " input type="text" name="custom_column" id={ "custom-column-" (i) } value=(c.path) maxlength=(MAX_PATH); }
+                }
+                @for i in 0..blanks {
+                    label { "Attribute path " input type="text" name="custom_column" id={ "custom-column-" (custom.len() + i) }
+                        placeholder="urn:ietf:params:scim:schemas:extension:acme:2.0:User:badge" maxlength=(MAX_PATH); }
+                }
+                button.primary type="submit" name="action" value="save" id="save-columns" { "Save columns" }
+                " "
+                button type="submit" name="action" value="reset" id="reset-columns" { "No IdP columns" }
+            }
+        }
+    }
+}
+
 pub async fn list(State(state): State<AppState>, viewer: Viewer, uri: Uri) -> WebResult<Response> {
     let list = list_query(&uri)?;
+    let columns = columns_of(&state, &viewer).await?;
     let q = &list.q;
     let (mut hosts, total, connections) = if list.filter_error.is_some() {
         (Vec::new(), 0, state.connections().connection_names().await?)
@@ -154,6 +201,7 @@ pub async fn list(State(state): State<AppState>, viewer: Viewer, uri: Uri) -> We
     let first = q.page * q.per_page + 1;
     let body = html! {
         (filters_form(&list, &connections))
+        (column_picker(&viewer, &columns, &export))
         p.summary id="host-count" {
             @if list.filter_error.is_some() { "Correct the IdP filter to list hosts." } @else if total == 0 { "No host matches." } @else {
                 "Hosts " (thousands(first)) "–" (thousands(first + hosts.len() as u64 - 1)) " of " (thousands(total))
@@ -161,7 +209,11 @@ pub async fn list(State(state): State<AppState>, viewer: Viewer, uri: Uri) -> We
             " · " a href={ "/hosts.csv" @if !export.is_empty() { "?" (export) } } id="export-csv" { "Export CSV" }
         }
         table.data id="hosts" {
-            thead { tr { th { "Hostname" } th { "Serial" } th { "Platform" } th { "IdP username" } th { "Full name" } th { "Department" } th { "Groups" } th { "IdP connection" } } }
+            thead { tr {
+                th scope="col" { "Hostname" } th scope="col" { "Serial" } th scope="col" { "Platform" } th scope="col" { "IdP username" }
+                th scope="col" { "Full name" } th scope="col" { "Department" } th scope="col" { "Groups" } th scope="col" { "IdP connection" }
+                @for c in &columns { th scope="col" title=(c.path) { (c.label) } }
+            } }
             tbody {
                 @for h in &hosts {
                     tr {
@@ -169,6 +221,7 @@ pub async fn list(State(state): State<AppState>, viewer: Viewer, uri: Uri) -> We
                         td.mono { (h.hardware_serial) }
                         td { (h.platform) }
                         (user_cells(h))
+                        @for c in &columns { td.idp-column { (c.value(h)) } }
                     }
                 }
             }
@@ -187,8 +240,9 @@ fn csv_cell(s: &str) -> String {
 }
 
 /// `GET /hosts.csv`: every host of the current filters (all pages), read in chunks.
-pub async fn export_csv(State(state): State<AppState>, _viewer: Viewer, uri: Uri) -> WebResult<Response> {
+pub async fn export_csv(State(state): State<AppState>, viewer: Viewer, uri: Uri) -> WebResult<Response> {
     let list = list_query(&uri)?;
+    let columns = columns_of(&state, &viewer).await?;
     if let Some(e) = list.filter_error {
         return Err(WebError::BadRequest(format!("idp_filter: {e}")));
     }
@@ -211,6 +265,8 @@ pub async fn export_csv(State(state): State<AppState>, _viewer: Viewer, uri: Uri
         "idp_link",
         "idp_connection",
     ];
+    // The operator's IdP columns follow, headed by their attribute paths.
+    let header_row = header_row.iter().map(|h| h.to_string()).chain(columns.iter().map(|c| csv_cell(&c.path)));
     out.write_record(header_row).map_err(|e| WebError::Internal(e.to_string()))?;
     loop {
         let hosts = state.hosts().list_hosts(&q).await?;
@@ -231,7 +287,9 @@ pub async fn export_csv(State(state): State<AppState>, _viewer: Viewer, uri: Uri
                 h.link_state.as_str().to_string(),
                 u.map(|u| u.idp_connection.clone()).unwrap_or_default(),
             ];
-            out.write_record(record.iter().map(|c| csv_cell(c))).map_err(|e| WebError::Internal(e.to_string()))?;
+            let extra = columns.iter().map(|c| c.value(h));
+            let record = record.into_iter().chain(extra).map(|c| csv_cell(&c));
+            out.write_record(record).map_err(|e| WebError::Internal(e.to_string()))?;
         }
         if (hosts.len() as u64) < q.per_page {
             break;
@@ -247,6 +305,37 @@ pub async fn export_csv(State(state): State<AppState>, _viewer: Viewer, uri: Uri
         bytes,
     )
         .into_response())
+}
+
+/// `POST /hosts/columns`: saves the operator's IdP columns (any role: it is their own
+/// view), then goes back to the list with its filters. The form's fields, repeated:
+/// `column` (the checkboxes), `custom_column` (typed paths), `action` (`save` or
+/// `reset`) and `back` (the list's query).
+pub async fn save_columns(
+    State(state): State<AppState>,
+    posted: Posted<Vec<(String, String)>, AnyRole>,
+) -> WebResult<Response> {
+    let fields = &posted.form;
+    fn field<'a>(fields: &'a [(String, String)], name: &'a str) -> impl Iterator<Item = &'a str> {
+        fields.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+    let paths: Vec<String> = match field(fields, "action").next() {
+        Some("reset") => Vec::new(),
+        Some("save") => {
+            let chosen =
+                field(fields, "column").chain(field(fields, "custom_column")).map(str::trim).filter(|p| !p.is_empty());
+            parse_columns(chosen).map_err(WebError::BadRequest)?.into_iter().map(|c| c.path).collect()
+        }
+        _ => return Err(WebError::BadRequest("The form has no action: save or reset".into())),
+    };
+    state.operators().set_host_columns(posted.viewer.user.id, &paths).await?;
+    // Back to the same filters: the query is parsed and written again, so that only
+    // query pairs reach the Location header.
+    let back = field(fields, "back").next().unwrap_or("");
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(back.as_bytes()).into_owned().collect();
+    let query = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+    let to = if query.is_empty() { "/hosts".to_string() } else { format!("/hosts?{query}") };
+    Ok(Redirect::to(&to).into_response())
 }
 
 fn host_id(raw: &str) -> WebResult<i64> {

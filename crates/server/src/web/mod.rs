@@ -109,6 +109,7 @@ pub fn router() -> Routes<AppState> {
         .route("/setup", get(sign_in::setup_page).post(sign_in::setup_submit))
         .route("/hosts", get(hosts::list))
         .route("/hosts.csv", get(hosts::export_csv))
+        .route("/hosts/columns", post(hosts::save_columns))
         .route("/hosts/{id}", get(hosts::details))
         .route("/hosts/{id}/idp-username", post(hosts::set_idp_username))
         .route("/hosts/{id}/idp-username/delete", post(hosts::delete_idp_username))

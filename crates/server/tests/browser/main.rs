@@ -492,6 +492,91 @@ async fn the_idp_filter_box_lists_matching_hosts_and_shows_a_bad_filters_error_i
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chosen_idp_column_shows_in_the_table_and_the_csv_and_is_remembered_per_operator() {
+    let driver = start_driver().await;
+    let server = Server::start().await;
+    let acme = "urn:ietf:params:scim:schemas:extension:acme:2.0:User";
+    let (status, body) = server
+        .call(
+            reqwest::Method::POST,
+            &format!("{SCIM}/Users"),
+            Some(json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE, acme],
+                "userName": "jane@example.com",
+                "name": {"givenName": "Jane", "familyName": "Doe"},
+                "title": "Staff Engineer",
+                "active": true,
+                ENTERPRISE: {"department": "Engineering", "costCenter": "CC-42"},
+                acme: {"badge": "B-7"}
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    server.host("jdoe-mbp", "jane@example.com").await;
+    server.person("olga@example.com", "Olga Observer", Role::Observer).await;
+    server.person("max@example.com", "Max Maintainer", Role::Maintainer).await;
+    let c = browser(&driver).await;
+    sign_in(&c, &server.base, "olga@example.com").await;
+
+    // An observer picks Title and a custom attribute, with a filter in place.
+    c.goto(&format!("{}/hosts?query=jdoe", server.base)).await.unwrap();
+    c.find(Locator::Css("#column-picker summary")).await.unwrap().click().await.unwrap();
+    let title_box = c.find(Locator::Css("#columns-form input[value=title]")).await.unwrap();
+    title_box.click().await.unwrap();
+    fill(&c, "#custom-column-0", &format!("{acme}:badge")).await;
+    c.find(Locator::Css("#save-columns")).await.unwrap().click().await.unwrap();
+    wait_text(&c, "#hosts thead", "Title").await;
+    assert!(c.current_url().await.unwrap().as_str().ends_with("/hosts?query=jdoe"), "the filters are kept");
+    let head = text_of(&c, "#hosts thead").await;
+    assert!(head.contains("badge"), "{head}");
+    let badge_heading = c.find(Locator::Css("#hosts thead th:last-child")).await.unwrap();
+    assert_eq!(badge_heading.attr("title").await.unwrap(), Some(format!("{acme}:badge")));
+    let cells: Vec<String> = {
+        let mut out = Vec::new();
+        for td in c.find_all(Locator::Css("#hosts tbody td.idp-column")).await.unwrap() {
+            out.push(td.text().await.unwrap());
+        }
+        out
+    };
+    assert_eq!(cells, ["Staff Engineer", "B-7"]);
+    shot(&c, "19b-hosts-with-idp-columns").await;
+
+    // The CSV export carries the same columns, headed by their paths.
+    let csv = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch('/hosts.csv').then(r => r.text()).then(done).catch(e => done('error: ' + e));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let csv = csv.as_str().unwrap().to_string();
+    let mut lines = csv.lines();
+    let header = lines.next().unwrap();
+    assert!(header.ends_with(&format!(",idp_connection,title,{acme}:badge")), "{header}");
+    let row = lines.next().unwrap();
+    assert!(row.ends_with(",Staff Engineer,B-7"), "{row}");
+
+    // Remembered for this operator on the next visit, and not shown to another one.
+    c.goto(&format!("{}/hosts", server.base)).await.unwrap();
+    assert!(text_of(&c, "#hosts thead").await.contains("Title"));
+    let c2 = browser(&driver).await;
+    sign_in(&c2, &server.base, "max@example.com").await;
+    assert!(!text_of(&c2, "#hosts thead").await.contains("Title"), "another operator sees Olga's columns");
+    c2.close().await.unwrap();
+
+    // A path that is not an attribute is refused, and the saved columns stay.
+    c.find(Locator::Css("#column-picker summary")).await.unwrap().click().await.unwrap();
+    fill(&c, "#custom-column-1", "addresses[type eq").await;
+    c.find(Locator::Css("#save-columns")).await.unwrap().click().await.unwrap();
+    let refused = text_of(&c, "main").await;
+    assert!(refused.contains("is not a SCIM attribute path"), "{refused}");
+    c.goto(&format!("{}/hosts", server.base)).await.unwrap();
+    assert_eq!(c.find_all(Locator::Css("#hosts tbody td.idp-column")).await.unwrap().len(), 2);
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_observer_sees_the_user_card_but_cannot_edit() {
     let driver = start_driver().await;
     let server = Server::start().await;

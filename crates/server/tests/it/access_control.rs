@@ -59,6 +59,9 @@ enum Access {
     Page,
     /// Signing out: any signed-in operator's session with its CSRF token.
     SignOut,
+    /// An operator's own view settings: any signed-in operator's session with its CSRF
+    /// token.
+    PageForm,
     /// A form: a maintainer's or admin's session with its CSRF token.
     PageWrite,
     /// A form only an admin may post (API tokens, IdP connections).
@@ -117,6 +120,7 @@ fn access(method: &Method, template: &str) -> Option<Access> {
             | "/settings/integrations/identity-provider/{id}",
         ) => Some(Page),
         ("POST", "/logout") => Some(SignOut),
+        ("POST", "/hosts/columns") => Some(PageForm),
         ("POST", "/hosts/{id}/idp-username" | "/hosts/{id}/idp-username/delete") => Some(PageWrite),
         ("POST", "/settings/integrations/identity-provider/{id}/sync") => Some(PageWrite),
         (
@@ -510,11 +514,12 @@ async fn check_route(app: &TestApp, w: &World, method: &Method, template: &str, 
             (Scim | ApiRead | ApiWrite | ApiAdmin, Observer | Maintainer | Admin) => {
                 assert_let_through(&a, read, &what)
             }
-            (Page | SignOut | PageWrite | PageAdmin, Anonymous | BadCredentials | Revoked | ConnectionToken) => {
-                assert_refused(&a, StatusCode::SEE_OTHER, &what)
-            }
+            (
+                Page | SignOut | PageForm | PageWrite | PageAdmin,
+                Anonymous | BadCredentials | Revoked | ConnectionToken,
+            ) => assert_refused(&a, StatusCode::SEE_OTHER, &what),
             (Page, _) => assert_let_through(&a, true, &what),
-            (SignOut | PageWrite | PageAdmin, SessionWithoutCsrf) | (PageWrite | PageAdmin, Observer) => {
+            (SignOut | PageForm | PageWrite | PageAdmin, SessionWithoutCsrf) | (PageWrite | PageAdmin, Observer) => {
                 assert_refused(&a, StatusCode::FORBIDDEN, &what)
             }
             (PageAdmin, Maintainer) => assert_refused(&a, StatusCode::FORBIDDEN, &what),
@@ -524,7 +529,9 @@ async fn check_route(app: &TestApp, w: &World, method: &Method, template: &str, 
                 let again = send(app, &Method::GET, "/hosts", &creds).await;
                 assert_eq!(again.status, StatusCode::SEE_OTHER, "{what}: the session still works");
             }
-            (PageWrite | PageAdmin, Maintainer | Admin) => assert_let_through(&a, false, &what),
+            (PageWrite | PageAdmin, Maintainer | Admin) | (PageForm, Observer | Maintainer | Admin) => {
+                assert_let_through(&a, false, &what)
+            }
         }
     }
 }
