@@ -312,6 +312,81 @@ pub struct Label {
     pub criteria: Criteria,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The automatic source that keeps this label (`None`: a label made by hand).
+    pub source_id: Option<i64>,
+}
+
+/// Why an automatic label is not changed by hand.
+pub const AUTOMATIC_REFUSAL: &str = "an automatic label follows its IdP group or department and cannot be edited \
+     or deleted by hand; stop its source (DELETE /api/v1/fleet/labels/automatic/{id}) instead";
+
+/// What an automatic source makes one label of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutomaticSource {
+    /// One label per IdP group: its hosts are those of the group's members, nested ones
+    /// included.
+    IdpGroups,
+    /// One label per department that some user has.
+    IdpDepartments,
+}
+
+impl AutomaticSource {
+    pub const NAMES: [&'static str; 2] = ["idp_groups", "idp_departments"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AutomaticSource::IdpGroups => "idp_groups",
+            AutomaticSource::IdpDepartments => "idp_departments",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "idp_groups" => Some(AutomaticSource::IdpGroups),
+            "idp_departments" => Some(AutomaticSource::IdpDepartments),
+            _ => None,
+        }
+    }
+
+    /// The name of the label of a group or department, in a source of one connection or
+    /// of all.
+    pub fn label_name(self, value: &str, connection: Option<&str>) -> String {
+        let what = match self {
+            AutomaticSource::IdpGroups => "IdP group",
+            AutomaticSource::IdpDepartments => "Department",
+        };
+        match connection {
+            Some(c) => format!("{what}: {} ({c})", value.trim()),
+            None => format!("{what}: {}", value.trim()),
+        }
+    }
+
+    /// The criteria of that label: the group by its SCIM id (renames keep it; nested
+    /// members count), or the department in any case.
+    pub fn criteria(self, value: &str, group_id: Option<&str>, connection: Option<&str>) -> Criteria {
+        let vital = match self {
+            AutomaticSource::IdpGroups => Vital::EndUserIdpGroup,
+            AutomaticSource::IdpDepartments => Vital::EndUserIdpDepartment,
+        };
+        Criteria::Condition {
+            vital,
+            value: value.trim().to_string(),
+            group_id: group_id.map(str::to_string),
+            connection: connection.map(str::to_string),
+        }
+    }
+}
+
+/// A source of automatic labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelSource {
+    pub id: i64,
+    pub source: AutomaticSource,
+    /// The connection whose groups or departments it follows; `None`: all of them.
+    pub connection: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// How many labels it keeps now.
+    pub label_count: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

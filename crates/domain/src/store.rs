@@ -15,7 +15,7 @@ use crate::connections::{
 };
 use crate::hosts::{Activity, Actor, DeviceMapping, Host, HostInput, HostQuery, OwnershipEntry, UpsertOutcome};
 use crate::idp::{ListPage, ListQuery, ScimRecord, ScimRequestEntry, StoredMember};
-use crate::labels::{Label, LabelChange, LabelRef, NewLabel};
+use crate::labels::{AutomaticSource, Label, LabelChange, LabelRef, LabelSource, NewLabel};
 use crate::sync::{RunCounts, RunStart, SecretKeyFile, SyncPlan, SyncRun, SyncSchedule, SyncedDirectory};
 use crate::web::{NewPasswordUser, NewWebSession, PasswordUser, WebSession};
 use crate::webhooks::{AttemptOutcome, DeliveryState, WebhookDelivery};
@@ -289,6 +289,18 @@ pub trait Labels: Send + Sync {
     async fn delete_label(&self, id: i64, actor: &Actor) -> StoreResult<()>;
     /// The labels a host belongs to now, by name.
     async fn labels_of_host(&self, host_id: i64) -> StoreResult<Vec<LabelRef>>;
+    /// Starts an automatic source (one label per group or department, of one connection
+    /// or of all) and makes the labels of what exists now, in one transaction. A source
+    /// that exists already is answered as it is. NotFound: no such connection.
+    async fn create_label_source(
+        &self,
+        source: AutomaticSource,
+        connection: Option<&str>,
+        actor: &Actor,
+    ) -> StoreResult<(LabelSource, bool)>;
+    async fn list_label_sources(&self) -> StoreResult<Vec<LabelSource>>;
+    /// Stops a source; its labels go with it.
+    async fn delete_label_source(&self, id: i64, actor: &Actor) -> StoreResult<()>;
 }
 
 /// The outbox of offboarding webhooks.

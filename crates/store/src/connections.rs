@@ -396,6 +396,9 @@ impl Db {
             tx.execute(&Sql::with("DELETE FROM scim_resources WHERE connection_id = $1", [id.0.into()])).await?;
         tx.execute(&Sql::with("DELETE FROM scim_requests WHERE connection_id = $1", [id.0.into()])).await?;
         tx.execute(&Sql::with("DELETE FROM idp_connections WHERE id = $1", [id.0.into()])).await?;
+        // Its automatic sources went by cascade; labels that all-connection sources kept
+        // for its groups and departments go now.
+        crate::automatic::prune_orphans(&mut tx).await?;
         let mut again: Vec<i64> = linked.iter().chain(&waiting).copied().collect();
         again.sort_unstable();
         again.dedup();

@@ -2,8 +2,9 @@
 //! (`host_sql::push_criteria`), evaluated at read time.
 
 use custodian_domain::hosts::Actor;
-use custodian_domain::labels::{Criteria, Label, LabelChange, LabelRef, NewLabel, Vital};
+use custodian_domain::labels::{AUTOMATIC_REFUSAL, Criteria, Label, LabelChange, LabelRef, NewLabel, Vital};
 use custodian_domain::{StoreError, StoreResult};
+use custodian_scim::schema::ENTERPRISE_USER_SCHEMA;
 use serde_json::json;
 
 use crate::db::{Conn, Db, Sql};
@@ -57,6 +58,30 @@ async fn resolve_groups(tx: &mut Conn, criteria: &mut Criteria) -> StoreResult<(
         }
     }
     Ok(())
+}
+
+/// The automatic labels of a host in one query: those of its user's groups (nested, as
+/// the group criteria count them) and of its user's department, within each source's
+/// connection. The same membership as the labels' criteria, found from the user's side.
+fn automatic_labels_of_host(host_id: i64) -> Sql {
+    Sql::with(
+        format!(
+            "WITH RECURSIVE u AS (SELECT h.end_user_seq AS seq FROM hosts h WHERE h.id = $1 AND h.end_user_seq IS NOT NULL), \
+             up(g, depth) AS (SELECT m.group_seq, 1 FROM scim_members m WHERE m.member_seq IN (SELECT seq FROM u) \
+               UNION SELECT m.group_seq, up.depth + 1 FROM up JOIN scim_members m ON m.member_seq = up.g WHERE up.depth < 32) \
+             SELECT l.id, l.name FROM labels l JOIN label_sources s ON s.id = l.source_id \
+               JOIN scim_resources g ON g.id = l.source_key AND g.kind = 'Group' \
+             WHERE s.source = 'idp_groups' AND g.seq IN (SELECT g FROM up) \
+               AND (s.connection_id IS NULL OR s.connection_id = g.connection_id) \
+             UNION \
+             SELECT l.id, l.name FROM labels l JOIN label_sources s ON s.id = l.source_id \
+               JOIN scim_values v ON v.text_value = l.source_key JOIN scim_resources r ON r.seq = v.resource_seq \
+             WHERE s.source = 'idp_departments' AND v.kind = 'User' AND v.path = '{ENTERPRISE_USER_SCHEMA}:department' \
+               AND v.resource_seq IN (SELECT seq FROM u) \
+               AND (s.connection_id IS NULL OR s.connection_id = r.connection_id)"
+        ),
+        [host_id.into()],
+    )
 }
 
 fn name_conflict(name: &str) -> StoreError {
@@ -113,6 +138,9 @@ impl Db {
     pub(crate) async fn update_label(&self, id: i64, change: LabelChange, actor: &Actor) -> StoreResult<Label> {
         let mut tx = self.write().await?;
         let current = load(&mut tx, id).await?;
+        if current.source_id.is_some() {
+            return Err(StoreError::Conflict(AUTOMATIC_REFUSAL.into()));
+        }
         let name = change.name.as_deref().map(str::trim).unwrap_or(&current.name).to_string();
         let description = change.description.unwrap_or(current.description);
         let mut criteria = change.criteria.unwrap_or(current.criteria);
@@ -141,6 +169,9 @@ impl Db {
 
     pub(crate) async fn delete_label(&self, id: i64, actor: &Actor) -> StoreResult<()> {
         let mut tx = self.write().await?;
+        if load(&mut tx, id).await?.source_id.is_some() {
+            return Err(StoreError::Conflict(AUTOMATIC_REFUSAL.into()));
+        }
         let name = tx
             .fetch_optional(&Sql::with("DELETE FROM labels WHERE id = $1 RETURNING name", [id.into()]))
             .await?
@@ -153,8 +184,16 @@ impl Db {
     pub(crate) async fn labels_of_host(&self, host_id: i64) -> StoreResult<Vec<LabelRef>> {
         // One snapshot: the labels and the host's membership agree.
         let mut tx = self.snapshot().await?;
-        let rows = tx.fetch_all(&Sql::new(format!("SELECT {LABEL_COLUMNS} FROM labels ORDER BY id"))).await?;
+        // Labels made by hand are evaluated criteria by criteria; automatic ones (perhaps
+        // thousands, one per group) are found from the user's groups and department.
+        let rows = tx
+            .fetch_all(&Sql::new(format!("SELECT {LABEL_COLUMNS} FROM labels WHERE source_id IS NULL ORDER BY id")))
+            .await?;
         let labels = rows.iter().map(outbox::label).collect::<StoreResult<Vec<Label>>>()?;
+        let mut refs: Vec<LabelRef> = Vec::new();
+        for row in tx.fetch_all(&automatic_labels_of_host(host_id)).await? {
+            refs.push(LabelRef { id: row.int("id")?, name: row.text("name")? });
+        }
         let mut member: Vec<i64> = Vec::new();
         for chunk in labels.chunks(LABELS_PER_QUERY) {
             let pairs: Vec<(i64, Criteria)> = chunk.iter().map(|l| (l.id, l.criteria.clone())).collect();
@@ -163,11 +202,7 @@ impl Db {
             member.extend(tx.ints(&sql).await?);
         }
         tx.commit().await?;
-        let mut refs: Vec<LabelRef> = labels
-            .into_iter()
-            .filter(|l| member.contains(&l.id))
-            .map(|l| LabelRef { id: l.id, name: l.name })
-            .collect();
+        refs.extend(labels.into_iter().filter(|l| member.contains(&l.id)).map(|l| LabelRef { id: l.id, name: l.name }));
         refs.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
         Ok(refs)
     }

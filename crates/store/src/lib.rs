@@ -2,6 +2,7 @@
 //! embedded default) and PostgreSQL (several instances on one database). SQL is built with bound values only.
 
 mod access;
+mod automatic;
 mod common;
 mod connections;
 mod db;

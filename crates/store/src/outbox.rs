@@ -13,7 +13,7 @@ use crate::db::Row;
 use crate::time;
 
 /// The columns a label is read from.
-pub const LABEL_COLUMNS: &str = "id, name, description, criteria, created_at, updated_at";
+pub const LABEL_COLUMNS: &str = "id, name, description, criteria, created_at, updated_at, source_id";
 
 /// The columns an event is read from.
 pub const EVENT_COLUMNS: &str =
@@ -41,6 +41,7 @@ pub fn label(row: &Row) -> StoreResult<Label> {
         criteria,
         created_at: time::from_text(&row.text("created_at")?)?,
         updated_at: time::from_text(&row.text("updated_at")?)?,
+        source_id: row.opt_int("source_id")?,
     })
 }
 

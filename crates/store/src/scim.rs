@@ -14,6 +14,7 @@ use custodian_scim::resource::{MemberKind, MemberRef, ResourceInput, display_of}
 use custodian_scim::schema::ResourceKind;
 use serde_json::Value;
 
+use crate::automatic::follow_change;
 use crate::common::{
     RECORD_COLUMNS, active_of, changed_identities, check_precondition, identities_of_user, kind_of, member_kind,
     name_taken, push_scope, reactivates, unique_norm,
@@ -409,6 +410,7 @@ pub(crate) async fn create_in_tx(
         let record = update_resource(tx, &loaded, &input.doc, true).await?;
         relink_after_change(tx, conn, kind, Some(&loaded.record.doc), Some(&record.doc), actor).await?;
         record_offboarding(tx, kind, loaded.seq, &record.id, Some(&loaded.record.doc), Some(&record.doc)).await?;
+        follow_change(tx, conn, kind, &record.id, Some(&loaded.record.doc), Some(&record.doc)).await?;
         return Ok(Written { record, reactivated: true });
     };
     if !inline_index {
@@ -422,6 +424,7 @@ pub(crate) async fn create_in_tx(
     for host_id in waiting_hosts {
         relink_host(tx, host_id, LinkCause::ScimChange, actor).await?;
     }
+    follow_change(tx, conn, kind, &id, None, Some(&input.doc)).await?;
     let record = ScimRecord { id, kind, doc: input.doc, created: now, last_modified: now, version: 1 };
     Ok(Written { record, reactivated: false })
 }
@@ -582,6 +585,7 @@ pub(crate) async fn replace_in_tx(
     let record = update_resource(tx, &loaded, &input.doc, true).await?;
     relink_after_change(tx, conn, kind, Some(&loaded.record.doc), Some(&record.doc), actor).await?;
     record_offboarding(tx, kind, loaded.seq, &record.id, Some(&loaded.record.doc), Some(&record.doc)).await?;
+    follow_change(tx, conn, kind, &record.id, Some(&loaded.record.doc), Some(&record.doc)).await?;
     Ok(Written { record, reactivated: false })
 }
 
@@ -631,6 +635,7 @@ pub(crate) async fn patch_in_tx(
         if outcome.doc_changed {
             relink_after_change(tx, conn, kind, Some(&loaded.record.doc), Some(&record.doc), actor).await?;
             record_offboarding(tx, kind, loaded.seq, &record.id, Some(&loaded.record.doc), Some(&record.doc)).await?;
+            follow_change(tx, conn, kind, &record.id, Some(&loaded.record.doc), Some(&record.doc)).await?;
         }
         record
     } else {
@@ -672,6 +677,7 @@ pub(crate) async fn delete_in_tx(
     // Index rows and memberships (both ways) go with it: ON DELETE CASCADE.
     tx.execute(&Sql::with("DELETE FROM scim_resources WHERE seq = $1", [loaded.seq.into()])).await?;
     relink_after_change(tx, conn, kind, Some(&loaded.record.doc), None, actor).await?;
+    follow_change(tx, conn, kind, &loaded.record.id, Some(&loaded.record.doc), None).await?;
     Ok(())
 }
 

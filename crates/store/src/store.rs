@@ -356,6 +356,20 @@ impl custodian_domain::Labels for SqlStore {
     async fn labels_of_host(&self, host_id: i64) -> StoreResult<Vec<custodian_domain::labels::LabelRef>> {
         self.db.labels_of_host(host_id).await
     }
+    async fn create_label_source(
+        &self,
+        source: custodian_domain::labels::AutomaticSource,
+        connection: Option<&str>,
+        actor: &Actor,
+    ) -> StoreResult<(custodian_domain::labels::LabelSource, bool)> {
+        self.retry(|| self.db.create_label_source(source, connection, actor)).await
+    }
+    async fn list_label_sources(&self) -> StoreResult<Vec<custodian_domain::labels::LabelSource>> {
+        self.db.list_label_sources().await
+    }
+    async fn delete_label_source(&self, id: i64, actor: &Actor) -> StoreResult<()> {
+        self.retry(|| self.db.delete_label_source(id, actor)).await
+    }
 }
 
 #[async_trait::async_trait]

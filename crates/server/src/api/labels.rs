@@ -152,7 +152,8 @@ pub struct LabelBody {
     pub id: i64,
     pub name: String,
     pub description: String,
-    /// Always `regular`.
+    /// `regular`, or `automatic` for a label an automatic source keeps (one per IdP group
+    /// or department), which cannot be edited by hand.
     pub label_type: String,
     /// Always `dynamic`: membership follows the IdP live.
     pub label_membership_type: String,
@@ -207,7 +208,7 @@ async fn body_of(state: &AppState, label: Label) -> ApiResult<LabelBody> {
         id: label.id,
         name: label.name,
         description: label.description,
-        label_type: "regular".into(),
+        label_type: if label.source_id.is_some() { "automatic" } else { "regular" }.into(),
         label_membership_type: "dynamic".into(),
         host_count,
         criteria: label.criteria.to_json(),
@@ -220,6 +221,15 @@ fn label_id(path: Result<Path<String>, PathRejection>) -> ApiResult<i64> {
     path.ok().and_then(|Path(raw)| crate::input::positive_id(&raw)).ok_or_else(|| {
         ApiError::new(StatusCode::NOT_FOUND, "Resource Not Found").with_error("id", "label ids are positive integers")
     })
+}
+
+/// 409 for an automatic label: it follows its group or department, not edits.
+async fn refuse_automatic(state: &AppState, id: i64) -> ApiResult<()> {
+    if state.labels().get_label(id).await.map_err(label_error)?.source_id.is_some() {
+        return Err(ApiError::new(StatusCode::CONFLICT, "Automatic labels cannot be edited by hand")
+            .with_error("label_type", custodian_domain::labels::AUTOMATIC_REFUSAL));
+    }
+    Ok(())
 }
 
 /// A label's store error: a taken name names the `name` field.
@@ -362,6 +372,7 @@ pub async fn patch(
 ) -> ApiResult<Json<LabelResponse>> {
     let actor = op.require_write()?;
     let id = label_id(id)?;
+    refuse_automatic(&state, id).await?;
     let value = json_body(&headers, body, MAX_BODY).await?;
     let change = parse_label(&value, true)?;
     let label = state.labels().update_label(id, change, &actor).await.map_err(label_error)?;
@@ -376,7 +387,9 @@ pub async fn delete(
     id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<DeletedResponse>> {
     let actor = op.require_write()?;
-    state.labels().delete_label(label_id(id)?, &actor).await.map_err(label_error)?;
+    let id = label_id(id)?;
+    refuse_automatic(&state, id).await?;
+    state.labels().delete_label(id, &actor).await.map_err(label_error)?;
     Ok(Json(DeletedResponse {}))
 }
 

@@ -5,6 +5,7 @@ pub mod connections;
 mod error;
 pub mod extract;
 pub mod hosts;
+pub mod label_sources;
 pub mod labels;
 pub mod openapi;
 pub mod render;
@@ -43,6 +44,8 @@ pub fn router() -> Routes<AppState> {
             .route(&format!("{prefix}/hosts/{{id}}/end_user_history"), get(hosts::history))
             .route(&format!("{prefix}/hosts/{{id}}/render"), post(render::host))
             .route(&format!("{prefix}/labels"), get(labels::list).post(labels::create))
+            .route(&format!("{prefix}/labels/automatic"), get(label_sources::list).post(label_sources::create))
+            .route(&format!("{prefix}/labels/automatic/{{id}}"), delete(label_sources::delete))
             .route(&format!("{prefix}/labels/{{id}}"), get(labels::get).patch(labels::patch).delete(labels::delete))
             .route(&format!("{prefix}/labels/{{id}}/hosts"), get(labels::hosts))
             .route(&format!("{prefix}/labels/{{id}}/render"), post(labels::render_all))

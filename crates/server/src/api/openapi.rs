@@ -5,7 +5,7 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use super::{activities, connections, hosts, labels, render, webhooks};
+use super::{activities, connections, hosts, label_sources, labels, render, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,7 +16,7 @@ use super::{activities, connections, hosts, labels, render, webhooks};
         hosts::upsert, hosts::batch, hosts::list, hosts::count, hosts::get, hosts::get_by_identifier, hosts::delete,
         hosts::get_mapping, hosts::put_mapping, hosts::delete_idp_mapping, hosts::history, activities::list,
         render::host, labels::create, labels::list, labels::get, labels::patch, labels::delete, labels::hosts,
-        labels::render_all, webhooks::deliveries, connections::list, connections::create, connections::get,
+        labels::render_all, label_sources::create, label_sources::list, label_sources::delete, webhooks::deliveries, connections::list, connections::create, connections::get,
         connections::patch, connections::delete, connections::create_token, connections::revoke_token,
         connections::requests, connections::sync, connections::runs,
     ),

@@ -82,7 +82,9 @@ fn access(method: &Method, template: &str) -> Option<Access> {
             "/scim/details" | "/scim/requests" | "/activities" if read => Some(ApiRead),
             "/hosts" | "/hosts/count" | "/hosts/identifier/{identifier}" | "/hosts/{id}" if read => Some(ApiRead),
             "/hosts/{id}/device_mapping" | "/hosts/{id}/end_user_history" if read => Some(ApiRead),
-            "/labels" | "/labels/{id}" | "/labels/{id}/hosts" if read => Some(ApiRead),
+            "/labels" | "/labels/{id}" | "/labels/{id}/hosts" | "/labels/automatic" if read => Some(ApiRead),
+            "/labels/automatic" if *method == Method::POST => Some(ApiWrite),
+            "/labels/automatic/{id}" if *method == Method::DELETE => Some(ApiWrite),
             "/idp/connections" | "/idp/connections/{id}" | "/idp/connections/{id}/requests" if read => Some(ApiRead),
             "/idp/connections/{id}/runs" if read => Some(ApiRead),
             // Starting a directory sync run changes nothing by hand: maintainers may.

@@ -6,6 +6,7 @@
 mod support;
 
 mod access_control;
+mod automatic_labels;
 mod backup;
 mod cli;
 mod connections;
