@@ -722,25 +722,13 @@ async fn labels_and_variables(
     report.info("  p99 / max", format!("{} / {} ms", short(s.p99), short(s.max)));
     figures(report, "filter_label_hosts", &s, true);
 
-    let mut renders = Samples::with_capacity(config.detail_reads);
-    let body = json!({"template": PROFILE, "format": "xml"});
-    for _ in 0..config.detail_reads {
-        let i = rng.random_range(0..config.hosts);
-        let id = *world.host_ids.get(i).context("no such host")?;
-        let url = fleet.url(&format!("/hosts/{id}/render"), &[])?;
-        let (took, answer) = fleet.call(Method::POST, url, Some(&body), StatusCode::OK).await?;
-        renders.push(took);
-        let answer: Value = serde_json::from_slice(&answer).context("a render answer is not JSON")?;
-        let rendered = answer.get("rendered").and_then(Value::as_str).unwrap_or("");
+    let renders = render_random_hosts(fleet, world, config, rng, PROFILE, |i, rendered| {
         let user = world.users.get(world.user_of(i)).context("no such user")?;
         // Renamed users (phase 5) show their new name: check the stable domain part only.
         let domain = user.user_name.rsplit('@').next().unwrap_or("");
-        ensure!(
-            rendered.contains(&format!("@{domain}</string>")) && !rendered.contains("FLEET_VAR"),
-            "host {id}: unexpected render: {}",
-            excerpt(rendered.as_bytes())
-        );
-    }
+        Ok(rendered.contains(&format!("@{domain}</string>")) && !rendered.contains("FLEET_VAR"))
+    })
+    .await?;
     let r = renders.summary();
     report.checked(
         "render_p95",
@@ -752,24 +740,15 @@ async fn labels_and_variables(
     report.info("  p99 / max", format!("{} / {} ms", short(r.p99), short(r.max)));
     figures(report, "render", &r, true);
 
-    let mut renders = Samples::with_capacity(config.detail_reads);
-    let body = json!({"template": CUSTOM_PROFILE, "format": "xml"});
-    for _ in 0..config.detail_reads {
-        let i = rng.random_range(0..config.hosts);
-        let id = *world.host_ids.get(i).context("no such host")?;
-        let url = fleet.url(&format!("/hosts/{id}/render"), &[])?;
-        let (took, answer) = fleet.call(Method::POST, url, Some(&body), StatusCode::OK).await?;
-        renders.push(took);
-        let answer: Value = serde_json::from_slice(&answer).context("a render answer is not JSON")?;
-        let rendered = answer.get("rendered").and_then(Value::as_str).unwrap_or("");
+    let renders = render_random_hosts(fleet, world, config, rng, CUSTOM_PROFILE, |i, rendered| {
         let n = world.user_of(i) + 1;
-        let expected = format!(
+        Ok(rendered.contains(&format!(
             "<key>title</key><string>{}</string><key>site</key><string>{}</string>",
             TITLES.get(title_of(n)).copied().unwrap_or(""),
             SITES.get(site_of(n)).copied().unwrap_or("")
-        );
-        ensure!(rendered.contains(&expected), "host {id}: unexpected render: {}", excerpt(rendered.as_bytes()));
-    }
+        )))
+    })
+    .await?;
     let r = renders.summary();
     report.checked(
         "render_custom_p95",
@@ -781,6 +760,31 @@ async fn labels_and_variables(
     report.info("  p99 / max", format!("{} / {} ms", short(r.p99), short(r.max)));
     figures(report, "render_custom", &r, true);
     Ok(())
+}
+
+/// Renders `template` for `config.detail_reads` random hosts, sequentially; `expected`
+/// (the host's index and the answer) says whether each answer is right.
+async fn render_random_hosts(
+    fleet: &Api,
+    world: &World,
+    config: &Config,
+    rng: &mut StdRng,
+    template: &str,
+    expected: impl Fn(usize, &str) -> anyhow::Result<bool>,
+) -> anyhow::Result<Samples> {
+    let mut renders = Samples::with_capacity(config.detail_reads);
+    let body = json!({"template": template, "format": "xml"});
+    for _ in 0..config.detail_reads {
+        let i = rng.random_range(0..config.hosts);
+        let id = *world.host_ids.get(i).context("no such host")?;
+        let url = fleet.url(&format!("/hosts/{id}/render"), &[])?;
+        let (took, answer) = fleet.call(Method::POST, url, Some(&body), StatusCode::OK).await?;
+        renders.push(took);
+        let answer: Value = serde_json::from_slice(&answer).context("a render answer is not JSON")?;
+        let rendered = answer.get("rendered").and_then(Value::as_str).unwrap_or("");
+        ensure!(expected(i, rendered)?, "host {id}: unexpected render: {}", excerpt(rendered.as_bytes()));
+    }
+    Ok(renders)
 }
 
 /// Checks a label's first page: the expected number of hosts, each in the group.

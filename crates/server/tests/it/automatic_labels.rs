@@ -6,6 +6,7 @@ use custodian_domain::Role;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::labels::{host_label_names, label_host_ids};
 use crate::support::{API, SCIM, TestApp, assert_api_error, okta_user};
 
 const ENT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -34,16 +35,6 @@ fn id_of(labels: &[(String, i64)], name: &str) -> i64 {
     labels.iter().find(|(n, _)| n == name).map(|(_, id)| *id).unwrap_or_else(|| panic!("no label {name}: {labels:?}"))
 }
 
-async fn label_hosts(app: &TestApp, id: i64) -> Vec<i64> {
-    let r = app.api_get(&format!("/labels/{id}/hosts")).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    r.body["hosts"].as_array().unwrap().iter().map(|h| h["id"].as_i64().unwrap()).collect()
-}
-
-async fn host_labels(app: &TestApp, host: i64) -> Vec<String> {
-    app.host(host).await["labels"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap().into()).collect()
-}
-
 #[tokio::test]
 async fn group_labels_follow_a_groups_creation_rename_nesting_and_deletion() {
     let app = TestApp::spawn().await;
@@ -66,7 +57,7 @@ async fn group_labels_follow_a_groups_creation_rename_nesting_and_deletion() {
     assert_eq!(r.body["label"]["label_type"], "automatic");
     assert_eq!(r.body["label"]["host_count"], 1);
     assert_eq!(r.body["label"]["criteria"]["group_id"], eng.as_str(), "{}", r.text);
-    assert_eq!(label_hosts(&app, eng_label).await, vec![h_alice]);
+    assert_eq!(label_host_ids(&app, eng_label).await, vec![h_alice]);
     // Asking again is answered with the same source.
     let again = app.api_post("/labels/automatic", json!({"source": "idp_groups"})).await;
     assert_eq!(again.status, StatusCode::OK, "{}", again.text);
@@ -76,7 +67,7 @@ async fn group_labels_follow_a_groups_creation_rename_nesting_and_deletion() {
     let platform = app.create_group_with("Platform", &[&bob]).await;
     let labels = automatic_labels(&app).await;
     let platform_label = id_of(&labels, "IdP group: Platform");
-    assert_eq!(label_hosts(&app, platform_label).await, vec![h_bob]);
+    assert_eq!(label_host_ids(&app, platform_label).await, vec![h_bob]);
 
     // Nested: Platform inside Engineering puts Bob's host in Engineering's label.
     let r = app
@@ -86,8 +77,8 @@ async fn group_labels_follow_a_groups_creation_rename_nesting_and_deletion() {
         )
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
-    assert_eq!(label_hosts(&app, eng_label).await, vec![h_alice, h_bob]);
-    assert_eq!(host_labels(&app, h_bob).await, vec!["IdP group: Engineering", "IdP group: Platform"]);
+    assert_eq!(label_host_ids(&app, eng_label).await, vec![h_alice, h_bob]);
+    assert_eq!(host_label_names(&app, h_bob).await, vec!["IdP group: Engineering", "IdP group: Platform"]);
 
     // Renamed in the IdP: the same label, renamed.
     let r =
@@ -96,7 +87,7 @@ async fn group_labels_follow_a_groups_creation_rename_nesting_and_deletion() {
     let labels = automatic_labels(&app).await;
     assert_eq!(id_of(&labels, "IdP group: R&D"), eng_label);
     assert!(!labels.iter().any(|(n, _)| n == "IdP group: Engineering"), "{labels:?}");
-    assert_eq!(host_labels(&app, h_alice).await, vec!["IdP group: R&D"]);
+    assert_eq!(host_label_names(&app, h_alice).await, vec!["IdP group: R&D"]);
 
     // Not editable by hand.
     let r = app
@@ -110,8 +101,8 @@ async fn group_labels_follow_a_groups_creation_rename_nesting_and_deletion() {
     // Deleted in the IdP: its label goes, and the nesting with it.
     assert_eq!(app.delete(&format!("/Groups/{platform}")).await.status, StatusCode::NO_CONTENT);
     assert_eq!(app.api_get(&format!("/labels/{platform_label}")).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(label_hosts(&app, eng_label).await, vec![h_alice]);
-    assert!(host_labels(&app, h_bob).await.is_empty());
+    assert_eq!(label_host_ids(&app, eng_label).await, vec![h_alice]);
+    assert!(host_label_names(&app, h_bob).await.is_empty());
 
     // A label made by hand may have the name an automatic one has; both stay.
     let r = app
@@ -158,13 +149,13 @@ async fn department_labels_appear_with_the_first_user_and_go_with_the_last() {
     let labels = automatic_labels(&app).await;
     assert_eq!(labels.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["Department: Sales"]);
     let sales = id_of(&labels, "Department: Sales");
-    assert_eq!(label_hosts(&app, sales).await, vec![h_ann, h_ben]);
+    assert_eq!(label_host_ids(&app, sales).await, vec![h_ann, h_ben]);
 
     // A new department appears with its first user.
     let cy = app.create_user_with(user_in("cy@example.com", "Finance")).await["id"].as_str().unwrap().to_string();
     let h_cy = app.enroll_host("mac-cy", Some("cy@example.com")).await;
     let finance = id_of(&automatic_labels(&app).await, "Department: Finance");
-    assert_eq!(label_hosts(&app, finance).await, vec![h_cy]);
+    assert_eq!(label_host_ids(&app, finance).await, vec![h_cy]);
 
     // Ann moves to Finance: Sales keeps Ben.
     let r = app
@@ -174,14 +165,14 @@ async fn department_labels_appear_with_the_first_user_and_go_with_the_last() {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    assert_eq!(label_hosts(&app, sales).await, vec![h_ben]);
-    assert_eq!(label_hosts(&app, finance).await, vec![h_ann, h_cy]);
-    assert_eq!(host_labels(&app, h_ann).await, vec!["Department: Finance"]);
+    assert_eq!(label_host_ids(&app, sales).await, vec![h_ben]);
+    assert_eq!(label_host_ids(&app, finance).await, vec![h_ann, h_cy]);
+    assert_eq!(host_label_names(&app, h_ann).await, vec!["Department: Finance"]);
 
     // Cy is deleted, then Ann and Ben leave their departments: Finance stays while Ann
     // has it; Sales goes with Ben's change.
     assert_eq!(app.delete(&format!("/Users/{cy}")).await.status, StatusCode::NO_CONTENT);
-    assert_eq!(label_hosts(&app, finance).await, vec![h_ann]);
+    assert_eq!(label_host_ids(&app, finance).await, vec![h_ann]);
     let r = app
         .patch(&format!("/Users/{ann}"), patch(json!([{"op": "remove", "path": format!("{ENT}:department")}])))
         .await;
@@ -234,7 +225,7 @@ async fn a_source_of_one_connection_follows_only_its_groups_and_bad_requests_nam
     let labels = automatic_labels(&app).await;
     assert_eq!(labels.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["IdP group: Sub team (entra-sub)"]);
     let sub_team = id_of(&labels, "IdP group: Sub team (entra-sub)");
-    assert_eq!(label_hosts(&app, sub_team).await, vec![h_dana]);
+    assert_eq!(label_host_ids(&app, sub_team).await, vec![h_dana]);
 
     // A source of every connection has each group, and loses the connection's with it.
     let r = app.api_post("/labels/automatic", json!({"source": "idp_groups"})).await;

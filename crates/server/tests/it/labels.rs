@@ -21,7 +21,7 @@ fn patch(ops: Value) -> Value {
     json!({"schemas": [PATCH_OP], "Operations": ops})
 }
 
-async fn label_host_ids(app: &TestApp, label_id: i64) -> Vec<i64> {
+pub(crate) async fn label_host_ids(app: &TestApp, label_id: i64) -> Vec<i64> {
     let r = app.api_get(&format!("/labels/{label_id}/hosts")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     r.body["hosts"].as_array().unwrap().iter().map(|h| h["id"].as_i64().unwrap()).collect()
@@ -33,7 +33,7 @@ async fn create_label(app: &TestApp, body: Value) -> Value {
     r.body["label"].clone()
 }
 
-async fn host_label_names(app: &TestApp, host_id: i64) -> Vec<String> {
+pub(crate) async fn host_label_names(app: &TestApp, host_id: i64) -> Vec<String> {
     app.host(host_id).await["labels"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap().into()).collect()
 }
 
