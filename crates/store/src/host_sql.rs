@@ -76,8 +76,11 @@ pub fn push_host_filters(qb: &mut Sql, dialect: Dialect, q: &HostQuery) -> Store
 
 /// `h.end_user_seq IN (...)`: the end user matches a SCIM filter, translated exactly as
 /// `GET /Users?filter=` translates it (every connection's users; `idp_connection` narrows).
+/// No `r.kind = 'User'`: an end user is always a user, and without it SQLite drives the
+/// subquery from the filter's index lookups (rowid IN ...) instead of scanning every
+/// user (85 ms → a few ms at 100,000 users).
 fn push_user_filter(qb: &mut Sql, dialect: Dialect, filter: &Filter) -> StoreResult<()> {
-    qb.push("h.end_user_seq IN (SELECT r.seq FROM scim_resources r WHERE r.kind = 'User' AND ");
+    qb.push("h.end_user_seq IN (SELECT r.seq FROM scim_resources r WHERE ");
     FilterSql::new(dialect, ResourceKind::User).push(qb, filter)?;
     qb.push(")");
     Ok(())
