@@ -81,6 +81,10 @@ pub trait Operations: Send + Sync {
     async fn recent_scim_requests(&self, limit: u32) -> StoreResult<Vec<ScimRequestEntry>>;
     /// The audit feed, newest first: `limit` entries after skipping `offset`.
     async fn list_activities(&self, offset: u64, limit: u64) -> StoreResult<Vec<Activity>>;
+    /// When the declared schemas (`custodian_scim::declared`) differ from those the
+    /// stored users were indexed with, canonicalises and re-indexes every user, once;
+    /// answers how many (`None`: nothing had changed). `serve` calls it before answering.
+    async fn reindex_for_declared_schemas(&self) -> StoreResult<Option<u64>>;
 }
 
 /// Operators (API-only and password ones) and their tokens.

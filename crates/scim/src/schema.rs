@@ -494,7 +494,20 @@ pub static GROUP: SchemaDef =
 /// Every schema served at `/Schemas`, in a stable order.
 /// The Google Workspace extension is not among them: only directory syncs write it, so
 /// SCIM clients are not offered it (it is stored, returned and filtered all the same).
-pub static ALL_SCHEMAS: &[&SchemaDef] = &[&USER, &ENTERPRISE_USER, &GROUP];
+static ALL_SCHEMAS: &[&SchemaDef] = &[&USER, &ENTERPRISE_USER, &GROUP];
+
+/// Every schema `/Schemas` lists: Custodian's, then those a schema file declares.
+pub fn all_schemas() -> &'static [&'static SchemaDef] {
+    crate::declared::all_schemas(ALL_SCHEMAS)
+}
+
+pub(crate) fn builtin_schemas() -> &'static [&'static SchemaDef] {
+    ALL_SCHEMAS
+}
+
+pub(crate) fn builtin_user_extensions() -> &'static [&'static SchemaDef] {
+    USER_EXTENSIONS
+}
 
 /// The attributes common to every resource (RFC 7643 §3.1). They are not part of any
 /// schema's `attributes` in `/Schemas`, but filters, sorting and projection know them.
@@ -560,7 +573,7 @@ impl ResourceKind {
     }
     pub fn extensions(self) -> &'static [&'static SchemaDef] {
         match self {
-            ResourceKind::User => USER_EXTENSIONS,
+            ResourceKind::User => crate::declared::user_extensions(USER_EXTENSIONS),
             ResourceKind::Group => &[],
         }
     }
@@ -570,7 +583,7 @@ impl ResourceKind {
         let extensions: Vec<Value> = self
             .extensions()
             .iter()
-            .filter(|s| ALL_SCHEMAS.iter().any(|a| a.id == s.id))
+            .filter(|s| all_schemas().iter().any(|a| a.id == s.id))
             .map(|s| json!({"schema": s.id, "required": false}))
             .collect();
         json!({

@@ -135,6 +135,11 @@ pub struct ServeArgs {
     /// The URL at which clients reach Custodian (used in SCIM locations and set-up guides).
     #[arg(long, env = "CUSTODIAN_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Custom User extensions declared as RFC 7643 §7 Schema JSON (one schema, a list, or
+    /// a ListResponse): their attributes get types, caseExact and uniqueness, and are
+    /// listed by /Schemas. Every instance of a shared database must be given the same file.
+    #[arg(long, env = "CUSTODIAN_SCIM_SCHEMA_FILE")]
+    pub scim_schema_file: Option<PathBuf>,
     /// Serve HTTPS with this PEM certificate chain (the server's certificate first);
     /// needs --tls-key-file. Both files are read again on SIGHUP. Without: plain HTTP.
     #[arg(long, env = "CUSTODIAN_TLS_CERT_FILE", requires = "tls_key_file")]
@@ -364,9 +369,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         (Some(_), None) => anyhow::bail!("--tls-cert-file needs --tls-key-file"),
         (None, Some(_)) => anyhow::bail!("--tls-key-file needs --tls-cert-file"),
     };
+    // Before the database too: the model the users are indexed with.
+    if let Some(file) = &args.scim_schema_file {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("--scim-schema-file: reading {}", file.display()))?;
+        custodian_scim::declared::install(&text)
+            .map_err(|e| anyhow::anyhow!("--scim-schema-file {}: {e}", file.display()))?;
+        tracing::info!(file = %file.display(), "declared the schema file's extensions");
+    }
     let mode = if args.no_auto_migrate { MigrateMode::Verify } else { MigrateMode::Apply };
     let store = args.database.open(mode).await?;
     tracing::info!(database = %args.database.described(), "opened the database");
+    if let Some(users) = store.reindex_for_declared_schemas().await.context("re-indexing for the declared schemas")? {
+        tracing::info!(users, "the declared schemas changed: users canonicalised and re-indexed");
+    }
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     let https_public = args.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));

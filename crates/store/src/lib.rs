@@ -15,6 +15,7 @@ mod labels;
 mod linking;
 mod outbox;
 pub mod postgres;
+mod reindex;
 mod requests;
 mod rows;
 pub mod schema;

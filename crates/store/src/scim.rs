@@ -23,6 +23,7 @@ use crate::db::{Conn, Db, Dialect, Sql};
 use crate::error::{db_err, is_unique_violation};
 use crate::index::{IndexRow, index_rows};
 use crate::linking::{push_may_change, relink_host, rematch_identities, unlink_deleted_user};
+use crate::reindex::check_unique;
 use crate::rows;
 use crate::sql_filter::{FilterSql, push_order};
 use crate::time;
@@ -57,7 +58,7 @@ async fn load_for_write(tx: &mut Conn, conn: ConnectionId, kind: ResourceKind, i
 }
 
 /// Writes the index rows of a resource that has none yet.
-async fn insert_index(tx: &mut Conn, seq: i64, kind: ResourceKind, rows: &[IndexRow]) -> StoreResult<()> {
+pub(crate) async fn insert_index(tx: &mut Conn, seq: i64, kind: ResourceKind, rows: &[IndexRow]) -> StoreResult<()> {
     for chunk in rows.chunks(CHUNK) {
         let mut sql = Sql::default();
         push_index_insert(&mut sql, seq, kind, chunk);
@@ -180,7 +181,13 @@ async fn replace_members(tx: &mut Conn, group_seq: i64, seqs: &[i64]) -> StoreRe
 }
 
 /// Writes a resource's new state: document, derived columns, index and version.
-async fn update_resource(tx: &mut Conn, loaded: &Loaded, doc: &Value, doc_changed: bool) -> StoreResult<ScimRecord> {
+async fn update_resource(
+    tx: &mut Conn,
+    conn: ConnectionId,
+    loaded: &Loaded,
+    doc: &Value,
+    doc_changed: bool,
+) -> StoreResult<ScimRecord> {
     let kind = loaded.record.kind;
     let now = time::now();
     let version = loaded.record.version + 1;
@@ -224,6 +231,7 @@ async fn update_resource(tx: &mut Conn, loaded: &Loaded, doc: &Value, doc_change
         if !inline {
             insert_index(tx, loaded.seq, kind, &index).await?;
         }
+        check_unique(tx, conn, kind, Some(loaded.seq), &index).await?;
     } else {
         tx.execute(&Sql::with(
             "UPDATE scim_resources SET last_modified = $1, version = $2 WHERE seq = $3",
@@ -407,7 +415,7 @@ pub(crate) async fn create_in_tx(
             return Err(name_taken(kind));
         }
         let loaded = load_for_write(tx, conn, kind, &row.text("id")?).await?;
-        let record = update_resource(tx, &loaded, &input.doc, true).await?;
+        let record = update_resource(tx, conn, &loaded, &input.doc, true).await?;
         relink_after_change(tx, conn, kind, Some(&loaded.record.doc), Some(&record.doc), actor).await?;
         record_offboarding(tx, kind, loaded.seq, &record.id, Some(&loaded.record.doc), Some(&record.doc)).await?;
         follow_change(tx, conn, kind, &record.id, Some(&loaded.record.doc), Some(&record.doc)).await?;
@@ -416,6 +424,9 @@ pub(crate) async fn create_in_tx(
     if !inline_index {
         insert_index(tx, seq, kind, &index).await?;
     }
+    // After the insert, so that a value taken by another resource is seen whoever wrote
+    // it; a refusal rolls the insert back with the rest of the write.
+    check_unique(tx, conn, kind, Some(seq), &index).await?;
     if let (ResourceKind::Group, Some(members)) = (kind, &input.members) {
         let seqs = resolve_members(tx, conn, seq, members).await?;
         add_members(tx, seq, &seqs).await?;
@@ -582,7 +593,7 @@ pub(crate) async fn replace_in_tx(
         let seqs = resolve_members(tx, conn, loaded.seq, members).await?;
         replace_members(tx, loaded.seq, &seqs).await?;
     }
-    let record = update_resource(tx, &loaded, &input.doc, true).await?;
+    let record = update_resource(tx, conn, &loaded, &input.doc, true).await?;
     relink_after_change(tx, conn, kind, Some(&loaded.record.doc), Some(&record.doc), actor).await?;
     record_offboarding(tx, kind, loaded.seq, &record.id, Some(&loaded.record.doc), Some(&record.doc)).await?;
     follow_change(tx, conn, kind, &record.id, Some(&loaded.record.doc), Some(&record.doc)).await?;
@@ -631,7 +642,7 @@ pub(crate) async fn patch_in_tx(
         };
     }
     let record = if outcome.doc_changed || members_changed > 0 {
-        let record = update_resource(tx, &loaded, &doc, outcome.doc_changed).await?;
+        let record = update_resource(tx, conn, &loaded, &doc, outcome.doc_changed).await?;
         if outcome.doc_changed {
             relink_after_change(tx, conn, kind, Some(&loaded.record.doc), Some(&record.doc), actor).await?;
             record_offboarding(tx, kind, loaded.seq, &record.id, Some(&loaded.record.doc), Some(&record.doc)).await?;

@@ -84,6 +84,9 @@ impl custodian_domain::Operations for SqlStore {
     async fn list_activities(&self, offset: u64, limit: u64) -> StoreResult<Vec<Activity>> {
         self.db.list_activities(offset, limit).await
     }
+    async fn reindex_for_declared_schemas(&self) -> StoreResult<Option<u64>> {
+        self.db.reindex_for_declared_schemas().await
+    }
 
     // --- web sign-in and sessions ---
 }

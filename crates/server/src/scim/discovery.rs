@@ -6,7 +6,7 @@ use axum::extract::{NestedPath, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use custodian_scim::ScimError;
-use custodian_scim::schema::{ALL_KINDS, ALL_SCHEMAS, SERVICE_PROVIDER_CONFIG_SCHEMA};
+use custodian_scim::schema::{ALL_KINDS, SERVICE_PROVIDER_CONFIG_SCHEMA, all_schemas};
 use serde_json::json;
 
 use super::resources::list_response;
@@ -46,7 +46,7 @@ pub async fn service_provider_config(
 
 pub async fn schemas(State(state): State<AppState>, nested: NestedPath, headers: HeaderMap) -> Response {
     let base = base_url(&state, &headers, &nested);
-    let all: Vec<_> = ALL_SCHEMAS.iter().map(|s| s.to_json(&format!("{base}/Schemas/{}", s.id))).collect();
+    let all: Vec<_> = all_schemas().iter().map(|s| s.to_json(&format!("{base}/Schemas/{}", s.id))).collect();
     scim_json(StatusCode::OK, &list_response(all.len() as u64, 1, all))
 }
 
@@ -58,7 +58,7 @@ pub async fn schema(
 ) -> ScimResult<Response> {
     let base = base_url(&state, &headers, &nested);
     let id = id.map(|Path(id)| id).unwrap_or_default();
-    let schema = ALL_SCHEMAS
+    let schema = all_schemas()
         .iter()
         .find(|s| s.id.eq_ignore_ascii_case(&id))
         .ok_or_else(|| ScimError::not_found("No such schema"))?;

@@ -12,7 +12,7 @@ fn custodian(db: &str, args: &[&str]) -> std::process::Output {
 }
 
 /// The token `custodian user create --api-only` prints for a new maintainer.
-fn api_token(db: &str, name: &str) -> String {
+pub(crate) fn api_token(db: &str, name: &str) -> String {
     let out = custodian(db, &["user", "create", "--api-only", "--name", name, "--role", "maintainer"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().trim().to_string()
@@ -310,7 +310,7 @@ fn run_on(db: &str, args: &[&str]) -> (bool, String) {
 
 /// Starts `custodian serve` and waits until it is healthy or has exited; returns the
 /// child and its base URL if it serves, else its stderr.
-async fn serve_or_exit(db: &str, extra: &[&str]) -> Result<(std::process::Child, String), String> {
+pub(crate) async fn serve_or_exit(db: &str, extra: &[&str]) -> Result<(std::process::Child, String), String> {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = Command::new(BIN)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database", db])

@@ -12,6 +12,7 @@ mod cli;
 mod connections;
 mod crash;
 mod custom_attributes;
+mod declared_schemas;
 mod entra;
 mod google_workspace;
 mod host_mapping;

@@ -1,0 +1,6 @@
+-- Facts the store keeps about itself: `declared_schemas` is the schema file's
+-- declarations the attribute index was built with (see `reindex.rs`).
+CREATE TABLE store_settings (
+    name   TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+);
