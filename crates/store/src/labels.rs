@@ -62,22 +62,23 @@ async fn resolve_groups(tx: &mut Conn, criteria: &mut Criteria) -> StoreResult<(
 
 /// The automatic labels of a host in one query: those of its user's groups (nested, as
 /// the group criteria count them) and of its user's department, within each source's
-/// connection. The same membership as the labels' criteria, found from the user's side.
+/// connection. The same membership as the labels' criteria, found from the user's side:
+/// the CROSS JOINs keep SQLite's join order, from the user and its groups outwards (left
+/// to itself it scanned every department row first).
 fn automatic_labels_of_host(host_id: i64) -> Sql {
     Sql::with(
         format!(
             "WITH RECURSIVE u AS (SELECT h.end_user_seq AS seq FROM hosts h WHERE h.id = $1 AND h.end_user_seq IS NOT NULL), \
              up(g, depth) AS (SELECT m.group_seq, 1 FROM scim_members m WHERE m.member_seq IN (SELECT seq FROM u) \
                UNION SELECT m.group_seq, up.depth + 1 FROM up JOIN scim_members m ON m.member_seq = up.g WHERE up.depth < 32) \
-             SELECT l.id, l.name FROM labels l JOIN label_sources s ON s.id = l.source_id \
-               JOIN scim_resources g ON g.id = l.source_key AND g.kind = 'Group' \
-             WHERE s.source = 'idp_groups' AND g.seq IN (SELECT g FROM up) \
+             SELECT l.id, l.name FROM up CROSS JOIN scim_resources g CROSS JOIN labels l CROSS JOIN label_sources s \
+             WHERE g.seq = up.g AND l.source_key = g.id AND s.id = l.source_id AND s.source = 'idp_groups' \
                AND (s.connection_id IS NULL OR s.connection_id = g.connection_id) \
              UNION \
-             SELECT l.id, l.name FROM labels l JOIN label_sources s ON s.id = l.source_id \
-               JOIN scim_values v ON v.text_value = l.source_key JOIN scim_resources r ON r.seq = v.resource_seq \
-             WHERE s.source = 'idp_departments' AND v.kind = 'User' AND v.path = '{ENTERPRISE_USER_SCHEMA}:department' \
-               AND v.resource_seq IN (SELECT seq FROM u) \
+             SELECT l.id, l.name FROM u CROSS JOIN scim_values v CROSS JOIN scim_resources r CROSS JOIN labels l \
+               CROSS JOIN label_sources s \
+             WHERE v.resource_seq = u.seq AND v.path = '{ENTERPRISE_USER_SCHEMA}:department' AND r.seq = u.seq \
+               AND l.source_key = v.text_value AND s.id = l.source_id AND s.source = 'idp_departments' \
                AND (s.connection_id IS NULL OR s.connection_id = r.connection_id)"
         ),
         [host_id.into()],
