@@ -49,7 +49,7 @@ pub fn push_host_filters(qb: &mut Sql, dialect: Dialect, q: &HostQuery) -> Store
     }
     if let Some(criteria) = &q.criteria {
         qb.push(" AND ");
-        push_criteria(qb, dialect, criteria)?;
+        push_criteria(qb, dialect, criteria, &UserFilters::Translated)?;
     }
     if let Some(filter) = &q.idp_filter {
         qb.push(" AND ");
@@ -167,7 +167,22 @@ fn push_department_match(qb: &mut Sql, dept: &str) {
 /// A label's criteria as a boolean SQL expression over the host row `h`. A group
 /// condition resolved to a SCIM id matches by that id only (renames keep it); an
 /// unresolved one matches a group with that id or name at read time.
-pub fn push_criteria(qb: &mut Sql, dialect: Dialect, criteria: &Criteria) -> StoreResult<()> {
+/// How `end_user_idp_filter` conditions are written.
+pub enum UserFilters<'a> {
+    /// Translated to SQL, for lists of hosts.
+    Translated,
+    /// Already evaluated for the one user of the one host asked about (its document is
+    /// at hand): a constant, so that a host's details do not materialise every filter's
+    /// matches over all users.
+    Known(&'a (dyn Fn(&str) -> bool + Sync)),
+}
+
+pub fn push_criteria(
+    qb: &mut Sql,
+    dialect: Dialect,
+    criteria: &Criteria,
+    filters: &UserFilters<'_>,
+) -> StoreResult<()> {
     match criteria {
         Criteria::Condition { vital, value, group_id, connection } => {
             qb.push("(");
@@ -175,7 +190,12 @@ pub fn push_criteria(qb: &mut Sql, dialect: Dialect, criteria: &Criteria) -> Sto
                 (Vital::EndUserIdpGroup, Some(id)) => push_group_match(qb, dialect, Some(id), None),
                 (Vital::EndUserIdpGroup, None) => push_group_match(qb, dialect, Some(value), Some(value)),
                 (Vital::EndUserIdpDepartment, _) => push_department_match(qb, value),
-                (Vital::EndUserIdpFilter, _) => push_stored_filter(qb, dialect, value)?,
+                (Vital::EndUserIdpFilter, _) => match filters {
+                    UserFilters::Translated => push_stored_filter(qb, dialect, value)?,
+                    UserFilters::Known(matches) => {
+                        qb.push(if matches(value) { "1 = 1" } else { "1 = 0" });
+                    }
+                },
             }
             if let Some(connection) = connection {
                 qb.push(" AND ");
@@ -190,7 +210,7 @@ pub fn push_criteria(qb: &mut Sql, dialect: Dialect, criteria: &Criteria) -> Sto
                 if i > 0 {
                     qb.push(op);
                 }
-                push_criteria(qb, dialect, item)?;
+                push_criteria(qb, dialect, item, filters)?;
             }
             qb.push(")");
         }
@@ -222,6 +242,7 @@ pub fn push_labels_of_host(
     dialect: Dialect,
     host_id: i64,
     labels: &[(i64, Criteria)],
+    filters: &UserFilters<'_>,
 ) -> StoreResult<()> {
     for (i, (label_id, criteria)) in labels.iter().enumerate() {
         if i > 0 {
@@ -232,7 +253,7 @@ pub fn push_labels_of_host(
         qb.push(" AS id WHERE EXISTS (SELECT 1 FROM hosts h WHERE h.id = ");
         qb.push_bind(host_id);
         qb.push(" AND ");
-        push_criteria(qb, dialect, criteria)?;
+        push_criteria(qb, dialect, criteria, filters)?;
         qb.push(")");
     }
     Ok(())

@@ -4,14 +4,18 @@
 use custodian_domain::hosts::Actor;
 use custodian_domain::labels::{AUTOMATIC_REFUSAL, Criteria, Label, LabelChange, LabelRef, NewLabel, Vital};
 use custodian_domain::{StoreError, StoreResult};
-use custodian_scim::schema::ENTERPRISE_USER_SCHEMA;
-use serde_json::json;
+use custodian_scim::filter::matches;
+use custodian_scim::resource::{ResourceMeta, render};
+use custodian_scim::schema::{ENTERPRISE_USER_SCHEMA, ResourceKind};
+use serde_json::{Value, json};
 
+use crate::common::RECORD_COLUMNS;
 use crate::db::{Conn, Db, Sql};
 use crate::error::{db_err, is_unique_violation};
-use crate::host_sql::push_labels_of_host;
+use crate::host_sql::{UserFilters, push_labels_of_host};
 use crate::linking::record_activity;
 use crate::outbox::{self, LABEL_COLUMNS, label_norm};
+use crate::sql_filter::parse_translatable;
 use crate::time;
 
 /// Labels evaluated per query by `labels_of_host`.
@@ -58,6 +62,34 @@ async fn resolve_groups(tx: &mut Conn, criteria: &mut Criteria) -> StoreResult<(
         }
     }
     Ok(())
+}
+
+fn has_filter(criteria: &Criteria) -> bool {
+    criteria
+        .conditions("criteria")
+        .iter()
+        .any(|(_, c)| matches!(c, Criteria::Condition { vital: Vital::EndUserIdpFilter, .. }))
+}
+
+/// The host's end user as SCIM renders it (with `id` and `meta`), for the evaluator.
+async fn end_user_document(tx: &mut Conn, host_id: i64) -> StoreResult<Option<Value>> {
+    let sql = Sql::with(
+        format!("SELECT {RECORD_COLUMNS} FROM hosts h JOIN scim_resources r ON r.seq = h.end_user_seq WHERE h.id = $1"),
+        [host_id.into()],
+    );
+    let Some(row) = tx.fetch_optional(&sql).await? else {
+        return Ok(None);
+    };
+    let record = crate::rows::record(&row)?;
+    let etag = record.etag();
+    let meta = ResourceMeta {
+        id: &record.id,
+        created: record.created,
+        last_modified: record.last_modified,
+        version: &etag,
+        location: "",
+    };
+    Ok(Some(render(ResourceKind::User, &record.doc, &meta, None, None)))
 }
 
 /// The automatic labels of a host in one query: those of its user's groups (nested, as
@@ -195,11 +227,24 @@ impl Db {
         for row in tx.fetch_all(&automatic_labels_of_host(host_id)).await? {
             refs.push(LabelRef { id: row.int("id")?, name: row.text("name")? });
         }
+        // Filter conditions are decided on the user's own document, with the evaluator
+        // the SQL translation agrees with (the differential test holds them together).
+        let user = if labels.iter().any(|l| has_filter(&l.criteria)) {
+            end_user_document(&mut tx, host_id).await?
+        } else {
+            None
+        };
+        let known = |text: &str| {
+            // As the SQL side: a stored filter that no longer translates matches no host.
+            user.as_ref()
+                .is_some_and(|doc| parse_translatable(ResourceKind::User, text).is_ok_and(|f| matches(&f, doc)))
+        };
+        let filters = UserFilters::Known(&known);
         let mut member: Vec<i64> = Vec::new();
         for chunk in labels.chunks(LABELS_PER_QUERY) {
             let pairs: Vec<(i64, Criteria)> = chunk.iter().map(|l| (l.id, l.criteria.clone())).collect();
             let mut sql = Sql::new("");
-            push_labels_of_host(&mut sql, tx.dialect(), host_id, &pairs)?;
+            push_labels_of_host(&mut sql, tx.dialect(), host_id, &pairs, &filters)?;
             member.extend(tx.ints(&sql).await?);
         }
         tx.commit().await?;

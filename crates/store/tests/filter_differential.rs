@@ -36,6 +36,7 @@ const WORDS: &[&str] = &[
     "",
 ];
 const EXT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+const ACME: &str = "urn:ietf:params:scim:schemas:extension:acme:2.0:User";
 
 fn word() -> impl Strategy<Value = String> {
     prop::sample::select(WORDS).prop_map(str::to_string)
@@ -53,8 +54,9 @@ fn user() -> impl Strategy<Value = Value> {
         ),
         prop::option::of(word()),
         prop::option::of(word()),
+        prop::option::of(word()),
     )
-        .prop_map(|(user_name, nick, title, active, emails, dept, external)| {
+        .prop_map(|(user_name, nick, title, active, emails, dept, external, badge)| {
             let mut u = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": user_name});
             if let Some(n) = nick {
                 u["nickName"] = json!(n);
@@ -85,6 +87,13 @@ fn user() -> impl Strategy<Value = Value> {
             if let Some(x) = external {
                 u["externalId"] = json!(x);
             }
+            if let Some(b) = &badge {
+                // A custom extension no schema declares, as Okta sends one: text or a number.
+                u[ACME] = match b.parse::<i64>() {
+                    Ok(n) => json!({"badge": n, "tags": [b, "x"]}),
+                    Err(_) => json!({"badge": b, "tags": [b]}),
+                };
+            }
             u
         })
 }
@@ -104,6 +113,8 @@ fn attr_path() -> impl Strategy<Value = &'static str> {
             "externalId",
             "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
             "meta.resourceType",
+            "urn:ietf:params:scim:schemas:extension:acme:2.0:User:badge",
+            "urn:ietf:params:scim:schemas:extension:acme:2.0:User:tags",
         ][..],
     )
 }

@@ -246,7 +246,9 @@ fn compare(attr: &ResolvedAttr, op: CompareOp, literal: &CompValue, scope: Scope
         // nothing equals it, so only `ne` holds.
         return op == CompareOp::Ne;
     };
-    let mut keys = found.iter().filter_map(|v| value_key(leaf, v));
+    // An empty string is unassigned (RFC 7643 §2.5): it compares with nothing, as the
+    // index, which has no row for it. (Custom attributes keep "" as sent.)
+    let mut keys = found.iter().filter_map(|v| value_key(leaf, v)).filter(|k| *k != CompareKey::Str(String::new()));
     match op {
         // `ne` is `not eq`, also for absent and multi-valued attributes.
         CompareOp::Ne => !keys.any(|k| k == lit),

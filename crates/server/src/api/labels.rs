@@ -380,7 +380,8 @@ pub async fn patch(
 }
 
 #[utoipa::path(delete, path = "/api/v1/fleet/labels/{id}", tag = "labels", operation_id = "delete_label", params(("id" = i64, Path, minimum = 1)),
-    responses((status = 200, body = DeletedResponse), (status = 404, body = crate::errors::ErrorBody)))]
+    responses((status = 200, body = DeletedResponse), (status = 404, body = crate::errors::ErrorBody),
+               (status = 409, body = crate::errors::ErrorBody, description = "An automatic label: stop its source instead")))]
 pub async fn delete(
     State(state): State<AppState>,
     op: Operator,

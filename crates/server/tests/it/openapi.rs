@@ -33,6 +33,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/api/v1/fleet/labels/{id}"),
     ("get", "/api/v1/fleet/labels/{id}/hosts"),
     ("post", "/api/v1/fleet/labels/{id}/render"),
+    ("get", "/api/v1/fleet/labels/automatic"),
+    ("post", "/api/v1/fleet/labels/automatic"),
+    ("delete", "/api/v1/fleet/labels/automatic/{id}"),
     ("get", "/api/v1/fleet/webhooks/deliveries"),
     ("get", "/api/v1/fleet/idp/connections"),
     ("post", "/api/v1/fleet/idp/connections"),
@@ -399,6 +402,30 @@ async fn real_responses_validate_against_the_documented_schemas() {
     spec.check("get", "/api/v1/fleet/activities", &app.api_get("/activities?per_page=1000").await);
     let r = app.api_delete(&format!("/hosts/{id}/device_mapping/idp")).await;
     spec.check("delete", "/api/v1/fleet/hosts/{id}/device_mapping/idp", &r);
+
+    // Automatic labels: created, existing, listed, errors and stopped.
+    let r = app.api_post("/labels/automatic", json!({"source": "idp_groups"})).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    spec.check("post", "/api/v1/fleet/labels/automatic", &r);
+    let source = r.body["automatic_labels"]["id"].as_i64().unwrap();
+    let r = app.api_post("/labels/automatic", json!({"source": "idp_groups"})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    spec.check("post", "/api/v1/fleet/labels/automatic", &r);
+    spec.check(
+        "post",
+        "/api/v1/fleet/labels/automatic",
+        &app.api_post("/labels/automatic", json!({"source": "x"})).await,
+    );
+    spec.check("get", "/api/v1/fleet/labels/automatic", &app.api_get("/labels/automatic").await);
+    let r = app.api_get("/labels").await;
+    assert!(r.body["labels"].as_array().unwrap().iter().any(|l| l["label_type"] == "automatic"), "{}", r.text);
+    spec.check("get", "/api/v1/fleet/labels", &r);
+    spec.check(
+        "delete",
+        "/api/v1/fleet/labels/automatic/{id}",
+        &app.api_delete(&format!("/labels/automatic/{source}")).await,
+    );
+    spec.check("delete", "/api/v1/fleet/labels/automatic/{id}", &app.api_delete("/labels/automatic/999999").await);
 
     // Errors the operations document.
     let r = app.api_post("/hosts", json!({"hostname": 5})).await;
