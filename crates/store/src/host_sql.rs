@@ -74,14 +74,14 @@ pub fn push_host_filters(qb: &mut Sql, dialect: Dialect, q: &HostQuery) -> Store
     Ok(())
 }
 
-/// `h.end_user_seq IN (...)`: the end user matches a SCIM filter, translated exactly as
-/// `GET /Users?filter=` translates it (every connection's users; `idp_connection` narrows).
-/// No `r.kind = 'User'`: an end user is always a user, and without it SQLite drives the
-/// subquery from the filter's index lookups (rowid IN ...) instead of scanning every
-/// user (85 ms → a few ms at 100,000 users).
+/// The end user matches a SCIM filter, translated exactly as `GET /Users?filter=`
+/// translates it (every connection's users; `idp_connection` narrows). Its terms test
+/// `h.end_user_seq` itself: each is an index lookup, with no join with the users' rows
+/// (at 100,000 users, a page filtered on two attributes: p95 117 ms with the join and
+/// the covering index missing, 51 ms with the covering index; see the README).
 fn push_user_filter(qb: &mut Sql, dialect: Dialect, filter: &Filter) -> StoreResult<()> {
-    qb.push("h.end_user_seq IN (SELECT r.seq FROM scim_resources r WHERE ");
-    FilterSql::new(dialect, ResourceKind::User).push(qb, filter)?;
+    qb.push("(h.end_user_seq IS NOT NULL AND ");
+    FilterSql::new(dialect, ResourceKind::User).on_seq("h.end_user_seq").push(qb, filter)?;
     qb.push(")");
     Ok(())
 }

@@ -22,6 +22,9 @@ type TermFn<'f> = dyn Fn(&mut Sql, &Filter) -> Result<(), ScimError> + 'f;
 pub struct FilterSql {
     dialect: Dialect,
     kind: ResourceKind,
+    /// The column holding the resource's row number that terms test: `r.seq` over
+    /// `scim_resources r`, or another table's reference to a resource (`on_seq`).
+    seq: &'static str,
 }
 
 /// The column that holds an attribute's values in `scim_values`.
@@ -55,7 +58,16 @@ pub fn parse_translatable(kind: ResourceKind, text: &str) -> Result<Filter, Scim
 
 impl FilterSql {
     pub fn new(dialect: Dialect, kind: ResourceKind) -> Self {
-        FilterSql { dialect, kind }
+        FilterSql { dialect, kind, seq: "r.seq" }
+    }
+
+    /// Terms test this column (e.g. `h.end_user_seq`) instead of `r.seq`, so that the
+    /// filter needs no join with `scim_resources`: each term is an index lookup, and the
+    /// few that read a resource's own columns (`id`, `meta.created`, ...) look it up.
+    /// The caller excludes rows where the column is NULL.
+    pub fn on_seq(mut self, column: &'static str) -> Self {
+        self.seq = column;
+        self
     }
 
     pub fn push(&self, qb: &mut Sql, filter: &Filter) -> Result<(), ScimError> {
@@ -98,14 +110,14 @@ impl FilterSql {
             }
         }
         if is_members(self.kind, attr) {
-            qb.push("(EXISTS (SELECT 1 FROM scim_members pm WHERE pm.group_seq = r.seq))");
+            qb.push(format_args!("(EXISTS (SELECT 1 FROM scim_members pm WHERE pm.group_seq = {}))", self.seq));
             return Ok(());
         }
         if is_groups(self.kind, attr) {
-            qb.push("(EXISTS (SELECT 1 FROM scim_members pm WHERE pm.member_seq = r.seq))");
+            qb.push(format_args!("(EXISTS (SELECT 1 FROM scim_members pm WHERE pm.member_seq = {}))", self.seq));
             return Ok(());
         }
-        qb.push("(r.seq IN (SELECT resource_seq FROM scim_values WHERE kind = ");
+        qb.push(format_args!("({} IN (SELECT resource_seq FROM scim_values WHERE kind = ", self.seq));
         qb.push_bind(self.kind.name().to_string());
         if matches!(attr.location, AttrLocation::Custom(_)) && attr.sub.is_none() {
             // A custom attribute holds text or objects: it is present when it has rows of
@@ -190,7 +202,7 @@ impl FilterSql {
                 _ => {}
             }
         }
-        qb.push("(r.seq IN (SELECT resource_seq FROM scim_values WHERE kind = ");
+        qb.push(format_args!("({} IN (SELECT resource_seq FROM scim_values WHERE kind = ", self.seq));
         qb.push_bind(self.kind.name().to_string());
         self.push_path_condition(qb, attr, "");
         qb.push(" AND ");
@@ -207,9 +219,15 @@ impl FilterSql {
         op: CompareOp,
         value: &CompValue,
     ) -> Result<(), ScimError> {
-        qb.push("(");
-        self.push_value_compare(qb, column, attr, op, value)?;
-        qb.push(")");
+        if self.seq == "r.seq" {
+            qb.push("(");
+            self.push_value_compare(qb, column, attr, op, value)?;
+            qb.push(")");
+        } else {
+            qb.push(format_args!("({} IN (SELECT r.seq FROM scim_resources r WHERE ", self.seq));
+            self.push_value_compare(qb, column, attr, op, value)?;
+            qb.push("))");
+        }
         Ok(())
     }
 
@@ -325,17 +343,19 @@ impl FilterSql {
             )));
         }
         if is_members(self.kind, attr) {
-            qb.push(
-                "(r.seq IN (SELECT mm.group_seq FROM scim_members mm \
+            qb.push(format_args!(
+                "({} IN (SELECT mm.group_seq FROM scim_members mm \
                  JOIN scim_resources mx ON mx.seq = mm.member_seq WHERE mx.id = ",
-            );
+                self.seq
+            ));
             qb.push_bind(id.clone());
             qb.push("))");
         } else {
-            qb.push(
-                "(r.seq IN (WITH RECURSIVE below(s) AS (\
+            qb.push(format_args!(
+                "({} IN (WITH RECURSIVE below(s) AS (\
                  SELECT seq FROM scim_resources WHERE kind = 'Group' AND id = ",
-            );
+                self.seq
+            ));
             qb.push_bind(id.clone());
             qb.push(
                 " UNION SELECT bm.member_seq FROM scim_members bm JOIN below ON bm.group_seq = below.s) \
@@ -356,7 +376,7 @@ impl FilterSql {
                 attr.attr.name
             )));
         }
-        qb.push("(r.seq IN (SELECT e.resource_seq FROM scim_values e WHERE e.kind = ");
+        qb.push(format_args!("({} IN (SELECT e.resource_seq FROM scim_values e WHERE e.kind = ", self.seq));
         qb.push_bind(self.kind.name().to_string());
         self.push_path_condition(qb, &ResolvedAttr { sub: None, ..*attr }, "e.");
         qb.push(" AND ");
