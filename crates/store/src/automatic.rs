@@ -4,7 +4,7 @@
 //! stale. A label's hosts are its criteria's, evaluated at read time like any label's.
 
 use custodian_domain::hosts::Actor;
-use custodian_domain::labels::{AutomaticSource, LabelSource};
+use custodian_domain::labels::{AutomaticSource, Criteria, LabelSource, criteria_from_stored};
 use custodian_domain::{ConnectionId, StoreError, StoreResult};
 use custodian_scim::resource::display_of;
 use custodian_scim::schema::{ENTERPRISE_USER_SCHEMA, ResourceKind};
@@ -173,6 +173,35 @@ pub(crate) async fn follow_change(
                 prune_department(tx, &scopes, key).await?;
             }
         }
+    }
+    Ok(())
+}
+
+/// After a connection is renamed: the labels of its sources name it in their names and
+/// criteria (a criterion names its connection), so both follow.
+pub(crate) async fn rename_connection(tx: &mut Conn, conn: ConnectionId, name: &str) -> StoreResult<()> {
+    let rows = tx
+        .fetch_all(&Sql::with(
+            "SELECT l.id, l.criteria, s.source FROM labels l JOIN label_sources s ON s.id = l.source_id \
+             WHERE s.connection_id = $1",
+            [conn.0.into()],
+        ))
+        .await?;
+    let now = time::to_text(time::now());
+    for row in rows {
+        let source_name = row.text("source")?;
+        let source = AutomaticSource::parse(&source_name)
+            .ok_or_else(|| StoreError::Database(format!("unknown label source '{source_name}'")))?;
+        let stored = parse_doc(&row.text("criteria")?)?;
+        let Some(Criteria::Condition { value, group_id, .. }) = criteria_from_stored(&stored) else {
+            continue;
+        };
+        let criteria = source.criteria(&value, group_id.as_deref(), Some(name)).to_json().to_string();
+        tx.execute(&Sql::with(
+            "UPDATE labels SET name = $1, criteria = $2, updated_at = $3 WHERE id = $4",
+            [source.label_name(&value, Some(name)).into(), criteria.into(), (&now).into(), row.int("id")?.into()],
+        ))
+        .await?;
     }
     Ok(())
 }

@@ -325,6 +325,9 @@ impl Db {
         if let Some(google) = &change.google_workspace {
             crate::sync::update_google_settings(&mut tx, id, google).await?;
         }
+        if name != old_name {
+            crate::automatic::rename_connection(&mut tx, id, &name).await?;
+        }
         let mut relinked = 0usize;
         if priority != old_priority {
             let (low, high) = (old_priority.min(priority), old_priority.max(priority));

@@ -227,6 +227,21 @@ async fn a_source_of_one_connection_follows_only_its_groups_and_bad_requests_nam
     let sub_team = id_of(&labels, "IdP group: Sub team (entra-sub)");
     assert_eq!(label_host_ids(&app, sub_team).await, vec![h_dana]);
 
+    // The connection renamed: its labels' names and criteria follow.
+    let r = app
+        .api_as(
+            Some(&admin),
+            Method::PATCH,
+            &format!("{API}/idp/connections/{sub_id}"),
+            Some(json!({"name": "entra-eu"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let labels = automatic_labels(&app).await;
+    assert_eq!(id_of(&labels, "IdP group: Sub team (entra-eu)"), sub_team);
+    assert_eq!(app.api_get(&format!("/labels/{sub_team}")).await.body["label"]["criteria"]["connection"], "entra-eu");
+    assert_eq!(label_host_ids(&app, sub_team).await, vec![h_dana]);
+
     // A source of every connection has each group, and loses the connection's with it.
     let r = app.api_post("/labels/automatic", json!({"source": "idp_groups"})).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
