@@ -23,6 +23,25 @@ impl ScimRecord {
     pub fn etag(&self) -> String {
         etag_of(self.version)
     }
+
+    /// The resource as SCIM returns it (`id`, `meta` at `location`, `schemas`), with its
+    /// members or groups when given: what clients read and what filters are evaluated on.
+    pub fn render(
+        &self,
+        location: &str,
+        members: Option<&[custodian_scim::resource::MemberOut]>,
+        groups: Option<&[custodian_scim::resource::GroupRefOut]>,
+    ) -> Value {
+        let etag = self.etag();
+        let meta = custodian_scim::resource::ResourceMeta {
+            id: &self.id,
+            created: self.created,
+            last_modified: self.last_modified,
+            version: &etag,
+            location,
+        };
+        custodian_scim::resource::render(self.kind, &self.doc, &meta, members, groups)
+    }
 }
 
 pub fn etag_of(version: i64) -> String {

@@ -5,7 +5,6 @@ use custodian_domain::hosts::Actor;
 use custodian_domain::labels::{AUTOMATIC_REFUSAL, Criteria, Label, LabelChange, LabelRef, NewLabel, Vital};
 use custodian_domain::{StoreError, StoreResult};
 use custodian_scim::filter::matches;
-use custodian_scim::resource::{ResourceMeta, render};
 use custodian_scim::schema::{ENTERPRISE_USER_SCHEMA, ResourceKind};
 use serde_json::{Value, json};
 
@@ -80,16 +79,7 @@ async fn end_user_document(tx: &mut Conn, host_id: i64) -> StoreResult<Option<Va
     let Some(row) = tx.fetch_optional(&sql).await? else {
         return Ok(None);
     };
-    let record = crate::rows::record(&row)?;
-    let etag = record.etag();
-    let meta = ResourceMeta {
-        id: &record.id,
-        created: record.created,
-        last_modified: record.last_modified,
-        version: &etag,
-        location: "",
-    };
-    Ok(Some(render(ResourceKind::User, &record.doc, &meta, None, None)))
+    Ok(Some(crate::rows::record(&row)?.render("", None, None)))
 }
 
 /// The automatic labels of a host in one query: those of its user's groups (nested, as

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use custodian_domain::hosts::{DeviceMapping, HostInput, HostQuery, MappingSource};
 use custodian_domain::{ListQuery, SortOrder, Store};
 use custodian_scim::filter::{matches, parse_filter};
-use custodian_scim::resource::{ResourceMeta, parse_resource, render};
+use custodian_scim::resource::parse_resource;
 use custodian_scim::schema::ResourceKind;
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -189,20 +189,7 @@ async fn check_on(store: &dyn Store, users: &[Value], filters: &[String]) -> Res
     let all_query =
         ListQuery { filter: None, sort_by: None, sort_order: SortOrder::Ascending, start_index: 1, count: 10_000 };
     let all = store.scim_list(custodian_domain::Scope::All, ResourceKind::User, &all_query).await.unwrap().records;
-    let rendered: Vec<(String, Value)> = all
-        .iter()
-        .map(|r| {
-            let etag = r.etag();
-            let meta = ResourceMeta {
-                id: &r.id,
-                created: r.created,
-                last_modified: r.last_modified,
-                version: &etag,
-                location: "x",
-            };
-            (r.id.clone(), render(ResourceKind::User, &r.doc, &meta, None, None))
-        })
-        .collect();
+    let rendered: Vec<(String, Value)> = all.iter().map(|r| (r.id.clone(), r.render("x", None, None))).collect();
     // One host per user, enrolled with its userName (unique, so rule 2 links it), and
     // one without an identity, which no filter may list.
     let mut hosts: Vec<HostInput> = all

@@ -14,7 +14,7 @@ use custodian_scim::ScimError;
 use custodian_scim::filter::parse_filter;
 use custodian_scim::patch::parse_patch;
 use custodian_scim::projection::Projection;
-use custodian_scim::resource::{GroupRefOut, MemberKind, MemberOut, ResourceMeta, parse_resource, render};
+use custodian_scim::resource::{GroupRefOut, MemberKind, MemberOut, parse_resource};
 use custodian_scim::schema::{LIST_RESPONSE_SCHEMA, ResourceKind};
 use serde_json::{Value, json};
 
@@ -108,15 +108,7 @@ impl Ctx {
             None
         };
         let location = self.location(kind, &record.id);
-        let etag = record.etag();
-        let meta = ResourceMeta {
-            id: &record.id,
-            created: record.created,
-            last_modified: record.last_modified,
-            version: &etag,
-            location: &location,
-        };
-        let full = render(kind, &record.doc, &meta, members.as_deref(), groups.as_deref());
+        let full = record.render(&location, members.as_deref(), groups.as_deref());
         Ok(projection.apply(kind, full))
     }
 
