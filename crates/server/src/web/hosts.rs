@@ -206,7 +206,9 @@ pub async fn list(State(state): State<AppState>, viewer: Viewer, uri: Uri) -> We
             @if list.filter_error.is_some() { "Correct the IdP filter to list hosts." } @else if total == 0 { "No host matches." } @else {
                 "Hosts " (thousands(first)) "–" (thousands(first + hosts.len() as u64 - 1)) " of " (thousands(total))
             }
-            " · " a href={ "/hosts.csv" @if !export.is_empty() { "?" (export) } } id="export-csv" { "Export CSV" }
+            @if list.filter_error.is_none() {
+                " · " a href={ "/hosts.csv" @if !export.is_empty() { "?" (export) } } id="export-csv" { "Export CSV" }
+            }
         }
         table.data id="hosts" {
             thead { tr {

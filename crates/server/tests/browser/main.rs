@@ -486,6 +486,7 @@ async fn the_idp_filter_box_lists_matching_hosts_and_shows_a_bad_filters_error_i
     assert_eq!(input.attr("aria-describedby").await.unwrap().as_deref(), Some("idp-filter-error"));
     assert!(text_of(&c, "#host-count").await.contains("Correct the IdP filter"), "no summary of the refusal");
     assert!(c.find_all(Locator::Css("#hosts tbody tr td a")).await.unwrap().is_empty(), "hosts listed anyway");
+    assert!(c.find_all(Locator::Css("#export-csv")).await.unwrap().is_empty(), "an export of a refused filter offered");
     assert_accessible(&c, "hosts with an invalid IdP filter").await;
     shot(&c, "19-hosts-invalid-idp-filter").await;
     c.close().await.unwrap();
