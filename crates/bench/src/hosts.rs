@@ -182,9 +182,13 @@ fn site_of(n: usize) -> usize {
     (n / TITLES.len()) % SITES.len()
 }
 
-/// The user number in a bench userName (`user00042@example.com`), before renames.
-fn user_number(user_name: &str) -> Option<usize> {
-    user_name.strip_prefix("user")?.split('@').next()?.parse().ok()
+/// The number of the user a host belongs to (from 1), read from its hostname
+/// (`host-000042.corp.example.com` is host 41, of user 41 % users + 1): renames (phase 6)
+/// change userNames, never hostnames.
+fn owner_number(host: &Value, users: usize) -> Option<usize> {
+    let hostname = host.get("hostname")?.as_str()?;
+    let n: usize = hostname.strip_prefix("host-")?.split('.').next()?.parse().ok()?;
+    Some((n.checked_sub(1)? % users.max(1)) + 1)
 }
 
 /// The `idp_filter` (and `end_user_idp_filter`) selecting a title and a site.
@@ -503,7 +507,7 @@ async fn phases(
         (
             "list_idp_filter",
             "idp_filter=title eq <random> and <custom extension>:site eq <random>",
-            Filter::Idp { title: 0, site: 0 },
+            Filter::Idp { title: 0, site: 0, users: world.users.len() },
             0,
         ),
     ];
@@ -523,7 +527,7 @@ async fn phases(
                 }
                 Filter::Idp { .. } => {
                     let (title, site) = (rng.random_range(0..TITLES.len()), rng.random_range(0..SITES.len()));
-                    filter = Filter::Idp { title, site };
+                    filter = Filter::Idp { title, site, users: world.users.len() };
                     ("idp_filter", title_site_filter(title, site), world.title_site_hosts(title, site))
                 }
             };
@@ -709,7 +713,8 @@ async fn labels_and_variables(
         let url = fleet.url(&format!("/labels/{id}/hosts"), &[("per_page", per_page.as_str())])?;
         let (took, body) = fleet.call(Method::GET, url, None, StatusCode::OK).await?;
         samples.push(took);
-        check_list(&body, Filter::Idp { title, site }, &title_site_filter(title, site), expected.min(PAGE))?;
+        let filter = Filter::Idp { title, site, users: world.users.len() };
+        check_list(&body, filter, &title_site_filter(title, site), expected.min(PAGE))?;
     }
     let s = samples.summary();
     report.checked(
@@ -870,10 +875,11 @@ async fn web_pages(
 enum Filter {
     Group,
     Department,
-    /// `idp_filter` on a title and a site (indexes).
+    /// `idp_filter` on a title and a site (indexes), among `users` users.
     Idp {
         title: usize,
         site: usize,
+        users: usize,
     },
 }
 
@@ -964,11 +970,10 @@ fn check_list(body: &[u8], filter: Filter, value: &str, expected: usize) -> anyh
                 .and_then(Value::as_array)
                 .is_some_and(|gs| gs.iter().any(|g| g.as_str() == Some(value))),
             Filter::Department => end_user.and_then(|e| e.get("idp_department")).and_then(Value::as_str) == Some(value),
-            Filter::Idp { title, site } => end_user
-                .and_then(|e| e.get("idp_username"))
-                .and_then(Value::as_str)
-                .and_then(user_number)
-                .is_some_and(|n| title_of(n) == title && site_of(n) == site),
+            Filter::Idp { title, site, users } => {
+                end_user.is_some()
+                    && owner_number(host, users).is_some_and(|n| title_of(n) == title && site_of(n) == site)
+            }
         };
         if !matches {
             bail!(
