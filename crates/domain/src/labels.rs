@@ -409,6 +409,8 @@ pub struct LabelChange {
 pub struct LabelRef {
     pub id: i64,
     pub name: String,
+    /// Kept by an automatic source (`label_type: "automatic"`).
+    pub automatic: bool,
 }
 
 #[cfg(test)]

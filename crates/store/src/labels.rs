@@ -215,7 +215,7 @@ impl Db {
         let labels = rows.iter().map(outbox::label).collect::<StoreResult<Vec<Label>>>()?;
         let mut refs: Vec<LabelRef> = Vec::new();
         for row in tx.fetch_all(&automatic_labels_of_host(host_id)).await? {
-            refs.push(LabelRef { id: row.int("id")?, name: row.text("name")? });
+            refs.push(LabelRef { id: row.int("id")?, name: row.text("name")?, automatic: true });
         }
         // Filter conditions are decided on the user's own document, with the evaluator
         // the SQL translation agrees with (the differential test holds them together).
@@ -238,7 +238,11 @@ impl Db {
             member.extend(tx.ints(&sql).await?);
         }
         tx.commit().await?;
-        refs.extend(labels.into_iter().filter(|l| member.contains(&l.id)).map(|l| LabelRef { id: l.id, name: l.name }));
+        refs.extend(labels.into_iter().filter(|l| member.contains(&l.id)).map(|l| LabelRef {
+            id: l.id,
+            name: l.name,
+            automatic: false,
+        }));
         refs.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
         Ok(refs)
     }

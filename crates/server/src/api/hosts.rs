@@ -227,7 +227,7 @@ pub struct HostBody {
 pub struct HostLabelBody {
     pub id: i64,
     pub name: String,
-    /// Always `regular`.
+    /// `regular`, or `automatic` for a label an automatic source keeps.
     pub label_type: String,
     /// Always `dynamic`.
     pub label_membership_type: String,
@@ -721,7 +721,7 @@ async fn details(state: &AppState, host: &Host) -> ApiResult<Json<HostResponse>>
             .map(|l| HostLabelBody {
                 id: l.id,
                 name: l.name,
-                label_type: "regular".into(),
+                label_type: if l.automatic { "automatic" } else { "regular" }.into(),
                 label_membership_type: "dynamic".into(),
             })
             .collect(),

@@ -79,6 +79,10 @@ async fn group_labels_follow_a_groups_creation_rename_nesting_and_deletion() {
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
     assert_eq!(label_host_ids(&app, eng_label).await, vec![h_alice, h_bob]);
     assert_eq!(host_label_names(&app, h_bob).await, vec!["IdP group: Engineering", "IdP group: Platform"]);
+    // Host details say what kind of label each is, as the label list does.
+    let types: Vec<Value> =
+        app.host(h_bob).await["labels"].as_array().unwrap().iter().map(|l| l["label_type"].clone()).collect();
+    assert_eq!(types, [json!("automatic"), json!("automatic")]);
 
     // Renamed in the IdP: the same label, renamed.
     let r =
