@@ -17,7 +17,7 @@ use crate::hosts::{Activity, Actor, DeviceMapping, Host, HostInput, HostQuery, O
 use crate::idp::{ListPage, ListQuery, ScimRecord, ScimRequestEntry, StoredMember};
 use crate::labels::{AutomaticSource, Label, LabelChange, LabelRef, LabelSource, NewLabel};
 use crate::sync::{RunCounts, RunStart, SecretKeyFile, SyncPlan, SyncRun, SyncSchedule, SyncedDirectory};
-use crate::web::{NewPasswordUser, NewWebSession, PasswordUser, WebSession};
+use crate::web::{NewPasswordUser, NewWebSession, PasswordUser, PendingSsoLogin, SsoIdentity, SsoSignIn, WebSession};
 use crate::webhooks::{AttemptOutcome, DeliveryState, WebhookDelivery};
 
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +116,11 @@ pub trait Operators: Send + Sync {
     async fn host_columns(&self, user_id: i64) -> StoreResult<Vec<String>>;
     /// Replaces the operator's IdP columns (NotFound when the operator is gone).
     async fn set_host_columns(&self, user_id: i64, paths: &[String]) -> StoreResult<()>;
+    /// The operator of an SSO sign-in, found by issuer and subject (never by email),
+    /// created on first sign-in, its name, email and role updated from the claims on
+    /// every other; refused while the IdP has its user deactivated. Records the sign-in
+    /// and any role change in the activity feed.
+    async fn sso_sign_in(&self, identity: &SsoIdentity) -> StoreResult<SsoSignIn>;
 }
 
 /// The SCIM directory: users and groups as the IdPs wrote them, and memberships. Writes
@@ -343,6 +348,10 @@ pub trait WebSessions: Send + Sync {
         now: chrono::DateTime<chrono::Utc>,
         idle_before: chrono::DateTime<chrono::Utc>,
     ) -> StoreResult<u64>;
+    /// Stores an SSO sign-in sent to the provider (sweeping expired ones).
+    async fn create_sso_login(&self, login: PendingSsoLogin) -> StoreResult<()>;
+    /// Takes the SSO sign-in of this state's digest: it can be taken once.
+    async fn take_sso_login(&self, state_digest: TokenDigest) -> StoreResult<Option<PendingSsoLogin>>;
 }
 
 /// Everything a Custodian store does, for the places that hand a store on (the

@@ -58,6 +58,81 @@ impl WebSession {
     }
 }
 
+/// A sign-in at the company's OpenID provider, after every check of its ID token.
+#[derive(Debug, Clone)]
+pub struct SsoIdentity {
+    /// The provider's issuer URL, exactly as its discovery document states it.
+    pub issuer: String,
+    /// The `sub` claim: with the issuer, what identifies the operator.
+    pub subject: String,
+    pub name: String,
+    /// The email, only when the provider says it is verified.
+    pub email: Option<String>,
+    /// The role its groups give it, decided on every sign-in.
+    pub role: Role,
+}
+
+/// What became of an SSO sign-in.
+#[derive(Debug, Clone)]
+pub enum SsoSignIn {
+    /// The operator may sign in: created now, or updated from the claims.
+    Allowed {
+        user: ApiUser,
+        created: bool,
+        /// The role it had before this sign-in, when the groups changed it.
+        previous_role: Option<Role>,
+    },
+    /// The IdP deactivated or deleted the operator's user: no session.
+    Blocked { reason: String },
+}
+
+/// Which groups of the provider's groups claim give which role.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoleGroups {
+    pub admin: Vec<String>,
+    pub maintainer: Vec<String>,
+    pub observer: Vec<String>,
+}
+
+impl RoleGroups {
+    /// The strongest role the groups give (admin over maintainer over observer), or
+    /// none. Group names and ids are compared exactly, as the provider sends them.
+    pub fn role_of(&self, groups: &[String]) -> Option<Role> {
+        let has = |wanted: &[String]| groups.iter().any(|g| wanted.iter().any(|w| w == g));
+        if has(&self.admin) {
+            Some(Role::Admin)
+        } else if has(&self.maintainer) {
+            Some(Role::Maintainer)
+        } else if has(&self.observer) {
+            Some(Role::Observer)
+        } else {
+            None
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.admin.is_empty() && self.maintainer.is_empty() && self.observer.is_empty()
+    }
+}
+
+/// How long a sign-in at the provider may take, from the redirect to the callback.
+pub const SSO_LOGIN_MAX_AGE: Duration = Duration::minutes(10);
+
+/// A sign-in sent to the provider and not yet back: what the callback needs, found by
+/// the digest of its `state` and usable once.
+#[derive(Debug, Clone)]
+pub struct PendingSsoLogin {
+    pub state_digest: TokenDigest,
+    /// The digest of the random cookie the browser that started the sign-in holds.
+    pub browser_digest: TokenDigest,
+    pub nonce: String,
+    pub pkce_verifier: String,
+    pub redirect_uri: String,
+    /// Where to go after sign-in (a local path).
+    pub next_path: String,
+    pub expires_at: DateTime<Utc>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,6 +153,21 @@ mod tests {
             last_seen_at: last_seen,
             expires_at: created + SESSION_MAX_AGE,
         }
+    }
+
+    #[test]
+    fn the_strongest_group_decides_the_role() {
+        let groups = RoleGroups {
+            admin: vec!["it-admins".into()],
+            maintainer: vec!["helpdesk".into()],
+            observer: vec!["security".into(), "audit".into()],
+        };
+        let of = |g: &[&str]| groups.role_of(&g.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(of(&["audit", "helpdesk"]), Some(Role::Maintainer));
+        assert_eq!(of(&["security", "it-admins"]), Some(Role::Admin));
+        assert_eq!(of(&["audit"]), Some(Role::Observer));
+        assert_eq!(of(&["IT-ADMINS", "sales"]), None, "exact names only");
+        assert_eq!(of(&[]), None);
     }
 
     #[test]

@@ -143,6 +143,16 @@ fn push_identities(sql: &mut Sql, connections: &[i64]) {
     sql.push(")");
 }
 
+/// The name of the connection a SCIM resource belongs to.
+pub(crate) async fn connection_name_of(tx: &mut Conn, resource_seq: i64) -> StoreResult<String> {
+    tx.fetch_one(&Sql::with(
+        "SELECT c.name FROM scim_resources r JOIN idp_connections c ON c.id = r.connection_id WHERE r.seq = $1",
+        [resource_seq.into()],
+    ))
+    .await?
+    .text(0)
+}
+
 /// Locks a connection's row for the transaction; NotFound without one, and a Conflict
 /// (`a <kind> connection <refusal>`) when it is not of `kind`.
 pub(crate) async fn lock_connection_of_kind(

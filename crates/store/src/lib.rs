@@ -22,6 +22,7 @@ pub mod schema;
 mod scim;
 pub mod sql_filter;
 pub mod sqlite;
+mod sso;
 mod store;
 mod sync;
 mod time;

@@ -55,7 +55,9 @@ use custodian_domain::hosts::{
 };
 use custodian_domain::store::SyncRequest;
 use custodian_domain::sync::{RunCounts, RunStart, SecretKeyFile, SyncPlan, SyncRun, SyncSchedule, SyncedDirectory};
-use custodian_domain::web::{NewPasswordUser, NewWebSession, PasswordUser, WebSession};
+use custodian_domain::web::{
+    NewPasswordUser, NewWebSession, PasswordUser, PendingSsoLogin, SsoIdentity, SsoSignIn, WebSession,
+};
 use custodian_domain::{
     ApiUser, ConnectionId, Credential, ListPage, ListQuery, NewApiUser, PoolStats, Precondition, ScimRecord,
     ScimRequestEntry, Scope, StoreResult, StoredMember, TokenDigest, Written,
@@ -128,6 +130,9 @@ impl custodian_domain::Operators for SqlStore {
     }
     async fn set_host_columns(&self, user_id: i64, paths: &[String]) -> StoreResult<()> {
         self.db.set_host_columns(user_id, paths).await
+    }
+    async fn sso_sign_in(&self, identity: &SsoIdentity) -> StoreResult<SsoSignIn> {
+        self.retry(|| self.db.sso_sign_in(identity)).await
     }
 }
 
@@ -424,6 +429,12 @@ impl custodian_domain::WebSessions for SqlStore {
         idle_before: chrono::DateTime<chrono::Utc>,
     ) -> StoreResult<u64> {
         self.db.delete_expired_web_sessions(now, idle_before).await
+    }
+    async fn create_sso_login(&self, login: PendingSsoLogin) -> StoreResult<()> {
+        self.db.create_sso_login(login).await
+    }
+    async fn take_sso_login(&self, state_digest: TokenDigest) -> StoreResult<Option<PendingSsoLogin>> {
+        self.db.take_sso_login(state_digest).await
     }
 
     // --- labels and offboarding webhooks ---

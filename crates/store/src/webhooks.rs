@@ -13,7 +13,8 @@ use crate::outbox::{self, EVENT_COLUMNS, clip_error, event_host, event_payload, 
 use crate::time;
 
 /// In the transaction of a SCIM change to a user: when the change deactivates, deletes
-/// or reactivates a user who owns hosts, writes the event. For a deletion, call it before
+/// or reactivates a user who owns hosts, writes the event (and SSO operators with the
+/// user's email follow it, hosts or not). For a deletion, call it before
 /// the hosts are unlinked and the memberships go.
 pub(crate) async fn record_offboarding(
     tx: &mut Conn,
@@ -27,6 +28,8 @@ pub(crate) async fn record_offboarding(
         return Ok(());
     }
     let Some(event) = OffboardingEvent::of_change(before, after) else { return Ok(()) };
+    // The IdP's word on a person also decides whether it may still sign in as an operator.
+    crate::sso::follow_offboarding(tx, event, user_seq, before, after).await?;
     let rows = tx
         .fetch_all(&Sql::with(
             "SELECT id, uuid, hostname, hardware_serial, platform FROM hosts WHERE end_user_seq = $1 ORDER BY id",
@@ -53,13 +56,7 @@ pub(crate) async fn record_offboarding(
         .iter()
         .map(|r| r.opt_text(0))
         .collect::<StoreResult<Vec<_>>>()?;
-    let connection = tx
-        .fetch_one(&Sql::with(
-            "SELECT c.name FROM scim_resources r JOIN idp_connections c ON c.id = r.connection_id WHERE r.seq = $1",
-            [user_seq.into()],
-        ))
-        .await?
-        .text(0)?;
+    let connection = crate::connections::connection_name_of(tx, user_seq).await?;
     let now = time::now();
     let doc = after.or(before).unwrap_or(&Value::Null);
     let payload = event_payload(event, now, user_id, doc, &connection, groups.into_iter().flatten().collect(), hosts);
