@@ -75,7 +75,7 @@ impl DatabaseArg {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Runs the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Applies database migrations and exits.
     Migrate {
         #[command(flatten)]
@@ -168,7 +168,79 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub limits: LimitArgs,
     #[command(flatten)]
+    pub sso: SsoArgs,
+    #[command(flatten)]
     pub database: DatabaseArg,
+}
+
+/// Operators' single sign-on with an OpenID provider (README: Single sign-on).
+#[derive(Debug, Args, Clone, Default)]
+pub struct SsoArgs {
+    /// The OpenID provider's issuer URL (its discovery document is at
+    /// {issuer}/.well-known/openid-configuration). Register {public URL}/login/oidc/callback
+    /// as the redirect URI.
+    #[arg(long, env = "CUSTODIAN_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// The client id Custodian has at the provider.
+    #[arg(long, env = "CUSTODIAN_OIDC_CLIENT_ID", requires = "oidc_issuer")]
+    pub oidc_client_id: Option<String>,
+    /// A file holding the client secret (or set CUSTODIAN_OIDC_CLIENT_SECRET).
+    #[arg(long, env = "CUSTODIAN_OIDC_CLIENT_SECRET_FILE", requires = "oidc_issuer")]
+    pub oidc_client_secret_file: Option<PathBuf>,
+    /// The provider's name on the sign-in button ("Sign in with NAME").
+    #[arg(long, default_value = "your identity provider")]
+    pub oidc_display_name: String,
+    /// The ID token (or userinfo) claim that lists the person's groups.
+    #[arg(long, default_value = "groups")]
+    pub oidc_groups_claim: String,
+    /// Groups whose members are admins (comma-separated, exact names or ids).
+    #[arg(long, value_delimiter = ',')]
+    pub oidc_admin_groups: Vec<String>,
+    /// Groups whose members are maintainers.
+    #[arg(long, value_delimiter = ',')]
+    pub oidc_maintainer_groups: Vec<String>,
+    /// Groups whose members are observers.
+    #[arg(long, value_delimiter = ',')]
+    pub oidc_observer_groups: Vec<String>,
+    /// Only people whose verified email (and Google's `hd`, when sent) is in one of these
+    /// domains may sign in (comma-separated). Without it: any domain.
+    #[arg(long, value_delimiter = ',')]
+    pub oidc_allowed_domains: Vec<String>,
+    /// With false, only admins with a password may still sign in with it (the
+    /// break-glass account); everyone else signs in with the provider.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub password_sign_in: bool,
+}
+
+impl SsoArgs {
+    /// The settings of single sign-on, when --oidc-issuer is given; the client secret is
+    /// read from its file or from the environment.
+    pub fn settings(&self) -> anyhow::Result<Option<crate::oidc::OidcSettings>> {
+        let Some(issuer) = &self.oidc_issuer else { return Ok(None) };
+        let client_secret = match &self.oidc_client_secret_file {
+            Some(file) => std::fs::read_to_string(file)
+                .with_context(|| format!("--oidc-client-secret-file: reading {}", file.display()))?
+                .trim()
+                .to_string(),
+            None => std::env::var("CUSTODIAN_OIDC_CLIENT_SECRET").unwrap_or_default().trim().to_string(),
+        };
+        let list = |groups: &[String]| -> Vec<String> {
+            groups.iter().map(|g| g.trim().to_string()).filter(|g| !g.is_empty()).collect()
+        };
+        Ok(Some(crate::oidc::OidcSettings {
+            issuer: issuer.trim().to_string(),
+            client_id: self.oidc_client_id.clone().unwrap_or_default().trim().to_string(),
+            client_secret,
+            display_name: self.oidc_display_name.trim().to_string(),
+            groups_claim: self.oidc_groups_claim.trim().to_string(),
+            role_groups: custodian_domain::web::RoleGroups {
+                admin: list(&self.oidc_admin_groups),
+                maintainer: list(&self.oidc_maintainer_groups),
+                observer: list(&self.oidc_observer_groups),
+            },
+            allowed_domains: list(&self.oidc_allowed_domains).into_iter().map(|d| d.to_lowercase()).collect(),
+        }))
+    }
 }
 
 /// Overload protection (README: Deployment). Every limit is per process.
@@ -329,7 +401,7 @@ pub fn init_tracing(json: bool) {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Migrate { database } => {
             init_tracing(false);
             database.announce();
@@ -418,8 +490,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let oidc = match args.sso.settings()? {
+        Some(settings) => {
+            let provider = crate::oidc::OidcProvider::discover(settings).await?;
+            tracing::info!(issuer = %provider.issuer, "single sign-on with the OpenID provider");
+            Some(std::sync::Arc::new(provider))
+        }
+        None => None,
+    };
+    if !args.sso.password_sign_in && oidc.is_none() {
+        tracing::warn!("--password-sign-in false without --oidc-issuer: only admins with a password can sign in");
+    }
     let config = AppConfig {
         public_url: args.public_url,
+        oidc,
+        password_sign_in: args.sso.password_sign_in,
         offboarding_webhook,
         limits: args.limits.limits(),
         serves_https: tls.is_some(),

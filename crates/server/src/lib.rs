@@ -11,6 +11,7 @@ pub mod import;
 pub mod input;
 pub mod limits;
 pub mod metrics;
+pub mod oidc;
 pub mod passwords;
 pub mod query;
 pub mod recorder;

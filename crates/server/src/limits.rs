@@ -72,7 +72,8 @@ pub struct Limits {
     pub rate_per_token: u32,
     /// Requests a token may send at once above the sustained rate.
     pub rate_burst: u32,
-    /// Web sign-in attempts (`POST /login`, `POST /setup`) per client address per minute.
+    /// Web sign-in attempts (`POST /login`, `POST /setup`, `GET /login/oidc/start`) per client
+    /// address per minute.
     pub sign_in_per_minute: u32,
     /// Requests in flight beyond which requests are shed with 503.
     pub max_concurrent_requests: usize,
@@ -185,7 +186,9 @@ pub async fn rate_limit(State(guard): State<Arc<Guard>>, request: Request, next:
             }
         }
         RouteKind::Web => {
-            let sign_in = request.method() == Method::POST && (path == "/login" || path == "/setup");
+            // A single sign-on start writes a row and calls nobody: counted as an attempt too.
+            let sign_in = (request.method() == Method::POST && (path == "/login" || path == "/setup"))
+                || (request.method() == Method::GET && path == "/login/oidc/start");
             let address = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
             if sign_in
                 && let (Some(limiter), Some(address)) = (&guard.sign_in, address)

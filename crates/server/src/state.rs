@@ -26,6 +26,10 @@ pub struct AppConfig {
     pub serves_https: bool,
     /// How directory syncs (Google Workspace) are scheduled and bounded.
     pub directory_sync: crate::directory_sync::SyncSettings,
+    /// Operators' single sign-on, when an OpenID provider is configured.
+    pub oidc: Option<Arc<crate::oidc::OidcProvider>>,
+    /// Whether operators other than admins may sign in with a password.
+    pub password_sign_in: bool,
 }
 
 impl AppConfig {
@@ -65,6 +69,8 @@ impl Default for AppConfig {
             limits: crate::limits::Limits::default(),
             serves_https: false,
             directory_sync: crate::directory_sync::SyncSettings::default(),
+            oidc: None,
+            password_sign_in: true,
         }
     }
 }

@@ -269,6 +269,62 @@ fn base_url_section(base_url: &str) -> Markup {
     }
 }
 
+/// Operators' single sign-on: whether it is on, and the redirect URI with each IdP's steps.
+fn sso_section(state: &AppState, redirect_uri: &str) -> Markup {
+    let groups = |g: &[String]| if g.is_empty() { "none".to_string() } else { g.join(", ") };
+    html! {
+        section.card id="single-sign-on" {
+            h2 { "Single sign-on for operators" }
+            @if let Some(p) = &state.config.oidc {
+                p.status.status-ok id="sso-status" { "On: operators sign in with " strong { (p.settings.display_name) } " (" code { (p.issuer) } ")." }
+                dl.facts {
+                    dt { "Client ID" } dd { code { (p.settings.client_id) } }
+                    dt { "Groups claim" } dd { code { (p.settings.groups_claim) } }
+                    dt { "Admin groups" } dd { (groups(&p.settings.role_groups.admin)) }
+                    dt { "Maintainer groups" } dd { (groups(&p.settings.role_groups.maintainer)) }
+                    dt { "Observer groups" } dd { (groups(&p.settings.role_groups.observer)) }
+                    dt { "Allowed domains" } dd { (if p.settings.allowed_domains.is_empty() { "any".to_string() } else { p.settings.allowed_domains.join(", ") }) }
+                    dt { "Password sign-in" } dd id="password-sign-in" { (if state.config.password_sign_in { "everyone with a password" } else { "admins only (break-glass)" }) }
+                }
+            } @else {
+                p.status.status-none id="sso-status" { "Off: operators sign in with a password. Start " code { "custodian serve" } " with " code { "--oidc-issuer" } " and the flags below to turn it on." }
+            }
+            p { "Register this redirect URI (sign-in redirect URI, reply URL) with your identity provider:" }
+            div.copy-row {
+                input.mono type="text" readonly value=(redirect_uri) id="oidc-redirect-uri" aria-label="Single sign-on redirect URI";
+                button type="button" data-copy="oidc-redirect-uri" { "Copy" }
+            }
+            details.guide {
+                summary { "Okta" }
+                ol {
+                    li { "Applications › Create App Integration › OIDC - OpenID Connect › Web Application." }
+                    li { "Sign-in redirect URI: the one above. Grant type: Authorization Code. Assign the groups of your Custodian operators." }
+                    li { "Sign On tab › OpenID Connect ID Token › Groups claim: name " code { "groups" } ", filter Matches regex " code { ".*" } " (or Starts with your prefix)." }
+                    li { "Start Custodian with " code { "--oidc-issuer https://YOUR-ORG.okta.com --oidc-client-id ID --oidc-client-secret-file FILE --oidc-display-name Okta --oidc-admin-groups custodian-admins" } " (and the maintainer and observer groups)." }
+                }
+            }
+            details.guide {
+                summary { "Microsoft Entra ID" }
+                ol {
+                    li { "App registrations › New registration › Web, with the redirect URI above." }
+                    li { "Certificates & secrets › New client secret: save it in the file of " code { "--oidc-client-secret-file" } "." }
+                    li { "Token configuration › Add groups claim › Security groups (ID token: Group ID). Entra sends group object IDs: give those to " code { "--oidc-admin-groups" } " and the others." }
+                    li { "Token configuration › Add optional claim › ID token: " code { "email" } ". Entra does not send " code { "email_verified" } ": without it Custodian keeps no email, so offboarding by email and " code { "--oidc-allowed-domains" } " do not apply." }
+                    li { "Issuer: " code { "https://login.microsoftonline.com/TENANT-ID/v2.0" } "." }
+                }
+            }
+            details.guide {
+                summary { "Google" }
+                ol {
+                    li { "Google Cloud console › APIs & Services › Credentials › Create credentials › OAuth client ID › Web application, with the redirect URI above." }
+                    li { "Issuer: " code { "https://accounts.google.com" } "; add " code { "--oidc-allowed-domains your-domain.com" } " (checked against the verified email and Google's " code { "hd" } ")." }
+                    li { "Google's ID tokens carry no groups: a groups claim must come from a provider in front of Google (or sign-in stays with passwords)." }
+                }
+            }
+        }
+    }
+}
+
 async fn render(
     state: &AppState,
     viewer: &Viewer,
@@ -304,6 +360,7 @@ async fn render(
             (connections_section(viewer, &connections))
         }
         (base_url_section(&base_url))
+        (sso_section(state, &super::sso::redirect_uri(state, headers)))
         section.card {
             h2 { "API-only maintainer tokens" }
             p {

@@ -11,6 +11,7 @@ pub mod layout;
 mod people;
 pub mod session;
 mod sign_in;
+pub mod sso;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -105,6 +106,8 @@ pub fn router() -> Routes<AppState> {
     Routes::new()
         .route("/", get(|| async { Redirect::to("/hosts") }))
         .route("/login", get(sign_in::login_page).post(sign_in::login_submit))
+        .route("/login/oidc/start", get(sso::start))
+        .route(sso::CALLBACK_PATH, get(sso::callback))
         .route("/logout", post(sign_in::logout))
         .route("/setup", get(sign_in::setup_page).post(sign_in::setup_submit))
         .route("/hosts", get(hosts::list))

@@ -24,10 +24,13 @@ pub const WRONG_CREDENTIALS: &str = "Incorrect email or password";
 #[derive(Debug, Deserialize)]
 pub struct NextParam {
     next: Option<String>,
+    /// `/login?password=1`: the password form when password sign-in is limited to the
+    /// break-glass admins.
+    password: Option<String>,
 }
 
 /// Only a path on this site may be returned to after sign-in (no open redirect).
-fn safe_next(next: Option<&str>) -> &str {
+pub fn safe_next(next: Option<&str>) -> &str {
     match next {
         Some(n)
             if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && !n.chars().any(char::is_control) =>
@@ -38,25 +41,56 @@ fn safe_next(next: Option<&str>) -> &str {
     }
 }
 
-fn login_form(csrf: &str, email: &str, next: &str, error: Option<&str>, setup_open: bool) -> Markup {
+/// A message on the sign-in page.
+#[derive(Debug, Clone, Copy)]
+pub enum LoginNotice<'a> {
+    None,
+    Error(&'a str),
+}
+
+/// What the sign-in page offers: the provider's button, the password form, or both.
+struct LoginChoices<'a> {
+    sso_name: Option<&'a str>,
+    /// The password form is shown (everyone may use it, or the break-glass form was asked for).
+    password_form: bool,
+    /// Password sign-in is limited to admins.
+    admins_only: bool,
+    setup_open: bool,
+}
+
+fn login_form(csrf: &str, email: &str, next: &str, notice: LoginNotice<'_>, choices: &LoginChoices<'_>) -> Markup {
+    let next_query: String = form_urlencoded::byte_serialize(next.as_bytes()).collect();
     html! {
-        @if let Some(e) = error {
+        @if let LoginNotice::Error(e) = notice {
             p.error-message role="alert" id="login-error" { (e) }
         }
-        form.stacked method="post" action="/login" {
-            input type="hidden" name=(CSRF_FIELD) value=(csrf);
-            input type="hidden" name="next" value=(next);
-            label { "Email" input type="email" name="email" id="email" value=(email) autocomplete="username" required autofocus; }
-            label { "Password" input type="password" name="password" id="password" autocomplete="current-password" required; }
-            button.primary type="submit" id="sign-in" { "Sign in" }
+        @if let Some(name) = choices.sso_name {
+            p { a.button.primary href={ "/login/oidc/start?next=" (next_query) } id="sso-sign-in" { "Sign in with " (name) } }
         }
-        @if setup_open {
+        @if choices.password_form {
+            @if choices.sso_name.is_some() {
+                h2 { @if choices.admins_only { "Admin sign-in with a password" } @else { "Or sign in with a password" } }
+            }
+            @if choices.admins_only {
+                p.hint { "Only admins with a password (the break-glass account) may sign in here." }
+            }
+            form.stacked method="post" action="/login" {
+                input type="hidden" name=(CSRF_FIELD) value=(csrf);
+                input type="hidden" name="next" value=(next);
+                label { "Email" input type="email" name="email" id="email" value=(email) autocomplete="username" required autofocus[choices.sso_name.is_none()]; }
+                label { "Password" input type="password" name="password" id="password" autocomplete="current-password" required; }
+                button.primary type="submit" id="sign-in" { "Sign in" }
+            }
+        } @else {
+            p.hint { a href={ "/login?password=1&next=" (next_query) } id="break-glass" { "Admin sign-in with a password" } " (break-glass)" }
+        }
+        @if choices.setup_open {
             p.hint { "No admin exists yet: " a href="/setup" { "create the first admin" } "." }
         }
     }
 }
 
-fn with_cookie(mut response: Response, cookie: Option<String>) -> Response {
+pub fn with_cookie(mut response: Response, cookie: Option<String>) -> Response {
     if let Some(c) = cookie
         && let Ok(v) = c.parse()
     {
@@ -65,16 +99,49 @@ fn with_cookie(mut response: Response, cookie: Option<String>) -> Response {
     response
 }
 
+/// The sign-in page, with a message and the email typed, as the configuration offers it.
+async fn render_login(
+    state: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    notice: LoginNotice<'_>,
+    next: &str,
+    email: &str,
+    password_asked: bool,
+) -> WebResult<Response> {
+    let (csrf, cookie) = pre_session_token(state, headers);
+    let setup_open = !state.operators().has_password_admin().await?;
+    let sso_name = state.config.oidc.as_ref().map(|p| p.settings.display_name.as_str());
+    let admins_only = !state.config.password_sign_in;
+    let choices = LoginChoices {
+        sso_name,
+        // Without a provider, the form is the only way in, whatever the flag says.
+        password_form: !admins_only || password_asked || sso_name.is_none(),
+        admins_only,
+        setup_open,
+    };
+    let page = bare_page("Sign in", login_form(&csrf, email, next, notice, &choices));
+    Ok(with_cookie((status, page).into_response(), cookie))
+}
+
+/// The sign-in page with a message (the single sign-on's refusals use it).
+pub async fn login_response(
+    state: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    notice: LoginNotice<'_>,
+    next: &str,
+) -> WebResult<Response> {
+    render_login(state, headers, status, notice, next, "", false).await
+}
+
 pub async fn login_page(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<NextParam>,
 ) -> WebResult<Response> {
-    let (csrf, cookie) = pre_session_token(&state, &headers);
-    let setup_open = !state.operators().has_password_admin().await?;
     let next = safe_next(q.next.as_deref());
-    let page = bare_page("Sign in", login_form(&csrf, "", next, None, setup_open));
-    Ok(with_cookie(page.into_response(), cookie))
+    render_login(&state, &headers, StatusCode::OK, LoginNotice::None, next, "", q.password.is_some()).await
 }
 
 #[derive(Deserialize)]
@@ -97,27 +164,34 @@ pub async fn login_submit(
         None => (passwords::dummy_hash(), None),
     };
     let verified = passwords::verify(form.password, hash).await;
+    let mut message = WRONG_CREDENTIALS;
     if let (true, Some(user)) = (verified, user) {
-        let cookie = start_session(&state, &user).await?;
-        // A session cookie the browser may still hold is ended: no session fixation.
-        if let Some(old) = session::cookie(&headers, SESSION_COOKIE) {
-            state.web_sessions().delete_web_session(crate::auth::digest_token(old)).await?;
+        // With password sign-in limited, only the break-glass admins get in this way.
+        if state.config.password_sign_in || user.role == Role::Admin {
+            let cookie = start_session(&state, &user).await?;
+            // A session cookie the browser may still hold is ended: no session fixation.
+            if let Some(old) = session::cookie(&headers, SESSION_COOKIE) {
+                state.web_sessions().delete_web_session(crate::auth::digest_token(old)).await?;
+            }
+            tracing::info!(user_id = user.id, "signed in to the web interface");
+            let response = Redirect::to(safe_next(form.next.as_deref())).into_response();
+            return Ok(with_cookie(
+                with_cookie(response, Some(cookie)),
+                Some(session::clear_cookie(&state, PRE_SESSION_COOKIE)),
+            ));
         }
-        tracing::info!(user_id = user.id, "signed in to the web interface");
-        let response = Redirect::to(safe_next(form.next.as_deref())).into_response();
-        return Ok(with_cookie(
-            with_cookie(response, Some(cookie)),
-            Some(session::clear_cookie(&state, PRE_SESSION_COOKIE)),
-        ));
+        tracing::info!(user_id = user.id, "password sign-in refused: limited to admins (--password-sign-in false)");
+        message = PASSWORDS_FOR_ADMINS_ONLY;
     }
     // A fixed delay from the start of the request, whatever failed.
     tokio::time::sleep_until((started + state.config.sign_in_failure_delay).into()).await;
-    let (csrf, cookie) = pre_session_token(&state, &headers);
-    let setup_open = !state.operators().has_password_admin().await?;
     let next = safe_next(form.next.as_deref());
-    let page = bare_page("Sign in", login_form(&csrf, &form.email, next, Some(WRONG_CREDENTIALS), setup_open));
-    Ok(with_cookie((StatusCode::UNAUTHORIZED, page).into_response(), cookie))
+    render_login(&state, &headers, StatusCode::UNAUTHORIZED, LoginNotice::Error(message), next, &form.email, true).await
 }
+
+/// The answer to a right password of a non-admin when password sign-in is limited.
+pub const PASSWORDS_FOR_ADMINS_ONLY: &str =
+    "Only admins may sign in with a password here. Use the button to sign in with your identity provider.";
 
 #[derive(Deserialize)]
 pub struct Empty {}
