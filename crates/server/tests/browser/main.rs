@@ -19,6 +19,8 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
+mod sso;
+
 const PASSWORD: &str = "correct horse battery";
 const SCIM: &str = "/api/v1/fleet/scim";
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -35,6 +37,13 @@ struct Server {
 
 impl Server {
     async fn start() -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Server::start_with(listener, AppConfig::default()).await
+    }
+
+    /// A server on this listener (its address known beforehand, as an OpenID provider's
+    /// redirect URI needs) with this configuration.
+    async fn start_with(listener: tokio::net::TcpListener, config: AppConfig) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let store =
             custodian_store::open(&format!("sqlite://{}/custodian.db", dir.path().display()), Default::default())
@@ -51,9 +60,8 @@ impl Server {
             })
             .await
             .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = App::new(store.clone(), AppConfig::default());
+        let app = App::new(store.clone(), config);
         let (tx, rx) = oneshot::channel::<()>();
         tokio::spawn(async move {
             let _ = app

@@ -29,7 +29,7 @@ fn no_redirects() -> reqwest::Client {
 }
 
 /// The value a response sets for a cookie.
-fn set_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+pub fn set_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(SET_COOKIE)
         .iter()
@@ -100,7 +100,13 @@ impl Browser {
 
     /// Fills in and submits the sign-in form; returns the answer to the POST.
     pub async fn sign_in(&mut self, email: &str, password: &str) -> Page {
-        let login = self.get("/login").await;
+        self.sign_in_at("/login", email, password).await
+    }
+
+    /// Signs in with the password form of this sign-in page (`/login?password=1` when
+    /// password sign-in is limited to admins).
+    pub async fn sign_in_at(&mut self, login_path: &str, email: &str, password: &str) -> Page {
+        let login = self.get(login_path).await;
         assert_eq!(login.status, StatusCode::OK);
         if let Some(p) = set_cookie(&login.headers, "custodian_presession") {
             self.presession = Some(p);
