@@ -37,14 +37,14 @@ fn quick_sync() -> SyncSettings {
     }
 }
 
-fn config() -> AppConfig {
+pub(crate) fn config() -> AppConfig {
     let limits = custodian::limits::Limits { rate_per_token: 0, ..custodian::limits::Limits::default() };
     AppConfig { limits, directory_sync: quick_sync(), ..AppConfig::default() }
 }
 
 /// A company of `n` users over two domains and three org units (500 to a page, so 1,200
 /// users are three pages), with a nested group, a group of everyone and an outsider.
-fn company(fake: &FakeGoogle, n: usize) {
+pub(crate) fn company(fake: &FakeGoogle, n: usize) {
     fake.with(|st| {
         for i in 0..n {
             let (domain, unit) = match i % 3 {
@@ -85,8 +85,8 @@ fn connection_body(fake: &FakeGoogle, extra: Value) -> Value {
     json!({"name": "google", "kind": "google_workspace", "google_workspace": google})
 }
 
-struct Google {
-    app: TestApp,
+pub(crate) struct Google {
+    pub(crate) app: TestApp,
     admin: String,
     id: i64,
 }
@@ -94,7 +94,12 @@ struct Google {
 impl Google {
     /// A server with a Google Workspace connection to `fake`, after its first run.
     async fn connect(fake: &FakeGoogle, extra: Value) -> (Google, Value) {
-        let app = TestApp::spawn_with(config()).await;
+        Google::connect_with(fake, extra, config()).await
+    }
+
+    /// The same, on a server with this configuration.
+    pub(crate) async fn connect_with(fake: &FakeGoogle, extra: Value, config: AppConfig) -> (Google, Value) {
+        let app = TestApp::spawn_with(config).await;
         let admin = app.token_with_role("admin", Role::Admin).await;
         let r = app
             .api_as(Some(&admin), Method::POST, &format!("{API}/idp/connections"), Some(connection_body(fake, extra)))
@@ -131,7 +136,7 @@ impl Google {
     }
 
     /// `POST .../sync` as the maintainer, then the run once finished.
-    async fn sync(&self, body: Value) -> Value {
+    pub(crate) async fn sync(&self, body: Value) -> Value {
         let r = self.app.api_post(&format!("/idp/connections/{}/sync", self.id), body).await;
         assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
         let id = r.body["run"]["id"].as_i64().unwrap();

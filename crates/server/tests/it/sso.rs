@@ -448,3 +448,32 @@ async fn serve_stops_at_start_on_a_wrong_single_sign_on_configuration() {
     child.wait().unwrap();
     assert!(page.contains("Sign in with your identity provider"), "the default display name: {page}");
 }
+
+#[tokio::test]
+async fn a_google_workspace_suspension_offboards_the_sso_operator_in_the_sync_run() {
+    use crate::google_workspace::{Google, company, config};
+    let idp = FakeProvider::start().await;
+    let google = custodian_google::fake::FakeGoogle::start().await;
+    company(&google, 30);
+    let provider = OidcProvider::discover(settings(&idp.issuer)).await.unwrap();
+    let config = AppConfig { oidc: Some(std::sync::Arc::new(provider)), ..config() };
+    let (g, first) = Google::connect_with(&google, json!({}), config).await;
+    assert_eq!(first["status"], "success", "{first}");
+    let mut b = Browser::new(&g.app);
+    let person = Person::new("00u-user4", "User4@Example.com", &["helpdesk"]);
+    assert_eq!(b.sign_in(&idp, &person, Forge::Good).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(b.get("/hosts").await.status, StatusCode::OK);
+
+    google.with(|st| {
+        let u4 = st.users.iter_mut().find(|u| u["id"] == "100004").unwrap();
+        u4["suspended"] = true.into();
+    });
+    let run = g.sync(json!({})).await;
+    assert_eq!(run["status"], "success", "{run}");
+    assert_eq!(b.get("/hosts").await.status, StatusCode::SEE_OTHER, "the run ended the session");
+    let offboarded = activities(&g.app, "sso_operator_offboarded").await;
+    assert_eq!(offboarded.len(), 1, "{offboarded:?}");
+    assert_eq!(offboarded[0]["connection"], "google");
+    let mut again = Browser::new(&g.app);
+    assert_eq!(again.sign_in(&idp, &person, Forge::Good).await.status, StatusCode::FORBIDDEN);
+}
