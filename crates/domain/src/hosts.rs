@@ -117,6 +117,69 @@ impl LinkState {
     }
 }
 
+/// Where a host stands for the overview and the `link_state` filter: `idp_link.state`'s
+/// values, with `linked` split by its owner's status. The six partition the hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OwnerState {
+    /// Linked to an active user.
+    Linked,
+    NoIdentity,
+    /// An identity that matches nobody.
+    Unlinked,
+    Ambiguous,
+    UserDeleted,
+    /// Linked to a deactivated user: a laptop to recover.
+    OwnerDeactivated,
+}
+
+impl OwnerState {
+    pub const ALL: [OwnerState; 6] = [
+        OwnerState::Linked,
+        OwnerState::NoIdentity,
+        OwnerState::Unlinked,
+        OwnerState::Ambiguous,
+        OwnerState::OwnerDeactivated,
+        OwnerState::UserDeleted,
+    ];
+    pub const NAMES: [&'static str; 6] =
+        ["linked", "no_identity", "unlinked", "ambiguous", "owner_deactivated", "user_deleted"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OwnerState::Linked => "linked",
+            OwnerState::NoIdentity => "no_identity",
+            OwnerState::Unlinked => "unlinked",
+            OwnerState::Ambiguous => "ambiguous",
+            OwnerState::UserDeleted => "user_deleted",
+            OwnerState::OwnerDeactivated => "owner_deactivated",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|l| l.as_str() == s)
+    }
+    /// The stored `link_state` of hosts in this state.
+    pub fn link_state(self) -> LinkState {
+        match self {
+            OwnerState::Linked | OwnerState::OwnerDeactivated => LinkState::Linked,
+            OwnerState::NoIdentity => LinkState::NoIdentity,
+            OwnerState::Unlinked => LinkState::Unlinked,
+            OwnerState::Ambiguous => LinkState::Ambiguous,
+            OwnerState::UserDeleted => LinkState::UserDeleted,
+        }
+    }
+    /// What a person reads.
+    pub fn label(self) -> &'static str {
+        match self {
+            OwnerState::Linked => "Linked",
+            OwnerState::NoIdentity => "No identity",
+            OwnerState::Unlinked => "Unlinked",
+            OwnerState::Ambiguous => "Ambiguous",
+            OwnerState::UserDeleted => "Owner deleted",
+            OwnerState::OwnerDeactivated => "Owner deactivated",
+        }
+    }
+}
+
 /// The IdP facts about a host's end user, as host details show them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndUser {
@@ -272,6 +335,8 @@ pub struct HostQuery {
     pub criteria: Option<crate::labels::Criteria>,
     /// A SCIM filter over the end user (`GET /Users?filter=`'s), parsed.
     pub idp_filter: Option<custodian_scim::filter::Filter>,
+    /// Where the host stands with its owner.
+    pub link_state: Option<OwnerState>,
 }
 
 /// One entry of a host's ownership history.

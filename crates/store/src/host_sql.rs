@@ -1,7 +1,7 @@
 //! The host list's WHERE and ORDER BY, shared by both backends.
 
 use custodian_domain::StoreResult;
-use custodian_domain::hosts::{HostOrderKey, HostQuery};
+use custodian_domain::hosts::{HostOrderKey, HostQuery, OwnerState};
 use custodian_domain::labels::{Criteria, Vital};
 use custodian_scim::filter::{Filter, parse_filter};
 use custodian_scim::schema::{ENTERPRISE_USER_SCHEMA, ResourceKind};
@@ -55,6 +55,9 @@ pub fn push_host_filters(qb: &mut Sql, dialect: Dialect, q: &HostQuery) -> Store
         qb.push(" AND ");
         push_user_filter(qb, dialect, filter)?;
     }
+    if let Some(state) = q.link_state {
+        push_owner_state(qb, state);
+    }
     match q.idp_active {
         Some(false) => {
             // Laptops to recover: a UNION of two indexed probes (deactivated users' hosts
@@ -72,6 +75,22 @@ pub fn push_host_filters(qb: &mut Sql, dialect: Dialect, q: &HostQuery) -> Store
         None => {}
     }
     Ok(())
+}
+
+/// ` AND` the host is in this owner state: an equality on `hosts_link_state`, and for a
+/// linked host its user's `active` through the primary key.
+pub fn push_owner_state(qb: &mut Sql, state: OwnerState) {
+    qb.push(" AND h.link_state = ");
+    qb.push_bind(state.link_state().as_str());
+    match state {
+        OwnerState::Linked => {
+            qb.push(" AND h.end_user_seq IN (SELECT seq FROM scim_resources WHERE kind = 'User' AND active = 1)")
+        }
+        OwnerState::OwnerDeactivated => {
+            qb.push(" AND h.end_user_seq IN (SELECT seq FROM scim_resources WHERE kind = 'User' AND active = 0)")
+        }
+        _ => qb,
+    };
 }
 
 /// The end user matches a SCIM filter, translated exactly as `GET /Users?filter=`

@@ -8,7 +8,8 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use custodian_domain::hosts::{
-    DeviceMapping, Host, HostInput, HostOrderKey, HostQuery, LinkState, MappingSource, OwnershipEntry, UpsertOutcome,
+    DeviceMapping, Host, HostInput, HostOrderKey, HostQuery, LinkState, MappingSource, OwnerState, OwnershipEntry,
+    UpsertOutcome,
 };
 use custodian_scim::filter::Filter;
 use custodian_scim::schema::ResourceKind;
@@ -98,10 +99,16 @@ const IDP_FILTER: QueryParam = QueryParam {
 const IDP_ACTIVE: QueryParam =
     QueryParam { name: "idp_active", kind: QueryKind::Flag, description: "Whether the end user is active in the IdP" };
 
+const LINK_STATE: QueryParam = QueryParam {
+    name: "link_state",
+    kind: QueryKind::OneOf(&OwnerState::NAMES),
+    description: "Where the host stands with its owner: linked (to an active user), no_identity, unlinked (an identity that matches nobody), ambiguous, owner_deactivated or user_deleted",
+};
+
 query_params!(
     /// The host lists' parameters (`host_query`). The count and a label's hosts take the
     /// same (the count validates paging and ordering, then ignores them).
-    HostListParams = [PAGE, PER_PAGE, ORDER_KEY, ORDER_DIRECTION, QUERY, IDP_USERNAME, IDP_GROUP, IDP_DEPARTMENT, IDP_CONNECTION, IDP_ACTIVE, IDP_FILTER]
+    HostListParams = [PAGE, PER_PAGE, ORDER_KEY, ORDER_DIRECTION, QUERY, IDP_USERNAME, IDP_GROUP, IDP_DEPARTMENT, IDP_CONNECTION, IDP_ACTIVE, IDP_FILTER, LINK_STATE]
 );
 
 /// What `DateTime::parse_from_rfc3339` takes, as a pattern: RFC 3339 with `T`, `t` or a
@@ -659,6 +666,7 @@ pub fn host_query_of(params: &QueryParams) -> ApiResult<HostQuery> {
     };
     let descending = v.one_of(params, &ORDER_DIRECTION) == Some("desc");
     let idp_active = v.flag(params, &IDP_ACTIVE);
+    let link_state = v.one_of(params, &LINK_STATE).and_then(OwnerState::parse);
     let idp_filter = text(&IDP_FILTER).and_then(|t| match parse_idp_filter(&t) {
         Ok(filter) => Some(filter),
         Err(detail) => {
@@ -680,6 +688,7 @@ pub fn host_query_of(params: &QueryParams) -> ApiResult<HostQuery> {
         idp_active,
         criteria: None,
         idp_filter,
+        link_state,
     })
 }
 

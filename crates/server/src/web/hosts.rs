@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use custodian_domain::columns::{HostColumn, MAX_COLUMNS, MAX_PATH, SUGGESTED, parse_columns};
 use custodian_domain::connections::ConnectionId;
-use custodian_domain::hosts::{DeviceMapping, Host, HostQuery, LinkState, MappingSource};
+use custodian_domain::hosts::{DeviceMapping, Host, HostQuery, LinkState, MappingSource, OwnerState};
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -67,6 +67,7 @@ fn filter_pairs(list: &ListQuery) -> Vec<(&'static str, String)> {
         ("idp_connection", q.idp_connection.clone().unwrap_or_default()),
         ("idp_active", if q.idp_active == Some(false) { "false".into() } else { String::new() }),
         ("idp_username", q.idp_username.clone().unwrap_or_default()),
+        ("link_state", q.link_state.map(|s| s.as_str().to_string()).unwrap_or_default()),
         ("per_page", if q.per_page == PER_PAGE { String::new() } else { q.per_page.to_string() }),
     ]
 }
@@ -94,6 +95,14 @@ fn filters_form(list: &ListQuery, connections: &[(ConnectionId, String)]) -> Mar
                     option value="" { "any" }
                     @for (_, name) in connections {
                         option value=(name) selected[q.idp_connection.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name))] { (name) }
+                    }
+                }
+            }
+            label { "Owner "
+                select name="link_state" id="link-state" {
+                    option value="" { "any" }
+                    @for state in OwnerState::ALL {
+                        option value=(state.as_str()) selected[q.link_state == Some(state)] { (state.label()) }
                     }
                 }
             }
