@@ -8,6 +8,7 @@ pub mod connections;
 pub mod hosts;
 pub mod idp;
 pub mod labels;
+pub mod overview;
 /// The text limits of every surface, in bytes of UTF-8 (defined beside the SCIM schemas,
 /// which carry them per attribute).
 pub use custodian_scim::limits;

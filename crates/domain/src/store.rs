@@ -278,6 +278,8 @@ pub trait HostInventory: Send + Sync {
     async fn find_host(&self, identifier: &str) -> StoreResult<Host>;
     async fn list_hosts(&self, query: &HostQuery) -> StoreResult<Vec<Host>>;
     async fn count_hosts(&self, query: &HostQuery) -> StoreResult<u64>;
+    /// The overview's figures at `now` (`overview` module).
+    async fn overview(&self, now: chrono::DateTime<chrono::Utc>) -> StoreResult<crate::overview::Overview>;
     async fn delete_host(&self, id: i64, actor: &Actor) -> StoreResult<()>;
     /// Sets the admin's `idp` mapping (replacing the previous one) or adds a `custom` email.
     async fn set_host_mapping(&self, id: i64, mapping: DeviceMapping, actor: &Actor) -> StoreResult<Host>;

@@ -14,6 +14,7 @@ pub mod index;
 mod labels;
 mod linking;
 mod outbox;
+mod overview;
 pub mod postgres;
 mod reindex;
 mod requests;

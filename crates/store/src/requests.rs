@@ -11,6 +11,40 @@ use crate::time;
 /// Entries per multi-row insert: within SQLite's limit on bound values (eight each).
 const CHUNK: usize = 1000;
 
+/// An hour's key in `scim_request_hours`.
+pub(crate) fn hour_key(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H").to_string()
+}
+
+/// Adds the entries to their connections' hourly counts (one upsert per connection and
+/// hour), and forgets hours older than eight days.
+async fn record_hours(tx: &mut crate::db::Conn, entries: &[ScimRequestEntry]) -> StoreResult<()> {
+    let mut hours: std::collections::BTreeMap<(i64, String), (i64, i64)> = std::collections::BTreeMap::new();
+    for e in entries {
+        let counts = hours.entry((e.connection.map_or(0, |c| c.0), hour_key(e.requested_at))).or_default();
+        if e.status < 400 {
+            counts.0 += 1;
+        } else {
+            counts.1 += 1;
+        }
+    }
+    let rows: Vec<_> = hours.into_iter().collect();
+    for chunk in rows.chunks(CHUNK) {
+        let mut sql = Sql::new("INSERT INTO scim_request_hours (connection_id, hour, ok, errors) ");
+        sql.push_values(chunk, |mut b, ((conn, hour), (ok, errors))| {
+            b.push_bind(*conn).push_bind(hour.as_str()).push_bind(*ok).push_bind(*errors);
+        });
+        sql.push(
+            " ON CONFLICT (connection_id, hour) DO UPDATE SET ok = scim_request_hours.ok + excluded.ok, \
+             errors = scim_request_hours.errors + excluded.errors",
+        );
+        tx.execute(&sql).await?;
+    }
+    let oldest = hour_key(time::now() - chrono::Duration::days(8));
+    tx.execute(&Sql::with("DELETE FROM scim_request_hours WHERE hour < $1", [oldest.into()])).await?;
+    Ok(())
+}
+
 impl Db {
     pub(crate) async fn record_scim_requests(&self, entries: Vec<ScimRequestEntry>) -> StoreResult<()> {
         if entries.is_empty() {
@@ -31,6 +65,7 @@ impl Db {
             });
             tx.execute(&sql).await?;
         }
+        record_hours(&mut tx, &entries).await?;
         // Each connection keeps its own last HISTORY_LIMIT entries, so that a busy one
         // does not push a quiet one's history out.
         let mut connections: Vec<Option<i64>> = entries.iter().map(|e| e.connection.map(|c| c.0)).collect();

@@ -321,6 +321,9 @@ impl custodian_domain::HostInventory for SqlStore {
     async fn count_hosts(&self, query: &HostQuery) -> StoreResult<u64> {
         self.db.count_hosts(query).await
     }
+    async fn overview(&self, now: chrono::DateTime<chrono::Utc>) -> StoreResult<custodian_domain::overview::Overview> {
+        self.db.overview(now).await
+    }
     async fn delete_host(&self, id: i64, actor: &Actor) -> StoreResult<()> {
         self.retry(|| self.db.delete_host(id, actor)).await
     }

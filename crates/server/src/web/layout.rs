@@ -12,6 +12,7 @@ use super::session::{CSRF_FIELD, Viewer};
 /// Which navigation entry is current.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Nav {
+    Overview,
     Hosts,
     EndUsers,
     Groups,
@@ -21,6 +22,7 @@ pub enum Nav {
 }
 
 const NAV: &[(Nav, &str, &str)] = &[
+    (Nav::Overview, "/", "Overview"),
     (Nav::Hosts, "/hosts", "Hosts"),
     (Nav::EndUsers, "/end-users", "End users"),
     (Nav::Groups, "/groups", "Groups"),
@@ -42,7 +44,7 @@ pub fn page(viewer: &Viewer, nav: Nav, title: &str, body: Markup) -> Html<String
                 (head(title))
                 body {
                     header.topbar {
-                        a.brand href="/hosts" { "Custodian" }
+                        a.brand href="/" { "Custodian" }
                         nav.main-nav {
                             @for (entry, href, label) in NAV {
                                 a href=(href) class=[(*entry == nav).then_some("current")] { (label) }

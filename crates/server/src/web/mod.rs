@@ -8,6 +8,7 @@ pub mod bare;
 mod hosts;
 mod idp;
 pub mod layout;
+mod overview;
 mod people;
 pub mod session;
 mod sign_in;
@@ -104,7 +105,7 @@ pub type WebResult<T> = Result<T, WebError>;
 /// The pages and their form routes.
 pub fn router() -> Routes<AppState> {
     Routes::new()
-        .route("/", get(|| async { Redirect::to("/hosts") }))
+        .route("/", get(overview::show))
         .route("/login", get(sign_in::login_page).post(sign_in::login_submit))
         .route("/login/oidc/start", get(sso::start))
         .route(sso::CALLBACK_PATH, get(sso::callback))

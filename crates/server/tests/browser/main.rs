@@ -19,6 +19,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
+mod overview;
 mod sso;
 
 const PASSWORD: &str = "correct horse battery";

@@ -106,14 +106,15 @@ fn access(method: &Method, template: &str) -> Option<Access> {
         };
     }
     match (method.as_str(), template) {
-        ("GET", "/healthz" | "/readyz" | "/metrics" | "/api/openapi.json" | "/assets/{name}" | "/") => Some(Public),
+        ("GET", "/healthz" | "/readyz" | "/metrics" | "/api/openapi.json" | "/assets/{name}") => Some(Public),
         ("GET" | "POST", "/login" | "/setup") => Some(Public),
         // Single sign-on starts and returns before any session: the same for everyone
         // (a redirect to the provider; a callback without a state Custodian issued is refused).
         ("GET", "/login/oidc/start" | "/login/oidc/callback") => Some(Public),
         (
             "GET",
-            "/hosts"
+            "/"
+            | "/hosts"
             | "/hosts.csv"
             | "/hosts/{id}"
             | "/end-users"

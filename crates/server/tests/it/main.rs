@@ -28,6 +28,7 @@ mod okta;
 mod openapi;
 mod operations;
 mod overload;
+mod overview;
 mod render;
 mod scim_auth;
 mod scim_protocol;

@@ -127,7 +127,7 @@ impl Browser {
     }
 }
 
-async fn signed_in(app: &TestApp, email: &str, role: Role) -> Browser {
+pub async fn signed_in(app: &TestApp, email: &str, role: Role) -> Browser {
     create_person(app, email, role).await;
     let mut b = Browser::new(&app.base);
     let r = b.sign_in(email, PASSWORD).await;
