@@ -11,8 +11,8 @@
 //!    random department, and by an `idp_filter` on a title and a custom extension's
 //!    attribute (Okta's form); each page checked host by host.
 //! 5. The web interface: an operator signs in; the hosts page (first page, filtered by a
-//!    random IdP group, filtered to deactivated users) and host details are read with the
-//!    session cookie.
+//!    random IdP group, filtered to deactivated users), host details and the overview at
+//!    `/` are read with the session cookie.
 //! 6. userName renames over SCIM, each followed at once by a read of the user's host,
 //!    which must show the new name.
 //! 7. Labels on random IdP groups and `end_user_idp_filter` labels on a title and a
@@ -868,8 +868,26 @@ async fn web_pages(
         Target::MaxMs(WEB_P95_MS),
     );
     figures(report, "web_host", &s, true);
+    // The overview: every figure of it at this size (issue 19's target, 100 ms).
+    let mut samples = Samples::with_capacity(reads);
+    for _ in 0..reads {
+        let (took, _) = session.page("/", &format!("{total} hosts by owner state")).await?;
+        samples.push(took);
+    }
+    let s = samples.summary();
+    report.checked(
+        "web_overview_p95",
+        "GET / (the overview) p50 / p95",
+        p50_p95(s.p50, s.p95),
+        s.p95,
+        Target::MaxMs(OVERVIEW_P95_MS),
+    );
+    figures(report, "web_overview", &s, true);
     Ok(())
 }
+
+/// The overview's target: its p95 at 100,000 hosts.
+const OVERVIEW_P95_MS: f64 = 100.0;
 
 #[derive(Debug, Clone, Copy)]
 enum Filter {

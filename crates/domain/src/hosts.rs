@@ -350,6 +350,19 @@ pub struct OwnershipEntry {
     pub unlink_cause: Option<String>,
 }
 
+/// Which activities to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct ActivityQuery {
+    pub offset: u64,
+    pub limit: u64,
+    /// About this host.
+    pub host_id: Option<i64>,
+    /// About the IdP user with this userName (any case).
+    pub idp_username: Option<String>,
+    /// Of this kind (`linked_host_end_user`, `sso_signed_in`, ...).
+    pub kind: Option<String>,
+}
+
 /// One entry of the audit feed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Activity {

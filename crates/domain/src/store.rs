@@ -80,7 +80,9 @@ pub trait Operations: Send + Sync {
     /// The most recent requests, newest first.
     async fn recent_scim_requests(&self, limit: u32) -> StoreResult<Vec<ScimRequestEntry>>;
     /// The audit feed, newest first: `limit` entries after skipping `offset`.
-    async fn list_activities(&self, offset: u64, limit: u64) -> StoreResult<Vec<Activity>>;
+    async fn list_activities(&self, query: &crate::hosts::ActivityQuery) -> StoreResult<Vec<Activity>>;
+    /// The kinds of activity on record, for the feed's filter.
+    async fn activity_kinds(&self) -> StoreResult<Vec<String>>;
     /// When the declared schemas (`custodian_scim::declared`) differ from those the
     /// stored users were indexed with, canonicalises and re-indexes every user, once;
     /// answers how many (`None`: nothing had changed). `serve` calls it before answering.

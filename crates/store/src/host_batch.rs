@@ -158,9 +158,18 @@ pub(crate) async fn create_hosts(
         tx.execute(&sql).await?;
     }
     for chunk in activities.chunks(CHUNK) {
-        let mut sql = Sql::new("INSERT INTO activities (created_at, actor_id, actor_name, type, details) ");
+        let mut sql = Sql::new(
+            "INSERT INTO activities (created_at, actor_id, actor_name, type, details, host_id, idp_username_norm) ",
+        );
         sql.push_values(chunk.iter(), |mut b, (kind, details): &(&str, Value)| {
-            b.push_bind(now).push_bind(actor.id).push_bind(&actor.name).push_bind(*kind).push_bind(details.to_string());
+            let (host_id, user) = crate::linking::activity_subjects(details);
+            b.push_bind(now)
+                .push_bind(actor.id)
+                .push_bind(&actor.name)
+                .push_bind(*kind)
+                .push_bind(details.to_string())
+                .push_bind(host_id)
+                .push_bind(user);
         });
         tx.execute(&sql).await?;
     }

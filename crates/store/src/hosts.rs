@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use custodian_domain::hosts::{
-    Activity, Actor, DeviceMapping, EndUser, Host, HostInput, HostQuery, LinkCause, Manager, MappingSource,
-    OwnershipEntry, UpsertOutcome, identity_of, normalize_identity, primary_email,
+    Activity, ActivityQuery, Actor, DeviceMapping, EndUser, Host, HostInput, HostQuery, LinkCause, Manager,
+    MappingSource, OwnershipEntry, UpsertOutcome, identity_of, normalize_identity, primary_email,
 };
 use custodian_domain::{StoreError, StoreResult};
 use custodian_scim::schema::ENTERPRISE_USER_SCHEMA;
@@ -331,13 +331,32 @@ impl Db {
         rows.iter().map(rows::ownership).collect()
     }
 
-    pub(crate) async fn list_activities(&self, offset: u64, limit: u64) -> StoreResult<Vec<Activity>> {
-        let sql = Sql::with(
-            "SELECT id, created_at, actor_id, actor_name, type, details FROM activities ORDER BY id DESC \
-             LIMIT $1 OFFSET $2",
-            [(limit.min(i64::MAX as u64) as i64).into(), (offset.min(i64::MAX as u64) as i64).into()],
-        );
+    pub(crate) async fn list_activities(&self, q: &ActivityQuery) -> StoreResult<Vec<Activity>> {
+        let mut sql =
+            Sql::new("SELECT id, created_at, actor_id, actor_name, type, details FROM activities WHERE 1 = 1");
+        if let Some(host) = q.host_id {
+            sql.push(" AND host_id = ");
+            sql.push_bind(host);
+        }
+        if let Some(user) = q.idp_username.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
+            sql.push(" AND idp_username_norm = ");
+            sql.push_bind(user.to_lowercase());
+        }
+        if let Some(kind) = q.kind.as_deref().filter(|k| !k.is_empty()) {
+            sql.push(" AND type = ");
+            sql.push_bind(kind.to_string());
+        }
+        sql.push(" ORDER BY id DESC LIMIT ");
+        sql.push_bind(q.limit.min(i64::MAX as u64) as i64);
+        sql.push(" OFFSET ");
+        sql.push_bind(q.offset.min(i64::MAX as u64) as i64);
         self.read().await?.fetch_all(&sql).await?.iter().map(rows::activity).collect()
+    }
+
+    /// Each kind once, by a skip scan of `activities_type` (a few dozen kinds at most).
+    pub(crate) async fn activity_kinds(&self) -> StoreResult<Vec<String>> {
+        let sql = Sql::new("SELECT DISTINCT type FROM activities ORDER BY type");
+        self.read().await?.fetch_all(&sql).await?.iter().map(|r| r.text(0)).collect()
     }
 }
 

@@ -128,18 +128,31 @@ async fn matching_users(tx: &mut Conn, identity: &str, linked: Option<i64>) -> S
 }
 
 pub(crate) async fn record_activity(tx: &mut Conn, actor: &Actor, kind: &str, details: Value) -> StoreResult<()> {
+    let (host_id, user) = activity_subjects(&details);
     tx.execute(&Sql::with(
-        "INSERT INTO activities (created_at, actor_id, actor_name, type, details) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO activities (created_at, actor_id, actor_name, type, details, host_id, idp_username_norm) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
         [
             time::to_text(time::now()).into(),
             actor.id.into(),
             (&actor.name).into(),
             kind.into(),
             details.to_string().into(),
+            host_id.into(),
+            user.into(),
         ],
     ))
     .await?;
     Ok(())
+}
+
+/// The host and the IdP user (lower case) an activity is about, from its details: the
+/// columns the feed is filtered by.
+pub(crate) fn activity_subjects(details: &Value) -> (Option<i64>, Option<String>) {
+    (
+        details.get("host_id").and_then(Value::as_i64),
+        details.get("idp_username").and_then(Value::as_str).map(str::to_lowercase),
+    )
 }
 
 /// The host's current identity, from its mappings.

@@ -83,8 +83,11 @@ impl custodian_domain::Operations for SqlStore {
     async fn recent_scim_requests(&self, limit: u32) -> StoreResult<Vec<ScimRequestEntry>> {
         self.db.recent_scim_requests(limit).await
     }
-    async fn list_activities(&self, offset: u64, limit: u64) -> StoreResult<Vec<Activity>> {
-        self.db.list_activities(offset, limit).await
+    async fn list_activities(&self, query: &custodian_domain::hosts::ActivityQuery) -> StoreResult<Vec<Activity>> {
+        self.db.list_activities(query).await
+    }
+    async fn activity_kinds(&self) -> StoreResult<Vec<String>> {
+        self.db.activity_kinds().await
     }
     async fn reindex_for_declared_schemas(&self) -> StoreResult<Option<u64>> {
         self.db.reindex_for_declared_schemas().await

@@ -58,7 +58,8 @@ pub async fn list(State(state): State<AppState>, _op: Operator, uri: Uri) -> Api
     v.into_result()?;
     // One more than asked tells whether a next page exists.
     let offset = page.saturating_mul(per_page);
-    let mut activities = state.operations().list_activities(offset, per_page + 1).await?;
+    let query = custodian_domain::hosts::ActivityQuery { offset, limit: per_page + 1, ..Default::default() };
+    let mut activities = state.operations().list_activities(&query).await?;
     let has_next = activities.len() as u64 > per_page;
     activities.truncate(per_page as usize);
     Ok(Json(ActivitiesResponse {

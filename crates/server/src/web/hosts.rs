@@ -434,6 +434,7 @@ pub async fn details(State(state): State<AppState>, viewer: Viewer, Path(raw): P
         }
         section.card {
             h2 { "Ownership history" }
+            p { a href={ "/activity?host_id=" (host.id) } id="host-activity" { "This host in the activity feed" } }
             @if history.is_empty() { p.empty { "No one has been linked to this host." } } @else {
                 table.data id="ownership-history" {
                     thead { tr { th { "IdP username" } th { "Linked" } th { "Because of" } th { "Unlinked" } th { "Because of" } } }

@@ -140,6 +140,7 @@ pub async fn user(State(state): State<AppState>, viewer: Viewer, Path(id): Path<
         @if record.doc.get("active") == Some(&Value::Bool(false)) {
             p.warning { "This user is deactivated in the IdP." }
         }
+        p { a href={ "/activity?idp_username=" (form_urlencoded::byte_serialize(user_name.as_bytes()).collect::<String>()) } id="user-activity" { "This user in the activity feed" } }
         div.columns {
             section.card {
                 h2 { "Attributes" }

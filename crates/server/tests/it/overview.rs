@@ -144,3 +144,41 @@ async fn the_overview_lists_the_hosts_to_act_on_the_departments_the_feed_and_the
     let pending = page.text.split("id=\"webhooks-pending\">").nth(1).unwrap().split('<').next().unwrap();
     assert_eq!(pending, "2");
 }
+
+#[tokio::test]
+async fn the_activity_feed_filters_by_host_idp_user_and_kind() {
+    let app = TestApp::spawn().await;
+    let states = every_state(&app).await;
+    let bob_host = states.iter().find(|(s, _)| *s == "owner_deactivated").unwrap().1[0];
+    // The scenario's first two linked hosts are alice's (the third is amy's).
+    let alice_hosts = &states.iter().find(|(s, _)| *s == "linked").unwrap().1[..2];
+    let b = signed_in(&app, "olga@example.com", Role::Observer).await;
+    let kinds_of = |text: &str| -> Vec<String> {
+        text.split("data-kind=\"").skip(1).map(|r| r.split('"').next().unwrap().to_string()).collect()
+    };
+    // A host's history: its link only (bob's deactivation changes no link).
+    let page = b.get(&format!("/activity?host_id={bob_host}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(kinds_of(&page.text), vec!["linked_host_end_user"], "{}", page.text);
+    assert!(page.text.contains(&format!("href=\"/hosts/{bob_host}\"")));
+    // A person's: both of alice's hosts, whatever the case typed.
+    let page = b.get("/activity?idp_username=ALICE%40example.com").await;
+    let rows = kinds_of(&page.text);
+    assert_eq!(rows.len(), alice_hosts.len(), "{}", page.text);
+    for id in alice_hosts {
+        assert!(page.text.contains(&format!("href=\"/hosts/{id}\"")));
+    }
+    // A kind, combined with a host.
+    let page = b.get("/activity?kind=linked_host_end_user").await;
+    let linked = kinds_of(&page.text);
+    assert!(linked.len() >= 5 && linked.iter().all(|k| k == "linked_host_end_user"), "{linked:?}");
+    let page = b.get(&format!("/activity?kind=unlinked_host_end_user&host_id={bob_host}")).await;
+    assert!(kinds_of(&page.text).is_empty());
+    assert!(page.text.contains("No activity matches these filters."));
+    assert!(page.text.contains("<option value=\"linked_host_end_user\">"), "the kinds on record are offered");
+    // Blank fields of a submitted form mean no filter; a bad host id is refused.
+    let page = b.get("/activity?host_id=&idp_username=&kind=").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(kinds_of(&page.text).len() > linked.len());
+    assert_eq!(b.get("/activity?host_id=abc").await.status, StatusCode::BAD_REQUEST);
+}

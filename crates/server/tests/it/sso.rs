@@ -123,7 +123,8 @@ fn alice() -> Person {
 }
 
 async fn activities(app: &TestApp, kind: &str) -> Vec<serde_json::Value> {
-    let all = app.store.list_activities(0, 200).await.unwrap();
+    let query = custodian_domain::hosts::ActivityQuery { limit: 200, ..Default::default() };
+    let all = app.store.list_activities(&query).await.unwrap();
     all.into_iter().filter(|a| a.kind == kind).map(|a| a.details).collect()
 }
 
