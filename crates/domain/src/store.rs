@@ -333,6 +333,9 @@ pub trait Webhooks: Send + Sync {
     ) -> StoreResult<Vec<WebhookDelivery>>;
     /// Events not delivered yet (pending or failing).
     async fn webhook_backlog(&self) -> StoreResult<u64>;
+    /// Makes a failing event due now (the deliverer sends it within a second); recorded
+    /// in the activity feed. NotFound when no such event, Conflict when it is not failing.
+    async fn retry_webhook_delivery(&self, id: i64, actor: &Actor) -> StoreResult<()>;
 }
 
 /// Sessions of operators signed in to the web interface.

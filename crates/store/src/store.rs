@@ -413,6 +413,9 @@ impl custodian_domain::Webhooks for SqlStore {
     async fn webhook_backlog(&self) -> StoreResult<u64> {
         self.db.webhook_backlog().await
     }
+    async fn retry_webhook_delivery(&self, id: i64, actor: &Actor) -> StoreResult<()> {
+        self.retry(|| self.db.retry_webhook_delivery(id, actor)).await
+    }
 }
 
 #[async_trait::async_trait]

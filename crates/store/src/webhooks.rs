@@ -3,8 +3,9 @@
 //! one delivers an event at a time; SQLite's single writer claims one batch at a time),
 //! then marked per attempt.
 
-use custodian_domain::StoreResult;
+use custodian_domain::hosts::Actor;
 use custodian_domain::webhooks::{AttemptOutcome, DeliveryState, OffboardingEvent, WebhookDelivery};
+use custodian_domain::{StoreError, StoreResult};
 use custodian_scim::schema::ResourceKind;
 use serde_json::Value;
 
@@ -109,6 +110,34 @@ impl Db {
             ),
         };
         self.write_one(sql).await.map(drop)
+    }
+
+    pub(crate) async fn retry_webhook_delivery(&self, id: i64, actor: &Actor) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        let row = tx
+            .fetch_optional(&Sql::with(
+                "UPDATE webhook_events SET next_attempt_at = $1 WHERE id = $2 AND state = 'failing' RETURNING event",
+                [time::to_text(time::now()).into(), id.into()],
+            ))
+            .await?;
+        let Some(row) = row else {
+            let exists =
+                tx.fetch_optional(&Sql::with("SELECT state FROM webhook_events WHERE id = $1", [id.into()])).await?;
+            return Err(match exists {
+                None => StoreError::NotFound,
+                Some(r) => {
+                    StoreError::Conflict(format!("delivery {id} is {}: only a failing one can be retried", r.text(0)?))
+                }
+            });
+        };
+        crate::linking::record_activity(
+            &mut tx,
+            actor,
+            "retried_webhook_delivery",
+            serde_json::json!({"delivery_id": id, "event": row.text(0)?}),
+        )
+        .await?;
+        tx.commit().await
     }
 
     pub(crate) async fn list_webhook_deliveries(

@@ -5,6 +5,7 @@
 mod activity;
 mod assets;
 pub mod bare;
+mod deliveries;
 mod hosts;
 mod idp;
 pub mod layout;
@@ -122,6 +123,8 @@ pub fn router() -> Routes<AppState> {
         .route("/groups", get(people::groups))
         .route("/groups/{id}", get(people::group))
         .route("/activity", get(activity::list))
+        .route(deliveries::PATH, get(deliveries::list))
+        .route("/webhooks/deliveries/{id}/retry", post(deliveries::retry))
         .route("/settings/integrations/identity-provider", get(idp::show))
         .route("/settings/integrations/identity-provider/tokens", post(idp::create_token))
         .route("/settings/integrations/identity-provider/tokens/{id}/revoke", post(idp::revoke_token))

@@ -247,7 +247,7 @@ fn departments_section(o: &Overview) -> Markup {
     }
 }
 
-fn offboarding_section(o: &Overview) -> Markup {
+fn offboarding_section(o: &Overview, viewer: &Viewer) -> Markup {
     let w = &o.webhooks;
     html! {
         section.card id="offboarding" {
@@ -259,6 +259,9 @@ fn offboarding_section(o: &Overview) -> Markup {
             @match &w.last_failure {
                 Some((error, retry)) => p.last-error { "Last failure: " span.error-detail { (error) } "; retried " (when(*retry)) "." },
                 None => p.hint { "No failing delivery." },
+            }
+            @if viewer.can_write() {
+                p { a href="/webhooks/deliveries" id="deliveries-link" { "See the deliveries" } }
             }
         }
     }
@@ -275,7 +278,7 @@ pub async fn show(State(state): State<AppState>, viewer: Viewer) -> WebResult<Re
             (attention_section(&o))
             div {
                 (departments_section(&o))
-                (offboarding_section(&o))
+                (offboarding_section(&o, &viewer))
             }
         }
         (feed_section(&o.feeds, now))

@@ -57,6 +57,8 @@ enum Access {
     ApiAdmin,
     /// A page: any signed-in operator.
     Page,
+    /// A page for maintainers and admins (it shows personal data).
+    PageWriters,
     /// Signing out: any signed-in operator's session with its CSRF token.
     SignOut,
     /// An operator's own view settings: any signed-in operator's session with its CSRF
@@ -125,6 +127,8 @@ fn access(method: &Method, template: &str) -> Option<Access> {
             | "/settings/integrations/identity-provider"
             | "/settings/integrations/identity-provider/{id}",
         ) => Some(Page),
+        ("GET", "/webhooks/deliveries") => Some(PageWriters),
+        ("POST", "/webhooks/deliveries/{id}/retry") => Some(PageWrite),
         ("POST", "/logout") => Some(SignOut),
         ("POST", "/hosts/columns") => Some(PageForm),
         ("POST", "/hosts/{id}/idp-username" | "/hosts/{id}/idp-username/delete") => Some(PageWrite),
@@ -523,10 +527,11 @@ async fn check_route(app: &TestApp, w: &World, method: &Method, template: &str, 
                 assert_let_through(&a, read, &what)
             }
             (
-                Page | SignOut | PageForm | PageWrite | PageAdmin,
+                Page | PageWriters | SignOut | PageForm | PageWrite | PageAdmin,
                 Anonymous | BadCredentials | Revoked | ConnectionToken,
             ) => assert_refused(&a, StatusCode::SEE_OTHER, &what),
-            (Page, _) => assert_let_through(&a, true, &what),
+            (Page, _) | (PageWriters, Maintainer | Admin | SessionWithoutCsrf) => assert_let_through(&a, true, &what),
+            (PageWriters, Observer) => assert_refused(&a, StatusCode::FORBIDDEN, &what),
             (SignOut | PageForm | PageWrite | PageAdmin, SessionWithoutCsrf) | (PageWrite | PageAdmin, Observer) => {
                 assert_refused(&a, StatusCode::FORBIDDEN, &what)
             }

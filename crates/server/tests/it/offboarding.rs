@@ -88,12 +88,12 @@ async fn owner_changes_are_recorded_with_the_change_and_listed() {
 
 /// What the test's webhook receiver saw.
 #[derive(Default)]
-struct Received {
-    requests: Vec<(HeaderMap, String, u16)>,
+pub(crate) struct Received {
+    pub(crate) requests: Vec<(HeaderMap, String, u16)>,
 }
 
 /// A receiver on 127.0.0.1:0 that answers 500 to the first `fail_first` requests, then 204.
-async fn start_receiver(fail_first: usize) -> (String, Arc<Mutex<Received>>) {
+pub(crate) async fn start_receiver(fail_first: usize) -> (String, Arc<Mutex<Received>>) {
     let received = Arc::new(Mutex::new(Received::default()));
     let state = received.clone();
     let app = axum::Router::new().route(

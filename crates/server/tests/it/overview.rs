@@ -182,3 +182,76 @@ async fn the_activity_feed_filters_by_host_idp_user_and_kind() {
     assert!(kinds_of(&page.text).len() > linked.len());
     assert_eq!(b.get("/activity?host_id=abc").await.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn a_failing_delivery_is_listed_with_its_error_and_retried_from_its_page() {
+    // A receiver that refuses once, then accepts; retries an hour apart unless asked.
+    let (url, received) = crate::offboarding::start_receiver(1).await;
+    let limits = custodian::limits::Limits { rate_per_token: 0, ..custodian::limits::Limits::default() };
+    let app = TestApp::spawn_with(custodian::AppConfig {
+        limits,
+        offboarding_webhook: Some(custodian::webhooks::WebhookConfig {
+            url,
+            secret: None,
+            backoff_base: std::time::Duration::from_secs(3600),
+            backoff_cap: std::time::Duration::from_secs(3600),
+        }),
+        ..custodian::AppConfig::default()
+    })
+    .await;
+    let bob = app.post("/Users", okta_user("bob@example.com", "Bob", "B")).await;
+    app.enroll_host("bob-mbp", Some("bob@example.com")).await;
+    let r = app
+        .patch(
+            &format!("/Users/{}", bob.body["id"].as_str().unwrap()),
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                   "Operations": [{"op": "replace", "value": {"active": false}}]}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let failing = |text: &str| text.contains("data-state=\"failing\"");
+    let maintainer = signed_in(&app, "mia@example.com", Role::Maintainer).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let page = loop {
+        let page = maintainer.get("/webhooks/deliveries?state=failing").await;
+        if failing(&page.text) {
+            break page;
+        }
+        assert!(std::time::Instant::now() < deadline, "the first attempt never failed: {}", page.text);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(page.text.contains("<td class=\"last-status\">500</td>"), "{}", page.text);
+    assert!(page.text.contains("user_deactivated") && page.text.contains("bob@example.com"), "the payload");
+    let id = page.text.split("data-delivery=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+
+    // Observers may not see payloads.
+    let observer = signed_in(&app, "olga@example.com", Role::Observer).await;
+    assert_eq!(observer.get("/webhooks/deliveries").await.status, StatusCode::FORBIDDEN);
+    assert!(!observer.get("/").await.text.contains("deliveries-link"));
+
+    // "Retry now": sent at once (not in an hour), and delivered.
+    let csrf = maintainer.csrf().await;
+    let r = maintainer.post(&format!("/webhooks/deliveries/{id}/retry"), &[("csrf_token", &csrf)], &[]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while received.lock().unwrap().requests.len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "the retry was not sent");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let page = maintainer.get("/webhooks/deliveries?state=delivered").await;
+        if page.text.contains(&format!("data-delivery=\"{id}\"")) {
+            assert!(page.text.contains("<td class=\"num attempts\">2</td>"), "{}", page.text);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never delivered");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // A delivered one cannot be retried; the feed records the retry.
+    let r = maintainer.post(&format!("/webhooks/deliveries/{id}/retry"), &[("csrf_token", &csrf)], &[]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text.contains("only a failing one can be retried"), "{}", r.text);
+    let feed = maintainer.get("/activity?kind=retried_webhook_delivery").await;
+    assert_eq!(feed.text.matches("data-kind=\"retried_webhook_delivery\"").count(), 1);
+}
