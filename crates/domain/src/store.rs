@@ -17,7 +17,10 @@ use crate::hosts::{Activity, Actor, DeviceMapping, Host, HostInput, HostQuery, O
 use crate::idp::{ListPage, ListQuery, ScimRecord, ScimRequestEntry, StoredMember};
 use crate::labels::{AutomaticSource, Label, LabelChange, LabelRef, LabelSource, NewLabel};
 use crate::sync::{RunCounts, RunStart, SecretKeyFile, SyncPlan, SyncRun, SyncSchedule, SyncedDirectory};
-use crate::web::{NewPasswordUser, NewWebSession, PasswordUser, PendingSsoLogin, SsoIdentity, SsoSignIn, WebSession};
+use crate::web::{
+    NewPasswordUser, NewWebSession, OperatorSession, OperatorSummary, PasswordUser, PendingSsoLogin, SsoIdentity,
+    SsoSignIn, WebSession,
+};
 use crate::webhooks::{AttemptOutcome, DeliveryState, WebhookDelivery};
 
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +126,16 @@ pub trait Operators: Send + Sync {
     /// every other; refused while the IdP has its user deactivated. Records the sign-in
     /// and any role change in the activity feed.
     async fn sso_sign_in(&self, identity: &SsoIdentity) -> StoreResult<SsoSignIn>;
+    /// Every operator with its sessions, tokens and last sign-in (one query).
+    async fn operator_summaries(&self) -> StoreResult<Vec<OperatorSummary>>;
+    /// An operator's live and idle sessions, newest first.
+    async fn operator_sessions(&self, user_id: i64) -> StoreResult<Vec<OperatorSession>>;
+    /// Ends one session of the operator, or all of them; returns how many ended. Recorded
+    /// in the activity feed.
+    async fn end_operator_sessions(&self, user_id: i64, session_id: Option<i64>, actor: &Actor) -> StoreResult<u64>;
+    /// Changes an operator's role (effective on its next request); recorded. NotFound
+    /// when it is gone.
+    async fn set_operator_role(&self, user_id: i64, role: crate::access::Role, actor: &Actor) -> StoreResult<ApiUser>;
 }
 
 /// The SCIM directory: users and groups as the IdPs wrote them, and memberships. Writes

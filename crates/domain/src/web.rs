@@ -58,6 +58,29 @@ impl WebSession {
     }
 }
 
+/// An operator as the operators page lists it.
+#[derive(Debug, Clone)]
+pub struct OperatorSummary {
+    pub user: ApiUser,
+    /// Signs in with the OpenID provider.
+    pub sso: bool,
+    /// Why the IdP's offboarding blocks it, if it does.
+    pub blocked_reason: Option<String>,
+    pub has_password: bool,
+    pub sessions: u64,
+    pub tokens: u64,
+    pub last_sign_in_at: Option<DateTime<Utc>>,
+}
+
+/// One of an operator's browser sessions (never its cookie).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorSession {
+    pub id: i64,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
 /// A sign-in at the company's OpenID provider, after every check of its ID token.
 #[derive(Debug, Clone)]
 pub struct SsoIdentity {

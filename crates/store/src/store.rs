@@ -56,7 +56,8 @@ use custodian_domain::hosts::{
 use custodian_domain::store::SyncRequest;
 use custodian_domain::sync::{RunCounts, RunStart, SecretKeyFile, SyncPlan, SyncRun, SyncSchedule, SyncedDirectory};
 use custodian_domain::web::{
-    NewPasswordUser, NewWebSession, PasswordUser, PendingSsoLogin, SsoIdentity, SsoSignIn, WebSession,
+    NewPasswordUser, NewWebSession, OperatorSession, OperatorSummary, PasswordUser, PendingSsoLogin, SsoIdentity,
+    SsoSignIn, WebSession,
 };
 use custodian_domain::{
     ApiUser, ConnectionId, Credential, ListPage, ListQuery, NewApiUser, PoolStats, Precondition, ScimRecord,
@@ -136,6 +137,23 @@ impl custodian_domain::Operators for SqlStore {
     }
     async fn sso_sign_in(&self, identity: &SsoIdentity) -> StoreResult<SsoSignIn> {
         self.retry(|| self.db.sso_sign_in(identity)).await
+    }
+    async fn operator_summaries(&self) -> StoreResult<Vec<OperatorSummary>> {
+        self.db.operator_summaries().await
+    }
+    async fn operator_sessions(&self, user_id: i64) -> StoreResult<Vec<OperatorSession>> {
+        self.db.operator_sessions(user_id).await
+    }
+    async fn end_operator_sessions(&self, user_id: i64, session_id: Option<i64>, actor: &Actor) -> StoreResult<u64> {
+        self.retry(|| self.db.end_operator_sessions(user_id, session_id, actor)).await
+    }
+    async fn set_operator_role(
+        &self,
+        user_id: i64,
+        role: custodian_domain::Role,
+        actor: &Actor,
+    ) -> StoreResult<ApiUser> {
+        self.retry(|| self.db.set_operator_role(user_id, role, actor)).await
     }
 }
 

@@ -2,12 +2,17 @@
 //! `web_setup` row makes two instances' concurrent set-ups create one admin).
 
 use chrono::{DateTime, Utc};
-use custodian_domain::web::{NewPasswordUser, NewWebSession, PasswordUser, WebSession};
+use custodian_domain::hosts::Actor;
+use custodian_domain::web::{
+    NewPasswordUser, NewWebSession, OperatorSession, OperatorSummary, PasswordUser, WebSession,
+};
 use custodian_domain::{ApiUser, Role, StoreError, StoreResult, TokenDigest};
+use serde_json::json;
 
 use crate::common::{JOINED_USER_COLUMNS, USER_COLUMNS};
 use crate::db::{Conn, Db, Sql};
 use crate::error::{db_err, is_unique_violation};
+use crate::linking::record_activity;
 use crate::rows;
 use crate::time;
 
@@ -98,9 +103,14 @@ impl Db {
                 session.user_id.into(),
                 session.csrf_token.into(),
                 (&created).into(),
-                created.into(),
+                (&created).into(),
                 time::to_text(session.expires_at).into(),
             ],
+        ))
+        .await?;
+        tx.execute(&Sql::with(
+            "UPDATE api_users SET last_sign_in_at = $1 WHERE id = $2",
+            [created.into(), session.user_id.into()],
         ))
         .await?;
         tx.commit().await
@@ -142,5 +152,111 @@ impl Db {
             [time::to_text(now).into(), time::to_text(idle_before).into()],
         ))
         .await
+    }
+}
+
+impl Db {
+    pub(crate) async fn operator_summaries(&self) -> StoreResult<Vec<OperatorSummary>> {
+        let sql = Sql::new(format!(
+            "SELECT {JOINED_USER_COLUMNS}, u.sso_issuer, u.sso_blocked_reason, u.password_hash IS NOT NULL AS has_password, \
+             u.last_sign_in_at, (SELECT COUNT(*) FROM web_sessions s WHERE s.user_id = u.id) AS sessions, \
+             (SELECT COUNT(*) FROM api_tokens t WHERE t.user_id = u.id AND t.revoked_at IS NULL) AS tokens \
+             FROM api_users u ORDER BY u.name_norm"
+        ));
+        let rows = self.read().await?.fetch_all(&sql).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OperatorSummary {
+                    user: rows::api_user(r)?,
+                    sso: r.opt_text("sso_issuer")?.is_some(),
+                    blocked_reason: r.opt_text("sso_blocked_reason")?,
+                    has_password: r.boolean("has_password")?,
+                    sessions: u64::try_from(r.int("sessions")?).unwrap_or(0),
+                    tokens: u64::try_from(r.int("tokens")?).unwrap_or(0),
+                    last_sign_in_at: r.opt_text("last_sign_in_at")?.as_deref().map(time::from_text).transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn operator_sessions(&self, user_id: i64) -> StoreResult<Vec<OperatorSession>> {
+        let sql = Sql::with(
+            "SELECT id, created_at, last_seen_at, expires_at FROM web_sessions WHERE user_id = $1 ORDER BY id DESC",
+            [user_id.into()],
+        );
+        let rows = self.read().await?.fetch_all(&sql).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OperatorSession {
+                    id: r.int("id")?,
+                    created_at: time::from_text(&r.text("created_at")?)?,
+                    last_seen_at: time::from_text(&r.text("last_seen_at")?)?,
+                    expires_at: time::from_text(&r.text("expires_at")?)?,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn end_operator_sessions(
+        &self,
+        user_id: i64,
+        session_id: Option<i64>,
+        actor: &Actor,
+    ) -> StoreResult<u64> {
+        let mut tx = self.write().await?;
+        let name = tx
+            .fetch_optional(&Sql::with("SELECT name FROM api_users WHERE id = $1", [user_id.into()]))
+            .await?
+            .ok_or(StoreError::NotFound)?
+            .text(0)?;
+        let ended = tx
+            .execute(&Sql::with(
+                "DELETE FROM web_sessions WHERE user_id = $1 AND (CAST($2 AS BIGINT) IS NULL OR id = $2)",
+                [user_id.into(), session_id.into()],
+            ))
+            .await?;
+        if ended > 0 {
+            record_activity(
+                &mut tx,
+                actor,
+                "ended_operator_sessions",
+                json!({"operator_id": user_id, "operator_name": name, "sessions_ended": ended}),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(ended)
+    }
+
+    pub(crate) async fn set_operator_role(&self, user_id: i64, role: Role, actor: &Actor) -> StoreResult<ApiUser> {
+        let mut tx = self.write().await?;
+        let lock = tx.dialect().for_update();
+        let before = tx
+            .fetch_optional(&Sql::with(
+                format!("SELECT {USER_COLUMNS} FROM api_users WHERE id = $1{lock}"),
+                [user_id.into()],
+            ))
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let before = rows::api_user(&before)?;
+        let after = tx
+            .fetch_one(&Sql::with(
+                format!("UPDATE api_users SET role = $1 WHERE id = $2 RETURNING {USER_COLUMNS}"),
+                [role.as_str().into(), user_id.into()],
+            ))
+            .await?;
+        let after = rows::api_user(&after)?;
+        if before.role != role {
+            record_activity(
+                &mut tx,
+                actor,
+                "changed_operator_role",
+                json!({"operator_id": user_id, "operator_name": after.name, "from": before.role.as_str(),
+                       "to": role.as_str(), "cause": "an admin"}),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(after)
     }
 }

@@ -343,7 +343,7 @@ async fn render(
     let groups: u64 = connections.iter().map(|c| c.groups).sum();
     let base_url = format!("{}/api/v1/fleet/scim", origin(state, headers));
     let body = html! {
-        p.breadcrumb { "Settings › Integrations › Identity provider" }
+        p.breadcrumb { "Settings › Integrations › Identity provider" @if viewer.is_admin() { " · " a href="/settings/operators" id="operators-link" { "Operators" } } }
         section.card {
             h2 { "Status" }
             (connection_status(history.first()))

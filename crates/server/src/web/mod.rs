@@ -9,6 +9,7 @@ mod deliveries;
 mod hosts;
 mod idp;
 pub mod layout;
+mod operators;
 mod overview;
 mod people;
 pub mod session;
@@ -125,6 +126,11 @@ pub fn router() -> Routes<AppState> {
         .route("/activity", get(activity::list))
         .route(deliveries::PATH, get(deliveries::list))
         .route("/webhooks/deliveries/{id}/retry", post(deliveries::retry))
+        .route(operators::PATH, get(operators::list).post(operators::create))
+        .route("/settings/operators/{id}", get(operators::show))
+        .route("/settings/operators/{id}/role", post(operators::set_role))
+        .route("/settings/operators/{id}/delete", post(operators::delete))
+        .route("/settings/operators/{id}/sessions/end", post(operators::end_sessions))
         .route("/settings/integrations/identity-provider", get(idp::show))
         .route("/settings/integrations/identity-provider/tokens", post(idp::create_token))
         .route("/settings/integrations/identity-provider/tokens/{id}/revoke", post(idp::revoke_token))

@@ -59,6 +59,8 @@ enum Access {
     Page,
     /// A page for maintainers and admins (it shows personal data).
     PageWriters,
+    /// A page for admins only (operators).
+    PageAdminRead,
     /// Signing out: any signed-in operator's session with its CSRF token.
     SignOut,
     /// An operator's own view settings: any signed-in operator's session with its CSRF
@@ -128,6 +130,14 @@ fn access(method: &Method, template: &str) -> Option<Access> {
             | "/settings/integrations/identity-provider/{id}",
         ) => Some(Page),
         ("GET", "/webhooks/deliveries") => Some(PageWriters),
+        ("GET", "/settings/operators" | "/settings/operators/{id}") => Some(PageAdminRead),
+        (
+            "POST",
+            "/settings/operators"
+            | "/settings/operators/{id}/role"
+            | "/settings/operators/{id}/delete"
+            | "/settings/operators/{id}/sessions/end",
+        ) => Some(PageAdmin),
         ("POST", "/webhooks/deliveries/{id}/retry") => Some(PageWrite),
         ("POST", "/logout") => Some(SignOut),
         ("POST", "/hosts/columns") => Some(PageForm),
@@ -192,6 +202,8 @@ pub(crate) fn fill(template: &str, w: &World, existing: bool) -> String {
         if existing { w.api_user_id.to_string() } else { "987654".into() }
     } else if template.contains("/labels/") {
         if existing { w.label_id.to_string() } else { "987654".into() }
+    } else if template.starts_with("/settings/operators/") {
+        if existing { w.person_ids[0].1.to_string() } else { "987654".into() }
     } else if template.starts_with("/end-users/") {
         if existing { w.user_id.clone() } else { "no-such-user".into() }
     } else if template.starts_with("/groups/") {
@@ -527,11 +539,14 @@ async fn check_route(app: &TestApp, w: &World, method: &Method, template: &str, 
                 assert_let_through(&a, read, &what)
             }
             (
-                Page | PageWriters | SignOut | PageForm | PageWrite | PageAdmin,
+                Page | PageWriters | PageAdminRead | SignOut | PageForm | PageWrite | PageAdmin,
                 Anonymous | BadCredentials | Revoked | ConnectionToken,
             ) => assert_refused(&a, StatusCode::SEE_OTHER, &what),
             (Page, _) | (PageWriters, Maintainer | Admin | SessionWithoutCsrf) => assert_let_through(&a, true, &what),
-            (PageWriters, Observer) => assert_refused(&a, StatusCode::FORBIDDEN, &what),
+            (PageWriters, Observer) | (PageAdminRead, Observer | Maintainer) => {
+                assert_refused(&a, StatusCode::FORBIDDEN, &what)
+            }
+            (PageAdminRead, Admin | SessionWithoutCsrf) => assert_let_through(&a, true, &what),
             (SignOut | PageForm | PageWrite | PageAdmin, SessionWithoutCsrf) | (PageWrite | PageAdmin, Observer) => {
                 assert_refused(&a, StatusCode::FORBIDDEN, &what)
             }

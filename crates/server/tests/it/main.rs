@@ -27,6 +27,7 @@ mod offboarding;
 mod okta;
 mod openapi;
 mod operations;
+mod operators;
 mod overload;
 mod overview;
 mod render;
