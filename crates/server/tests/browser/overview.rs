@@ -94,6 +94,20 @@ async fn the_overview_counts_what_the_api_counts_and_its_segments_lead_to_the_fi
     assert_eq!(rows.len(), 1);
     assert!(rows[0].text().await.unwrap().contains("bob-mbp"));
     shot(&c, "51-hosts-owner-deactivated").await;
+
+    // The pages of this round, each checked by axe-core.
+    c.goto(&format!("{}/activity?kind=linked_host_end_user", server.base)).await.unwrap();
+    wait_text(&c, "#activities", "linked host end user").await;
+    shot(&c, "53-activity-by-kind").await;
+    c.goto(&format!("{}/webhooks/deliveries", server.base)).await.unwrap();
+    wait_text(&c, "#deliveries", "user_deactivated").await;
+    shot(&c, "54-webhook-deliveries").await;
+    c.goto(&format!("{}/settings/operators", server.base)).await.unwrap();
+    wait_text(&c, "#operators", "Olga Observer").await;
+    shot(&c, "55-operators").await;
+    c.find(Locator::LinkText("Ada Admin")).await.unwrap().click().await.unwrap();
+    c.wait().at_most(Duration::from_secs(30)).for_element(Locator::Css("#sessions")).await.unwrap();
+    shot(&c, "56-operator-sessions").await;
     c.close().await.unwrap();
 
     let o = browser(&driver).await;
@@ -101,5 +115,11 @@ async fn the_overview_counts_what_the_api_counts_and_its_segments_lead_to_the_fi
     o.goto(&format!("{}/", server.base)).await.unwrap();
     wait_text(&o, "#coverage-caption", "7 hosts").await;
     shot(&o, "52-overview-observer").await;
+    assert!(o.find_all(Locator::Css("#deliveries-link")).await.unwrap().is_empty(), "no payloads for observers");
+    o.goto(&format!("{}/activity", server.base)).await.unwrap();
+    shot(&o, "57-activity-observer").await;
+    o.goto(&format!("{}/webhooks/deliveries", server.base)).await.unwrap();
+    wait_text(&o, "h1", "Not allowed").await;
+    shot(&o, "58-deliveries-refused-observer").await;
     o.close().await.unwrap();
 }
