@@ -266,13 +266,24 @@ fn text_field(obj: &serde_json::Map<String, Value>, name: &str, max: usize, v: &
 /// `end_user_idp_filter` conditions parsed when the criteria were; the few that SQL cannot
 /// answer are refused here, naming the condition's value.
 fn check_filters(criteria: &Criteria, v: &mut Validation) {
-    for (name, condition) in criteria.conditions("criteria") {
-        if let Criteria::Condition { vital: Vital::EndUserIdpFilter, value, .. } = condition
-            && let Err(e) = parse_translatable(ResourceKind::User, value)
-        {
-            v.fail(format!("{name}.value"), e.detail);
-        }
+    for (name, reason) in untranslatable_filters(criteria) {
+        v.fail(name, reason);
     }
+}
+
+/// The `end_user_idp_filter` conditions that SQL cannot answer, as `(field, reason)`: the
+/// JSON API and the label builder refuse them alike.
+pub fn untranslatable_filters(criteria: &Criteria) -> Vec<(String, String)> {
+    criteria
+        .conditions("criteria")
+        .into_iter()
+        .filter_map(|(name, condition)| match condition {
+            Criteria::Condition { vital: Vital::EndUserIdpFilter, value, .. } => {
+                parse_translatable(ResourceKind::User, value).err().map(|e| (format!("{name}.value"), e.detail))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// Validates a create (`partial` false) or update body, naming every bad field.

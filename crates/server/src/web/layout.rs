@@ -16,6 +16,7 @@ pub enum Nav {
     Hosts,
     EndUsers,
     Groups,
+    Labels,
     Activity,
     Settings,
     None,
@@ -26,6 +27,7 @@ const NAV: &[(Nav, &str, &str)] = &[
     (Nav::Hosts, "/hosts", "Hosts"),
     (Nav::EndUsers, "/end-users", "End users"),
     (Nav::Groups, "/groups", "Groups"),
+    (Nav::Labels, "/labels", "Labels"),
     (Nav::Activity, "/activity", "Activity"),
     (Nav::Settings, "/settings/integrations/identity-provider", "Settings"),
 ];

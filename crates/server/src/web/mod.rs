@@ -8,6 +8,7 @@ pub mod bare;
 mod deliveries;
 mod hosts;
 mod idp;
+mod labels;
 pub mod layout;
 mod operators;
 mod overview;
@@ -123,6 +124,11 @@ pub fn router() -> Routes<AppState> {
         .route("/end-users/{id}", get(people::user))
         .route("/groups", get(people::groups))
         .route("/groups/{id}", get(people::group))
+        .route("/labels", get(labels::list))
+        .route("/labels/new", get(labels::new_page).post(labels::create))
+        .route("/labels/{id}", get(labels::show))
+        .route("/labels/{id}/edit", post(labels::edit))
+        .route("/labels/{id}/delete", post(labels::delete))
         .route("/activity", get(activity::list))
         .route(deliveries::PATH, get(deliveries::list))
         .route("/webhooks/deliveries/{id}/retry", post(deliveries::retry))

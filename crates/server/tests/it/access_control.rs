@@ -129,7 +129,9 @@ fn access(method: &Method, template: &str) -> Option<Access> {
             | "/settings/integrations/identity-provider"
             | "/settings/integrations/identity-provider/{id}",
         ) => Some(Page),
-        ("GET", "/webhooks/deliveries") => Some(PageWriters),
+        ("GET", "/webhooks/deliveries" | "/labels/new") => Some(PageWriters),
+        ("GET", "/labels" | "/labels/{id}") => Some(Page),
+        ("POST", "/labels/new" | "/labels/{id}/edit" | "/labels/{id}/delete") => Some(PageWrite),
         ("GET", "/settings/operators" | "/settings/operators/{id}") => Some(PageAdminRead),
         (
             "POST",

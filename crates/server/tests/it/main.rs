@@ -21,6 +21,7 @@ mod hostile;
 mod hosts_api;
 mod hosts_import;
 mod idp_filters;
+mod label_pages;
 mod labels;
 mod multi_instance;
 mod offboarding;
