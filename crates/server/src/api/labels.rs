@@ -198,7 +198,8 @@ pub struct LabelRenderResponse {
     pub failures: Vec<RenderFailure>,
 }
 
-fn label_query(criteria: &Criteria) -> HostQuery {
+/// The host query of a label's criteria (its host list and count; the label pages too).
+pub fn label_query(criteria: &Criteria) -> HostQuery {
     HostQuery { criteria: Some(criteria.clone()), ..HostQuery::default() }
 }
 

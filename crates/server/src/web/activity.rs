@@ -53,9 +53,7 @@ pub async fn list(State(state): State<AppState>, viewer: Viewer, Query(p): Query
     let host_id = match filled(&p.host_id) {
         None => None,
         Some(text) => Some(
-            text.parse::<i64>()
-                .ok()
-                .filter(|n| *n > 0)
+            crate::input::positive_id(&text)
                 .ok_or_else(|| WebError::BadRequest("host_id must be a host's number.".into()))?,
         ),
     };

@@ -112,7 +112,7 @@ pub async fn retry(
     Path(id): Path<String>,
     posted: Posted<Empty, CanWrite>,
 ) -> WebResult<Response> {
-    let id = id.parse::<i64>().ok().filter(|n| *n > 0).ok_or(WebError::NotFound)?;
+    let id = crate::input::positive_id(&id).ok_or(WebError::NotFound)?;
     let actor = posted.viewer.require_write()?;
     state.webhooks().retry_webhook_delivery(id, &actor).await?;
     tracing::info!(delivery_id = id, "offboarding delivery retried by hand");

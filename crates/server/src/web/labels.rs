@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::layout::{Nav, csrf, page, pager, thousands, when};
 use super::session::{CanWrite, Posted, Viewer};
 use super::{WebError, WebResult};
+use crate::api::labels::label_query;
 use crate::state::AppState;
 
 const ROWS: usize = 4;
@@ -200,10 +201,6 @@ async fn connection_names(state: &AppState) -> WebResult<Vec<String>> {
     Ok(state.connections().list_connections().await?.into_iter().map(|c| c.name).collect())
 }
 
-fn label_query(criteria: &Criteria) -> HostQuery {
-    HostQuery { criteria: Some(criteria.clone()), ..HostQuery::default() }
-}
-
 pub async fn list(State(state): State<AppState>, viewer: Viewer) -> WebResult<Response> {
     let labels = state.labels().list_labels().await?;
     let mut counts = Vec::with_capacity(labels.len());
@@ -318,7 +315,7 @@ pub async fn create(State(state): State<AppState>, posted: Posted<BuilderForm, C
 }
 
 fn label_id(raw: &str) -> WebResult<i64> {
-    raw.parse::<i64>().ok().filter(|n| *n > 0).ok_or(WebError::NotFound)
+    crate::input::positive_id(raw).ok_or(WebError::NotFound)
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -18,12 +18,8 @@ use crate::state::AppState;
 pub const PATH: &str = "/settings/operators";
 const ROLES: [Role; 3] = [Role::Observer, Role::Maintainer, Role::Admin];
 
-fn admin_only(viewer: &Viewer) -> WebResult<()> {
-    if viewer.is_admin() { Ok(()) } else { Err(WebError::Forbidden("Only an admin can manage operators.".into())) }
-}
-
 fn operator_id(raw: &str) -> WebResult<i64> {
-    raw.parse::<i64>().ok().filter(|n| *n > 0).ok_or(WebError::NotFound)
+    crate::input::positive_id(raw).ok_or(WebError::NotFound)
 }
 
 fn plural(n: u64, one: &str, many: &str) -> String {
@@ -31,7 +27,7 @@ fn plural(n: u64, one: &str, many: &str) -> String {
 }
 
 pub async fn list(State(state): State<AppState>, viewer: Viewer) -> WebResult<Response> {
-    admin_only(&viewer)?;
+    viewer.require_admin()?;
     let operators = state.operators().operator_summaries().await?;
     let body = html! {
         section.card {
@@ -170,7 +166,7 @@ pub async fn delete(
 }
 
 pub async fn show(State(state): State<AppState>, viewer: Viewer, Path(id): Path<String>) -> WebResult<Response> {
-    admin_only(&viewer)?;
+    viewer.require_admin()?;
     let id = operator_id(&id)?;
     let operators = state.operators().operator_summaries().await?;
     let o = operators.into_iter().find(|o| o.user.id == id).ok_or(WebError::NotFound)?;

@@ -118,7 +118,9 @@ impl Viewer {
         if self.is_admin() {
             Ok(Actor::of(&self.user))
         } else {
-            Err(WebError::Forbidden("Only an admin can manage API tokens.".into()))
+            Err(WebError::Forbidden(
+                "Only an admin can do this: manage API tokens, IdP connections and operators.".into(),
+            ))
         }
     }
     pub fn session_digest(&self) -> TokenDigest {

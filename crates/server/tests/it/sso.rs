@@ -300,11 +300,21 @@ async fn allowed_domains_are_checked_against_the_verified_email() {
     let app = app_with(s, true).await;
     let mut b = Browser::new(&app);
     let outsider = Person::new("00u-eve", "eve@evil.example", &["custodian-admins"]);
-    assert_eq!(b.sign_in(&idp, &outsider, Forge::Good).await.status, StatusCode::UNAUTHORIZED);
+    let r = b.sign_in(&idp, &outsider, Forge::Good).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.text.contains("could not be completed") && !r.cookies.contains_key("custodian_session"), "{}", r.text);
     let mut unverified = Person::new("00u-dan", "dan@example.com", &["custodian-admins"]);
     unverified.email_verified = false;
-    assert_eq!(b.sign_in(&idp, &unverified, Forge::Good).await.status, StatusCode::UNAUTHORIZED);
+    let r = b.sign_in(&idp, &unverified, Forge::Good).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(!r.cookies.contains_key("custodian_session"));
+    assert!(app.store.list_api_users().await.unwrap().iter().all(|u| u.api_only), "neither got an account");
     assert_eq!(b.sign_in(&idp, &alice(), Forge::Good).await.status, StatusCode::SEE_OTHER);
+    let ops = app.store.list_api_users().await.unwrap();
+    assert_eq!(
+        ops.iter().filter(|u| !u.api_only).map(|u| u.email.as_deref()).collect::<Vec<_>>(),
+        vec![Some("alice@example.com")]
+    );
 }
 
 #[tokio::test]
